@@ -1,0 +1,78 @@
+//! The REST API: actix-web, JSON, JWT bearer auth.
+//!
+//! Routes live in [`routes`], one module per resource; authentication
+//! (argon2 passwords, HS256 tokens, the [`auth::Authenticated`] extractor)
+//! in [`auth`]; the single mapping from errors to HTTP in [`error`].
+//! [`ApiServer::start`] serves from an already-bound listener, so tests bind
+//! port 0 and read the real port back.
+//!
+//! Architecture invariant: handlers parse input into domain types from
+//! `datastream_schema` and talk to the store only through its trait; no SQL
+//! and no MQTT here.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use auth::{SecretError, TokenKeys};
+pub use bootstrap::{ensure_admin, AdminBootstrap};
+pub use error::ApiError;
+pub use state::AppState;
+
+use actix_web::{web, App, HttpServer};
+use std::net::{SocketAddr, TcpListener};
+use tokio_util::sync::CancellationToken;
+
+/// Shortest password accepted for a user.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// A running API server.
+pub struct ApiServer {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+}
+
+impl ApiServer {
+    /// Starts serving on `listener` with `workers` threads; stops gracefully
+    /// when `shutdown` is cancelled.
+    pub fn start(
+        listener: TcpListener,
+        state: AppState,
+        workers: usize,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(routes::configure)
+        })
+        .workers(workers.max(1))
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+        tracing::info!(%addr, "API listening");
+        Ok(Self { addr, server })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

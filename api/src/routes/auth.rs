@@ -1,0 +1,80 @@
+//! `POST /api/v1/auth/login`: username and password for an access token.
+
+use crate::auth::{hash_password, verify_password};
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use datastream_schema::Username;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+/// Login request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Login response body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// A real argon2id hash of a random password, verified against when the
+/// user does not exist so that unknown and known usernames take as long.
+fn dummy_hash() -> String {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| {
+            hash_password(&Alphanumeric.sample_string(&mut rand::rng(), 24)).unwrap_or_default()
+        })
+        .clone()
+}
+
+/// Checks the credentials and issues a token.
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password } = body.into_inner();
+    if username.is_empty() {
+        return Err(ApiError::bad_request("username", "must not be empty"));
+    }
+    if password.is_empty() {
+        return Err(ApiError::bad_request("password", "must not be empty"));
+    }
+    let user = match Username::parse(&username) {
+        Ok(name) => state.store.find_user(&name).await?,
+        Err(_) => None,
+    };
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = web::block(move || {
+        let hash = stored_hash.unwrap_or_else(dummy_hash);
+        verify_password(&password, &hash)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = match user {
+        Some(u) if matches => u,
+        _ => {
+            tracing::info!(username = %username.chars().take(64).collect::<String>(), "login failed");
+            return Err(ApiError::Unauthorized("invalid username or password"));
+        }
+    };
+    let token = state.tokens.issue(user.username.as_str(), user.role);
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.ttl().as_secs(),
+    }))
+}

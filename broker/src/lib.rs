@@ -1,0 +1,200 @@
+//! The embedded MQTT broker: rumqttd, configured for datastream.
+//!
+//! `datastream up` and `datastream broker` start it so the whole system runs
+//! with nothing installed. It speaks MQTT 3.1.1 on one TCP listener, supports
+//! QoS 1, persistent sessions (in memory only: a broker restart forgets them)
+//! and shared subscriptions (`$share/{group}/…`). Production deployments
+//! point `MQTT_URL` at Mosquitto, EMQX or another broker instead.
+//!
+//! Architecture invariant: this crate knows nothing about readings; it only
+//! moves bytes between MQTT clients.
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Errors starting the embedded broker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// Something already listens on the address.
+    #[error(
+        "cannot start the embedded MQTT broker: {addr} is already in use. \
+         If a broker already runs there, use it with MQTT_URL=mqtt://{addr}; \
+         otherwise choose another address with MQTT_LISTEN"
+    )]
+    AddressInUse {
+        /// The address that was taken.
+        addr: SocketAddr,
+    },
+    /// Binding failed for another reason.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// rumqttd refused the configuration or did not come up.
+    #[error("embedded MQTT broker failed to start: {0}")]
+    Start(String),
+}
+
+/// Settings of the embedded broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest accepted publish payload, in bytes.
+    pub max_payload_bytes: usize,
+    /// QoS 1 messages in flight per client before the broker waits for acks.
+    pub max_inflight: usize,
+    /// Most simultaneous client connections.
+    pub max_connections: usize,
+    /// Username → password; empty means anonymous clients are accepted.
+    pub users: HashMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            max_payload_bytes: 1024 * 1024,
+            max_inflight: 1000,
+            max_connections: 10_000,
+            users: HashMap::new(),
+        }
+    }
+}
+
+/// A running embedded broker. It runs on its own threads until the process
+/// exits (rumqttd has no shutdown call).
+#[derive(Debug, Clone)]
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker and returns once it accepts connections.
+    pub fn start(config: BrokerConfig) -> Result<Self, BrokerError> {
+        let addr = reserve_address(config.listen)?;
+        let rumqttd_config = rumqttd_config(&config, addr);
+        let mut broker = rumqttd::Broker::new(rumqttd_config);
+        std::thread::Builder::new()
+            .name("mqtt-broker".into())
+            .spawn(move || {
+                if let Err(error) = broker.start() {
+                    tracing::error!(%error, "embedded MQTT broker stopped");
+                }
+            })
+            .map_err(|e| BrokerError::Start(e.to_string()))?;
+        wait_until_listening(addr, Duration::from_secs(10))?;
+        tracing::info!(%addr, "embedded MQTT broker listening");
+        Ok(Self { addr })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `mqtt://host:port` for this broker.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr)
+    }
+}
+
+/// Checks that `listen` is free (resolving port 0 to a free port) and gives
+/// a clear error otherwise. rumqttd only logs bind failures from its own
+/// thread, so this is where a taken port becomes an error the user sees.
+fn reserve_address(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    match TcpListener::bind(listen) {
+        Ok(l) => l.local_addr().map_err(|source| BrokerError::Bind {
+            addr: listen,
+            source,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            Err(BrokerError::AddressInUse { addr: listen })
+        }
+        Err(source) => Err(BrokerError::Bind {
+            addr: listen,
+            source,
+        }),
+    }
+}
+
+fn wait_until_listening(addr: SocketAddr, timeout: Duration) -> Result<(), BrokerError> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BrokerError::Start(format!(
+        "not accepting connections on {addr} after {timeout:?}"
+    )))
+}
+
+fn rumqttd_config(config: &BrokerConfig, addr: SocketAddr) -> rumqttd::Config {
+    let connections = rumqttd::ConnectionSettings {
+        connection_timeout_ms: 60_000,
+        max_payload_size: config.max_payload_bytes,
+        max_inflight_count: config.max_inflight,
+        auth: (!config.users.is_empty()).then(|| config.users.clone()),
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = rumqttd::ServerSettings {
+        name: "datastream-v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: config.max_connections,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 100 * 1024 * 1024,
+            max_segment_count: 10,
+            ..Default::default()
+        },
+        v4: Some(HashMap::from([("1".to_owned(), server)])),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_reported_with_the_mqtt_url_hint() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = EmbeddedBroker::start(BrokerConfig {
+            listen: addr,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, BrokerError::AddressInUse { .. }));
+        let msg = err.to_string();
+        assert!(msg.contains("MQTT_URL"), "{msg}");
+        assert!(msg.contains(&addr.to_string()), "{msg}");
+    }
+
+    #[test]
+    fn port_zero_starts_on_a_free_port() {
+        let broker = EmbeddedBroker::start(BrokerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_ne!(broker.addr().port(), 0);
+        assert!(TcpStream::connect(broker.addr()).is_ok());
+    }
+}

@@ -1,0 +1,40 @@
+//! `IngestConfig`: everything an ingestor needs to know.
+
+use datastream_schema::{DecodeLimits, MqttUrl};
+use std::time::Duration;
+
+/// Settings of one ingestor.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The broker.
+    pub mqtt: MqttUrl,
+    /// Shared-subscription group (`INGEST_GROUP`).
+    pub group: String,
+    /// MQTT client id (`INGEST_CLIENT_ID`); the persistent session is keyed
+    /// by it, so a restart with the same id resumes where it stopped.
+    pub client_id: String,
+    /// Flush when the open batch holds this many readings (`INGEST_BATCH_MAX`).
+    pub batch_max: usize,
+    /// Flush when the oldest reading in the open batch is this old
+    /// (`INGEST_FLUSH_MS`).
+    pub flush_interval: Duration,
+    /// Messages buffered between the MQTT receiver and the batch writer.
+    pub channel_capacity: usize,
+    /// Payload and timestamp limits for decoding.
+    pub decode_limits: DecodeLimits,
+}
+
+impl IngestConfig {
+    /// Defaults for everything but the broker and the client id.
+    pub fn new(mqtt: MqttUrl, client_id: impl Into<String>) -> Self {
+        Self {
+            mqtt,
+            group: "ingestors".into(),
+            client_id: client_id.into(),
+            batch_max: 1000,
+            flush_interval: Duration::from_millis(100),
+            channel_capacity: 4096,
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Ingest metrics, recorded through the `metrics` facade; whoever installs a
+//! recorder (the API's Prometheus exporter) publishes them.
+
+use metrics::{counter, gauge, histogram};
+use std::time::Duration;
+
+/// Handles for the ingest metrics named in DESIGN.md.
+#[derive(Debug, Clone, Default)]
+pub struct IngestMetrics;
+
+impl IngestMetrics {
+    /// Counts a committed batch.
+    pub fn committed(&self, inserted: u64, duplicate: u64, batch_size: usize, took: Duration) {
+        counter!("datastream_ingest_readings_total", "outcome" => "inserted").increment(inserted);
+        counter!("datastream_ingest_readings_total", "outcome" => "duplicate").increment(duplicate);
+        histogram!("datastream_ingest_batch_size").record(batch_size as f64);
+        histogram!("datastream_ingest_commit_seconds").record(took.as_secs_f64());
+    }
+
+    /// Counts a dead-lettered message (as one, whatever it held).
+    pub fn dead_letter(&self) {
+        counter!("datastream_ingest_readings_total", "outcome" => "dead_letter").increment(1);
+    }
+
+    /// Counts a failed commit attempt.
+    pub fn commit_failed(&self) {
+        counter!("datastream_ingest_commit_failures_total").increment(1);
+    }
+
+    /// Counts a lost broker connection.
+    pub fn reconnect(&self) {
+        counter!("datastream_ingest_mqtt_reconnects_total").increment(1);
+    }
+
+    /// Age of the oldest received message not yet acknowledged.
+    pub fn oldest_unacked(&self, age: Duration) {
+        gauge!("datastream_ingest_oldest_unacked_seconds").set(age.as_secs_f64());
+    }
+
+    /// Readings held in memory, waiting for a commit.
+    pub fn backlog(&self, readings: usize) {
+        gauge!("datastream_ingest_backlog_readings").set(readings as f64);
+    }
+}

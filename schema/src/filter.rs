@@ -1,0 +1,429 @@
+//! `ReadingFilter`: which readings a query, edit or delete applies to.
+//!
+//! Built from the raw strings of a request by [`ReadingFilter::parse`], so a
+//! filter that exists is valid; the store translates it into SQL.
+
+use crate::reading::{Id1, Id2, SensorType};
+use crate::wire::parse_timestamp;
+use chrono::{DateTime, Duration, Utc};
+
+/// Default number of readings per page.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest page a client may ask for.
+pub const MAX_LIMIT: u32 = 10_000;
+
+/// A bad filter parameter, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FilterError {
+    /// The query parameter at fault.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FilterError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sort order by reading time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first.
+    Asc,
+    /// Newest first (the default: dashboards want the latest readings).
+    #[default]
+    Desc,
+}
+
+/// The raw, unparsed filter parameters of a request (query-string values).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterParams<'a> {
+    /// `id1`
+    pub id1: Option<&'a str>,
+    /// `id2`
+    pub id2: Option<&'a str>,
+    /// `sensor_type`
+    pub sensor_type: Option<&'a str>,
+    /// `from`, RFC 3339
+    pub from: Option<&'a str>,
+    /// `to`, RFC 3339
+    pub to: Option<&'a str>,
+    /// `duration`, e.g. `15m`
+    pub duration: Option<&'a str>,
+    /// `limit`
+    pub limit: Option<&'a str>,
+    /// `order`: `asc` or `desc`
+    pub order: Option<&'a str>,
+}
+
+/// A validated set of reading filters. `from` is inclusive, `to` exclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingFilter {
+    id1: Option<Id1>,
+    id2: Option<Id2>,
+    sensor_type: Option<SensorType>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: u32,
+    order: Order,
+}
+
+impl Default for ReadingFilter {
+    fn default() -> Self {
+        Self {
+            id1: None,
+            id2: None,
+            sensor_type: None,
+            from: None,
+            to: None,
+            limit: DEFAULT_LIMIT,
+            order: Order::Desc,
+        }
+    }
+}
+
+impl ReadingFilter {
+    /// Parses request parameters. `duration` with `from` sets `to`; alone it
+    /// means the last span up to `now`; with `to` it sets `from`.
+    pub fn parse(p: FilterParams<'_>, now: DateTime<Utc>) -> Result<Self, FilterError> {
+        let field_err = |field, e: crate::ReadingError| FilterError::new(field, e.to_string());
+        let id1 = p
+            .id1
+            .map(Id1::parse)
+            .transpose()
+            .map_err(|e| field_err("id1", e))?;
+        let id2 = p
+            .id2
+            .map(Id2::parse)
+            .transpose()
+            .map_err(|e| field_err("id2", e))?;
+        let sensor_type = p
+            .sensor_type
+            .map(SensorType::parse)
+            .transpose()
+            .map_err(|e| field_err("sensor_type", e))?;
+        let mut from = p
+            .from
+            .map(parse_timestamp)
+            .transpose()
+            .map_err(|_| FilterError::new("from", "must be an RFC 3339 timestamp"))?;
+        let mut to =
+            p.to.map(parse_timestamp)
+                .transpose()
+                .map_err(|_| FilterError::new("to", "must be an RFC 3339 timestamp"))?;
+        if let Some(d) = p.duration {
+            let span = parse_duration(d)?;
+            match (from, to) {
+                (Some(_), Some(_)) => {
+                    return Err(FilterError::new(
+                        "duration",
+                        "cannot be combined with both from and to",
+                    ))
+                }
+                (Some(f), None) => to = Some(f + span),
+                (None, Some(t)) => from = Some(t - span),
+                (None, None) => {
+                    from = Some(now - span);
+                    to = Some(now);
+                }
+            }
+        }
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(FilterError::new("from", "must not be after to"));
+            }
+        }
+        let limit = match p.limit {
+            None => DEFAULT_LIMIT,
+            Some(s) => match s.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(FilterError::new(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_LIMIT}"),
+                    ))
+                }
+            },
+        };
+        let order = match p.order {
+            None => Order::default(),
+            Some("asc") => Order::Asc,
+            Some("desc") => Order::Desc,
+            Some(_) => return Err(FilterError::new("order", "must be asc or desc")),
+        };
+        Ok(Self {
+            id1,
+            id2,
+            sensor_type,
+            from,
+            to,
+            limit,
+            order,
+        })
+    }
+
+    /// Filter on `id1`.
+    pub fn with_id1(mut self, id1: Id1) -> Self {
+        self.id1 = Some(id1);
+        self
+    }
+    /// Filter on `sensor_type`.
+    pub fn with_sensor_type(mut self, t: SensorType) -> Self {
+        self.sensor_type = Some(t);
+        self
+    }
+    /// Sets the page size, clamped to `1..=MAX_LIMIT`.
+    pub fn with_limit(mut self, limit: u32) -> Self {
+        self.limit = limit.clamp(1, MAX_LIMIT);
+        self
+    }
+    /// Sets the order.
+    pub fn with_order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// `id1` to match, if any.
+    pub fn id1(&self) -> Option<&Id1> {
+        self.id1.as_ref()
+    }
+    /// `id2` to match, if any.
+    pub fn id2(&self) -> Option<Id2> {
+        self.id2
+    }
+    /// `sensor_type` to match, if any.
+    pub fn sensor_type(&self) -> Option<&SensorType> {
+        self.sensor_type.as_ref()
+    }
+    /// Inclusive lower time bound.
+    pub fn from(&self) -> Option<DateTime<Utc>> {
+        self.from
+    }
+    /// Exclusive upper time bound.
+    pub fn to(&self) -> Option<DateTime<Utc>> {
+        self.to
+    }
+    /// Page size.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+    /// Sort order by time.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+}
+
+/// Parses `90s`, `15m`, `2h`, `7d` (a positive integer and one unit).
+pub fn parse_duration(s: &str) -> Result<Duration, FilterError> {
+    let bad = || {
+        FilterError::new(
+            "duration",
+            "must be a positive integer with s, m, h or d, e.g. 15m",
+        )
+    };
+    let unit_at = s.len().checked_sub(1).ok_or_else(bad)?;
+    if !s.is_char_boundary(unit_at) {
+        return Err(bad());
+    }
+    let (digits, unit) = s.split_at(unit_at);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    // Longer than ~100 years is never meant and would overflow chrono.
+    let secs = n
+        .checked_mul(seconds_per_unit)
+        .filter(|s| *s > 0 && *s <= 100 * 365 * 86_400)
+        .ok_or_else(bad)?;
+    Ok(Duration::seconds(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap()
+    }
+
+    fn parse(p: FilterParams<'_>) -> Result<ReadingFilter, FilterError> {
+        ReadingFilter::parse(p, now())
+    }
+
+    #[test]
+    fn empty_params_give_defaults() {
+        let f = parse(FilterParams::default()).unwrap();
+        assert_eq!(f, ReadingFilter::default());
+        assert_eq!(f.limit(), 100);
+        assert_eq!(f.order(), Order::Desc);
+    }
+
+    #[test]
+    fn all_fields_parse() {
+        let f = parse(FilterParams {
+            id1: Some("ABC"),
+            id2: Some("7"),
+            sensor_type: Some("humidity"),
+            from: Some("2026-11-25T06:00:00Z"),
+            to: Some("2026-11-25T07:00:00+00:00"),
+            limit: Some("10000"),
+            order: Some("asc"),
+            duration: None,
+        })
+        .unwrap();
+        assert_eq!(f.id1().unwrap().as_str(), "ABC");
+        assert_eq!(f.id2().unwrap().get(), 7);
+        assert_eq!(f.sensor_type().unwrap().as_str(), "humidity");
+        assert_eq!(
+            f.from(),
+            Some(Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap())
+        );
+        assert_eq!(
+            f.to(),
+            Some(Utc.with_ymd_and_hms(2026, 11, 25, 7, 0, 0).unwrap())
+        );
+        assert_eq!(f.limit(), 10_000);
+        assert_eq!(f.order(), Order::Asc);
+    }
+
+    #[test]
+    fn duration_alone_means_the_last_span() {
+        let f = parse(FilterParams {
+            duration: Some("15m"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.from(), Some(now() - Duration::minutes(15)));
+        assert_eq!(f.to(), Some(now()));
+    }
+
+    #[test]
+    fn duration_with_from_sets_to() {
+        let f = parse(FilterParams {
+            from: Some("2026-11-20T00:00:00Z"),
+            duration: Some("2h"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            f.to(),
+            Some(Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::minutes(15));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::hours(2));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::days(7));
+    }
+
+    #[test]
+    fn bad_durations_are_rejected() {
+        for bad in [
+            "",
+            "s",
+            "0s",
+            "-5m",
+            "5",
+            "5w",
+            "1.5h",
+            "99999999999999999999d",
+            "5é",
+            "é",
+        ] {
+            assert_eq!(parse_duration(bad).unwrap_err().field, "duration", "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_bad_param_is_named() {
+        let cases: [(FilterParams<'_>, &str); 8] = [
+            (
+                FilterParams {
+                    id1: Some("abc"),
+                    ..Default::default()
+                },
+                "id1",
+            ),
+            (
+                FilterParams {
+                    id2: Some("x"),
+                    ..Default::default()
+                },
+                "id2",
+            ),
+            (
+                FilterParams {
+                    sensor_type: Some("A B"),
+                    ..Default::default()
+                },
+                "sensor_type",
+            ),
+            (
+                FilterParams {
+                    from: Some("yesterday"),
+                    ..Default::default()
+                },
+                "from",
+            ),
+            (
+                FilterParams {
+                    to: Some("2026-13-01"),
+                    ..Default::default()
+                },
+                "to",
+            ),
+            (
+                FilterParams {
+                    limit: Some("0"),
+                    ..Default::default()
+                },
+                "limit",
+            ),
+            (
+                FilterParams {
+                    limit: Some("10001"),
+                    ..Default::default()
+                },
+                "limit",
+            ),
+            (
+                FilterParams {
+                    order: Some("up"),
+                    ..Default::default()
+                },
+                "order",
+            ),
+        ];
+        for (params, field) in cases {
+            assert_eq!(parse(params).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn from_after_to_is_rejected() {
+        let err = parse(FilterParams {
+            from: Some("2026-11-25T07:00:00Z"),
+            to: Some("2026-11-25T06:00:00Z"),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "from");
+    }
+}

@@ -1,0 +1,32 @@
+//! The data contract of datastream.
+//!
+//! This crate owns what every other part agrees on:
+//!
+//! * the domain: [`Reading`] and the newtypes it is made of, with validation
+//!   ([`reading`]), [`ReadingFilter`] ([`filter`]) and users ([`user`]);
+//! * the MQTT wire format and topic names ([`wire`], [`topic`]);
+//! * the database: diesel schema and embedded migrations ([`db`]) and the
+//!   [`Store`] trait with its MySQL and SQLite implementations ([`store`]).
+//!
+//! The domain modules know nothing about MQTT clients, HTTP or SQL; the wire
+//! and store modules convert at the edge.
+#![deny(missing_docs)]
+
+pub mod db;
+pub mod filter;
+pub mod mqtt_url;
+pub mod reading;
+pub mod store;
+pub mod topic;
+pub mod user;
+pub mod wire;
+
+pub use filter::{FilterError, FilterParams, Order, ReadingFilter};
+pub use mqtt_url::{MqttUrl, MqttUrlError};
+pub use reading::{Id1, Id2, Reading, ReadingError, SensorType, TimestampBounds};
+pub use store::{
+    connect, InsertOutcome, ReadingStore, SharedStore, Store, StoreError, StoredReading, UserStore,
+};
+pub use topic::ReadingTopic;
+pub use user::{Role, User, UserError, Username};
+pub use wire::{decode_message, encode_reading, DecodeError, DecodeLimits, WireReading};

@@ -1,0 +1,181 @@
+//! The store: readings and users in MySQL or SQLite behind one trait.
+//!
+//! [`connect`] picks the backend from the URL, runs the embedded migrations
+//! and returns a [`SharedStore`]. Query building lives once in `query.rs`,
+//! generic over the diesel backend; `mysql.rs` and `sqlite.rs` only hold
+//! what genuinely differs (connection setup and the batch insert).
+
+mod mysql;
+mod query;
+mod rows;
+mod sqlite;
+
+use crate::filter::ReadingFilter;
+use crate::reading::Reading;
+use crate::user::{Role, User, Username};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+pub use mysql::MysqlStore;
+pub use sqlite::SqliteStore;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not `sqlite://…` or `mysql://…`.
+    #[error("unsupported DATABASE_URL {0:?}: use sqlite://PATH or mysql://user:pass@host:port/db")]
+    UnsupportedUrl(String),
+    /// The database cannot be reached (connect failed, pool timed out).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Running migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A unique key was violated (e.g. an existing username).
+    #[error("already exists")]
+    Conflict,
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(#[source] diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+/// What a batch insert did: rows new to the table, and rows that were
+/// already there (redelivered or re-sent readings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows ignored because the unique key already existed.
+    pub duplicate: u64,
+}
+
+/// A reading as stored, with its id and bookkeeping times. Rows are returned
+/// as stored, without re-validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReading {
+    /// Database id.
+    pub id: i64,
+    /// Measured value.
+    pub sensor_value: f64,
+    /// Sensor type.
+    pub sensor_type: String,
+    /// First device id part.
+    pub id1: String,
+    /// Second device id part.
+    pub id2: i32,
+    /// When the reading was taken.
+    pub timestamp: DateTime<Utc>,
+    /// When the row was inserted.
+    pub created_at: DateTime<Utc>,
+    /// When the row was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Readings: batch insert-or-ignore and filtered reads.
+#[async_trait]
+pub trait ReadingStore: Send + Sync {
+    /// Inserts readings in one transaction, ignoring ones whose unique key
+    /// `(id1, id2, sensor_type, timestamp)` already exists. When this returns
+    /// `Ok`, every reading is durably stored.
+    async fn insert_batch(&self, readings: &[Reading]) -> Result<InsertOutcome, StoreError>;
+    /// Readings matching the filter, ordered by `(timestamp, id)`.
+    async fn query(&self, filter: &ReadingFilter) -> Result<Vec<StoredReading>, StoreError>;
+    /// One reading by id.
+    async fn get(&self, id: i64) -> Result<Option<StoredReading>, StoreError>;
+    /// Number of stored readings matching the filter (its limit is ignored).
+    async fn count(&self, filter: &ReadingFilter) -> Result<u64, StoreError>;
+}
+
+/// Users for the API.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// How many users exist.
+    async fn count_users(&self) -> Result<u64, StoreError>;
+    /// One user by name.
+    async fn find_user(&self, username: &Username) -> Result<Option<User>, StoreError>;
+    /// Creates a user; [`StoreError::Conflict`] if the name is taken.
+    async fn create_user(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<(), StoreError>;
+}
+
+/// The whole store, as the services use it.
+#[async_trait]
+pub trait Store: ReadingStore + UserStore {
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// `mysql` or `sqlite`, for logs.
+    fn backend_name(&self) -> &'static str;
+}
+
+/// A store shared between tasks.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Connects to `url` (`sqlite://PATH` or `mysql://…`), runs pending
+/// migrations, and returns the store.
+pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else if url.starts_with("mysql://") {
+        Ok(Arc::new(MysqlStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Runs pending migrations only (`datastream migrate`).
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    connect(url).await.map(|_| ())
+}
+
+/// Hides the password in a database URL so it can be logged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("mysql://user:secret@db:3306/x"),
+            "mysql://user:***@db:3306/x"
+        );
+        assert_eq!(redact_url("mysql://root@db/x"), "mysql://root@db/x");
+        assert_eq!(redact_url("sqlite://data.db"), "sqlite://data.db");
+    }
+}

@@ -1,0 +1,86 @@
+//! Diesel row types: the edge where database rows meet domain types.
+
+use super::StoredReading;
+use crate::db::sensor_data;
+use crate::reading::Reading;
+use crate::user::{Role, User, Username};
+use chrono::NaiveDateTime;
+use diesel::{Insertable, Queryable};
+
+/// A full `sensor_data` row, in column order.
+#[derive(Queryable)]
+pub(super) struct ReadingRow {
+    id: i64,
+    sensor_value: f64,
+    sensor_type: String,
+    id1: String,
+    id2: i32,
+    timestamp: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl From<ReadingRow> for StoredReading {
+    fn from(r: ReadingRow) -> Self {
+        StoredReading {
+            id: r.id,
+            sensor_value: r.sensor_value,
+            sensor_type: r.sensor_type,
+            id1: r.id1,
+            id2: r.id2,
+            timestamp: r.timestamp.and_utc(),
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+/// The columns a batch insert writes; the rest take their defaults.
+#[derive(Insertable)]
+#[diesel(table_name = sensor_data)]
+pub(super) struct NewReadingRow<'a> {
+    sensor_value: f64,
+    sensor_type: &'a str,
+    id1: &'a str,
+    id2: i32,
+    timestamp: NaiveDateTime,
+}
+
+impl<'a> From<&'a Reading> for NewReadingRow<'a> {
+    fn from(r: &'a Reading) -> Self {
+        Self {
+            sensor_value: r.sensor_value(),
+            sensor_type: r.sensor_type().as_str(),
+            id1: r.id1().as_str(),
+            id2: r.id2().get(),
+            timestamp: r.timestamp().naive_utc(),
+        }
+    }
+}
+
+/// A `users` row, in column order.
+#[derive(Queryable)]
+pub(super) struct UserRow {
+    id: i64,
+    username: String,
+    password_hash: String,
+    role: String,
+    #[allow(dead_code)] // selected with the row; not part of the domain user
+    created_at: NaiveDateTime,
+}
+
+impl UserRow {
+    /// Converts to the domain user. A row with a name or role the domain
+    /// would refuse (edited by hand in SQL) is treated as absent rather than
+    /// trusted.
+    pub(super) fn into_user(self) -> Option<User> {
+        let username = Username::parse(&self.username).ok()?;
+        let role = Role::parse(&self.role).ok()?;
+        Some(User {
+            id: self.id,
+            username,
+            password_hash: self.password_hash,
+            role,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! API users: names and roles. Password hashing lives in the API crate;
+//! the store only keeps the hash.
+
+use std::fmt;
+
+/// Why a user field was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// The username is not `[A-Za-z0-9_.-]{1,64}`.
+    #[error("username must match [A-Za-z0-9_.-]{{1,64}}")]
+    InvalidUsername,
+    /// The role is not `admin` or `viewer`.
+    #[error("role must be admin or viewer")]
+    InvalidRole,
+}
+
+/// A login name: `[A-Za-z0-9_.-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a username.
+    pub fn parse(s: &str) -> Result<Self, UserError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(UserError::InvalidUsername)
+        }
+    }
+
+    /// The username as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a user may do: viewers read, admins also write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reads, edits, deletes, manages users.
+    Admin,
+    /// Reads only.
+    Viewer,
+}
+
+impl Role {
+    /// Parses `admin` or `viewer`.
+    pub fn parse(s: &str) -> Result<Self, UserError> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "viewer" => Ok(Role::Viewer),
+            _ => Err(UserError::InvalidRole),
+        }
+    }
+
+    /// The role as stored and as put in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// Database id.
+    pub id: i64,
+    /// Login name.
+    pub username: Username,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(Username::parse("admin").is_ok());
+        assert!(Username::parse("a.b-c_D9").is_ok());
+        for bad in ["", "a b", "ä", "x/y", &"a".repeat(65)] {
+            assert_eq!(
+                Username::parse(bad),
+                Err(UserError::InvalidUsername),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in [Role::Admin, Role::Viewer] {
+            assert_eq!(Role::parse(r.as_str()), Ok(r));
+        }
+        assert_eq!(Role::parse("root"), Err(UserError::InvalidRole));
+    }
+}

@@ -1,0 +1,10 @@
+//! The `datastream` binary's library half: settings and the composition of
+//! the parts. `src/main.rs` parses the command line and calls into here;
+//! integration tests start the whole system through [`system::System`].
+#![deny(missing_docs)]
+
+pub mod settings;
+pub mod system;
+
+pub use settings::Settings;
+pub use system::System;

@@ -1,0 +1,230 @@
+//! `datastream`: command-line entry point. Parses flags, loads settings,
+//! sets up logging, and hands over to the parts.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use datastream::system::{self, System};
+use datastream::Settings;
+use datastream_generator::{default_fleet, run_fleet, GeneratorSpec};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Sensor data pipeline: simulated sensors → MQTT → batched ingest → SQL → JWT REST API.
+#[derive(Parser)]
+#[command(name = "datastream", version, about)]
+struct Cli {
+    /// TOML file with settings (keys as the lower-case environment names).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Flags that override the file and the environment.
+#[derive(Args)]
+struct Overrides {
+    /// Database: sqlite://PATH or mysql://user:pass@host:port/db [env: DATABASE_URL]
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// External MQTT broker, e.g. mqtt://127.0.0.1:1883 [env: MQTT_URL]
+    #[arg(long, global = true)]
+    mqtt_url: Option<String>,
+    /// Embedded broker address [env: MQTT_LISTEN]
+    #[arg(long, global = true)]
+    mqtt_listen: Option<SocketAddr>,
+    /// REST API address [env: API_LISTEN]
+    #[arg(long, global = true)]
+    api_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: broker, ingestor, API, generators (the default).
+    Up,
+    /// Run the embedded MQTT broker alone.
+    Broker,
+    /// Run one simulated sensor.
+    Generator(GeneratorArgs),
+    /// Run an ingestor: MQTT shared subscription → database.
+    Ingestor,
+    /// Run the REST API.
+    Api,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Args)]
+struct GeneratorArgs {
+    /// Sensor type, e.g. temperature ([a-z0-9_-]{1,64}).
+    #[arg(long)]
+    sensor_type: String,
+    /// Readings per second (0.001 to 10000).
+    #[arg(long, default_value_t = 1.0)]
+    frequency_hz: f64,
+    /// Device id part 1 ([A-Z]{1,32}).
+    #[arg(long)]
+    id1: String,
+    /// Device id part 2 (0 to 2147483647).
+    #[arg(long)]
+    id2: i64,
+    /// Generator name (default: {sensor_type}-{id1}-{id2}).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    apply(&cli.overrides, &mut settings);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli.command.unwrap_or(Command::Up), settings))
+}
+
+fn apply(o: &Overrides, s: &mut Settings) {
+    if let Some(v) = &o.database_url {
+        s.database_url = v.clone();
+    }
+    if let Some(v) = &o.mqtt_url {
+        s.mqtt_url = Some(v.clone());
+    }
+    if let Some(v) = o.mqtt_listen {
+        s.mqtt_listen = v;
+    }
+    if let Some(v) = o.api_listen {
+        s.api_listen = v;
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<()> {
+    let shutdown = shutdown_on_signal();
+    match command {
+        Command::Up => up(settings, shutdown).await,
+        Command::Broker => {
+            let config = datastream_broker::BrokerConfig {
+                listen: settings.mqtt_listen,
+                ..Default::default()
+            };
+            let broker = tokio::task::spawn_blocking(move || {
+                datastream_broker::EmbeddedBroker::start(config)
+            })
+            .await??;
+            eprintln!("MQTT broker listening on {}", broker.url());
+            shutdown.cancelled().await;
+            Ok(())
+        }
+        Command::Generator(args) => {
+            let name = args
+                .name
+                .unwrap_or_else(|| format!("{}-{}-{}", args.sensor_type, args.id1, args.id2));
+            let spec = GeneratorSpec::parse(
+                &name,
+                &args.sensor_type,
+                &args.id1,
+                args.id2,
+                args.frequency_hz,
+            )
+            .context("invalid generator")?;
+            let mqtt = system::external_mqtt(&settings)?;
+            let client_id = format!("datastream-generator-{}", spec.name());
+            run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
+            Ok(())
+        }
+        Command::Ingestor => system::run_standalone_ingestor(&settings, shutdown).await,
+        Command::Api => system::run_standalone_api(&settings, shutdown).await,
+        Command::Migrate => {
+            system::open_store(&settings.database_url).await?;
+            eprintln!(
+                "migrations applied to {}",
+                datastream_schema::store::redact_url(&settings.database_url)
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn up(settings: Settings, shutdown: CancellationToken) -> Result<()> {
+    let system = System::start(&settings, default_fleet()).await?;
+    let e = system.endpoints();
+    system::report_admin(&e.admin);
+    eprintln!("datastream is up");
+    eprintln!(
+        "  MQTT broker   {} ({})",
+        e.mqtt,
+        if e.embedded_broker {
+            "embedded"
+        } else {
+            "external"
+        }
+    );
+    eprintln!("  database      {}", e.database);
+    eprintln!(
+        "  REST API      http://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
+        e.api
+    );
+    eprintln!("  generators    3 default sensors publishing to sensors/#");
+    eprintln!(
+        "  watch live    mosquitto_sub -h {} -p {} -t 'sensors/#' -v",
+        e.mqtt.host(),
+        e.mqtt.port()
+    );
+    eprintln!(
+        "  log in        curl -s -X POST http://{}/api/v1/auth/login -H 'content-type: application/json' \\\n                  -d '{{\"username\":\"{}\",\"password\":\"…\"}}'",
+        e.api, settings.admin_username
+    );
+    if e.generated_jwt_secret {
+        eprintln!("  JWT secret    generated for this run (tokens end with it); set JWT_SECRET to keep tokens across restarts");
+    }
+    eprintln!("Ctrl-C stops cleanly.");
+    shutdown.cancelled().await;
+    eprintln!("stopping: committing what is in flight…");
+    system.stop().await
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,rumqttd=warn,rumqttc=warn,actix_server=warn,actix_web=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        cancel.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}

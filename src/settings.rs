@@ -1,0 +1,178 @@
+//! `Settings`: the configuration of every part, from defaults < optional
+//! TOML file < environment < command-line flags.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Everything configurable, named as in DESIGN.md's table (environment
+/// variables are the upper-case field names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `sqlite://PATH` or `mysql://user:pass@host:port/db`.
+    pub database_url: String,
+    /// External broker; unset means `up` starts the embedded one.
+    pub mqtt_url: Option<String>,
+    /// Where the embedded broker listens.
+    pub mqtt_listen: SocketAddr,
+    /// Where the REST API listens.
+    pub api_listen: SocketAddr,
+    /// Where the generator service's REST API listens.
+    pub generator_listen: SocketAddr,
+    /// HS256 secret, at least 32 bytes. `up` generates one when unset.
+    pub jwt_secret: Option<String>,
+    /// Access-token lifetime in seconds.
+    pub jwt_ttl_secs: u64,
+    /// Admin created on first start when no user exists.
+    pub admin_username: String,
+    /// Its password; generated and printed once when unset.
+    pub admin_password: Option<String>,
+    /// Shared-subscription group of the ingestors.
+    pub ingest_group: String,
+    /// MQTT client id of a standalone ingestor (stable per host by default).
+    pub ingest_client_id: Option<String>,
+    /// Where a standalone ingestor serves health and metrics.
+    pub ingest_listen: SocketAddr,
+    /// Readings per batch.
+    pub ingest_batch_max: usize,
+    /// Longest a reading waits in an open batch, in milliseconds.
+    pub ingest_flush_ms: u64,
+    /// Largest accepted MQTT payload, in bytes; larger ones are dead-lettered.
+    pub ingest_max_payload_bytes: usize,
+    /// API worker threads.
+    pub api_workers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://datastream.db".into(),
+            mqtt_url: None,
+            mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            generator_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            jwt_secret: None,
+            jwt_ttl_secs: 3600,
+            admin_username: "admin".into(),
+            admin_password: None,
+            ingest_group: "ingestors".into(),
+            ingest_client_id: None,
+            ingest_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            ingest_batch_max: 1000,
+            ingest_flush_ms: 100,
+            ingest_max_payload_bytes: 256 * 1024,
+            api_workers: 2,
+        }
+    }
+}
+
+/// The environment variables `Settings` reads: its field names, upper-cased.
+pub const ENV_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "MQTT_URL",
+    "MQTT_LISTEN",
+    "API_LISTEN",
+    "GENERATOR_LISTEN",
+    "JWT_SECRET",
+    "JWT_TTL_SECS",
+    "ADMIN_USERNAME",
+    "ADMIN_PASSWORD",
+    "INGEST_GROUP",
+    "INGEST_CLIENT_ID",
+    "INGEST_LISTEN",
+    "INGEST_BATCH_MAX",
+    "INGEST_FLUSH_MS",
+    "INGEST_MAX_PAYLOAD_BYTES",
+    "API_WORKERS",
+];
+
+impl Settings {
+    /// Loads defaults, then `file` (TOML, keys as the field names), then the
+    /// environment. Flags are applied by the caller afterwards.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        for name in ENV_VARS {
+            if let Ok(value) = std::env::var(name) {
+                if !value.is_empty() {
+                    builder = builder
+                        .set_override(name.to_ascii_lowercase(), value)
+                        .context("setting from environment")?;
+                }
+            }
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.ingest_batch_max == 0 {
+            bail!("INGEST_BATCH_MAX must be at least 1");
+        }
+        if self.ingest_flush_ms == 0 {
+            bail!("INGEST_FLUSH_MS must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The ingestor's MQTT client id: configured, or stable per host.
+    pub fn ingest_client_id(&self) -> String {
+        self.ingest_client_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "localhost".into());
+            let host: String = host
+                .trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            format!("datastream-ingestor-{host}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let s = Settings::default();
+        assert_eq!(s.database_url, "sqlite://datastream.db");
+        assert_eq!(s.api_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.mqtt_listen.to_string(), "127.0.0.1:1883");
+        assert_eq!(s.ingest_group, "ingestors");
+        assert!(s.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("datastream.toml");
+        std::fs::write(
+            &path,
+            "api_listen = \"127.0.0.1:9999\"\ningest_batch_max = 7\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.api_listen.port(), 9999);
+        assert_eq!(s.ingest_batch_max, 7);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/datastream.toml"))).is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! Composition: starts the parts of datastream from [`Settings`] and wires
+//! them together. `datastream up` runs [`System::start`]; the standalone
+//! subcommands use the `run_*` functions.
+
+use crate::settings::Settings;
+use anyhow::{bail, Context, Result};
+use datastream_api::{ensure_admin, AdminBootstrap, ApiServer, AppState, TokenKeys};
+use datastream_broker::{BrokerConfig, EmbeddedBroker};
+use datastream_generator::{run_fleet, GeneratorSpec};
+use datastream_ingestor::{run_ingestor, IngestConfig};
+use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
+use rand::distr::{Alphanumeric, SampleString};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where a running system can be reached, and how to log in.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The broker everything talks to.
+    pub mqtt: MqttUrl,
+    /// True when `up` started the embedded broker.
+    pub embedded_broker: bool,
+    /// The REST API.
+    pub api: SocketAddr,
+    /// The database, password hidden.
+    pub database: String,
+    /// The admin created on this start, if any.
+    pub admin: AdminBootstrap,
+    /// True when the JWT secret was generated for this run.
+    pub generated_jwt_secret: bool,
+}
+
+/// Everything `datastream up` runs, in one process.
+pub struct System {
+    endpoints: Endpoints,
+    generators: CancellationToken,
+    ingest: CancellationToken,
+    api: CancellationToken,
+    generator_task: JoinHandle<()>,
+    ingest_task: JoinHandle<()>,
+    api_server: ApiServer,
+}
+
+impl System {
+    /// Starts broker (unless `mqtt_url` is set), store, ingestor, API and
+    /// the given generators.
+    pub async fn start(settings: &Settings, generators: Vec<GeneratorSpec>) -> Result<Self> {
+        let (mqtt, embedded_broker) = match &settings.mqtt_url {
+            Some(url) => (MqttUrl::parse(url)?, false),
+            None => {
+                let config = BrokerConfig {
+                    listen: settings.mqtt_listen,
+                    ..BrokerConfig::default()
+                };
+                let broker =
+                    tokio::task::spawn_blocking(move || EmbeddedBroker::start(config)).await??;
+                (MqttUrl::parse(&broker.url())?, true)
+            }
+        };
+        let store = open_store(&settings.database_url).await?;
+        let (tokens, generated_jwt_secret) = match &settings.jwt_secret {
+            Some(secret) => (token_keys(secret, settings)?, false),
+            None => {
+                let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
+                (token_keys(&secret, settings)?, true)
+            }
+        };
+        let admin = bootstrap_admin(&store, settings).await?;
+
+        let listener = bind(settings.api_listen, "API_LISTEN")?;
+        let api = CancellationToken::new();
+        let state = AppState {
+            store: store.clone(),
+            tokens,
+            prometheus: datastream_api::telemetry::prometheus(),
+        };
+        let api_server = ApiServer::start(listener, state, settings.api_workers, api.clone())?;
+
+        // One `up` per API port, so two `up`s on one broker keep apart sessions.
+        let client_id = format!(
+            "{}-{}",
+            settings.ingest_client_id(),
+            api_server.addr().port()
+        );
+        let ingest = CancellationToken::new();
+        let ingest_task = tokio::spawn(run_ingestor(
+            ingest_config(settings, mqtt.clone(), client_id.clone()),
+            store.clone(),
+            ingest.clone(),
+        ));
+
+        let generators_token = CancellationToken::new();
+        let fleet_mqtt = mqtt.clone();
+        let fleet_id = format!("datastream-generators-{}", api_server.addr().port());
+        let generator_task = {
+            let token = generators_token.clone();
+            tokio::spawn(async move { run_fleet(&fleet_mqtt, &fleet_id, generators, token).await })
+        };
+
+        Ok(Self {
+            endpoints: Endpoints {
+                mqtt,
+                embedded_broker,
+                api: api_server.addr(),
+                database: store::redact_url(&settings.database_url),
+                admin,
+                generated_jwt_secret,
+            },
+            generators: generators_token,
+            ingest,
+            api,
+            generator_task,
+            ingest_task,
+            api_server,
+        })
+    }
+
+    /// Where the parts listen.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Stops cleanly: generators first, then the ingestor (which commits
+    /// and acks what it holds), then the API.
+    pub async fn stop(self) -> Result<()> {
+        self.generators.cancel();
+        let _ = self.generator_task.await;
+        self.ingest.cancel();
+        let _ = self.ingest_task.await;
+        self.api.cancel();
+        self.api_server.wait().await?;
+        Ok(())
+    }
+}
+
+/// Connects to the database (running migrations), with a message that says
+/// which database failed.
+pub async fn open_store(url: &str) -> Result<SharedStore> {
+    store::connect(url)
+        .await
+        .with_context(|| format!("opening database {}", store::redact_url(url)))
+}
+
+/// Builds the ingestor's configuration from the settings.
+pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> IngestConfig {
+    IngestConfig {
+        group: settings.ingest_group.clone(),
+        batch_max: settings.ingest_batch_max,
+        flush_interval: Duration::from_millis(settings.ingest_flush_ms),
+        decode_limits: DecodeLimits {
+            max_payload_bytes: settings.ingest_max_payload_bytes,
+            ..DecodeLimits::default()
+        },
+        ..IngestConfig::new(mqtt, client_id)
+    }
+}
+
+/// Token keys from a configured secret, refusing weak ones.
+pub fn token_keys(secret: &str, settings: &Settings) -> Result<TokenKeys> {
+    TokenKeys::new(
+        secret.as_bytes(),
+        Duration::from_secs(settings.jwt_ttl_secs),
+    )
+    .context("JWT_SECRET refused")
+}
+
+/// Creates the first admin if there is no user yet.
+pub async fn bootstrap_admin(store: &SharedStore, settings: &Settings) -> Result<AdminBootstrap> {
+    ensure_admin(
+        store,
+        &settings.admin_username,
+        settings.admin_password.as_deref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))
+}
+
+/// Binds a TCP listener, saying which setting to change when the port is taken.
+pub fn bind(addr: SocketAddr, setting: &str) -> Result<TcpListener> {
+    match TcpListener::bind(addr) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            bail!("{addr} is already in use; choose another address with {setting}")
+        }
+        Err(e) => Err(e).with_context(|| format!("listening on {addr}")),
+    }
+}
+
+/// The broker a standalone service connects to: `MQTT_URL`, or the default
+/// local broker.
+pub fn external_mqtt(settings: &Settings) -> Result<MqttUrl> {
+    let url = settings
+        .mqtt_url
+        .clone()
+        .unwrap_or_else(|| format!("mqtt://{}", settings.mqtt_listen));
+    Ok(MqttUrl::parse(&url)?)
+}
+
+/// Runs a standalone ingestor until `shutdown`.
+pub async fn run_standalone_ingestor(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let mqtt = external_mqtt(settings)?;
+    let store = open_store(&settings.database_url).await?;
+    run_ingestor(
+        ingest_config(settings, mqtt, settings.ingest_client_id()),
+        store,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// Runs a standalone API until `shutdown`. Requires `JWT_SECRET`.
+pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken) -> Result<()> {
+    let Some(secret) = &settings.jwt_secret else {
+        bail!("JWT_SECRET is not set: the API needs a secret of at least 32 bytes (e.g. `openssl rand -base64 48`)");
+    };
+    let tokens = token_keys(secret, settings)?;
+    let store = open_store(&settings.database_url).await?;
+    report_admin(&bootstrap_admin(&store, settings).await?);
+    let listener = bind(settings.api_listen, "API_LISTEN")?;
+    let state = AppState {
+        store,
+        tokens,
+        prometheus: datastream_api::telemetry::prometheus(),
+    };
+    let server = ApiServer::start(listener, state, settings.api_workers, shutdown)?;
+    server.wait().await?;
+    Ok(())
+}
+
+/// Prints how to log in when an admin was just created.
+pub fn report_admin(admin: &AdminBootstrap) {
+    match admin {
+        AdminBootstrap::Existing => {}
+        AdminBootstrap::Created { username } => {
+            tracing::info!(%username, "created admin user with ADMIN_PASSWORD");
+        }
+        AdminBootstrap::CreatedWithGeneratedPassword { username, password } => {
+            // Printed once, to the terminal, on purpose: it is the only way in.
+            eprintln!(
+                "\n  Created admin user {username:?} with generated password: {password}\n  \
+                 (shown only now; set ADMIN_PASSWORD to choose it, or add users later)\n"
+            );
+        }
+    }
+}
