@@ -190,7 +190,7 @@ async fn up(settings: Settings, shutdown: CancellationToken) -> Result<()> {
 
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,rumqttd=warn,rumqttc=warn,actix_server=warn,actix_web=warn")
+        EnvFilter::new("info,rumqttd=off,rumqttc=warn,actix_server=warn,actix_web=warn")
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -33,7 +33,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// A running API server.
 pub struct ApiServer {
     addr: SocketAddr,
-    server: actix_web::dev::Server,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl ApiServer {
@@ -62,8 +62,10 @@ impl ApiServer {
             shutdown.cancelled().await;
             handle.stop(true).await;
         });
+        // The server only accepts connections while its future is polled.
+        let running = tokio::spawn(server);
         tracing::info!(%addr, "API listening");
-        Ok(Self { addr, server })
+        Ok(Self { addr, running })
     }
 
     /// The bound address.
@@ -73,6 +75,6 @@ impl ApiServer {
 
     /// Waits until the server has stopped.
     pub async fn wait(self) -> std::io::Result<()> {
-        self.server.await
+        self.running.await.map_err(std::io::Error::other)?
     }
 }

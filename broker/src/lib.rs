@@ -125,10 +125,13 @@ fn reserve_address(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
     }
 }
 
+/// Waits until the broker answers an MQTT CONNECT with a CONNACK. A bare
+/// TCP probe would do, but rumqttd logs every connection that closes before
+/// CONNECT as an error.
 fn wait_until_listening(addr: SocketAddr, timeout: Duration) -> Result<(), BrokerError> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if mqtt_handshake(addr).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -136,6 +139,29 @@ fn wait_until_listening(addr: SocketAddr, timeout: Duration) -> Result<(), Broke
     Err(BrokerError::Start(format!(
         "not accepting connections on {addr} after {timeout:?}"
     )))
+}
+
+/// Sends CONNECT (MQTT 3.1.1, clean session, client id
+/// `datastream-probe`), expects CONNACK accepted, then DISCONNECTs.
+fn mqtt_handshake(addr: SocketAddr) -> io::Result<()> {
+    use std::io::{Read, Write};
+    const CLIENT_ID: &[u8] = b"datastream-probe";
+    let mut packet = vec![0x10, 0];
+    packet.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10]);
+    packet.extend_from_slice(&(CLIENT_ID.len() as u16).to_be_bytes());
+    packet.extend_from_slice(CLIENT_ID);
+    packet[1] = (packet.len() - 2) as u8;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(&packet)?;
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack)?;
+    stream.write_all(&[0xE0, 0])?;
+    if connack[0] == 0x20 && connack[3] == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("broker refused the probe connection"))
+    }
 }
 
 fn rumqttd_config(config: &BrokerConfig, addr: SocketAddr) -> rumqttd::Config {

@@ -1,1 +1,194 @@
-//! stub
+//! Test harness shared by every integration test: free ports, throw-away
+//! databases (SQLite files and MariaDB databases), brokers.
+//!
+//! External services follow one rule: when `DATASTREAM_TEST_MYSQL` /
+//! `DATASTREAM_TEST_MQTT` is set (CI sets both), the service must work or
+//! the test fails; when unset, the default local address is tried and the
+//! test is skipped with a message if nothing answers there.
+#![deny(missing_docs)]
+
+use datastream_broker::{BrokerConfig, EmbeddedBroker};
+use rand::distr::{Alphabetic, SampleString};
+use rand::Rng;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+/// Default MariaDB of the development machines.
+pub const DEFAULT_MYSQL: &str = "mysql://root@127.0.0.1:3306/test";
+/// Default Mosquitto of the development machines.
+pub const DEFAULT_MQTT: &str = "mqtt://127.0.0.1:1883";
+
+/// A free loopback address (bind port 0, read it back, release it).
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    l.local_addr().expect("reading the bound port")
+}
+
+/// An `id1` no other test uses: 12 random upper-case letters.
+pub fn unique_id1() -> String {
+    Alphabetic
+        .sample_string(&mut rand::rng(), 12)
+        .to_ascii_uppercase()
+}
+
+/// A name no other test uses, for groups, client ids and databases.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{:08x}",
+        std::process::id(),
+        rand::rng().random::<u32>()
+    )
+}
+
+fn reachable(host_port: &str) -> bool {
+    host_port
+        .parse::<SocketAddr>()
+        .ok()
+        .and_then(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok())
+        .is_some()
+}
+
+/// Where the service named by `env` lives, or `None` (skip) when the
+/// variable is unset and the default address does not answer.
+fn external_service(
+    env: &str,
+    default: &str,
+    host_port: impl Fn(&str) -> String,
+) -> Option<String> {
+    match std::env::var(env) {
+        Ok(url) if !url.is_empty() => {
+            assert!(
+                reachable(&host_port(&url)),
+                "{env}={url} is set but nothing answers there"
+            );
+            Some(url)
+        }
+        _ if reachable(&host_port(default)) => Some(default.to_owned()),
+        _ => {
+            eprintln!("skipping: {env} is unset and {default} does not answer");
+            None
+        }
+    }
+}
+
+fn host_port_of(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let rest = rest.rsplit('@').next().unwrap_or(rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// The MariaDB/MySQL server URL for tests, or `None` to skip.
+pub fn mysql_server() -> Option<String> {
+    external_service("DATASTREAM_TEST_MYSQL", DEFAULT_MYSQL, host_port_of)
+}
+
+/// The external MQTT broker (Mosquitto) for tests, or `None` to skip.
+pub fn external_mqtt() -> Option<String> {
+    external_service("DATASTREAM_TEST_MQTT", DEFAULT_MQTT, host_port_of)
+}
+
+/// A throw-away database: an SQLite file in a temporary directory, or a
+/// fresh MariaDB database dropped when this value is dropped.
+pub struct TestDb {
+    url: String,
+    mysql: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A new SQLite database file.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        Self {
+            url,
+            mysql: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new, empty MariaDB database, or `None` when MariaDB is not
+    /// available (see the crate docs).
+    pub async fn mysql() -> Option<Self> {
+        use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+        let server = mysql_server()?;
+        let name = unique_name("dstest");
+        let mut conn = AsyncMysqlConnection::establish(&server)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {server}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE `{name}`"))
+            .execute(&mut conn)
+            .await
+            .expect("creating a test database");
+        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            mysql: Some((server.clone(), name)),
+            _dir: None,
+        })
+    }
+
+    /// `sqlite://…` or `mysql://…` of this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.mysql.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, so use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = AsyncMysqlConnection::establish(&server).await {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Starts an embedded broker on a free port.
+pub fn embedded_broker() -> EmbeddedBroker {
+    EmbeddedBroker::start(BrokerConfig {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        ..BrokerConfig::default()
+    })
+    .expect("starting the embedded broker")
+}
+
+/// Host and port of an `mqtt://` URL, for rumqttc options.
+pub fn mqtt_host_port(url: &str) -> (String, u16) {
+    let hp = host_port_of(url);
+    let (h, p) = hp.rsplit_once(':').unwrap_or((&hp, "1883"));
+    (h.to_owned(), p.parse().expect("numeric port"))
+}
+
+/// A plain QoS 1 MQTT client for tests, with its event loop driven in the
+/// background.
+pub async fn mqtt_client(url: &str, client_id: &str) -> rumqttc::AsyncClient {
+    let (host, port) = mqtt_host_port(url);
+    let mut options = rumqttc::MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(_) => {}
+                Err(rumqttc::ConnectionError::RequestsDone) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    client
+}
