@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use datastream_api::{ensure_admin, AdminBootstrap, ApiServer, AppState, TokenKeys};
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
 use datastream_generator::{run_fleet, GeneratorSpec};
-use datastream_ingestor::{run_ingestor, IngestConfig};
+use datastream_ingestor::{run_ingestor, IngestConfig, Ingestor};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
 use std::net::{SocketAddr, TcpListener};
@@ -39,7 +39,7 @@ pub struct System {
     ingest: CancellationToken,
     api: CancellationToken,
     generator_task: JoinHandle<()>,
-    ingest_task: JoinHandle<()>,
+    ingestor: Ingestor,
     api_server: ApiServer,
 }
 
@@ -85,11 +85,16 @@ impl System {
             api_server.addr().port()
         );
         let ingest = CancellationToken::new();
-        let ingest_task = tokio::spawn(run_ingestor(
-            ingest_config(settings, mqtt.clone(), client_id.clone()),
+        let mut ingestor = Ingestor::start(
+            ingest_config(settings, mqtt.clone(), client_id),
             store.clone(),
             ingest.clone(),
-        ));
+        );
+        // Generators start only once readings have somewhere to go: a shared
+        // group with no member drops what is published to it.
+        if !ingestor.wait_subscribed(Duration::from_secs(10)).await {
+            tracing::warn!("ingestor not subscribed after 10 s; starting generators anyway");
+        }
 
         let generators_token = CancellationToken::new();
         let fleet_mqtt = mqtt.clone();
@@ -112,7 +117,7 @@ impl System {
             ingest,
             api,
             generator_task,
-            ingest_task,
+            ingestor,
             api_server,
         })
     }
@@ -128,7 +133,7 @@ impl System {
         self.generators.cancel();
         let _ = self.generator_task.await;
         self.ingest.cancel();
-        let _ = self.ingest_task.await;
+        self.ingestor.join().await;
         self.api.cancel();
         self.api_server.wait().await?;
         Ok(())

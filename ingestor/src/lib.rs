@@ -32,7 +32,8 @@ pub use metrics::IngestMetrics;
 use datastream_schema::SharedStore;
 use rumqttc::{AsyncClient, MqttOptions};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Largest MQTT packet the ingestor accepts from the broker. Larger than the
@@ -40,9 +41,54 @@ use tokio_util::sync::CancellationToken;
 /// be dead-lettered, not break the connection and come back forever.
 const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
-/// Runs one ingestor until `shutdown` is cancelled, then commits and acks
-/// what it holds and disconnects.
+/// A running ingestor.
+pub struct Ingestor {
+    subscribed: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Ingestor {
+    /// Starts an ingestor that runs until `shutdown` is cancelled, then
+    /// commits and acks what it holds and disconnects.
+    pub fn start(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) -> Self {
+        let (subscribed_tx, subscribed) = watch::channel(false);
+        let task = tokio::spawn(run(config, store, shutdown, subscribed_tx));
+        Self { subscribed, task }
+    }
+
+    /// Waits until the ingestor is subscribed to its shared group (so
+    /// readings published from now on reach it), or `timeout` passes.
+    /// Returns whether it is subscribed.
+    pub async fn wait_subscribed(&mut self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.subscribed.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// True while subscribed to the shared group.
+    pub fn is_subscribed(&self) -> bool {
+        *self.subscribed.borrow()
+    }
+
+    /// Waits until the ingestor has stopped.
+    pub async fn join(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "ingestor task failed");
+        }
+    }
+}
+
+/// Runs one ingestor until `shutdown` is cancelled (see [`Ingestor::start`]).
 pub async fn run_ingestor(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) {
+    Ingestor::start(config, store, shutdown).join().await;
+}
+
+async fn run(
+    config: IngestConfig,
+    store: SharedStore,
+    shutdown: CancellationToken,
+    subscribed: watch::Sender<bool>,
+) {
     let mut options = MqttOptions::new(&config.client_id, config.mqtt.host(), config.mqtt.port());
     options
         .set_clean_session(false)
@@ -72,6 +118,7 @@ pub async fn run_ingestor(config: IngestConfig, store: SharedStore, shutdown: Ca
         limits: config.decode_limits,
         deliveries: tx,
         metrics: metrics.clone(),
+        subscribed,
     };
     let writer = writer::BatchWriter {
         store,

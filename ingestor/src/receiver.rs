@@ -15,7 +15,7 @@ use chrono::Utc;
 use datastream_schema::{decode_message, topic::shared_readings_filter, DecodeLimits};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait between reconnection attempts.
@@ -28,6 +28,8 @@ pub(crate) struct Receiver {
     pub limits: DecodeLimits,
     pub deliveries: mpsc::UnboundedSender<Delivery>,
     pub metrics: IngestMetrics,
+    /// True while subscribed to the shared group.
+    pub subscribed: watch::Sender<bool>,
 }
 
 impl Receiver {
@@ -56,6 +58,9 @@ impl Receiver {
                         tracing::error!(%error, "could not queue the subscription");
                     }
                 }
+                Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                    self.subscribed.send_replace(true);
+                }
                 Ok(Event::Incoming(Incoming::Publish(publish))) => {
                     if stop.is_cancelled() {
                         continue;
@@ -78,6 +83,7 @@ impl Receiver {
                         tracing::debug!(%error, "MQTT broker still unreachable");
                     }
                     connected = false;
+                    self.subscribed.send_replace(false);
                     self.metrics.reconnect();
                     if stop.is_cancelled() {
                         return;

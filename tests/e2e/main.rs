@@ -1,0 +1,6 @@
+//! End-to-end tests: the whole system in-process, driven from outside
+//! through MQTT and the REST API, as a user would.
+
+mod auth;
+mod pipeline;
+mod support;

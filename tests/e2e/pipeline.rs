@@ -1,0 +1,240 @@
+//! Data flows from MQTT through the ingestor into the database and back out
+//! of the authenticated API, unchanged.
+
+use crate::support::{publish, TestSystem};
+use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
+use datastream_generator::default_fleet;
+use datastream_schema::wire::format_timestamp;
+use datastream_schema::{Id1, ReadingFilter};
+use datastream_test_support::{external_mqtt, mqtt_client, unique_id1, unique_name, TestDb};
+use rumqttc::{Event, Packet, QoS};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Publishes readings for a fresh device (four single objects and one
+/// array of two) and returns what was sent, oldest first.
+async fn publish_sample_readings(sys: &TestSystem, id1: &str) -> Vec<Value> {
+    let client = sys.publisher().await;
+    let base = Utc::now().trunc_subsecs(0) - ChronoDuration::minutes(5);
+    let samples = [
+        ("temperature", 21.53),
+        ("humidity", -12.345678),
+        ("temperature", 0.0),
+        ("humidity", 1e-7),
+        ("pressure", 123456.789),
+        ("pressure", 99.5),
+    ];
+    let sent: Vec<Value> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, (sensor_type, value))| {
+            let ts = base + ChronoDuration::microseconds(1_000_001 * i as i64 + 123_456);
+            json!({
+                "sensor_value": value,
+                "sensor_type": sensor_type,
+                "id1": id1,
+                "id2": 17,
+                "timestamp": format_timestamp(ts),
+            })
+        })
+        .collect();
+    for reading in &sent[..4] {
+        let topic = format!(
+            "sensors/{}/{id1}/17",
+            reading["sensor_type"].as_str().unwrap()
+        );
+        publish(&client, &topic, reading.to_string()).await;
+    }
+    let array = Value::Array(sent[4..].to_vec());
+    publish(
+        &client,
+        &format!("sensors/pressure/{id1}/17"),
+        array.to_string(),
+    )
+    .await;
+    sent
+}
+
+async fn assert_round_trip(sys: &TestSystem) {
+    let id1 = unique_id1();
+    let sent = publish_sample_readings(sys, &id1).await;
+    let got = sys
+        .wait_for_readings(
+            &format!("id1={id1}&order=asc"),
+            sent.len(),
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(
+        got.len(),
+        sent.len(),
+        "every published reading is stored once"
+    );
+    for (want, have) in sent.iter().zip(&got) {
+        for field in ["sensor_value", "sensor_type", "id1", "id2", "timestamp"] {
+            assert_eq!(have[field], want[field], "field {field} of {have}");
+        }
+        assert!(have["id"].as_i64().is_some());
+        assert!(have["created_at"].as_str().is_some());
+    }
+    let token = sys.admin_token().await;
+    let one: Value = sys
+        .get(&format!("/api/v1/readings/{}", got[0]["id"]), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one, got[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_round_trip_on_sqlite_and_the_embedded_broker() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    assert_round_trip(&sys).await;
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_round_trip_on_mariadb_and_mosquitto() {
+    let (Some(db), Some(mqtt)) = (TestDb::mysql().await, external_mqtt()) else {
+        return;
+    };
+    let sys = TestSystem::start(db, Some(mqtt), vec![]).await;
+    assert_round_trip(&sys).await;
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_shows_three_sensor_types_within_ten_seconds() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, default_fleet()).await;
+    let started = std::time::Instant::now();
+    let mut types = BTreeSet::new();
+    while types.len() < 3 && started.elapsed() < Duration::from_secs(10) {
+        let data = sys
+            .wait_for_readings("limit=100", 100, Duration::ZERO)
+            .await;
+        types = data
+            .iter()
+            .filter_map(|r| r["sensor_type"].as_str().map(str::to_owned))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(types.len(), 3, "sensor types seen within 10 s: {types:?}");
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_readings_are_visible_to_any_subscriber() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, default_fleet()).await;
+    let (host, port) = datastream_test_support::mqtt_host_port(&sys.mqtt_url);
+    let mut options = rumqttc::MqttOptions::new(unique_name("watch"), host, port);
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .subscribe("sensors/#", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("a live reading within 10 s");
+    assert!(seen.topic.starts_with("sensors/"));
+    let body: Value = serde_json::from_slice(&seen.payload).unwrap();
+    assert!(body["sensor_value"].is_number());
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_messages_are_dead_lettered_and_the_stream_goes_on() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let (host, port) = datastream_test_support::mqtt_host_port(&sys.mqtt_url);
+    let mut options = rumqttc::MqttOptions::new(unique_name("dlq"), host, port);
+    options.set_keep_alive(Duration::from_secs(10));
+    let (watcher, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    watcher
+        .subscribe("datastream/deadletter/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // Let the subscription settle before publishing.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::SubAck(_))) = eventloop.poll().await {
+                break;
+            }
+        }
+    })
+    .await;
+
+    let id1 = unique_id1();
+    let client = mqtt_client(&sys.mqtt_url, &unique_name("pub")).await;
+    let topic = format!("sensors/temperature/{id1}/1");
+    let good = |secs: i64| {
+        json!({"sensor_value": 1.5, "sensor_type": "temperature", "id1": id1, "id2": 1,
+               "timestamp": format_timestamp(Utc::now() - ChronoDuration::seconds(secs))})
+        .to_string()
+    };
+    publish(&client, &topic, good(3)).await;
+    publish(&client, &topic, "not json at all").await;
+    publish(&client, &topic, good(2)).await;
+
+    let dead = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("a dead letter within 10 s");
+    assert_eq!(dead.topic, "datastream/deadletter/temperature");
+    let body: Value = serde_json::from_slice(&dead.payload).unwrap();
+    assert_eq!(body["topic"], topic);
+    assert_eq!(body["payload"], "not json at all");
+    assert!(
+        body["reason"].as_str().unwrap().contains("not a reading"),
+        "{body}"
+    );
+
+    let stored = sys
+        .wait_for_readings(&format!("id1={id1}"), 2, Duration::from_secs(10))
+        .await;
+    assert_eq!(stored.len(), 2, "the good messages around the bad one land");
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_commits_the_open_batch() {
+    // A flush interval far beyond the test keeps readings in the open batch
+    // until the stop.
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.ingest_flush_ms = 600_000;
+        s.ingest_batch_max = 100_000;
+    })
+    .await;
+    let id1 = unique_id1();
+    let client = sys.publisher().await;
+    for i in 0..50 {
+        let body = json!({"sensor_value": i, "sensor_type": "vibration", "id1": id1, "id2": 4,
+            "timestamp": format_timestamp(Utc::now() - ChronoDuration::seconds(100 - i))});
+        publish(
+            &client,
+            &format!("sensors/vibration/{id1}/4"),
+            body.to_string(),
+        )
+        .await;
+    }
+    let none_yet = sys
+        .wait_for_readings(&format!("id1={id1}"), 50, Duration::from_secs(2))
+        .await;
+    assert!(none_yet.is_empty(), "the batch is still open");
+    let db = sys.stop().await;
+    let store = datastream_schema::connect(db.url()).await.unwrap();
+    let filter = ReadingFilter::default().with_id1(Id1::parse(&id1).unwrap());
+    assert_eq!(store.count(&filter).await.unwrap(), 50);
+}

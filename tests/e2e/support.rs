@@ -1,0 +1,151 @@
+//! Starting the whole system for a test and talking to it.
+
+use datastream::{Settings, System};
+use datastream_generator::GeneratorSpec;
+use datastream_test_support::{clear_mqtt_session, mqtt_client, unique_name, TestDb};
+use rumqttc::{AsyncClient, QoS};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The secret every test system signs tokens with.
+pub const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A running system plus what a test needs to drive it.
+pub struct TestSystem {
+    system: System,
+    pub base: String,
+    pub mqtt_url: String,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+}
+
+impl TestSystem {
+    /// Starts everything on `db`; on `mqtt_url` or, if `None`, an embedded
+    /// broker on a free port.
+    pub async fn start(
+        db: TestDb,
+        mqtt_url: Option<String>,
+        generators: Vec<GeneratorSpec>,
+    ) -> Self {
+        Self::start_with(db, mqtt_url, generators, |_| {}).await
+    }
+
+    /// Like [`TestSystem::start`], with a chance to adjust the settings.
+    pub async fn start_with(
+        db: TestDb,
+        mqtt_url: Option<String>,
+        generators: Vec<GeneratorSpec>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
+        // Logs show up only for failing tests (the test writer is captured).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,rumqttd=off,rumqttc=warn,actix_server=warn")
+            .with_test_writer()
+            .try_init();
+        let mut settings = Settings {
+            database_url: db.url().to_owned(),
+            mqtt_url,
+            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            jwt_secret: Some(TEST_JWT_SECRET.into()),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            ingest_group: unique_name("grp"),
+            ingest_client_id: Some(unique_name("ing")),
+            ingest_flush_ms: 50,
+            ..Settings::default()
+        };
+        adjust(&mut settings);
+        let system = System::start(&settings, generators)
+            .await
+            .expect("starting the system");
+        let base = format!("http://{}", system.endpoints().api);
+        let mqtt_url = system.endpoints().mqtt.to_string();
+        Self {
+            system,
+            base,
+            mqtt_url,
+            settings,
+            http: reqwest::Client::new(),
+            db,
+        }
+    }
+
+    /// Stops the system cleanly, forgets its ingestor's broker session, and
+    /// hands back the database for inspection.
+    pub async fn stop(self) -> TestDb {
+        let client_id = format!(
+            "{}-{}",
+            self.settings.ingest_client_id(),
+            self.system.endpoints().api.port()
+        );
+        self.system.stop().await.expect("stopping the system");
+        clear_mqtt_session(&self.mqtt_url, &client_id).await;
+        self.db
+    }
+
+    /// A client publishing to the system's broker.
+    pub async fn publisher(&self) -> AsyncClient {
+        mqtt_client(&self.mqtt_url, &unique_name("pub")).await
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// The admin's access token.
+    pub async fn admin_token(&self) -> String {
+        let body: Value = self
+            .login("admin", ADMIN_PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().expect("a token").to_owned()
+    }
+
+    /// `GET {path}` with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET request")
+    }
+
+    /// Polls `GET /api/v1/readings?{query}` until it returns `n` readings
+    /// or `timeout` passes; returns the last answer's readings.
+    pub async fn wait_for_readings(&self, query: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let token = self.admin_token().await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let body: Value = self
+                .get(&format!("/api/v1/readings?{query}"), &token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let data = body["data"].as_array().cloned().unwrap_or_default();
+            if data.len() >= n || Instant::now() > deadline {
+                return data;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Publishes `payload` at QoS 1.
+pub async fn publish(client: &AsyncClient, topic: &str, payload: impl Into<Vec<u8>>) {
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.into())
+        .await
+        .expect("queueing a publish");
+}
