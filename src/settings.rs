@@ -39,6 +39,8 @@ pub struct Settings {
     pub ingest_batch_max: usize,
     /// Longest a reading waits in an open batch, in milliseconds.
     pub ingest_flush_ms: u64,
+    /// Most messages an ingestor holds unacknowledged in memory.
+    pub ingest_max_backlog: usize,
     /// Largest accepted MQTT payload, in bytes; larger ones are dead-lettered.
     pub ingest_max_payload_bytes: usize,
     /// API worker threads.
@@ -62,6 +64,7 @@ impl Default for Settings {
             ingest_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             ingest_batch_max: 1000,
             ingest_flush_ms: 100,
+            ingest_max_backlog: 50_000,
             ingest_max_payload_bytes: 256 * 1024,
             api_workers: 2,
         }
@@ -84,6 +87,7 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_LISTEN",
     "INGEST_BATCH_MAX",
     "INGEST_FLUSH_MS",
+    "INGEST_MAX_BACKLOG",
     "INGEST_MAX_PAYLOAD_BYTES",
     "API_WORKERS",
 ];

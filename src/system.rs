@@ -4,14 +4,20 @@
 
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
-use datastream_api::{ensure_admin, AdminBootstrap, ApiServer, AppState, TokenKeys};
+use async_trait::async_trait;
+use datastream_api::{
+    ensure_admin, AdminBootstrap, ApiServer, AppState, ComponentState, DatabaseReadiness,
+    HealthState, ReadinessCheck, SharedReadiness, TokenKeys,
+};
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
 use datastream_generator::{run_fleet, GeneratorSpec};
-use datastream_ingestor::{run_ingestor, IngestConfig, Ingestor};
+use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,26 +76,29 @@ impl System {
         let admin = bootstrap_admin(&store, settings).await?;
 
         let listener = bind(settings.api_listen, "API_LISTEN")?;
-        let api = CancellationToken::new();
-        let state = AppState {
-            store: store.clone(),
-            tokens,
-            prometheus: datastream_api::telemetry::prometheus(),
-        };
-        let api_server = ApiServer::start(listener, state, settings.api_workers, api.clone())?;
-
+        let api_port = listener.local_addr()?.port();
         // One `up` per API port, so two `up`s on one broker keep apart sessions.
-        let client_id = format!(
-            "{}-{}",
-            settings.ingest_client_id(),
-            api_server.addr().port()
-        );
+        let client_id = format!("{}-{api_port}", settings.ingest_client_id());
         let ingest = CancellationToken::new();
         let mut ingestor = Ingestor::start(
             ingest_config(settings, mqtt.clone(), client_id),
             store.clone(),
             ingest.clone(),
         );
+        let api = CancellationToken::new();
+        let health = HealthState {
+            prometheus: datastream_api::telemetry::prometheus(),
+            readiness: Arc::new(IngestReadiness {
+                store: store.clone(),
+                ingestor: ingestor.status(),
+            }),
+        };
+        let state = AppState {
+            store: store.clone(),
+            tokens,
+        };
+        let api_server =
+            ApiServer::start(listener, state, health, settings.api_workers, api.clone())?;
         // Generators start only once readings have somewhere to go: a shared
         // group with no member drops what is published to it.
         if !ingestor.wait_subscribed(Duration::from_secs(10)).await {
@@ -153,6 +162,7 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
     IngestConfig {
         group: settings.ingest_group.clone(),
         batch_max: settings.ingest_batch_max,
+        max_backlog: settings.ingest_max_backlog,
         flush_interval: Duration::from_millis(settings.ingest_flush_ms),
         decode_limits: DecodeLimits {
             max_payload_bytes: settings.ingest_max_payload_bytes,
@@ -203,20 +213,53 @@ pub fn external_mqtt(settings: &Settings) -> Result<MqttUrl> {
     Ok(MqttUrl::parse(&url)?)
 }
 
-/// Runs a standalone ingestor until `shutdown`.
+/// Runs a standalone ingestor until `shutdown`, with `/healthz`, `/readyz`
+/// and `/metrics` on `INGEST_LISTEN`.
 pub async fn run_standalone_ingestor(
     settings: &Settings,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let mqtt = external_mqtt(settings)?;
     let store = open_store(&settings.database_url).await?;
-    run_ingestor(
+    let listener = bind(settings.ingest_listen, "INGEST_LISTEN")?;
+    let ingestor = Ingestor::start(
         ingest_config(settings, mqtt, settings.ingest_client_id()),
-        store,
-        shutdown,
-    )
-    .await;
+        store.clone(),
+        shutdown.clone(),
+    );
+    let health = HealthState {
+        prometheus: datastream_api::telemetry::prometheus(),
+        readiness: Arc::new(IngestReadiness {
+            store,
+            ingestor: ingestor.status(),
+        }),
+    };
+    // The health endpoint outlives the ingestor's last commit, then stops.
+    let health_stop = CancellationToken::new();
+    let server = ApiServer::start_health(listener, health, health_stop.clone())?;
+    ingestor.join().await;
+    health_stop.cancel();
+    server.wait().await?;
     Ok(())
+}
+
+/// Ready when the database answers and the ingestor is subscribed.
+struct IngestReadiness {
+    store: SharedStore,
+    ingestor: watch::Receiver<IngestStatus>,
+}
+
+#[async_trait]
+impl ReadinessCheck for IngestReadiness {
+    async fn check(&self) -> Vec<ComponentState> {
+        let mut states = DatabaseReadiness(self.store.clone()).check().await;
+        let subscribed = self.ingestor.borrow().subscribed;
+        states.push(ComponentState {
+            name: "mqtt",
+            problem: (!subscribed).then(|| "ingestor not subscribed to the broker".to_owned()),
+        });
+        states
+    }
 }
 
 /// Runs a standalone API until `shutdown`. Requires `JWT_SECRET`.
@@ -228,12 +271,12 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     let store = open_store(&settings.database_url).await?;
     report_admin(&bootstrap_admin(&store, settings).await?);
     let listener = bind(settings.api_listen, "API_LISTEN")?;
-    let state = AppState {
-        store,
-        tokens,
+    let health = HealthState {
         prometheus: datastream_api::telemetry::prometheus(),
+        readiness: Arc::new(DatabaseReadiness(store.clone())) as SharedReadiness,
     };
-    let server = ApiServer::start(listener, state, settings.api_workers, shutdown)?;
+    let state = AppState { store, tokens };
+    let server = ApiServer::start(listener, state, health, settings.api_workers, shutdown)?;
     server.wait().await?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
+pub mod readiness;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -21,7 +22,8 @@ pub mod telemetry;
 pub use auth::{SecretError, TokenKeys};
 pub use bootstrap::{ensure_admin, AdminBootstrap};
 pub use error::ApiError;
-pub use state::AppState;
+pub use readiness::{ComponentState, DatabaseReadiness, ReadinessCheck, SharedReadiness};
+pub use state::{AppState, HealthState};
 
 use actix_web::{web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
@@ -37,19 +39,24 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Starts serving on `listener` with `workers` threads; stops gracefully
-    /// when `shutdown` is cancelled.
+    /// Starts serving the API and its health endpoints on `listener` with
+    /// `workers` threads; stops gracefully when `shutdown` is cancelled.
     pub fn start(
         listener: TcpListener,
         state: AppState,
+        health: HealthState,
         workers: usize,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let readiness = web::Data::new(health.readiness);
+        let prometheus = web::Data::new(health.prometheus);
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(readiness.clone())
+                .app_data(prometheus.clone())
                 .configure(routes::configure)
         })
         .workers(workers.max(1))
@@ -57,6 +64,41 @@ impl ApiServer {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
+        Ok(Self::supervise(server, addr, shutdown, "API"))
+    }
+
+    /// Serves only `/healthz`, `/readyz` and `/metrics` (a standalone
+    /// ingestor's `INGEST_LISTEN`).
+    pub fn start_health(
+        listener: TcpListener,
+        state: HealthState,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let readiness = web::Data::new(state.readiness);
+        let prometheus = web::Data::new(state.prometheus);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(readiness.clone())
+                .app_data(prometheus.clone())
+                .configure(routes::health::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self::supervise(server, addr, shutdown, "health endpoint"))
+    }
+
+    /// Runs `server` until `shutdown`, then stops it gracefully.
+    fn supervise(
+        server: actix_web::dev::Server,
+        addr: SocketAddr,
+        shutdown: CancellationToken,
+        what: &'static str,
+    ) -> Self {
         let handle = server.handle();
         tokio::spawn(async move {
             shutdown.cancelled().await;
@@ -64,8 +106,8 @@ impl ApiServer {
         });
         // The server only accepts connections while its future is polled.
         let running = tokio::spawn(server);
-        tracing::info!(%addr, "API listening");
-        Ok(Self { addr, running })
+        tracing::info!(%addr, "{what} listening");
+        Self { addr, running }
     }
 
     /// The bound address.

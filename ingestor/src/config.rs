@@ -18,8 +18,10 @@ pub struct IngestConfig {
     /// Flush when the oldest reading in the open batch is this old
     /// (`INGEST_FLUSH_MS`).
     pub flush_interval: Duration,
-    /// Messages buffered between the MQTT receiver and the batch writer.
-    pub channel_capacity: usize,
+    /// Most messages held unacknowledged in memory (`INGEST_MAX_BACKLOG`);
+    /// at the limit the ingestor stops taking messages and the broker keeps
+    /// them. About 300 bytes each.
+    pub max_backlog: usize,
     /// Payload and timestamp limits for decoding.
     pub decode_limits: DecodeLimits,
 }
@@ -33,7 +35,7 @@ impl IngestConfig {
             client_id: client_id.into(),
             batch_max: 1000,
             flush_interval: Duration::from_millis(100),
-            channel_capacity: 4096,
+            max_backlog: 50_000,
             decode_limits: DecodeLimits::default(),
         }
     }

@@ -22,15 +22,20 @@
 mod config;
 mod dead_letter;
 mod delivery;
+mod log_limit;
 mod metrics;
 mod receiver;
+mod status;
 mod writer;
 
 pub use config::IngestConfig;
 pub use metrics::IngestMetrics;
+pub use status::IngestStatus;
 
 use datastream_schema::SharedStore;
 use rumqttc::{AsyncClient, MqttOptions};
+use status::Shared;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -43,7 +48,7 @@ const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
 /// A running ingestor.
 pub struct Ingestor {
-    subscribed: watch::Receiver<bool>,
+    status: watch::Receiver<IngestStatus>,
     task: JoinHandle<()>,
 }
 
@@ -51,23 +56,24 @@ impl Ingestor {
     /// Starts an ingestor that runs until `shutdown` is cancelled, then
     /// commits and acks what it holds and disconnects.
     pub fn start(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) -> Self {
-        let (subscribed_tx, subscribed) = watch::channel(false);
-        let task = tokio::spawn(run(config, store, shutdown, subscribed_tx));
-        Self { subscribed, task }
+        let shared = Shared::new();
+        let status = shared.subscribe();
+        let task = tokio::spawn(run(config, store, shutdown, shared));
+        Self { status, task }
     }
 
     /// Waits until the ingestor is subscribed to its shared group (so
     /// readings published from now on reach it), or `timeout` passes.
     /// Returns whether it is subscribed.
     pub async fn wait_subscribed(&mut self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.subscribed.wait_for(|s| *s))
+        tokio::time::timeout(timeout, self.status.wait_for(|s| s.subscribed))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// True while subscribed to the shared group.
-    pub fn is_subscribed(&self) -> bool {
-        *self.subscribed.borrow()
+    /// A handle that follows this ingestor's status (for readiness checks).
+    pub fn status(&self) -> watch::Receiver<IngestStatus> {
+        self.status.clone()
     }
 
     /// Waits until the ingestor has stopped.
@@ -87,7 +93,7 @@ async fn run(
     config: IngestConfig,
     store: SharedStore,
     shutdown: CancellationToken,
-    subscribed: watch::Sender<bool>,
+    shared: Arc<Shared>,
 ) {
     let mut options = MqttOptions::new(&config.client_id, config.mqtt.host(), config.mqtt.port());
     options
@@ -98,7 +104,11 @@ async fn run(
     if let Some((user, pass)) = config.mqtt.credentials() {
         options.set_credentials(user, pass);
     }
-    let (client, eventloop) = AsyncClient::new(options, 1024);
+    // Room for an ack and a dead letter per message the backlog can hold,
+    // so the writer never waits on a receiver that has paused (receiver.rs).
+    let max_backlog = config.max_backlog.max(1);
+    let batch_max = config.batch_max.max(1);
+    let (client, eventloop) = AsyncClient::new(options, 2 * (max_backlog + batch_max) + 64);
     let (tx, rx) = mpsc::unbounded_channel();
     let metrics = IngestMetrics;
     tracing::info!(
@@ -118,14 +128,17 @@ async fn run(
         limits: config.decode_limits,
         deliveries: tx,
         metrics: metrics.clone(),
-        subscribed,
+        shared: shared.clone(),
+        max_backlog,
     };
     let writer = writer::BatchWriter {
         store,
         client,
-        batch_max: config.batch_max.max(1),
+        batch_max,
         flush_interval: config.flush_interval,
         metrics,
+        shared,
+        dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
     };
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     writer.run(rx, shutdown).await;

@@ -1,21 +1,24 @@
 //! The MQTT side of the ingestor: keeps the connection alive, (re)subscribes
 //! to the shared group, decodes messages and hands them to the writer.
 //!
-//! This task is the only one that polls the rumqttc event loop, and it
-//! never waits on anything else: pings, acks and dead letters must keep
-//! flowing while the writer waits on the database, or the writer's acks
-//! could deadlock against a receiver stuck on a full channel. The channel to
-//! the writer is therefore unbounded; what bounds it is the broker's
-//! in-flight window (QoS 1 messages sent but not yet acked), which the
-//! broker enforces per client.
+//! This task is the only one that polls the rumqttc event loop. It never
+//! blocks on the writer: the channel between them is unbounded, and what
+//! bounds it is the number of unacked messages, capped twice: by the
+//! broker's per-client in-flight window, and by `max_backlog` here — at the
+//! cap the receiver stops polling until the writer acks, and the broker
+//! keeps the rest. The writer's acks cannot deadlock against a receiver that
+//! has stopped polling, because the rumqttc request queue is sized to hold
+//! an ack (and a dead letter) for every message the backlog can contain.
 
 use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
+use crate::status::Shared;
 use chrono::Utc;
 use datastream_schema::{decode_message, topic::shared_readings_filter, DecodeLimits};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait between reconnection attempts.
@@ -28,8 +31,8 @@ pub(crate) struct Receiver {
     pub limits: DecodeLimits,
     pub deliveries: mpsc::UnboundedSender<Delivery>,
     pub metrics: IngestMetrics,
-    /// True while subscribed to the shared group.
-    pub subscribed: watch::Sender<bool>,
+    pub shared: Arc<Shared>,
+    pub max_backlog: usize,
 }
 
 impl Receiver {
@@ -42,6 +45,17 @@ impl Receiver {
         let mut connected = false;
         let mut reconnect_delay = Duration::from_millis(100);
         loop {
+            if self.shared.unacked() >= self.max_backlog && !stop.is_cancelled() {
+                tracing::warn!(
+                    unacked = self.shared.unacked(),
+                    "backlog full; pausing intake until the database catches up"
+                );
+                tokio::select! {
+                    _ = self.shared.wait_below(self.max_backlog) => {}
+                    _ = stop.cancelled() => {}
+                }
+                tracing::info!("backlog below its limit; resuming intake");
+            }
             let event = self.eventloop.poll().await;
             match event {
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
@@ -58,14 +72,13 @@ impl Receiver {
                         tracing::error!(%error, "could not queue the subscription");
                     }
                 }
-                Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                    self.subscribed.send_replace(true);
-                }
+                Ok(Event::Incoming(Incoming::SubAck(_))) => self.shared.set_subscribed(true),
                 Ok(Event::Incoming(Incoming::Publish(publish))) => {
                     if stop.is_cancelled() {
                         continue;
                     }
                     let delivery = self.decode(publish);
+                    self.shared.received();
                     if self.deliveries.send(delivery).is_err() {
                         // The writer has gone: nothing more can be acked.
                         return;
@@ -83,7 +96,7 @@ impl Receiver {
                         tracing::debug!(%error, "MQTT broker still unreachable");
                     }
                     connected = false;
-                    self.subscribed.send_replace(false);
+                    self.shared.set_subscribed(false);
                     self.metrics.reconnect();
                     if stop.is_cancelled() {
                         return;

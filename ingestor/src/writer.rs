@@ -4,9 +4,12 @@
 
 use crate::dead_letter::{claimed_sensor_type, dead_letter_payload};
 use crate::delivery::{Content, Delivery};
+use crate::log_limit::LogLimiter;
 use crate::metrics::IngestMetrics;
+use crate::status::Shared;
 use datastream_schema::{topic::dead_letter_topic, Reading, SharedStore};
 use rumqttc::{AsyncClient, Publish, QoS};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +26,8 @@ pub(crate) struct BatchWriter {
     pub batch_max: usize,
     pub flush_interval: Duration,
     pub metrics: IngestMetrics,
+    pub shared: Arc<Shared>,
+    pub dead_letter_log: LogLimiter,
 }
 
 /// The open batch: readings to insert and every message to ack after commit.
@@ -37,7 +42,7 @@ impl BatchWriter {
     /// Runs until `shutdown`; then commits what it holds, acks it, and
     /// disconnects the MQTT client.
     pub async fn run(
-        self,
+        mut self,
         mut deliveries: mpsc::UnboundedReceiver<Delivery>,
         shutdown: CancellationToken,
     ) {
@@ -82,14 +87,16 @@ impl BatchWriter {
         let _ = self.client.disconnect().await;
     }
 
-    async fn accept(&self, batch: &mut OpenBatch, d: Delivery) {
+    async fn accept(&mut self, batch: &mut OpenBatch, d: Delivery) {
         batch.oldest.get_or_insert(d.received);
         match d.content {
             Content::Readings(readings) => batch.readings.extend(readings),
             Content::Rejected { reason, payload } => {
                 self.metrics.dead_letter();
                 let reason = reason.to_string();
-                tracing::warn!(topic = %d.ack.topic, %reason, "dead-lettering message");
+                if let Some(suppressed) = self.dead_letter_log.allow() {
+                    tracing::warn!(topic = %d.ack.topic, %reason, suppressed, "dead-lettering message");
+                }
                 let topic = dead_letter_topic(claimed_sensor_type(&d.ack.topic));
                 let body = dead_letter_payload(&d.ack.topic, &payload, &reason);
                 if let Err(error) = self
@@ -128,6 +135,7 @@ impl BatchWriter {
                     );
                     if failing {
                         tracing::info!("database is back; committing again");
+                        self.shared.set_database_error(None);
                     }
                     break;
                 }
@@ -136,6 +144,7 @@ impl BatchWriter {
                     if !failing {
                         tracing::warn!(%error, readings = batch.readings.len(),
                             "commit failed; holding the batch unacked and retrying");
+                        self.shared.set_database_error(Some(error.to_string()));
                     }
                     failing = true;
                     if let Some(oldest) = batch.oldest {
@@ -154,11 +163,13 @@ impl BatchWriter {
                 }
             }
         }
+        let messages = batch.acks.len();
         for ack in batch.acks.drain(..) {
             if let Err(error) = self.client.ack(&ack).await {
                 tracing::warn!(%error, "could not queue an ack; the broker will redeliver");
             }
         }
+        self.shared.acked(messages);
         batch.readings.clear();
         batch.oldest = None;
         self.metrics.oldest_unacked(Duration::ZERO);

@@ -1,29 +1,51 @@
 //! Liveness, readiness and metrics: unauthenticated, for orchestrators.
 
-use crate::state::AppState;
+use crate::readiness::SharedReadiness;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Map, Value};
+
+/// Registers `/healthz`, `/readyz` and `/metrics`; expects a
+/// [`SharedReadiness`] and a [`PrometheusHandle`] in the app data.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database answers.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
-        Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not_ready", "database": "unreachable"}))
-        }
+/// `GET /readyz`: every component is ready (200) or not (503, with why).
+pub async fn readyz(readiness: web::Data<SharedReadiness>) -> HttpResponse {
+    let states = readiness.check().await;
+    let ready = states.iter().all(|s| s.problem.is_none());
+    let checks: Map<String, Value> = states
+        .into_iter()
+        .map(|s| {
+            let value = match s.problem {
+                None => json!("ok"),
+                Some(problem) => {
+                    tracing::warn!(component = s.name, %problem, "not ready");
+                    json!(problem)
+                }
+            };
+            (s.name.to_owned(), value)
+        })
+        .collect();
+    let body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": checks});
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(prometheus: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.prometheus.render())
+        .body(prometheus.render())
 }

@@ -27,9 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/readings", web::get().to(readings::list))
             .route("/readings/{id}", web::get().to(readings::get_one)),
     )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
+    .configure(health::configure)
     .default_service(web::to(not_found));
 }
 
@@ -43,7 +41,8 @@ fn query_error(message: &str) -> ApiError {
     ApiError::bad_request(field, message)
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// Every unknown path: a JSON 404.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route for {} {}",
         req.method(),
