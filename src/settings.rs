@@ -31,6 +31,9 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// Shared-subscription group of the ingestors.
     pub ingest_group: String,
+    /// Subscribe through the shared group (true) or directly to `sensors/#`
+    /// (false: one ingestor only; what `up` does on the embedded broker).
+    pub ingest_shared: bool,
     /// MQTT client id of a standalone ingestor (stable per host by default).
     pub ingest_client_id: Option<String>,
     /// Where a standalone ingestor serves health and metrics.
@@ -60,6 +63,7 @@ impl Default for Settings {
             admin_username: "admin".into(),
             admin_password: None,
             ingest_group: "ingestors".into(),
+            ingest_shared: true,
             ingest_client_id: None,
             ingest_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             ingest_batch_max: 1000,
@@ -83,6 +87,7 @@ pub const ENV_VARS: &[&str] = &[
     "ADMIN_USERNAME",
     "ADMIN_PASSWORD",
     "INGEST_GROUP",
+    "INGEST_SHARED",
     "INGEST_CLIENT_ID",
     "INGEST_LISTEN",
     "INGEST_BATCH_MAX",

@@ -75,13 +75,20 @@ impl System {
         };
         let admin = bootstrap_admin(&store, settings).await?;
 
+        let mut ingest_settings = settings.clone();
+        if embedded_broker {
+            // rumqttd 0.20's router panics when a shared group's last
+            // persistent member leaves with messages in flight; `up` has one
+            // ingestor, so it subscribes directly (docs/DECISIONS.md).
+            ingest_settings.ingest_shared = false;
+        }
         let listener = bind(settings.api_listen, "API_LISTEN")?;
         let api_port = listener.local_addr()?.port();
         // One `up` per API port, so two `up`s on one broker keep apart sessions.
         let client_id = format!("{}-{api_port}", settings.ingest_client_id());
         let ingest = CancellationToken::new();
         let mut ingestor = Ingestor::start(
-            ingest_config(settings, mqtt.clone(), client_id),
+            ingest_config(&ingest_settings, mqtt.clone(), client_id),
             store.clone(),
             ingest.clone(),
         );
@@ -160,7 +167,9 @@ pub async fn open_store(url: &str) -> Result<SharedStore> {
 /// Builds the ingestor's configuration from the settings.
 pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> IngestConfig {
     IngestConfig {
-        group: settings.ingest_group.clone(),
+        group: settings
+            .ingest_shared
+            .then(|| settings.ingest_group.clone()),
         batch_max: settings.ingest_batch_max,
         max_backlog: settings.ingest_max_backlog,
         flush_interval: Duration::from_millis(settings.ingest_flush_ms),

@@ -8,8 +8,10 @@ use std::time::Duration;
 pub struct IngestConfig {
     /// The broker.
     pub mqtt: MqttUrl,
-    /// Shared-subscription group (`INGEST_GROUP`).
-    pub group: String,
+    /// Shared-subscription group (`INGEST_GROUP`); `None` subscribes to
+    /// `sensors/#` directly, for a single ingestor on a broker whose shared
+    /// subscriptions cannot be trusted (the embedded one; see DECISIONS.md).
+    pub group: Option<String>,
     /// MQTT client id (`INGEST_CLIENT_ID`); the persistent session is keyed
     /// by it, so a restart with the same id resumes where it stopped.
     pub client_id: String,
@@ -31,7 +33,7 @@ impl IngestConfig {
     pub fn new(mqtt: MqttUrl, client_id: impl Into<String>) -> Self {
         Self {
             mqtt,
-            group: "ingestors".into(),
+            group: Some("ingestors".into()),
             client_id: client_id.into(),
             batch_max: 1000,
             flush_interval: Duration::from_millis(100),

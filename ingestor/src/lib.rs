@@ -32,6 +32,7 @@ pub use config::IngestConfig;
 pub use metrics::IngestMetrics;
 pub use status::IngestStatus;
 
+use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
 use datastream_schema::SharedStore;
 use rumqttc::{AsyncClient, MqttOptions};
 use status::Shared;
@@ -113,7 +114,7 @@ async fn run(
     let metrics = IngestMetrics;
     tracing::info!(
         mqtt = %config.mqtt,
-        group = %config.group,
+        group = config.group.as_deref().unwrap_or("(none: direct subscription)"),
         client_id = %config.client_id,
         batch_max = config.batch_max,
         flush_ms = config.flush_interval.as_millis() as u64,
@@ -124,7 +125,10 @@ async fn run(
     let receiver = receiver::Receiver {
         client: client.clone(),
         eventloop,
-        group: config.group.clone(),
+        filter: match &config.group {
+            Some(group) => shared_readings_filter(group),
+            None => READINGS_FILTER.to_owned(),
+        },
         limits: config.decode_limits,
         deliveries: tx,
         metrics: metrics.clone(),

@@ -14,7 +14,7 @@ use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
 use crate::status::Shared;
 use chrono::Utc;
-use datastream_schema::{decode_message, topic::shared_readings_filter, DecodeLimits};
+use datastream_schema::{decode_message, DecodeLimits};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +27,8 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 pub(crate) struct Receiver {
     pub client: AsyncClient,
     pub eventloop: EventLoop,
-    pub group: String,
+    /// `$share/{group}/sensors/#`, or `sensors/#` without a group.
+    pub filter: String,
     pub limits: DecodeLimits,
     pub deliveries: mpsc::UnboundedSender<Delivery>,
     pub metrics: IngestMetrics,
@@ -41,7 +42,7 @@ impl Receiver {
     /// so the broker redelivers them), but polling continues so that the
     /// writer's last acks and the disconnect reach the broker.
     pub async fn run(mut self, stop: CancellationToken) {
-        let filter = shared_readings_filter(&self.group);
+        let filter = self.filter.clone();
         let mut connected = false;
         let mut reconnect_delay = Duration::from_millis(100);
         loop {

@@ -214,3 +214,184 @@ pub async fn clear_mqtt_session(url: &str, client_id: &str) {
     })
     .await;
 }
+
+/// A Mosquitto of the test's own, started from the project's
+/// `mosquitto.conf` on a free port with a temporary persistence directory;
+/// killed when dropped.
+pub struct OwnMosquitto {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnMosquitto {
+    /// Starts it, or returns `None` (skip) when `mosquitto` is not installed
+    /// and `DATASTREAM_TEST_MQTT` is unset. In CI the binary must exist.
+    pub fn start() -> Option<Self> {
+        let binary = [
+            "/usr/sbin/mosquitto",
+            "/usr/bin/mosquitto",
+            "/usr/local/sbin/mosquitto",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            assert!(
+                std::env::var("DATASTREAM_TEST_MQTT").is_err(),
+                "mosquitto is not installed but DATASTREAM_TEST_MQTT is set"
+            );
+            eprintln!("skipping: mosquitto is not installed");
+            return None;
+        };
+        let project_conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../mosquitto.conf");
+        let conf = std::fs::read_to_string(project_conf).expect("reading mosquitto.conf");
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let port = free_addr().port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("creating the persistence directory");
+        let conf: String = conf
+            .lines()
+            .map(|line| {
+                if line.starts_with("listener ") {
+                    format!("listener {port} 127.0.0.1")
+                } else if line.starts_with("persistence_location ") {
+                    format!("persistence_location {}/", data.display())
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let conf_path = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf_path, conf).expect("writing the test mosquitto.conf");
+        let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("log file");
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("starting mosquitto");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("valid address");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publishes `payloads` at QoS 1 and returns once the broker has acked
+/// every one (so they are the broker's responsibility from then on).
+pub async fn publish_all_acked(url: String, payloads: Vec<(String, Vec<u8>)>) {
+    let (host, port) = mqtt_host_port(&url);
+    let mut options = rumqttc::MqttOptions::new(unique_name("pub"), host, port);
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1000);
+    let total = payloads.len();
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
+    let sender = tokio::spawn(async move {
+        for (topic, payload) in payloads {
+            client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .expect("queueing a publish");
+        }
+        client
+    });
+    let mut acked = 0;
+    while acked < total {
+        match eventloop.poll().await {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acked += 1,
+            Ok(_) => {}
+            Err(e) => panic!("publisher lost the broker after {acked}/{total} acks: {e}"),
+        }
+    }
+    let client = sender.await.expect("publisher task");
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await;
+}
+
+/// A TCP proxy of the test's own, to cut a service off and bring it back.
+pub struct TcpProxy {
+    addr: SocketAddr,
+    state: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl TcpProxy {
+    /// Forwards a free local port to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (state, _) = tokio::sync::watch::channel(true);
+        let state = std::sync::Arc::new(state);
+        let accept_state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !*accept_state.borrow() {
+                    drop(inbound); // cut: refuse by closing at once
+                    continue;
+                }
+                let mut up = accept_state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = up.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.state.send_replace(false);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.state.send_replace(true);
+    }
+}
+
+/// The `host:port` of a `mysql://` URL, as a socket address.
+pub fn mysql_host_port(url: &str) -> SocketAddr {
+    host_port_of(url)
+        .parse()
+        .expect("MySQL URL with a numeric host:port")
+}

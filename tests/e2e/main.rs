@@ -2,5 +2,6 @@
 //! through MQTT and the REST API, as a user would.
 
 mod auth;
+mod ingest_faults;
 mod pipeline;
 mod support;

@@ -13,8 +13,8 @@ use diesel::mysql::Mysql;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::MigrationHarness;
 use std::time::Duration;
 
@@ -47,7 +47,21 @@ impl MysqlStore {
         .await
         .map_err(|e| StoreError::Migration(e.to_string()))??;
 
-        let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url);
+        let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
+        // created_at/updated_at default to CURRENT_TIMESTAMP(6), which is in
+        // the session time zone; every value in this schema is UTC.
+        config.custom_setup = Box::new(|url| {
+            let url = url.to_owned();
+            Box::pin(async move {
+                let mut conn = AsyncMysqlConnection::establish(&url).await?;
+                conn.batch_execute("SET time_zone = '+00:00'")
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
+        let manager =
+            AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(CHECKOUT_TIMEOUT))
