@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Longest wait between reconnection attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait between reconnection attempts. Short on purpose: after a
+/// broker restart, brokers that do not persist shared subscriptions
+/// (Mosquitto 2.0) drop what is published until an ingestor resubscribes.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Receiver {
     pub client: AsyncClient,

@@ -221,7 +221,8 @@ pub async fn clear_mqtt_session(url: &str, client_id: &str) {
 pub struct OwnMosquitto {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    binary: &'static str,
+    dir: tempfile::TempDir,
 }
 
 impl OwnMosquitto {
@@ -260,14 +261,33 @@ impl OwnMosquitto {
                     line.to_owned()
                 }
             })
+            .chain([
+                // Started as root, Mosquitto drops to the `mosquitto` user,
+                // which cannot write into the test's private directory.
+                "user root".to_owned(),
+            ])
             .collect::<Vec<_>>()
             .join("\n");
-        let conf_path = dir.path().join("mosquitto.conf");
-        std::fs::write(&conf_path, conf).expect("writing the test mosquitto.conf");
-        let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("log file");
+        std::fs::write(dir.path().join("mosquitto.conf"), conf)
+            .expect("writing the test mosquitto.conf");
+        let child = Self::spawn(binary, dir.path(), port);
+        Some(Self {
+            child,
+            port,
+            binary,
+            dir,
+        })
+    }
+
+    fn spawn(binary: &str, dir: &std::path::Path, port: u16) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("mosquitto.log"))
+            .expect("log file");
         let child = std::process::Command::new(binary)
             .arg("-c")
-            .arg(&conf_path)
+            .arg(dir.join("mosquitto.conf"))
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
@@ -281,11 +301,18 @@ impl OwnMosquitto {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Self {
-            child,
-            port,
-            _dir: dir,
-        })
+        child
+    }
+
+    /// Stops the broker (SIGTERM, so it saves its persistent state), keeps
+    /// it down for `down`, then starts it again on the same port and data.
+    pub async fn restart(&mut self, down: Duration) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        tokio::time::sleep(down).await;
+        self.child = Self::spawn(self.binary, self.dir.path(), self.port);
     }
 
     /// `mqtt://127.0.0.1:PORT`.

@@ -162,3 +162,30 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
     );
     ingestor.wait_ready(READY).await;
 }
+
+/// Mosquitto 2.0 restores plain persistent subscriptions after a restart but
+/// not shared ones (messages published before a shared-group member
+/// resubscribes are dropped; docs/DECISIONS.md), so this runs the
+/// single-ingestor, direct-subscription deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
+    let (Some(mut mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
+        return;
+    };
+    let store = connect(db.url()).await.unwrap();
+    let client_id = unique_name("ing");
+    let ingestor = IngestorProcess::spawn(db.url(), &mosquitto.url(), None, &client_id);
+    ingestor.wait_ready(READY).await;
+
+    let id1 = unique_id1();
+    let n = 6_000;
+    let mut messages = reading_messages(&id1, n);
+    let second_half = messages.split_off(n / 2);
+    publish_all_acked(mosquitto.url(), messages).await;
+    mosquitto.restart(Duration::from_secs(2)).await;
+    publish_all_acked(mosquitto.url(), second_half).await;
+
+    assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
+    ingestor.wait_ready(READY).await;
+    clear_mqtt_session(&mosquitto.url(), &client_id).await;
+}

@@ -150,10 +150,10 @@ async fn live_readings_are_visible_to_any_subscriber() {
     sys.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_messages_are_dead_lettered_and_the_stream_goes_on() {
-    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
-    let (host, port) = datastream_test_support::mqtt_host_port(&sys.mqtt_url);
+/// Subscribes to every dead-letter topic and waits for the SUBACK. The
+/// client is returned because dropping it ends the event loop.
+async fn dead_letter_watcher(mqtt_url: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (host, port) = datastream_test_support::mqtt_host_port(mqtt_url);
     let mut options = rumqttc::MqttOptions::new(unique_name("dlq"), host, port);
     options.set_keep_alive(Duration::from_secs(10));
     let (watcher, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
@@ -161,50 +161,128 @@ async fn invalid_messages_are_dead_lettered_and_the_stream_goes_on() {
         .subscribe("datastream/deadletter/#", QoS::AtLeastOnce)
         .await
         .unwrap();
-    // Let the subscription settle before publishing.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Ok(Event::Incoming(Packet::SubAck(_))) = eventloop.poll().await {
                 break;
             }
         }
     })
-    .await;
+    .await
+    .expect("dead-letter subscription");
+    (watcher, eventloop)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_bad_message_is_dead_lettered_with_its_reason() {
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.ingest_max_payload_bytes = 2048;
+    })
+    .await;
+    let (_watcher, mut dead_letters) = dead_letter_watcher(&sys.mqtt_url).await;
     let id1 = unique_id1();
-    let client = mqtt_client(&sys.mqtt_url, &unique_name("pub")).await;
     let topic = format!("sensors/temperature/{id1}/1");
-    let good = |secs: i64| {
-        json!({"sensor_value": 1.5, "sensor_type": "temperature", "id1": id1, "id2": 1,
-               "timestamp": format_timestamp(Utc::now() - ChronoDuration::seconds(secs))})
+    let reading = |id2: i64, ts: &str| {
+        json!({"sensor_value": 1.5, "sensor_type": "temperature", "id1": id1, "id2": id2,
+               "timestamp": ts})
         .to_string()
     };
-    publish(&client, &topic, good(3)).await;
-    publish(&client, &topic, "not json at all").await;
-    publish(&client, &topic, good(2)).await;
+    let recent = |secs: i64| format_timestamp(Utc::now() - ChronoDuration::seconds(secs));
+    // (topic, payload, expected dead-letter topic, a phrase of the reason)
+    let cases: Vec<(String, String, &str, &str)> = vec![
+        (
+            topic.clone(),
+            "not json at all".into(),
+            "temperature",
+            "not a reading",
+        ),
+        (
+            topic.clone(),
+            reading(1, &recent(1)).replace("1.5", "\"warm\""),
+            "temperature",
+            "invalid type",
+        ),
+        (
+            topic.clone(),
+            reading(1, "1999-12-31T23:59:59Z"),
+            "temperature",
+            "timestamp",
+        ),
+        (
+            topic.clone(),
+            reading(1, "yesterday"),
+            "temperature",
+            "timestamp must be RFC 3339",
+        ),
+        (
+            topic.clone(),
+            reading(2, &recent(2)),
+            "temperature",
+            "id2 \"2\" does not match",
+        ),
+        (topic.clone(), "[]".into(), "temperature", "empty array"),
+        (
+            topic.clone(),
+            format!("[{}]", reading(1, &recent(3)).repeat(40)),
+            "temperature",
+            "more than the limit",
+        ),
+        (
+            format!("sensors/temperature/{id1}"),
+            reading(1, &recent(4)),
+            "temperature",
+            "bad topic",
+        ),
+        (
+            format!("sensors/Temp/{id1}/1"),
+            reading(1, &recent(5)),
+            "_invalid",
+            "sensor_type",
+        ),
+    ];
 
-    let dead = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
-                return p;
+    let client = mqtt_client(&sys.mqtt_url, &unique_name("pub")).await;
+    publish(&client, &topic, reading(1, &recent(10))).await;
+    for (t, payload, _, _) in &cases {
+        publish(&client, t, payload.clone()).await;
+    }
+    publish(&client, &topic, reading(1, &recent(11))).await;
+
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while received.len() < cases.len() {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = dead_letters.poll().await {
+                received.push(p);
             }
         }
     })
     .await
-    .expect("a dead letter within 10 s");
-    assert_eq!(dead.topic, "datastream/deadletter/temperature");
-    let body: Value = serde_json::from_slice(&dead.payload).unwrap();
-    assert_eq!(body["topic"], topic);
-    assert_eq!(body["payload"], "not json at all");
-    assert!(
-        body["reason"].as_str().unwrap().contains("not a reading"),
-        "{body}"
-    );
+    .unwrap_or_else(|_| panic!("only {} of {} dead letters", received.len(), cases.len()));
 
+    for (t, payload, dead_topic, phrase) in &cases {
+        let letter = received
+            .iter()
+            .find_map(|p| {
+                let body: Value = serde_json::from_slice(&p.payload).ok()?;
+                (body["topic"] == t.as_str() && body["payload"] == payload.as_str())
+                    .then(|| (p.topic.clone(), body))
+            })
+            .unwrap_or_else(|| panic!("no dead letter for {t} {payload}"));
+        assert_eq!(letter.0, format!("datastream/deadletter/{dead_topic}"));
+        let reason = letter.1["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(phrase),
+            "{reason:?} should mention {phrase:?}"
+        );
+    }
     let stored = sys
         .wait_for_readings(&format!("id1={id1}"), 2, Duration::from_secs(10))
         .await;
-    assert_eq!(stored.len(), 2, "the good messages around the bad one land");
+    assert_eq!(
+        stored.len(),
+        2,
+        "the good messages around the bad ones land"
+    );
     sys.stop().await;
 }
 
