@@ -3,6 +3,8 @@
 //! integration tests start the whole system through [`system::System`].
 #![deny(missing_docs)]
 
+pub mod bench;
+pub mod ingestor_process;
 pub mod settings;
 pub mod system;
 

@@ -55,6 +55,36 @@ enum Command {
     Api,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Benchmarks that measure their own baselines and print ratios.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// MQTT → database throughput, latency, loss and memory, against direct
+    /// inserts and a one-reading-per-transaction pipeline. Needs MQTT_URL.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Args)]
+struct IngestBenchArgs {
+    /// Readings per pipeline run.
+    #[arg(long, default_value_t = 100_000)]
+    count: usize,
+    /// Total publish rate in readings/s; omitted: full speed, then half the
+    /// landed rate for the latency figures.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Concurrent publishers.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Ingestor processes sharing the group.
+    #[arg(long, default_value_t = 1)]
+    ingestors: usize,
+    /// Readings for the one-per-transaction baseline.
+    #[arg(long, default_value_t = 5_000)]
+    naive_count: usize,
 }
 
 #[derive(Args)]
@@ -139,6 +169,18 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Ingestor => system::run_standalone_ingestor(&settings, shutdown).await,
         Command::Api => system::run_standalone_api(&settings, shutdown).await,
+        Command::Bench(BenchCommand::Ingest(args)) => {
+            let bench = datastream::bench::ingest::IngestBench {
+                count: args.count,
+                rate: args.rate,
+                publishers: args.publishers,
+                ingestors: args.ingestors,
+                naive_count: args.naive_count,
+            };
+            let report = datastream::bench::ingest::run(&settings, &bench).await?;
+            print!("{}", report.render());
+            Ok(())
+        }
         Command::Migrate => {
             system::open_store(&settings.database_url).await?;
             eprintln!(

@@ -2,7 +2,7 @@
 //! scaled out, or cut off from its database. Each test runs real
 //! `datastream ingestor` processes against a broker and a database.
 
-use crate::support::{count_rows, reading_messages, wait_for_rows, IngestorProcess};
+use crate::support::{count_rows, reading_messages, spawn_ingestor, wait_for_rows};
 use datastream_schema::{connect, SharedStore};
 use datastream_test_support::{
     clear_mqtt_session, embedded_broker, publish_all_acked, unique_id1, unique_name, OwnMosquitto,
@@ -19,8 +19,8 @@ const LAND: Duration = Duration::from_secs(90);
 async fn kill_and_resume(db_url: &str, mqtt_url: &str, group: Option<&str>) {
     let store: SharedStore = connect(db_url).await.unwrap();
     let (client_id, id1) = (unique_name("ing"), unique_id1());
-    let first = IngestorProcess::spawn(db_url, mqtt_url, group, &client_id);
-    first.wait_ready(READY).await;
+    let mut first = spawn_ingestor(db_url, mqtt_url, group, &client_id);
+    first.wait_ready(READY).await.unwrap();
 
     let n = 10_000;
     let publishing = tokio::spawn(publish_all_acked(
@@ -32,8 +32,8 @@ async fn kill_and_resume(db_url: &str, mqtt_url: &str, group: Option<&str>) {
     first.kill();
     let at_kill = count_rows(&store, &id1).await;
 
-    let second = IngestorProcess::spawn(db_url, mqtt_url, group, &client_id);
-    second.wait_ready(READY).await;
+    let mut second = spawn_ingestor(db_url, mqtt_url, group, &client_id);
+    second.wait_ready(READY).await.unwrap();
     publishing.await.unwrap();
     let total = wait_for_rows(&store, &id1, n as u64, LAND).await;
     assert_eq!(
@@ -43,7 +43,7 @@ async fn kill_and_resume(db_url: &str, mqtt_url: &str, group: Option<&str>) {
     // Nothing more arrives later: redelivered readings were duplicates.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(count_rows(&store, &id1).await, n as u64);
-    second.terminate();
+    second.terminate().unwrap();
     clear_mqtt_session(mqtt_url, &client_id).await;
 }
 
@@ -71,20 +71,20 @@ async fn two_ingestors_in_one_group_share_the_stream_exactly() {
     };
     let store = connect(db.url()).await.unwrap();
     let group = unique_name("grp");
-    let a = IngestorProcess::spawn(
+    let mut a = spawn_ingestor(
         db.url(),
         &mosquitto.url(),
         Some(&group),
         &unique_name("ing-a"),
     );
-    let b = IngestorProcess::spawn(
+    let mut b = spawn_ingestor(
         db.url(),
         &mosquitto.url(),
         Some(&group),
         &unique_name("ing-b"),
     );
-    a.wait_ready(READY).await;
-    b.wait_ready(READY).await;
+    a.wait_ready(READY).await.unwrap();
+    b.wait_ready(READY).await.unwrap();
 
     let id1 = unique_id1();
     let n = 6_000;
@@ -122,13 +122,13 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
         db.url()
             .replacen(&target.to_string(), &proxy.addr().to_string(), 1)
     );
-    let ingestor = IngestorProcess::spawn(
+    let mut ingestor = spawn_ingestor(
         &proxied_url,
         &mosquitto.url(),
         Some(&unique_name("grp")),
         &unique_name("ing"),
     );
-    ingestor.wait_ready(READY).await;
+    ingestor.wait_ready(READY).await.unwrap();
 
     let id1 = unique_id1();
     let n = 6_000;
@@ -160,7 +160,7 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
         saw_not_ready,
         "/readyz answered 503 while the database was cut off"
     );
-    ingestor.wait_ready(READY).await;
+    ingestor.wait_ready(READY).await.unwrap();
 }
 
 /// Mosquitto 2.0 restores plain persistent subscriptions after a restart but
@@ -174,8 +174,8 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
     };
     let store = connect(db.url()).await.unwrap();
     let client_id = unique_name("ing");
-    let ingestor = IngestorProcess::spawn(db.url(), &mosquitto.url(), None, &client_id);
-    ingestor.wait_ready(READY).await;
+    let mut ingestor = spawn_ingestor(db.url(), &mosquitto.url(), None, &client_id);
+    ingestor.wait_ready(READY).await.unwrap();
 
     let id1 = unique_id1();
     let n = 6_000;
@@ -186,6 +186,6 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
     publish_all_acked(mosquitto.url(), second_half).await;
 
     assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
-    ingestor.wait_ready(READY).await;
+    ingestor.wait_ready(READY).await.unwrap();
     clear_mqtt_session(&mosquitto.url(), &client_id).await;
 }

@@ -1,5 +1,6 @@
 //! Starting the whole system for a test and talking to it.
 
+use datastream::ingestor_process::{IngestorProcess, IngestorSpec};
 use datastream::{Settings, System};
 use datastream_generator::GeneratorSpec;
 use datastream_test_support::{clear_mqtt_session, mqtt_client, unique_name, TestDb};
@@ -150,101 +151,26 @@ pub async fn publish(client: &AsyncClient, topic: &str, payload: impl Into<Vec<u
         .expect("queueing a publish");
 }
 
-/// A `datastream ingestor` child process.
-pub struct IngestorProcess {
-    child: std::process::Child,
-    pub health: std::net::SocketAddr,
-    pub log: std::path::PathBuf,
-}
-
-impl IngestorProcess {
-    /// Starts `datastream ingestor` against `database_url` and `mqtt_url`.
-    /// `group` `None` subscribes directly to `sensors/#`.
-    pub fn spawn(database_url: &str, mqtt_url: &str, group: Option<&str>, client_id: &str) -> Self {
-        let health = datastream_test_support::free_addr();
-        let log = std::env::temp_dir().join(format!("{client_id}-{}.log", health.port()));
-        let out = std::fs::File::create(&log).expect("ingestor log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_datastream"))
-            .arg("ingestor")
-            .env("DATABASE_URL", database_url)
-            .env("MQTT_URL", mqtt_url)
-            .env("INGEST_GROUP", group.unwrap_or("ingestors"))
-            .env("INGEST_SHARED", group.is_some().to_string())
-            .env("INGEST_CLIENT_ID", client_id)
-            .env("INGEST_LISTEN", health.to_string())
-            .env("INGEST_FLUSH_MS", "50")
-            .env("RUST_LOG", "info,rumqttc=warn")
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("starting datastream ingestor");
-        Self { child, health, log }
-    }
-
-    /// Waits until `/readyz` says ready (database reachable, subscribed).
-    pub async fn wait_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let url = format!("http://{}/readyz", self.health);
-        loop {
-            if let Ok(resp) = reqwest::get(&url).await {
-                if resp.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ingestor not ready after {timeout:?}; log: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The status code of `/readyz` (0 if it does not answer).
-    pub async fn readyz_status(&self) -> u16 {
-        match reqwest::get(format!("http://{}/readyz", self.health)).await {
-            Ok(resp) => resp.status().as_u16(),
-            Err(_) => 0,
-        }
-    }
-
-    /// `datastream_ingest_readings_total{outcome}` from `/metrics`.
-    pub async fn readings_total(&self, outcome: &str) -> u64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.health))
-            .await
-            .expect("metrics request")
-            .text()
-            .await
-            .expect("metrics body");
-        let key = format!("datastream_ingest_readings_total{{outcome=\"{outcome}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-            .unwrap_or(0)
-    }
-
-    /// SIGKILL: no chance to commit or ack anything.
-    pub fn kill(mut self) {
-        self.child.kill().expect("killing the ingestor");
-        self.child.wait().expect("reaping the ingestor");
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("sending SIGTERM");
-        self.child.wait().expect("waiting for the ingestor")
-    }
-}
-
-impl Drop for IngestorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts a real `datastream ingestor` process (flushing every 50 ms).
+/// `group` `None` subscribes directly to `sensors/#`.
+pub fn spawn_ingestor(
+    database_url: &str,
+    mqtt_url: &str,
+    group: Option<&str>,
+    client_id: &str,
+) -> IngestorProcess {
+    let spec = IngestorSpec {
+        database_url: database_url.to_owned(),
+        mqtt_url: mqtt_url.to_owned(),
+        group: group.map(str::to_owned),
+        client_id: client_id.to_owned(),
+        env: vec![("INGEST_FLUSH_MS".into(), "50".into())],
+    };
+    IngestorProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_datastream")),
+        &spec,
+    )
+    .expect("starting datastream ingestor")
 }
 
 /// `n` valid readings for device family `id1`, spread over ten `id2`s, as

@@ -1,0 +1,402 @@
+//! `datastream bench ingest`: how fast readings go from MQTT into the
+//! database, against two baselines measured in the same run:
+//!
+//! * **storage limit**: the same readings written straight into the table
+//!   with multi-row `INSERT IGNORE` batches of 1,000 (no MQTT at all);
+//! * **naive pipeline**: the same ingestor with `INGEST_BATCH_MAX=1`, one
+//!   reading per transaction, the pattern of a hand-written consumer.
+//!
+//! Ingestors run as real child processes (`datastream ingestor`), so their
+//! memory can be read and nothing is shared with the publishers.
+
+use super::publish::{publish, PublishPlan};
+use crate::ingestor_process::{IngestorProcess, IngestorSpec};
+use crate::settings::Settings;
+use crate::system::{external_mqtt, open_store};
+use anyhow::{bail, Context, Result};
+use chrono::{Duration as ChronoDuration, Utc};
+use datastream_schema::wire::format_timestamp;
+use datastream_schema::{
+    FilterParams, Id1, Id2, MqttUrl, Order, Reading, ReadingFilter, SensorType, SharedStore,
+    TimestampBounds,
+};
+use rand::distr::{Alphabetic, SampleString};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct IngestBench {
+    /// Readings per pipeline run.
+    pub count: usize,
+    /// Total publish rate; `None` runs at full speed, then again at half the
+    /// rate that landed (the latency measurement).
+    pub rate: Option<f64>,
+    /// Concurrent publishers.
+    pub publishers: usize,
+    /// Ingestor processes in the shared group.
+    pub ingestors: usize,
+    /// Readings for the one-per-transaction baseline (it is slow).
+    pub naive_count: usize,
+}
+
+/// One pipeline run's figures.
+#[derive(Debug, Clone)]
+pub struct PipelineRun {
+    /// Target rate, if throttled.
+    pub rate: Option<f64>,
+    /// Readings published per second (until the broker acked the last).
+    pub published_per_sec: f64,
+    /// Rows landed per second (first publish to last row counted).
+    pub landed_per_sec: f64,
+    /// Median publish → stored latency.
+    pub p50: Duration,
+    /// 99th percentile publish → stored latency.
+    pub p99: Duration,
+    /// Published but not stored.
+    pub lost: u64,
+    /// Redelivered readings the unique key absorbed.
+    pub duplicates: u64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    /// Direct multi-row inserts, rows/s.
+    pub storage_rows_per_sec: f64,
+    /// Pipeline with one reading per transaction, rows/s.
+    pub naive: PipelineRun,
+    /// Pipeline at full speed.
+    pub full: PipelineRun,
+    /// Pipeline at the latency rate.
+    pub paced: Option<PipelineRun>,
+    /// Highest peak RSS among the ingestor processes, bytes.
+    pub ingestor_peak_rss: Option<u64>,
+}
+
+/// Runs the benchmark against the configured broker and database.
+pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestReport> {
+    if settings.mqtt_url.is_none() {
+        bail!("bench ingest needs an external broker: set MQTT_URL (e.g. a Mosquitto running the project's mosquitto.conf)");
+    }
+    let mqtt = external_mqtt(settings)?;
+    let store = open_store(&settings.database_url).await?;
+    let binary = std::env::current_exe().context("locating the datastream binary")?;
+    let run_id = Alphabetic
+        .sample_string(&mut rand::rng(), 8)
+        .to_ascii_uppercase();
+    eprintln!(
+        "bench ingest: broker {mqtt}, database {}; readings use id1 BENCH{run_id}*",
+        datastream_schema::store::redact_url(&settings.database_url)
+    );
+
+    eprintln!("[1/4] storage limit: direct INSERT IGNORE, batches of 1000");
+    let storage_rows_per_sec =
+        direct_insert_rate(&store, &format!("BENCH{run_id}D"), bench.count).await?;
+
+    eprintln!("[2/4] naive pipeline: INGEST_BATCH_MAX=1");
+    let naive = {
+        let mut ingestors = spawn_ingestors(&binary, settings, &mqtt, &run_id, "n", 1, Some(1))?;
+        for i in &mut ingestors {
+            i.wait_ready(Duration::from_secs(30)).await?;
+        }
+        let run = pipeline_run(
+            &store,
+            &mqtt,
+            &ingestors,
+            &format!("BENCH{run_id}N"),
+            bench.naive_count,
+            None,
+            bench.publishers,
+        )
+        .await?;
+        stop(ingestors);
+        run
+    };
+
+    eprintln!(
+        "[3/4] pipeline at full speed, {} ingestor(s)",
+        bench.ingestors
+    );
+    let mut ingestors = spawn_ingestors(
+        &binary,
+        settings,
+        &mqtt,
+        &run_id,
+        "p",
+        bench.ingestors,
+        None,
+    )?;
+    for i in &mut ingestors {
+        i.wait_ready(Duration::from_secs(30)).await?;
+    }
+    let full = pipeline_run(
+        &store,
+        &mqtt,
+        &ingestors,
+        &format!("BENCH{run_id}F"),
+        bench.count,
+        bench.rate,
+        bench.publishers,
+    )
+    .await?;
+
+    let paced = if bench.rate.is_none() {
+        let rate = (full.landed_per_sec / 2.0).max(1.0);
+        eprintln!("[4/4] pipeline at half the landed rate: {rate:.0}/s");
+        Some(
+            pipeline_run(
+                &store,
+                &mqtt,
+                &ingestors,
+                &format!("BENCH{run_id}H"),
+                bench.count,
+                Some(rate),
+                bench.publishers,
+            )
+            .await?,
+        )
+    } else {
+        eprintln!("[4/4] skipped: --rate given");
+        None
+    };
+    let ingestor_peak_rss = ingestors.iter().filter_map(|i| i.peak_rss_bytes()).max();
+    stop(ingestors);
+
+    Ok(IngestReport {
+        storage_rows_per_sec,
+        naive,
+        full,
+        paced,
+        ingestor_peak_rss,
+    })
+}
+
+fn spawn_ingestors(
+    binary: &std::path::Path,
+    settings: &Settings,
+    mqtt: &MqttUrl,
+    run_id: &str,
+    tag: &str,
+    n: usize,
+    batch_max: Option<usize>,
+) -> Result<Vec<IngestorProcess>> {
+    let group = format!("bench-{run_id}-{tag}").to_ascii_lowercase();
+    (0..n)
+        .map(|i| {
+            let mut env = Vec::new();
+            if let Some(b) = batch_max {
+                env.push(("INGEST_BATCH_MAX".to_owned(), b.to_string()));
+            }
+            let spec = IngestorSpec {
+                database_url: settings.database_url.clone(),
+                mqtt_url: mqtt_url_with_credentials(mqtt, settings),
+                group: Some(group.clone()),
+                client_id: format!("{group}-{i}"),
+                env,
+            };
+            IngestorProcess::spawn(binary, &spec)
+        })
+        .collect()
+}
+
+fn mqtt_url_with_credentials(mqtt: &MqttUrl, settings: &Settings) -> String {
+    settings
+        .mqtt_url
+        .clone()
+        .unwrap_or_else(|| format!("mqtt://{}:{}", mqtt.host(), mqtt.port()))
+}
+
+fn stop(ingestors: Vec<IngestorProcess>) {
+    for i in ingestors {
+        let _ = i.terminate();
+    }
+}
+
+/// Inserts `count` readings straight into the table in batches of 1,000.
+async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Result<f64> {
+    let id1 = Id1::parse(id1)?;
+    let sensor_type = SensorType::parse("bench")?;
+    let base = Utc::now() - ChronoDuration::hours(2);
+    let bounds = TimestampBounds::default();
+    let now = Utc::now();
+    let readings: Vec<Reading> = (0..count)
+        .map(|i| {
+            Reading::new(
+                i as f64 * 0.01,
+                sensor_type.clone(),
+                id1.clone(),
+                Id2::new((i % 16) as i64)?,
+                base + ChronoDuration::microseconds(i as i64),
+                &bounds,
+                now,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    for chunk in readings.chunks(1000) {
+        store.insert_batch(chunk).await?;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Publishes `count` readings from `publishers` clients and measures how
+/// fast and how completely they land.
+async fn pipeline_run(
+    store: &SharedStore,
+    mqtt: &MqttUrl,
+    ingestors: &[IngestorProcess],
+    id1: &str,
+    count: usize,
+    rate: Option<f64>,
+    publishers: usize,
+) -> Result<PipelineRun> {
+    let publishers = publishers.clamp(1, count.max(1));
+    let duplicates_before = duplicates(ingestors).await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..publishers {
+        let share = count / publishers + usize::from(p < count % publishers);
+        tasks.push(tokio::spawn(publish(PublishPlan {
+            mqtt: mqtt.clone(),
+            client_id: format!("bench-pub-{id1}-{p}").to_ascii_lowercase(),
+            id1: id1.to_owned(),
+            id2: p as u32,
+            count: share,
+            rate: rate.map(|r| r / publishers as f64),
+        })));
+    }
+    let mut publish_time = Duration::ZERO;
+    for t in tasks {
+        publish_time = publish_time.max(t.await??);
+    }
+
+    let filter = ReadingFilter::default().with_id1(Id1::parse(id1)?);
+    let mut landed = 0;
+    let mut last_progress = Instant::now();
+    let landed_at = loop {
+        let now_count = store.count(&filter).await?;
+        if now_count > landed {
+            landed = now_count;
+            last_progress = Instant::now();
+        }
+        if landed >= count as u64 {
+            break started.elapsed();
+        }
+        if last_progress.elapsed() > Duration::from_secs(30) {
+            break started.elapsed() - Duration::from_secs(30);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut latencies = latencies(store, id1, publishers).await?;
+    latencies.sort();
+    Ok(PipelineRun {
+        rate,
+        published_per_sec: count as f64 / publish_time.as_secs_f64(),
+        landed_per_sec: landed as f64 / landed_at.as_secs_f64(),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        lost: count as u64 - landed.min(count as u64),
+        duplicates: duplicates(ingestors).await - duplicates_before,
+    })
+}
+
+async fn duplicates(ingestors: &[IngestorProcess]) -> u64 {
+    let mut total = 0;
+    for i in ingestors {
+        total += i.readings_total("duplicate").await;
+    }
+    total
+}
+
+/// `created_at − timestamp` of every stored reading of the run: the
+/// timestamp is the publish time, `created_at` the database's insert time.
+async fn latencies(store: &SharedStore, id1: &str, publishers: usize) -> Result<Vec<Duration>> {
+    let mut out = Vec::new();
+    for p in 0..publishers {
+        let id2 = p.to_string();
+        let mut from: Option<String> = None;
+        loop {
+            let filter = ReadingFilter::parse(
+                FilterParams {
+                    id1: Some(id1),
+                    id2: Some(&id2),
+                    from: from.as_deref(),
+                    limit: Some("10000"),
+                    order: Some("asc"),
+                    ..Default::default()
+                },
+                Utc::now() + ChronoDuration::days(1),
+            )?
+            .with_order(Order::Asc);
+            let page = store.query(&filter).await?;
+            let Some(last) = page.last() else { break };
+            from = Some(format_timestamp(
+                last.timestamp + ChronoDuration::microseconds(1),
+            ));
+            out.extend(
+                page.iter()
+                    .map(|r| (r.created_at - r.timestamp).to_std().unwrap_or_default()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+impl IngestReport {
+    /// The report as printed by `datastream bench ingest`.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let row = |name: &str, r: &PipelineRun| {
+            format!(
+                "  {name:<34} {:>9.0}/s published {:>9.0}/s landed   p50 {:>6.1} ms  p99 {:>7.1} ms   lost {}  duplicates absorbed {}\n",
+                r.published_per_sec,
+                r.landed_per_sec,
+                r.p50.as_secs_f64() * 1e3,
+                r.p99.as_secs_f64() * 1e3,
+                r.lost,
+                r.duplicates
+            )
+        };
+        s.push_str("results\n");
+        s.push_str(&format!(
+            "  {:<34} {:>9.0}/s rows\n",
+            "storage limit (INSERT IGNORE ×1000)", self.storage_rows_per_sec
+        ));
+        s.push_str(&row("naive pipeline (batch of 1)", &self.naive));
+        s.push_str(&row("pipeline, full speed", &self.full));
+        if let Some(p) = &self.paced {
+            let name = format!("pipeline at {:.0}/s", p.rate.unwrap_or_default());
+            s.push_str(&row(&name, p));
+        }
+        s.push_str("ratios\n");
+        s.push_str(&format!(
+            "  landed ÷ storage limit   {:>6.2}   (target ≥ 0.6)\n",
+            self.full.landed_per_sec / self.storage_rows_per_sec
+        ));
+        s.push_str(&format!(
+            "  landed ÷ naive pipeline  {:>6.1}   (target ≥ 10)\n",
+            self.full.landed_per_sec / self.naive.landed_per_sec
+        ));
+        if let Some(p) = &self.paced {
+            s.push_str(&format!(
+                "  p99 at half rate         {:>6.1} ms (target < 250 ms)\n",
+                p.p99.as_secs_f64() * 1e3
+            ));
+        }
+        if let Some(rss) = self.ingestor_peak_rss {
+            s.push_str(&format!(
+                "  ingestor peak RSS        {:>6.1} MiB (target < 64 MiB)\n",
+                rss as f64 / (1024.0 * 1024.0)
+            ));
+        }
+        s
+    }
+}

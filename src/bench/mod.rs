@@ -1,0 +1,5 @@
+//! `datastream bench …`: benchmarks shipped with the product. Each measures
+//! its own baselines in the same run and reports ratios against them.
+
+pub mod ingest;
+mod publish;
