@@ -28,6 +28,7 @@ pub struct IngestorSpec {
 /// A running `datastream ingestor`. Killed when dropped.
 pub struct IngestorProcess {
     child: Child,
+    client_id: String,
     health: SocketAddr,
     log: PathBuf,
 }
@@ -53,7 +54,17 @@ impl IngestorProcess {
             .stderr(out)
             .spawn()
             .with_context(|| format!("starting {} ingestor", binary.display()))?;
-        Ok(Self { child, health, log })
+        Ok(Self {
+            child,
+            client_id: spec.client_id.clone(),
+            health,
+            log,
+        })
+    }
+
+    /// Its MQTT client id (its persistent session).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// Where its `/healthz`, `/readyz` and `/metrics` are served.

@@ -8,6 +8,7 @@ use datastream::Settings;
 use datastream_generator::{default_fleet, run_fleet, GeneratorSpec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -50,7 +51,7 @@ enum Command {
     /// Run one simulated sensor.
     Generator(GeneratorArgs),
     /// Run an ingestor: MQTT shared subscription → database.
-    Ingestor,
+    Ingestor(IngestorArgs),
     /// Run the REST API.
     Api,
     /// Apply pending database migrations and exit.
@@ -85,6 +86,19 @@ struct IngestBenchArgs {
     /// Readings for the one-per-transaction baseline.
     #[arg(long, default_value_t = 5_000)]
     naive_count: usize,
+    /// Readings per MQTT message: 1 sends one JSON object each; more sends
+    /// JSON arrays, as gateways that batch do.
+    #[arg(long, default_value_t = 1)]
+    per_message: usize,
+}
+
+#[derive(Args)]
+struct IngestorArgs {
+    /// End this ingestor's persistent session on the broker (INGEST_CLIENT_ID)
+    /// and exit: for removing a replica for good, so the broker stops
+    /// queueing messages for it.
+    #[arg(long)]
+    end_session: bool,
 }
 
 #[derive(Args)]
@@ -106,7 +120,19 @@ struct GeneratorArgs {
     name: Option<String>,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    match run_cli() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The message and its causes, without a backtrace: these are
+            // user-facing (a taken port, an unreachable database).
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> Result<()> {
     let cli = Cli::parse();
     init_tracing();
     let mut settings = Settings::load(cli.config.as_deref())?;
@@ -167,7 +193,16 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
             Ok(())
         }
-        Command::Ingestor => system::run_standalone_ingestor(&settings, shutdown).await,
+        Command::Ingestor(args) if args.end_session => {
+            let mqtt = system::external_mqtt(&settings)?;
+            let client_id = settings.ingest_client_id();
+            datastream_ingestor::end_session(&mqtt, &client_id)
+                .await
+                .with_context(|| format!("ending the session of {client_id} on {mqtt}"))?;
+            eprintln!("ended the broker session of {client_id}");
+            Ok(())
+        }
+        Command::Ingestor(_) => system::run_standalone_ingestor(&settings, shutdown).await,
         Command::Api => system::run_standalone_api(&settings, shutdown).await,
         Command::Bench(BenchCommand::Ingest(args)) => {
             let bench = datastream::bench::ingest::IngestBench {
@@ -176,6 +211,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 publishers: args.publishers,
                 ingestors: args.ingestors,
                 naive_count: args.naive_count,
+                per_message: args.per_message,
             };
             let report = datastream::bench::ingest::run(&settings, &bench).await?;
             print!("{}", report.render());

@@ -53,6 +53,9 @@ impl System {
     /// Starts broker (unless `mqtt_url` is set), store, ingestor, API and
     /// the given generators.
     pub async fn start(settings: &Settings, generators: Vec<GeneratorSpec>) -> Result<Self> {
+        // The database first: a wrong DATABASE_URL should fail before any
+        // port is taken.
+        let store = open_store(&settings.database_url).await?;
         let (mqtt, embedded_broker) = match &settings.mqtt_url {
             Some(url) => (MqttUrl::parse(url)?, false),
             None => {
@@ -65,7 +68,6 @@ impl System {
                 (MqttUrl::parse(&broker.url())?, true)
             }
         };
-        let store = open_store(&settings.database_url).await?;
         let (tokens, generated_jwt_secret) = match &settings.jwt_secret {
             Some(secret) => (token_keys(secret, settings)?, false),
             None => {

@@ -33,7 +33,7 @@ pub use metrics::IngestMetrics;
 pub use status::IngestStatus;
 
 use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
-use datastream_schema::SharedStore;
+use datastream_schema::{MqttUrl, SharedStore};
 use rumqttc::{AsyncClient, MqttOptions};
 use status::Shared;
 use std::sync::Arc;
@@ -153,5 +153,27 @@ async fn run(
         .is_err()
     {
         tracing::warn!("MQTT connection did not close within 5 s");
+    }
+}
+
+/// Ends the persistent session of `client_id` on the broker: connects once
+/// with a clean session and disconnects. Use it when an ingestor replica is
+/// removed for good; until then the broker keeps queueing its share of the
+/// stream (and, for a group whose members are all gone, every message).
+pub async fn end_session(mqtt: &MqttUrl, client_id: &str) -> Result<(), rumqttc::ConnectionError> {
+    let mut options = MqttOptions::new(client_id, mqtt.host(), mqtt.port());
+    options.set_clean_session(true);
+    if let Some((user, pass)) = mqtt.credentials() {
+        options.set_credentials(user, pass);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    loop {
+        match eventloop.poll().await? {
+            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => {
+                let _ = client.disconnect().await;
+            }
+            rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) => return Ok(()),
+            _ => {}
+        }
     }
 }

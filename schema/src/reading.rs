@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a reading (or one of its fields) was rejected. Each variant names the
 /// offending field so the message can be shown to whoever sent it.
@@ -53,9 +54,11 @@ impl ReadingError {
     }
 }
 
-/// A sensor type such as `temperature`: `[a-z0-9_-]{1,64}`.
+/// A sensor type such as `temperature`: `[a-z0-9_-]{1,64}`. Cloning is a
+/// reference-count increment, so every reading of a message can share the
+/// topic's value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SensorType(String);
+pub struct SensorType(Arc<str>);
 
 impl SensorType {
     /// Longest accepted sensor type, in bytes.
@@ -68,7 +71,7 @@ impl SensorType {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(Arc::from(s)))
         } else {
             Err(ReadingError::InvalidSensorType(truncated(s)))
         }
@@ -80,9 +83,10 @@ impl SensorType {
     }
 }
 
-/// The first part of a device id: `[A-Z]{1,32}`.
+/// The first part of a device id: `[A-Z]{1,32}`. Cheap to clone, like
+/// [`SensorType`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id1(String);
+pub struct Id1(Arc<str>);
 
 impl Id1 {
     /// Longest accepted id1, in bytes.
@@ -91,7 +95,7 @@ impl Id1 {
     /// Parses an id1, refusing anything outside `[A-Z]{1,32}`.
     pub fn parse(s: &str) -> Result<Self, ReadingError> {
         if !s.is_empty() && s.len() <= Self::MAX_LEN && s.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(s.to_owned()))
+            Ok(Self(Arc::from(s)))
         } else {
             Err(ReadingError::InvalidId1(truncated(s)))
         }

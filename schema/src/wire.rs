@@ -13,6 +13,7 @@ use crate::reading::{Id1, Id2, Reading, ReadingError, SensorType, TimestampBound
 use crate::topic::{ReadingTopic, TopicError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// One reading as it travels over MQTT.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,22 @@ pub struct WireReading {
     pub id2: i64,
     /// RFC 3339 with any offset.
     pub timestamp: String,
+}
+
+/// A reading as decoded from a payload: strings borrowed from the payload
+/// where JSON allows (no escapes), so decoding allocates nothing per reading
+/// beyond the `Vec` that holds them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncomingReading<'a> {
+    sensor_value: f64,
+    #[serde(borrow)]
+    sensor_type: Cow<'a, str>,
+    #[serde(borrow)]
+    id1: Cow<'a, str>,
+    id2: i64,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
 }
 
 impl From<&Reading> for WireReading {
@@ -146,7 +163,7 @@ pub fn decode_message(
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'[');
     if is_array {
-        let wires: Vec<WireReading> =
+        let wires: Vec<IncomingReading<'_>> =
             serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
         if wires.is_empty() {
             return Err(DecodeError::Empty);
@@ -157,39 +174,46 @@ pub fn decode_message(
             .map(|(i, w)| to_reading(w, &topic, Some(i), limits, now))
             .collect()
     } else {
-        let wire: WireReading =
+        let wire: IncomingReading<'_> =
             serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
         Ok(vec![to_reading(wire, &topic, None, limits, now)?])
     }
 }
 
 fn to_reading(
-    w: WireReading,
+    w: IncomingReading<'_>,
     topic: &ReadingTopic,
     index: Option<usize>,
     limits: &DecodeLimits,
     now: DateTime<Utc>,
 ) -> Result<Reading, DecodeError> {
     let invalid = |source| DecodeError::Invalid { index, source };
-    let sensor_type = SensorType::parse(&w.sensor_type).map_err(invalid)?;
-    let id1 = Id1::parse(&w.id1).map_err(invalid)?;
-    let id2 = Id2::new(w.id2).map_err(invalid)?;
     let mismatch = |field, payload: String, topic: String| DecodeError::TopicMismatch {
         index,
         field,
         payload,
         topic,
     };
-    if &sensor_type != topic.sensor_type() {
+    // The topic's segments are already valid; a payload field equal to its
+    // segment reuses it (no allocation). Anything else is either invalid or
+    // a mismatch, and gets the error that says which.
+    let sensor_type = if w.sensor_type == topic.sensor_type().as_str() {
+        topic.sensor_type().clone()
+    } else {
+        let parsed = SensorType::parse(&w.sensor_type).map_err(invalid)?;
         return Err(mismatch(
             "sensor_type",
-            sensor_type.to_string(),
+            parsed.to_string(),
             topic.sensor_type().to_string(),
         ));
-    }
-    if &id1 != topic.id1() {
-        return Err(mismatch("id1", id1.to_string(), topic.id1().to_string()));
-    }
+    };
+    let id1 = if w.id1 == topic.id1().as_str() {
+        topic.id1().clone()
+    } else {
+        let parsed = Id1::parse(&w.id1).map_err(invalid)?;
+        return Err(mismatch("id1", parsed.to_string(), topic.id1().to_string()));
+    };
+    let id2 = Id2::new(w.id2).map_err(invalid)?;
     if id2 != topic.id2() {
         return Err(mismatch("id2", id2.to_string(), topic.id2().to_string()));
     }

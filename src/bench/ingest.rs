@@ -37,6 +37,8 @@ pub struct IngestBench {
     pub ingestors: usize,
     /// Readings for the one-per-transaction baseline (it is slow).
     pub naive_count: usize,
+    /// Readings per MQTT message (a JSON array when more than one).
+    pub per_message: usize,
 }
 
 /// One pipeline run's figures.
@@ -85,8 +87,9 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         .sample_string(&mut rand::rng(), 8)
         .to_ascii_uppercase();
     eprintln!(
-        "bench ingest: broker {mqtt}, database {}; readings use id1 BENCH{run_id}*",
-        datastream_schema::store::redact_url(&settings.database_url)
+        "bench ingest: broker {mqtt}, database {}; {} reading(s) per message; readings use id1 BENCH{run_id}*",
+        datastream_schema::store::redact_url(&settings.database_url),
+        bench.per_message
     );
 
     eprintln!("[1/4] storage limit: direct INSERT IGNORE, batches of 1000");
@@ -99,17 +102,17 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         for i in &mut ingestors {
             i.wait_ready(Duration::from_secs(30)).await?;
         }
-        let run = pipeline_run(
-            &store,
-            &mqtt,
-            &ingestors,
-            &format!("BENCH{run_id}N"),
-            bench.naive_count,
-            None,
-            bench.publishers,
-        )
+        let run = Pipeline {
+            store: &store,
+            mqtt: &mqtt,
+            ingestors: &ingestors,
+            publishers: bench.publishers,
+            // The naive consumer's pattern: one reading per message and transaction.
+            per_message: 1,
+        }
+        .run(&format!("BENCH{run_id}N"), bench.naive_count, None)
         .await?;
-        stop(ingestors);
+        stop(ingestors, &mqtt).await;
         run
     };
 
@@ -129,30 +132,28 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
     for i in &mut ingestors {
         i.wait_ready(Duration::from_secs(30)).await?;
     }
-    let full = pipeline_run(
-        &store,
-        &mqtt,
-        &ingestors,
-        &format!("BENCH{run_id}F"),
-        bench.count,
-        bench.rate,
-        bench.publishers,
-    )
+    let full = Pipeline {
+        store: &store,
+        mqtt: &mqtt,
+        ingestors: &ingestors,
+        publishers: bench.publishers,
+        per_message: bench.per_message,
+    }
+    .run(&format!("BENCH{run_id}F"), bench.count, bench.rate)
     .await?;
 
     let paced = if bench.rate.is_none() {
         let rate = (full.landed_per_sec / 2.0).max(1.0);
         eprintln!("[4/4] pipeline at half the landed rate: {rate:.0}/s");
         Some(
-            pipeline_run(
-                &store,
-                &mqtt,
-                &ingestors,
-                &format!("BENCH{run_id}H"),
-                bench.count,
-                Some(rate),
-                bench.publishers,
-            )
+            Pipeline {
+                store: &store,
+                mqtt: &mqtt,
+                ingestors: &ingestors,
+                publishers: bench.publishers,
+                per_message: bench.per_message,
+            }
+            .run(&format!("BENCH{run_id}H"), bench.count, Some(rate))
             .await?,
         )
     } else {
@@ -160,7 +161,7 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         None
     };
     let ingestor_peak_rss = ingestors.iter().filter_map(|i| i.peak_rss_bytes()).max();
-    stop(ingestors);
+    stop(ingestors, &mqtt).await;
 
     Ok(IngestReport {
         storage_rows_per_sec,
@@ -206,9 +207,15 @@ fn mqtt_url_with_credentials(mqtt: &MqttUrl, settings: &Settings) -> String {
         .unwrap_or_else(|| format!("mqtt://{}:{}", mqtt.host(), mqtt.port()))
 }
 
-fn stop(ingestors: Vec<IngestorProcess>) {
+/// Stops the ingestors and ends their broker sessions: a group whose
+/// members are all gone would otherwise keep queueing every later message.
+async fn stop(ingestors: Vec<IngestorProcess>, mqtt: &MqttUrl) {
     for i in ingestors {
+        let client_id = i.client_id().to_owned();
         let _ = i.terminate();
+        if let Err(error) = datastream_ingestor::end_session(mqtt, &client_id).await {
+            eprintln!("could not end the session of {client_id}: {error}");
+        }
     }
 }
 
@@ -239,73 +246,84 @@ async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Res
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Publishes `count` readings from `publishers` clients and measures how
-/// fast and how completely they land.
-async fn pipeline_run(
-    store: &SharedStore,
-    mqtt: &MqttUrl,
-    ingestors: &[IngestorProcess],
-    id1: &str,
-    count: usize,
-    rate: Option<f64>,
+/// What a pipeline run publishes to and measures.
+struct Pipeline<'a> {
+    store: &'a SharedStore,
+    mqtt: &'a MqttUrl,
+    ingestors: &'a [IngestorProcess],
     publishers: usize,
-) -> Result<PipelineRun> {
-    let publishers = publishers.clamp(1, count.max(1));
-    let duplicates_before = duplicates(ingestors).await;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for p in 0..publishers {
-        let share = count / publishers + usize::from(p < count % publishers);
-        tasks.push(tokio::spawn(publish(PublishPlan {
-            mqtt: mqtt.clone(),
-            client_id: format!("bench-pub-{id1}-{p}").to_ascii_lowercase(),
-            id1: id1.to_owned(),
-            id2: p as u32,
-            count: share,
-            rate: rate.map(|r| r / publishers as f64),
-        })));
-    }
-    let mut publish_time = Duration::ZERO;
-    for t in tasks {
-        publish_time = publish_time.max(t.await??);
-    }
-
-    let filter = ReadingFilter::default().with_id1(Id1::parse(id1)?);
-    let mut landed = 0;
-    let mut last_progress = Instant::now();
-    let landed_at = loop {
-        let now_count = store.count(&filter).await?;
-        if now_count > landed {
-            landed = now_count;
-            last_progress = Instant::now();
-        }
-        if landed >= count as u64 {
-            break started.elapsed();
-        }
-        if last_progress.elapsed() > Duration::from_secs(30) {
-            break started.elapsed() - Duration::from_secs(30);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let mut latencies = latencies(store, id1, publishers).await?;
-    latencies.sort();
-    Ok(PipelineRun {
-        rate,
-        published_per_sec: count as f64 / publish_time.as_secs_f64(),
-        landed_per_sec: landed as f64 / landed_at.as_secs_f64(),
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-        lost: count as u64 - landed.min(count as u64),
-        duplicates: duplicates(ingestors).await - duplicates_before,
-    })
+    per_message: usize,
 }
 
-async fn duplicates(ingestors: &[IngestorProcess]) -> u64 {
-    let mut total = 0;
-    for i in ingestors {
-        total += i.readings_total("duplicate").await;
+impl Pipeline<'_> {
+    /// Publishes `count` readings for `id1` and measures how fast and how
+    /// completely they land.
+    async fn run(&self, id1: &str, count: usize, rate: Option<f64>) -> Result<PipelineRun> {
+        let (store, mqtt, ingestors) = (self.store, self.mqtt, self.ingestors);
+        let per_message = self.per_message;
+        let publishers = self.publishers.clamp(1, count.max(1));
+        let duplicates_before = total(ingestors, "duplicate").await;
+        let inserted_before = total(ingestors, "inserted").await;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for p in 0..publishers {
+            let share = count / publishers + usize::from(p < count % publishers);
+            tasks.push(tokio::spawn(publish(PublishPlan {
+                mqtt: mqtt.clone(),
+                client_id: format!("bench-pub-{id1}-{p}").to_ascii_lowercase(),
+                id1: id1.to_owned(),
+                id2: p as u32,
+                count: share,
+                rate: rate.map(|r| r / publishers as f64),
+                per_message,
+            })));
+        }
+        let mut publish_time = Duration::ZERO;
+        for t in tasks {
+            publish_time = publish_time.max(t.await??);
+        }
+
+        // Progress comes from the ingestors' own counters: polling COUNT(*) on
+        // the table would compete with the inserts being measured.
+        let mut landed = 0;
+        let mut last_progress = Instant::now();
+        let landed_at = loop {
+            let now_count = total(ingestors, "inserted").await - inserted_before;
+            if now_count > landed {
+                landed = now_count;
+                last_progress = Instant::now();
+            }
+            if landed >= count as u64 {
+                break started.elapsed();
+            }
+            if last_progress.elapsed() > Duration::from_secs(30) {
+                break started.elapsed() - Duration::from_secs(30);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let filter = ReadingFilter::default().with_id1(Id1::parse(id1)?);
+        let stored = store.count(&filter).await?;
+        let mut latencies = latencies(store, id1, publishers).await?;
+        latencies.sort();
+        Ok(PipelineRun {
+            rate,
+            published_per_sec: count as f64 / publish_time.as_secs_f64(),
+            landed_per_sec: landed as f64 / landed_at.as_secs_f64(),
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+            lost: count as u64 - stored.min(count as u64),
+            duplicates: total(ingestors, "duplicate").await - duplicates_before,
+        })
     }
-    total
+}
+
+/// `datastream_ingest_readings_total{outcome}` summed over the ingestors.
+async fn total(ingestors: &[IngestorProcess], outcome: &str) -> u64 {
+    let mut sum = 0;
+    for i in ingestors {
+        sum += i.readings_total(outcome).await;
+    }
+    sum
 }
 
 /// `created_at − timestamp` of every stored reading of the run: the

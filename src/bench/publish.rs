@@ -20,6 +20,8 @@ pub struct PublishPlan {
     pub count: usize,
     /// Readings per second, or `None` for as fast as the broker takes them.
     pub rate: Option<f64>,
+    /// Readings per MQTT message (1: one JSON object; more: a JSON array).
+    pub per_message: usize,
 }
 
 /// Publishes the plan's readings at QoS 1, each stamped with the time it is
@@ -35,10 +37,12 @@ pub async fn publish(plan: PublishPlan) -> anyhow::Result<Duration> {
     }
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     let topic = format!("sensors/bench/{}/{}", plan.id1, plan.id2);
+    let per_message = plan.per_message.max(1);
+    let messages = plan.count.div_ceil(per_message);
     let started = Instant::now();
     let acks = tokio::spawn(async move {
         let mut acked = 0;
-        while acked < plan.count {
+        while acked < messages {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
                 Ok(_) => {}
@@ -60,31 +64,46 @@ pub async fn publish(plan: PublishPlan) -> anyhow::Result<Duration> {
             Some(n) => {
                 ticker.tick().await;
                 owed += n;
-                let whole = owed.floor();
-                owed -= whole;
-                whole as usize
+                let whole = (owed / per_message as f64).floor();
+                owed -= whole * per_message as f64;
+                whole as usize * per_message
             }
-            None => 256,
+            None => 256 * per_message,
         };
-        for _ in 0..burst.min(plan.count - sent) {
-            let now = Utc::now().trunc_subsecs(6);
-            let ts = if now > last {
-                now
-            } else {
-                last + ChronoDuration::microseconds(1)
-            };
-            last = ts;
-            let payload = format!(
-                r#"{{"sensor_value":{},"sensor_type":"bench","id1":"{}","id2":{},"timestamp":"{}"}}"#,
-                sent as f64 * 0.01,
-                plan.id1,
-                plan.id2,
-                format_timestamp(ts)
-            );
+        let mut budget = burst.min(plan.count - sent);
+        while budget > 0 {
+            let in_message = per_message.min(budget);
+            let mut payload = String::with_capacity(in_message * 120 + 2);
+            if per_message > 1 {
+                payload.push('[');
+            }
+            for k in 0..in_message {
+                let now = Utc::now().trunc_subsecs(6);
+                let ts = if now > last {
+                    now
+                } else {
+                    last + ChronoDuration::microseconds(1)
+                };
+                last = ts;
+                if k > 0 {
+                    payload.push(',');
+                }
+                payload.push_str(&format!(
+                    r#"{{"sensor_value":{},"sensor_type":"bench","id1":"{}","id2":{},"timestamp":"{}"}}"#,
+                    (sent + k) as f64 * 0.01,
+                    plan.id1,
+                    plan.id2,
+                    format_timestamp(ts)
+                ));
+            }
+            if per_message > 1 {
+                payload.push(']');
+            }
             client
                 .publish(topic.as_str(), QoS::AtLeastOnce, false, payload)
                 .await?;
-            sent += 1;
+            sent += in_message;
+            budget -= in_message;
         }
     }
     acks.await??;

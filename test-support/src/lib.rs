@@ -193,25 +193,16 @@ pub async fn mqtt_client(url: &str, client_id: &str) -> rumqttc::AsyncClient {
     client
 }
 
-/// Ends the persistent session of `client_id` on the broker at `url` by
-/// connecting once with a clean session, so tests leave no queues behind on
-/// a shared broker.
+/// Ends the persistent session of `client_id` on the broker at `url`, so
+/// tests leave no queues behind on a shared broker.
 pub async fn clear_mqtt_session(url: &str, client_id: &str) {
-    let (host, port) = mqtt_host_port(url);
-    let mut options = rumqttc::MqttOptions::new(client_id, host, port);
-    options.set_clean_session(true);
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match eventloop.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                    let _ = client.disconnect().await;
-                }
-                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
+    let Ok(mqtt) = datastream_schema::MqttUrl::parse(url) else {
+        return;
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        datastream_ingestor::end_session(&mqtt, client_id),
+    )
     .await;
 }
 

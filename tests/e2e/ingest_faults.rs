@@ -189,3 +189,33 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
     ingestor.wait_ready(READY).await.unwrap();
     clear_mqtt_session(&mosquitto.url(), &client_id).await;
 }
+
+/// Sharing works on the embedded broker too while members come and go
+/// cleanly; what it cannot survive is the last member of a group dying with
+/// messages in flight (docs/DECISIONS.md), which is why `up` does not use a
+/// group on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingestors_share_a_group_on_the_embedded_broker() {
+    let broker = embedded_broker();
+    let db = TestDb::sqlite();
+    let store = connect(db.url()).await.unwrap();
+    let group = unique_name("grp");
+    let mut a = spawn_ingestor(db.url(), &broker.url(), Some(&group), &unique_name("ing-a"));
+    let mut b = spawn_ingestor(db.url(), &broker.url(), Some(&group), &unique_name("ing-b"));
+    a.wait_ready(READY).await.unwrap();
+    b.wait_ready(READY).await.unwrap();
+
+    let id1 = unique_id1();
+    let n = 4_000;
+    publish_all_acked(broker.url(), reading_messages(&id1, n)).await;
+    assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
+    let (from_a, from_b) = (
+        a.readings_total("inserted").await,
+        b.readings_total("inserted").await,
+    );
+    assert_eq!(from_a + from_b, n as u64);
+    assert!(
+        from_a > 0 && from_b > 0,
+        "both took a share: {from_a} / {from_b}"
+    );
+}
