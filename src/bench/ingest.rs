@@ -98,10 +98,7 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
 
     eprintln!("[2/4] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
-        let mut ingestors = spawn_ingestors(&binary, settings, &mqtt, &run_id, "n", 1, Some(1))?;
-        for i in &mut ingestors {
-            i.wait_ready(Duration::from_secs(30)).await?;
-        }
+        let ingestors = start_ingestors(&binary, settings, &mqtt, &run_id, "n", 1, Some(1)).await?;
         let run = Pipeline {
             store: &store,
             mqtt: &mqtt,
@@ -120,7 +117,7 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         "[3/4] pipeline at full speed, {} ingestor(s)",
         bench.ingestors
     );
-    let mut ingestors = spawn_ingestors(
+    let ingestors = start_ingestors(
         &binary,
         settings,
         &mqtt,
@@ -128,10 +125,8 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         "p",
         bench.ingestors,
         None,
-    )?;
-    for i in &mut ingestors {
-        i.wait_ready(Duration::from_secs(30)).await?;
-    }
+    )
+    .await?;
     let full = Pipeline {
         store: &store,
         mqtt: &mqtt,
@@ -172,7 +167,8 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
     })
 }
 
-fn spawn_ingestors(
+/// Starts `n` ingestor processes in one group and waits until all are ready.
+async fn start_ingestors(
     binary: &std::path::Path,
     settings: &Settings,
     mqtt: &MqttUrl,
@@ -182,7 +178,7 @@ fn spawn_ingestors(
     batch_max: Option<usize>,
 ) -> Result<Vec<IngestorProcess>> {
     let group = format!("bench-{run_id}-{tag}").to_ascii_lowercase();
-    (0..n)
+    let mut ingestors = (0..n)
         .map(|i| {
             let mut env = Vec::new();
             if let Some(b) = batch_max {
@@ -197,7 +193,11 @@ fn spawn_ingestors(
             };
             IngestorProcess::spawn(binary, &spec)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    for i in &mut ingestors {
+        i.wait_ready(Duration::from_secs(30)).await?;
+    }
+    Ok(ingestors)
 }
 
 fn mqtt_url_with_credentials(mqtt: &MqttUrl, settings: &Settings) -> String {

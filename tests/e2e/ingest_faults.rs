@@ -11,6 +11,12 @@ use datastream_test_support::{
 use std::time::Duration;
 
 const READY: Duration = Duration::from_secs(30);
+
+/// Splits messages into the first and the second half.
+fn halves<T>(mut messages: Vec<T>) -> (Vec<T>, Vec<T>) {
+    let second = messages.split_off(messages.len() / 2);
+    (messages, second)
+}
 const LAND: Duration = Duration::from_secs(90);
 
 /// Publishes `n` readings in the background, SIGKILLs the ingestor once
@@ -64,33 +70,18 @@ async fn a_killed_ingestor_resumes_its_session_on_the_embedded_broker_and_sqlite
     kill_and_resume(db.url(), &broker.url(), None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_ingestors_in_one_group_share_the_stream_exactly() {
-    let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
-        return;
-    };
-    let store = connect(db.url()).await.unwrap();
+/// Two ingestors in one group: the total is exact and each took a share.
+async fn two_share_exactly(db_url: &str, mqtt_url: &str, n: usize) {
+    let store = connect(db_url).await.unwrap();
     let group = unique_name("grp");
-    let mut a = spawn_ingestor(
-        db.url(),
-        &mosquitto.url(),
-        Some(&group),
-        &unique_name("ing-a"),
-    );
-    let mut b = spawn_ingestor(
-        db.url(),
-        &mosquitto.url(),
-        Some(&group),
-        &unique_name("ing-b"),
-    );
+    let mut a = spawn_ingestor(db_url, mqtt_url, Some(&group), &unique_name("ing-a"));
+    let mut b = spawn_ingestor(db_url, mqtt_url, Some(&group), &unique_name("ing-b"));
     a.wait_ready(READY).await.unwrap();
     b.wait_ready(READY).await.unwrap();
 
     let id1 = unique_id1();
-    let n = 6_000;
-    publish_all_acked(mosquitto.url(), reading_messages(&id1, n)).await;
+    publish_all_acked(mqtt_url.to_owned(), reading_messages(&id1, n)).await;
     assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
-
     let (from_a, from_b) = (
         a.readings_total("inserted").await,
         b.readings_total("inserted").await,
@@ -104,6 +95,14 @@ async fn two_ingestors_in_one_group_share_the_stream_exactly() {
         from_a > 0 && from_b > 0,
         "both took a share: {from_a} / {from_b}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingestors_in_one_group_share_the_stream_exactly() {
+    let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
+        return;
+    };
+    two_share_exactly(db.url(), &mosquitto.url(), 6_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,11 +129,9 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
     );
     ingestor.wait_ready(READY).await.unwrap();
 
-    let id1 = unique_id1();
-    let n = 6_000;
-    let mut messages = reading_messages(&id1, n);
-    let second_half = messages.split_off(n / 2);
-    publish_all_acked(mosquitto.url(), messages).await;
+    let (id1, n) = (unique_id1(), 6_000);
+    let (first_half, second_half) = halves(reading_messages(&id1, n));
+    publish_all_acked(mosquitto.url(), first_half).await;
     wait_for_rows(&store, &id1, 100, LAND).await;
 
     proxy.cut();
@@ -177,11 +174,9 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
     let mut ingestor = spawn_ingestor(db.url(), &mosquitto.url(), None, &client_id);
     ingestor.wait_ready(READY).await.unwrap();
 
-    let id1 = unique_id1();
-    let n = 6_000;
-    let mut messages = reading_messages(&id1, n);
-    let second_half = messages.split_off(n / 2);
-    publish_all_acked(mosquitto.url(), messages).await;
+    let (id1, n) = (unique_id1(), 6_000);
+    let (first_half, second_half) = halves(reading_messages(&id1, n));
+    publish_all_acked(mosquitto.url(), first_half).await;
     mosquitto.restart(Duration::from_secs(2)).await;
     publish_all_acked(mosquitto.url(), second_half).await;
 
@@ -198,24 +193,5 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
 async fn two_ingestors_share_a_group_on_the_embedded_broker() {
     let broker = embedded_broker();
     let db = TestDb::sqlite();
-    let store = connect(db.url()).await.unwrap();
-    let group = unique_name("grp");
-    let mut a = spawn_ingestor(db.url(), &broker.url(), Some(&group), &unique_name("ing-a"));
-    let mut b = spawn_ingestor(db.url(), &broker.url(), Some(&group), &unique_name("ing-b"));
-    a.wait_ready(READY).await.unwrap();
-    b.wait_ready(READY).await.unwrap();
-
-    let id1 = unique_id1();
-    let n = 4_000;
-    publish_all_acked(broker.url(), reading_messages(&id1, n)).await;
-    assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
-    let (from_a, from_b) = (
-        a.readings_total("inserted").await,
-        b.readings_total("inserted").await,
-    );
-    assert_eq!(from_a + from_b, n as u64);
-    assert!(
-        from_a > 0 && from_b > 0,
-        "both took a share: {from_a} / {from_b}"
-    );
+    two_share_exactly(db.url(), &broker.url(), 4_000).await;
 }

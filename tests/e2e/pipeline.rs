@@ -124,17 +124,30 @@ async fn up_shows_three_sensor_types_within_ten_seconds() {
     sys.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_readings_are_visible_to_any_subscriber() {
-    let sys = TestSystem::start(TestDb::sqlite(), None, default_fleet()).await;
-    let (host, port) = datastream_test_support::mqtt_host_port(&sys.mqtt_url);
+/// Subscribes to `filter` and waits for the SUBACK. The client is returned
+/// because dropping it ends the event loop.
+async fn watcher(mqtt_url: &str, filter: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (host, port) = datastream_test_support::mqtt_host_port(mqtt_url);
     let mut options = rumqttc::MqttOptions::new(unique_name("watch"), host, port);
     options.set_keep_alive(Duration::from_secs(10));
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
-    client
-        .subscribe("sensors/#", QoS::AtMostOnce)
-        .await
-        .unwrap();
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::SubAck(_))) = eventloop.poll().await {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("subscription acknowledged");
+    (client, eventloop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_readings_are_visible_to_any_subscriber() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, default_fleet()).await;
+    let (_client, mut eventloop) = watcher(&sys.mqtt_url, "sensors/#").await;
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
@@ -150,36 +163,13 @@ async fn live_readings_are_visible_to_any_subscriber() {
     sys.stop().await;
 }
 
-/// Subscribes to every dead-letter topic and waits for the SUBACK. The
-/// client is returned because dropping it ends the event loop.
-async fn dead_letter_watcher(mqtt_url: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
-    let (host, port) = datastream_test_support::mqtt_host_port(mqtt_url);
-    let mut options = rumqttc::MqttOptions::new(unique_name("dlq"), host, port);
-    options.set_keep_alive(Duration::from_secs(10));
-    let (watcher, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
-    watcher
-        .subscribe("datastream/deadletter/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Ok(Event::Incoming(Packet::SubAck(_))) = eventloop.poll().await {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("dead-letter subscription");
-    (watcher, eventloop)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_bad_message_is_dead_lettered_with_its_reason() {
     let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
         s.ingest_max_payload_bytes = 2048;
     })
     .await;
-    let (_watcher, mut dead_letters) = dead_letter_watcher(&sys.mqtt_url).await;
+    let (_watcher, mut dead_letters) = watcher(&sys.mqtt_url, "datastream/deadletter/#").await;
     let id1 = unique_id1();
     let topic = format!("sensors/temperature/{id1}/1");
     let reading = |id2: i64, ts: &str| {

@@ -40,9 +40,17 @@ impl MysqlStore {
                 &migration_url,
             )
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            conn.run_pending_migrations(MYSQL_MIGRATIONS)
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
-            Ok(())
+            // DDL commits implicitly, so a transaction cannot keep replicas
+            // that start together from both applying a migration; a named
+            // lock does.
+            use diesel::connection::SimpleConnection;
+            SimpleConnection::batch_execute(&mut conn, "DO GET_LOCK('datastream_migrations', 60)")?;
+            let result = conn
+                .run_pending_migrations(MYSQL_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| StoreError::Migration(e.to_string()));
+            SimpleConnection::batch_execute(&mut conn, "DO RELEASE_LOCK('datastream_migrations')")?;
+            result
         })
         .await
         .map_err(|e| StoreError::Migration(e.to_string()))??;

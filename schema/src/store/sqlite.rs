@@ -30,7 +30,8 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL lets readers run beside the single writer; `busy_timeout` makes a
 /// second writer wait instead of failing; NORMAL sync is durable in WAL mode
 /// except for the last commits on power loss (not on a process crash).
-const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+/// `busy_timeout` comes first so that the other pragmas wait for a lock too.
+const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// The store on an SQLite file.
@@ -49,9 +50,14 @@ impl SqliteStore {
             let mut conn = SqliteConnection::establish(&migration_path)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             conn.batch_execute(CONNECTION_PRAGMAS)?;
-            conn.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
-            Ok(())
+            // One writer lock around all migrations, so processes starting
+            // together do not both apply them; each migration's own
+            // transaction nests as a savepoint.
+            conn.immediate_transaction(|conn| {
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Migration(e.to_string()))
+            })
         })
         .await
         .map_err(|e| StoreError::Migration(e.to_string()))??;
