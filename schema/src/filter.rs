@@ -41,6 +41,16 @@ pub enum Order {
     Desc,
 }
 
+/// A position in a result set ordered by `(timestamp, id)`: the last row of
+/// the previous page. The API hands it out as an opaque, signed cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    /// Timestamp of the last row seen.
+    pub timestamp: DateTime<Utc>,
+    /// Id of the last row seen.
+    pub id: i64,
+}
+
 /// The raw, unparsed filter parameters of a request (query-string values).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FilterParams<'a> {
@@ -60,6 +70,8 @@ pub struct FilterParams<'a> {
     pub limit: Option<&'a str>,
     /// `order`: `asc` or `desc`
     pub order: Option<&'a str>,
+    /// `page`: 1-based page number (offset paging)
+    pub page: Option<&'a str>,
 }
 
 /// A validated set of reading filters. `from` is inclusive, `to` exclusive.
@@ -72,6 +84,8 @@ pub struct ReadingFilter {
     to: Option<DateTime<Utc>>,
     limit: u32,
     order: Order,
+    page: Option<u32>,
+    after: Option<PageCursor>,
 }
 
 impl Default for ReadingFilter {
@@ -84,6 +98,8 @@ impl Default for ReadingFilter {
             to: None,
             limit: DEFAULT_LIMIT,
             order: Order::Desc,
+            page: None,
+            after: None,
         }
     }
 }
@@ -157,6 +173,13 @@ impl ReadingFilter {
             Some("desc") => Order::Desc,
             Some(_) => return Err(FilterError::new("order", "must be asc or desc")),
         };
+        let page = match p.page {
+            None => None,
+            Some(s) => match s.parse::<u32>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => return Err(FilterError::new("page", "must be an integer from 1")),
+            },
+        };
         Ok(Self {
             id1,
             id2,
@@ -165,7 +188,28 @@ impl ReadingFilter {
             to,
             limit,
             order,
+            page,
+            after: None,
         })
+    }
+
+    /// Continues after `cursor` (keyset paging); refused together with `page`.
+    pub fn with_cursor(mut self, cursor: PageCursor) -> Result<Self, FilterError> {
+        if self.page.is_some() {
+            return Err(FilterError::new("cursor", "cannot be combined with page"));
+        }
+        self.after = Some(cursor);
+        Ok(self)
+    }
+
+    /// True when the filter selects a subset (device, type or time);
+    /// editing and deleting refuse a filter without conditions.
+    pub fn has_conditions(&self) -> bool {
+        self.id1.is_some()
+            || self.id2.is_some()
+            || self.sensor_type.is_some()
+            || self.from.is_some()
+            || self.to.is_some()
     }
 
     /// Filter on `id1`.
@@ -216,6 +260,20 @@ impl ReadingFilter {
     /// Sort order by time.
     pub fn order(&self) -> Order {
         self.order
+    }
+    /// 1-based page number for offset paging.
+    pub fn page(&self) -> Option<u32> {
+        self.page
+    }
+    /// Rows to skip for offset paging.
+    pub fn offset(&self) -> u64 {
+        self.page
+            .map(|p| u64::from(p - 1) * u64::from(self.limit))
+            .unwrap_or(0)
+    }
+    /// Keyset position to continue after.
+    pub fn after(&self) -> Option<PageCursor> {
+        self.after
     }
 }
 
@@ -283,6 +341,7 @@ mod tests {
             limit: Some("10000"),
             order: Some("asc"),
             duration: None,
+            page: None,
         })
         .unwrap();
         assert_eq!(f.id1().unwrap().as_str(), "ABC");
@@ -414,6 +473,57 @@ mod tests {
         for (params, field) in cases {
             assert_eq!(parse(params).unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn page_is_one_based_and_sets_the_offset() {
+        let f = parse(FilterParams {
+            page: Some("3"),
+            limit: Some("50"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.offset(), 100);
+        assert_eq!(
+            parse(FilterParams {
+                page: Some("0"),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .field,
+            "page"
+        );
+    }
+
+    #[test]
+    fn cursor_and_page_exclude_each_other() {
+        let f = parse(FilterParams {
+            page: Some("2"),
+            ..Default::default()
+        })
+        .unwrap();
+        let c = PageCursor {
+            timestamp: now(),
+            id: 1,
+        };
+        assert_eq!(f.with_cursor(c).unwrap_err().field, "cursor");
+    }
+
+    #[test]
+    fn only_device_type_and_time_count_as_conditions() {
+        assert!(!parse(FilterParams {
+            limit: Some("5"),
+            order: Some("asc"),
+            ..Default::default()
+        })
+        .unwrap()
+        .has_conditions());
+        assert!(parse(FilterParams {
+            id2: Some("1"),
+            ..Default::default()
+        })
+        .unwrap()
+        .has_conditions());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod topic;
 pub mod user;
 pub mod wire;
 
-pub use filter::{FilterError, FilterParams, Order, ReadingFilter};
+pub use filter::{FilterError, FilterParams, Order, PageCursor, ReadingFilter};
 pub use mqtt_url::{MqttUrl, MqttUrlError};
 pub use reading::{Id1, Id2, Reading, ReadingError, SensorType, TimestampBounds};
 pub use store::{

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use datastream_schema::{
-    connect, FilterParams, Id1, Id2, Order, Reading, ReadingFilter, Role, SensorType, SharedStore,
-    StoreError, TimestampBounds, Username,
+    connect, FilterParams, Id1, Id2, Order, PageCursor, Reading, ReadingFilter, Role, SensorType,
+    SharedStore, StoreError, TimestampBounds, Username,
 };
 use datastream_test_support::{unique_id1, TestDb};
 
@@ -141,6 +141,127 @@ async fn users_are_created_found_and_unique(store: SharedStore) {
     assert!(store.count_users().await.unwrap() >= 1);
 }
 
+async fn editing_by_filter_changes_only_matching_rows_in_chunks(store: SharedStore) {
+    let id1 = unique_id1();
+    let batch: Vec<_> = (0..2_500)
+        .map(|i| reading("temperature", &id1, i % 2, at(i, 0), 1.0))
+        .collect();
+    store.insert_batch(&batch).await.unwrap();
+    let before = store.query(&filter_for(&id1).with_limit(1)).await.unwrap()[0].updated_at;
+    let evens = ReadingFilter::parse(
+        FilterParams {
+            id1: Some(&id1),
+            id2: Some("0"),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(store.update_value(&evens, 42.5).await.unwrap(), 1_250);
+    let changed = store
+        .query(&evens.clone().with_limit(10_000))
+        .await
+        .unwrap();
+    assert!(changed
+        .iter()
+        .all(|r| r.sensor_value == 42.5 && r.updated_at >= before));
+    let odds = ReadingFilter::parse(
+        FilterParams {
+            id1: Some(&id1),
+            id2: Some("1"),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    let untouched = store.query(&odds.with_limit(10_000)).await.unwrap();
+    assert!(untouched.iter().all(|r| r.sensor_value == 1.0));
+}
+
+async fn deleting_by_filter_removes_only_matching_rows_in_chunks(store: SharedStore) {
+    let id1 = unique_id1();
+    let batch: Vec<_> = (0..2_300)
+        .map(|i| reading("humidity", &id1, 5, at(i, 0), 1.0))
+        .collect();
+    store.insert_batch(&batch).await.unwrap();
+    let from = datastream_schema::wire::format_timestamp(at(300, 0));
+    let newer = ReadingFilter::parse(
+        FilterParams {
+            id1: Some(&id1),
+            from: Some(&from),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(store.delete(&newer).await.unwrap(), 2_000);
+    assert_eq!(store.count(&filter_for(&id1)).await.unwrap(), 300);
+    assert_eq!(store.delete(&newer).await.unwrap(), 0);
+}
+
+async fn offset_and_cursor_pages_walk_the_same_rows(store: SharedStore) {
+    let id1 = unique_id1();
+    // Pairs of readings share a timestamp (two devices), so the cursor must
+    // break ties by id.
+    let batch: Vec<_> = (0..30)
+        .map(|i| reading("co2", &id1, i % 2, at(i / 2, 0), i as f64))
+        .collect();
+    store.insert_batch(&batch).await.unwrap();
+    for order in ["asc", "desc"] {
+        let base = |page: Option<&str>| {
+            ReadingFilter::parse(
+                FilterParams {
+                    id1: Some(&id1),
+                    limit: Some("7"),
+                    order: Some(order),
+                    page,
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
+            .unwrap()
+        };
+        let all = store.query(&base(None).with_limit(100)).await.unwrap();
+        let mut by_offset = Vec::new();
+        for page in 1..=5 {
+            let p = page.to_string();
+            by_offset.extend(store.query(&base(Some(&p))).await.unwrap());
+        }
+        let mut by_cursor = Vec::new();
+        let mut filter = base(None);
+        loop {
+            let page = store.query(&filter).await.unwrap();
+            let Some(last) = page.last() else { break };
+            let cursor = PageCursor {
+                timestamp: last.timestamp,
+                id: last.id,
+            };
+            by_cursor.extend(page.iter().cloned());
+            filter = base(None).with_cursor(cursor).unwrap();
+        }
+        let ids = |rows: &[datastream_schema::StoredReading]| {
+            rows.iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&by_offset), ids(&all), "{order}");
+        assert_eq!(ids(&by_cursor), ids(&all), "{order}");
+        assert_eq!(all.len(), 30);
+    }
+}
+
+async fn users_are_listed_and_deleted(store: SharedStore) {
+    let name = Username::parse(&format!("gone-{}", unique_id1().to_lowercase())).unwrap();
+    store.create_user(&name, "h", Role::Viewer).await.unwrap();
+    assert!(store
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .any(|u| u.username == name));
+    assert!(store.delete_user(&name).await.unwrap());
+    assert!(!store.delete_user(&name).await.unwrap());
+    assert!(store.find_user(&name).await.unwrap().is_none());
+}
+
 async fn migrations_are_idempotent(db_url: &str) {
     connect(db_url).await.unwrap();
     let again = connect(db_url).await.unwrap();
@@ -166,6 +287,10 @@ macro_rules! store_tests {
                 order_and_limit_page_newest_first_by_default,
                 a_missing_reading_is_none,
                 users_are_created_found_and_unique,
+                editing_by_filter_changes_only_matching_rows_in_chunks,
+                deleting_by_filter_removes_only_matching_rows_in_chunks,
+                offset_and_cursor_pages_walk_the_same_rows,
+                users_are_listed_and_deleted,
             );
 
             #[tokio::test]

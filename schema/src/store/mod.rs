@@ -99,6 +99,46 @@ pub trait ReadingStore: Send + Sync {
     async fn get(&self, id: i64) -> Result<Option<StoredReading>, StoreError>;
     /// Number of stored readings matching the filter (its limit is ignored).
     async fn count(&self, filter: &ReadingFilter) -> Result<u64, StoreError>;
+    /// Sets `sensor_value` (and bumps `updated_at`) on every reading the
+    /// filter's conditions match, in chunks of [`WRITE_CHUNK`] rows, each its
+    /// own short statement. Returns how many were updated.
+    async fn update_value(&self, filter: &ReadingFilter, value: f64) -> Result<u64, StoreError>;
+    /// Deletes every reading the filter's conditions match, in chunks like
+    /// [`ReadingStore::update_value`]. Returns how many were deleted.
+    async fn delete(&self, filter: &ReadingFilter) -> Result<u64, StoreError>;
+}
+
+/// Rows per statement when editing or deleting by filter: small enough that
+/// a million-row delete never holds one long lock.
+pub const WRITE_CHUNK: i64 = 1000;
+
+/// Applies `apply` to the ids `select_ids` finds, chunk by chunk, in id
+/// order, until a chunk comes back short. Shared by every backend's edit and
+/// delete so the chunking is written once.
+pub(crate) async fn in_chunks<S, SF, A, AF>(
+    mut select_ids: S,
+    mut apply: A,
+) -> Result<u64, StoreError>
+where
+    S: FnMut(i64) -> SF,
+    SF: std::future::Future<Output = Result<Vec<i64>, StoreError>>,
+    A: FnMut(Vec<i64>) -> AF,
+    AF: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    let mut last = i64::MIN;
+    let mut total = 0;
+    loop {
+        let ids = select_ids(last).await?;
+        let Some(&max) = ids.last() else {
+            return Ok(total);
+        };
+        let full = ids.len() as i64 == WRITE_CHUNK;
+        last = max;
+        total += apply(ids).await?;
+        if !full {
+            return Ok(total);
+        }
+    }
 }
 
 /// Users for the API.
@@ -108,6 +148,10 @@ pub trait UserStore: Send + Sync {
     async fn count_users(&self) -> Result<u64, StoreError>;
     /// One user by name.
     async fn find_user(&self, username: &Username) -> Result<Option<User>, StoreError>;
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Deletes a user; false if there was none.
+    async fn delete_user(&self, username: &Username) -> Result<bool, StoreError>;
     /// Creates a user; [`StoreError::Conflict`] if the name is taken.
     async fn create_user(
         &self,

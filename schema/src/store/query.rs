@@ -8,7 +8,7 @@ use diesel::backend::{Backend, DieselReserveSpecialization};
 use diesel::query_dsl::methods::BoxedDsl;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer, Text, Timestamp};
-use diesel::{ExpressionMethods, QueryDsl};
+use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 
 /// `sensor_data` rows matching `filter`'s conditions, ordered by
 /// `(timestamp, id)` in the filter's direction. Paging (`limit`) is applied
@@ -30,6 +30,24 @@ where
 {
     let mut q = sensor_data::table.into_boxed::<DB>();
     q = filter_conditions(q, filter);
+    // Keyset paging, written as `ts > ? OR (ts = ? AND id > ?)`: MariaDB
+    // range-scans the timestamp index for this form, not for a row
+    // constructor `(ts, id) > (?, ?)`.
+    if let Some(after) = filter.after() {
+        let ts = after.timestamp.naive_utc();
+        q = match filter.order() {
+            Order::Asc => q.filter(
+                sensor_data::timestamp.gt(ts).or(sensor_data::timestamp
+                    .eq(ts)
+                    .and(sensor_data::id.gt(after.id))),
+            ),
+            Order::Desc => q.filter(
+                sensor_data::timestamp.lt(ts).or(sensor_data::timestamp
+                    .eq(ts)
+                    .and(sensor_data::id.lt(after.id))),
+            ),
+        };
+    }
     match filter.order() {
         Order::Asc => q.order((sensor_data::timestamp.asc(), sensor_data::id.asc())),
         Order::Desc => q.order((sensor_data::timestamp.desc(), sensor_data::id.desc())),

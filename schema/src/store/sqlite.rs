@@ -5,7 +5,10 @@
 
 use super::query::{filter_conditions, filtered_readings};
 use super::rows::{NewReadingRow, ReadingRow, UserRow};
-use super::{InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore};
+use super::{
+    in_chunks, InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore,
+    WRITE_CHUNK,
+};
 use crate::db::{sensor_data, users, SQLITE_MIGRATIONS};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
@@ -90,6 +93,23 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
+
+    /// The next chunk of ids matching `filter`'s conditions after `last`.
+    async fn matching_ids(
+        &self,
+        filter: &ReadingFilter,
+        last: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.conn().await?;
+        let ids = filter_conditions(sensor_data::table.into_boxed::<Sqlite>(), filter)
+            .select(sensor_data::id)
+            .filter(sensor_data::id.gt(last))
+            .order(sensor_data::id.asc())
+            .limit(WRITE_CHUNK)
+            .load(&mut conn)
+            .await?;
+        Ok(ids)
+    }
 }
 
 #[async_trait]
@@ -125,6 +145,7 @@ impl ReadingStore for SqliteStore {
         let mut conn = self.conn().await?;
         let rows: Vec<ReadingRow> = filtered_readings::<Sqlite>(filter)
             .limit(i64::from(filter.limit()))
+            .offset(i64::try_from(filter.offset()).unwrap_or(i64::MAX))
             .load(&mut conn)
             .await?;
         Ok(rows.into_iter().map(StoredReading::from).collect())
@@ -148,6 +169,39 @@ impl ReadingStore for SqliteStore {
             .await?;
         Ok(n as u64)
     }
+
+    async fn update_value(&self, filter: &ReadingFilter, value: f64) -> Result<u64, StoreError> {
+        let now = chrono::Utc::now().naive_utc();
+        in_chunks(
+            |last| self.matching_ids(filter, last),
+            |ids| async move {
+                let mut conn = self.conn().await?;
+                let n = diesel::update(sensor_data::table.filter(sensor_data::id.eq_any(ids)))
+                    .set((
+                        sensor_data::sensor_value.eq(value),
+                        sensor_data::updated_at.eq(now),
+                    ))
+                    .execute(&mut conn)
+                    .await?;
+                Ok(n as u64)
+            },
+        )
+        .await
+    }
+
+    async fn delete(&self, filter: &ReadingFilter) -> Result<u64, StoreError> {
+        in_chunks(
+            |last| self.matching_ids(filter, last),
+            |ids| async move {
+                let mut conn = self.conn().await?;
+                let n = diesel::delete(sensor_data::table.filter(sensor_data::id.eq_any(ids)))
+                    .execute(&mut conn)
+                    .await?;
+                Ok(n as u64)
+            },
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -166,6 +220,23 @@ impl UserStore for SqliteStore {
             .await
             .optional()?;
         Ok(row.and_then(UserRow::into_user))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<UserRow> = users::table
+            .order(users::username.asc())
+            .load(&mut conn)
+            .await?;
+        Ok(rows.into_iter().filter_map(UserRow::into_user).collect())
+    }
+
+    async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let n = diesel::delete(users::table.filter(users::username.eq(username.as_str())))
+            .execute(&mut conn)
+            .await?;
+        Ok(n > 0)
     }
 
     async fn create_user(
