@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use datastream_api::{
     ensure_admin, AdminBootstrap, ApiServer, AppState, ComponentState, DatabaseReadiness,
-    HealthState, ReadinessCheck, SharedReadiness, TokenKeys,
+    HealthState, ReadinessCheck, SharedReadiness,
 };
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
 use datastream_generator::{run_fleet, GeneratorSpec};
@@ -68,11 +68,11 @@ impl System {
                 (MqttUrl::parse(&broker.url())?, true)
             }
         };
-        let (tokens, generated_jwt_secret) = match &settings.jwt_secret {
-            Some(secret) => (token_keys(secret, settings)?, false),
+        let (state, generated_jwt_secret) = match &settings.jwt_secret {
+            Some(secret) => (app_state(&store, secret, settings)?, false),
             None => {
                 let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
-                (token_keys(&secret, settings)?, true)
+                (app_state(&store, &secret, settings)?, true)
             }
         };
         let admin = bootstrap_admin(&store, settings).await?;
@@ -101,10 +101,6 @@ impl System {
                 store: store.clone(),
                 ingestor: ingestor.status(),
             }),
-        };
-        let state = AppState {
-            store: store.clone(),
-            tokens,
         };
         let api_server =
             ApiServer::start(listener, state, health, settings.api_workers, api.clone())?;
@@ -183,9 +179,11 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
     }
 }
 
-/// Token keys from a configured secret, refusing weak ones.
-pub fn token_keys(secret: &str, settings: &Settings) -> Result<TokenKeys> {
-    TokenKeys::new(
+/// The API's state: tokens and cursors signed with `secret` (refusing a
+/// weak one), users looked up in `store`.
+pub fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -> Result<AppState> {
+    AppState::new(
+        store.clone(),
         secret.as_bytes(),
         Duration::from_secs(settings.jwt_ttl_secs),
     )
@@ -278,15 +276,14 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     let Some(secret) = &settings.jwt_secret else {
         bail!("JWT_SECRET is not set: the API needs a secret of at least 32 bytes (e.g. `openssl rand -base64 48`)");
     };
-    let tokens = token_keys(secret, settings)?;
     let store = open_store(&settings.database_url).await?;
+    let state = app_state(&store, secret, settings)?;
     report_admin(&bootstrap_admin(&store, settings).await?);
     let listener = bind(settings.api_listen, "API_LISTEN")?;
     let health = HealthState {
         prometheus: datastream_api::telemetry::prometheus(),
-        readiness: Arc::new(DatabaseReadiness(store.clone())) as SharedReadiness,
+        readiness: Arc::new(DatabaseReadiness(store)) as SharedReadiness,
     };
-    let state = AppState { store, tokens };
     let server = ApiServer::start(listener, state, health, settings.api_workers, shutdown)?;
     server.wait().await?;
     Ok(())

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod cursor;
 pub mod error;
 pub mod readiness;
 pub mod routes;

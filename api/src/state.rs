@@ -1,17 +1,41 @@
 //! `AppState`: what every handler shares.
 
-use crate::auth::TokenKeys;
+use crate::auth::{SecretError, TokenKeys, UserDirectory};
+use crate::cursor::CursorCodec;
 use crate::readiness::SharedReadiness;
 use datastream_schema::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Shared, read-only state of the API.
+/// Shared state of the API.
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
     pub store: SharedStore,
     /// Token signing and verification.
     pub tokens: TokenKeys,
+    /// Page cursors, signed with the same secret.
+    pub cursors: CursorCodec,
+    /// Current users and roles.
+    pub users: Arc<UserDirectory>,
+}
+
+impl AppState {
+    /// State for `store`, signing tokens (valid for `token_ttl`) and cursors
+    /// with `secret`; refuses a weak secret.
+    pub fn new(
+        store: SharedStore,
+        secret: &[u8],
+        token_ttl: Duration,
+    ) -> Result<Self, SecretError> {
+        Ok(Self {
+            tokens: TokenKeys::new(secret, token_ttl)?,
+            cursors: CursorCodec::new(secret),
+            users: Arc::new(UserDirectory::new(store.clone())),
+            store,
+        })
+    }
 }
 
 /// What `/readyz` and `/metrics` serve, on the API or on a standalone

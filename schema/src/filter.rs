@@ -86,6 +86,8 @@ pub struct ReadingFilter {
     order: Order,
     page: Option<u32>,
     after: Option<PageCursor>,
+    /// Rows to skip; derived from `page` and `limit`.
+    skip: u64,
 }
 
 impl Default for ReadingFilter {
@@ -100,6 +102,7 @@ impl Default for ReadingFilter {
             order: Order::Desc,
             page: None,
             after: None,
+            skip: 0,
         }
     }
 }
@@ -190,6 +193,9 @@ impl ReadingFilter {
             order,
             page,
             after: None,
+            skip: page
+                .map(|p| u64::from(p - 1) * u64::from(limit))
+                .unwrap_or(0),
         })
     }
 
@@ -222,9 +228,25 @@ impl ReadingFilter {
         self.sensor_type = Some(t);
         self
     }
-    /// Sets the page size, clamped to `1..=MAX_LIMIT`.
+    /// Sets the page size, clamped to `1..=MAX_LIMIT` (and the offset of
+    /// the page, if one was asked for).
     pub fn with_limit(mut self, limit: u32) -> Self {
         self.limit = limit.clamp(1, MAX_LIMIT);
+        self.skip = self
+            .page
+            .map(|p| u64::from(p - 1) * u64::from(self.limit))
+            .unwrap_or(0);
+        self
+    }
+
+    /// The same filter fetching one row more than its limit, so a caller can
+    /// tell whether another page follows. Offset paging keeps its offset.
+    pub fn with_lookahead(mut self) -> Self {
+        let offset = self.offset();
+        self.limit += 1;
+        // Keep the offset of the requested page, not of a page of limit + 1.
+        self.page = None;
+        self.skip = offset;
         self
     }
     /// Sets the order.
@@ -267,9 +289,7 @@ impl ReadingFilter {
     }
     /// Rows to skip for offset paging.
     pub fn offset(&self) -> u64 {
-        self.page
-            .map(|p| u64::from(p - 1) * u64::from(self.limit))
-            .unwrap_or(0)
+        self.skip
     }
     /// Keyset position to continue after.
     pub fn after(&self) -> Option<PageCursor> {

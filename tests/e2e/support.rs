@@ -122,6 +122,41 @@ impl TestSystem {
             .expect("GET request")
     }
 
+    /// Any request with a bearer token and an optional JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Creates a user as the admin and returns a token for them.
+    pub async fn user_token(&self, username: &str, role: &str) -> String {
+        let admin = self.admin_token().await;
+        let password = format!("{username}-password");
+        let resp = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/users",
+                &admin,
+                Some(serde_json::json!({"username": username, "password": password, "role": role})),
+            )
+            .await;
+        assert_eq!(resp.status().as_u16(), 201, "creating {username}");
+        let body: Value = self.login(username, &password).await.json().await.unwrap();
+        body["access_token"].as_str().expect("a token").to_owned()
+    }
+
     /// Polls `GET /api/v1/readings?{query}` until it returns `n` readings
     /// or `timeout` passes; returns the last answer's readings.
     pub async fn wait_for_readings(&self, query: &str, n: usize, timeout: Duration) -> Vec<Value> {

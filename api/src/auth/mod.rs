@@ -1,9 +1,11 @@
 //! Authentication: argon2 passwords, JWT access tokens, and the extractor
 //! that turns a request's bearer token into an [`Authenticated`] user.
 
+mod directory;
 mod password;
 mod token;
 
+pub use directory::{UserDirectory, USER_CACHE_TTL};
 pub use password::{hash_password, verify_password};
 pub use token::{Claims, SecretError, TokenKeys, MIN_SECRET_BYTES};
 
@@ -11,7 +13,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use datastream_schema::Role;
-use std::future::{ready, Ready};
+use std::future::Future;
+use std::pin::Pin;
 
 /// The caller, proven by a valid bearer token.
 #[derive(Debug, Clone)]
@@ -34,14 +37,32 @@ impl Authenticated {
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let verified = verify_token(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (state, claims) = (
+                state.ok_or_else(|| ApiError::Internal("AppState missing".into()))?,
+                verified?,
+            );
+            // The token proves who signed in; the directory says whether
+            // that user still exists and with which role now.
+            let role = state
+                .users
+                .role_of(&claims.sub)
+                .await?
+                .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
+            Ok(Authenticated {
+                username: claims.sub,
+                role,
+            })
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+fn verify_token(req: &HttpRequest) -> Result<Claims, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState missing".into()))?;
@@ -64,9 +85,6 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .tokens
         .verify(token)
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-    let role = Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-    Ok(Authenticated {
-        username: claims.sub,
-        role,
-    })
+    Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
+    Ok(claims)
 }

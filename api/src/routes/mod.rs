@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod health;
 pub mod readings;
+pub mod users;
 
 use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -11,8 +12,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|err, _req| ApiError::bad_request("body", err.to_string()).into()),
+            .limit(MAX_JSON_BODY)
+            .error_handler(|err, _req| json_error(err).into()),
     )
     .app_data(
         web::QueryConfig::default().error_handler(|err, _req| query_error(&err.to_string()).into()),
@@ -25,10 +26,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/auth/login", web::post().to(auth::login))
             .route("/readings", web::get().to(readings::list))
-            .route("/readings/{id}", web::get().to(readings::get_one)),
+            .route("/readings", web::patch().to(readings::update))
+            .route("/readings", web::delete().to(readings::delete))
+            .route("/readings/{id}", web::get().to(readings::get_one))
+            .route("/users", web::get().to(users::list))
+            .route("/users", web::post().to(users::create))
+            .route("/users/{username}", web::delete().to(users::delete)),
     )
     .configure(health::configure)
     .default_service(web::to(not_found));
+}
+
+/// Largest JSON request body accepted.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// A JSON body error as the API reports it: 413 when too large, else 400
+/// naming the field serde complained about when it can tell.
+fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError;
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge(MAX_JSON_BODY)
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::bad_request("body", "Content-Type must be application/json")
+        }
+        other => {
+            let message = other.to_string();
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or("body")
+                .to_owned();
+            ApiError::bad_request(field, message)
+        }
+    }
 }
 
 /// Names the parameter serde complained about when it can tell.

@@ -1,4 +1,5 @@
-//! `GET /api/v1/readings` and `GET /api/v1/readings/{id}`.
+//! `/api/v1/readings`: list (filters, cursor or page), one by id, and edit
+//! or delete by filter.
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -6,7 +7,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use datastream_schema::wire::format_timestamp;
-use datastream_schema::{FilterParams, ReadingFilter, StoredReading};
+use datastream_schema::{FilterParams, PageCursor, ReadingFilter, StoredReading};
 use serde::{Deserialize, Serialize};
 
 /// Query parameters of `GET /api/v1/readings`, as received.
@@ -21,6 +22,8 @@ pub struct ReadingsQuery {
     duration: Option<String>,
     limit: Option<String>,
     order: Option<String>,
+    cursor: Option<String>,
+    page: Option<String>,
 }
 
 impl ReadingsQuery {
@@ -34,7 +37,50 @@ impl ReadingsQuery {
             duration: self.duration.as_deref(),
             limit: self.limit.as_deref(),
             order: self.order.as_deref(),
+            page: self.page.as_deref(),
         }
+    }
+
+    /// The filter these parameters describe, with the cursor verified.
+    fn filter(&self, state: &AppState) -> Result<ReadingFilter, ApiError> {
+        let filter = ReadingFilter::parse(self.params(), Utc::now())?;
+        match &self.cursor {
+            None => Ok(filter),
+            Some(text) => {
+                let cursor = state.cursors.decode(text, filter.order()).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "cursor",
+                        "is not a cursor this API issued for this order (pass next_cursor back unchanged)",
+                    )
+                })?;
+                Ok(filter.with_cursor(cursor)?)
+            }
+        }
+    }
+
+    /// The filter for an edit or delete: conditions required, paging refused.
+    fn write_filter(&self) -> Result<ReadingFilter, ApiError> {
+        for (field, value) in [
+            ("limit", &self.limit),
+            ("order", &self.order),
+            ("cursor", &self.cursor),
+            ("page", &self.page),
+        ] {
+            if value.is_some() {
+                return Err(ApiError::bad_request(
+                    field,
+                    "does not apply to edits and deletes",
+                ));
+            }
+        }
+        let filter = ReadingFilter::parse(self.params(), Utc::now())?;
+        if !filter.has_conditions() {
+            return Err(ApiError::bad_request(
+                "filter",
+                "refusing to change every reading: give at least one of id1, id2, sensor_type, from, to, duration",
+            ));
+        }
+        Ok(filter)
     }
 }
 
@@ -92,21 +138,73 @@ pub struct ReadingsPage {
     pub page: PageInfo,
 }
 
-/// Lists readings matching the filters.
+/// Lists readings matching the filters, newest first unless `order=asc`.
 pub async fn list(
     _user: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<ReadingsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = ReadingFilter::parse(query.params(), Utc::now())?;
-    let rows = state.store.query(&filter).await?;
+    let filter = query.filter(&state)?;
+    let limit = filter.limit();
+    // One row more than asked tells whether another page exists.
+    let mut rows = state.store.query(&filter.clone().with_lookahead()).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if more => Some(state.cursors.encode(
+            PageCursor {
+                timestamp: last.timestamp,
+                id: last.id,
+            },
+            filter.order(),
+        )),
+        _ => None,
+    };
     Ok(HttpResponse::Ok().json(ReadingsPage {
         data: rows.into_iter().map(ReadingDto::from).collect(),
-        page: PageInfo {
-            limit: filter.limit(),
-            next_cursor: None,
-        },
+        page: PageInfo { limit, next_cursor },
     }))
+}
+
+/// Body of `PATCH /api/v1/readings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingPatch {
+    /// The new value for every matching reading.
+    pub sensor_value: f64,
+}
+
+/// Sets `sensor_value` on every reading matching the filters (admin).
+pub async fn update(
+    user: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ReadingsQuery>,
+    body: web::Json<ReadingPatch>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let filter = query.write_filter()?;
+    if !body.sensor_value.is_finite() {
+        return Err(ApiError::bad_request(
+            "sensor_value",
+            "must be a finite number",
+        ));
+    }
+    let updated = state.store.update_value(&filter, body.sensor_value).await?;
+    tracing::info!(user = %user.username, updated, "readings edited");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "updated": updated })))
+}
+
+/// Deletes every reading matching the filters (admin).
+pub async fn delete(
+    user: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ReadingsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let filter = query.write_filter()?;
+    let deleted = state.store.delete(&filter).await?;
+    tracing::info!(user = %user.username, deleted, "readings deleted");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
 }
 
 /// One reading by id, or 404.

@@ -5,6 +5,7 @@
 //! generic over the diesel backend; `mysql.rs` and `sqlite.rs` only hold
 //! what genuinely differs (connection setup and the batch insert).
 
+mod detached;
 mod mysql;
 mod query;
 mod rows;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+pub use detached::Detached;
 pub use mysql::MysqlStore;
 pub use sqlite::SqliteStore;
 
@@ -174,12 +176,13 @@ pub trait Store: ReadingStore + UserStore {
 pub type SharedStore = Arc<dyn Store>;
 
 /// Connects to `url` (`sqlite://PATH` or `mysql://…`), runs pending
-/// migrations, and returns the store.
+/// migrations, and returns the store, each operation [`Detached`] so that
+/// no caller can cancel a query half-way.
 pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(SqliteStore::open(path).await?))
+        Ok(Arc::new(Detached::new(SqliteStore::open(path).await?)))
     } else if url.starts_with("mysql://") {
-        Ok(Arc::new(MysqlStore::open(url).await?))
+        Ok(Arc::new(Detached::new(MysqlStore::open(url).await?)))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

@@ -1,0 +1,127 @@
+//! `/api/v1/users`: list, create and delete users (admins only).
+
+use crate::auth::{hash_password, Authenticated};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::MIN_PASSWORD_LEN;
+use actix_web::{web, HttpResponse};
+use datastream_schema::{Role, StoreError, Username};
+use serde::{Deserialize, Serialize};
+
+/// A user as the API shows it (never the hash).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserDto {
+    /// Login name.
+    pub username: String,
+    /// `admin` or `viewer`.
+    pub role: String,
+}
+
+/// Body of `POST /api/v1/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// `[A-Za-z0-9_.-]{1,64}`.
+    pub username: String,
+    /// At least [`MIN_PASSWORD_LEN`] characters.
+    pub password: String,
+    /// `admin` or `viewer`.
+    pub role: String,
+}
+
+/// Every user.
+pub async fn list(
+    user: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let users: Vec<UserDto> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| UserDto {
+            username: u.username.to_string(),
+            role: u.role.to_string(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(users))
+}
+
+/// Creates a user; 409 if the name is taken.
+pub async fn create(
+    user: Authenticated,
+    state: web::Data<AppState>,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let NewUser {
+        username,
+        password,
+        role,
+    } = body.into_inner();
+    let name =
+        Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
+    let role = Role::parse(&role).map_err(|e| ApiError::bad_request("role", e.to_string()))?;
+    validate_password(&password)?;
+    let hash = web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    match state.store.create_user(&name, &hash, role).await {
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::Conflict(format!("user {name} already exists")))
+        }
+        other => other?,
+    }
+    state.users.forget(name.as_str());
+    tracing::info!(by = %user.username, username = %name, %role, "user created");
+    Ok(HttpResponse::Created().json(UserDto {
+        username: name.to_string(),
+        role: role.to_string(),
+    }))
+}
+
+/// Deletes a user; their tokens stop working. The last admin cannot be
+/// deleted (nobody could manage users any more).
+pub async fn delete(
+    user: Authenticated,
+    state: web::Data<AppState>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let name =
+        Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
+    let users = state.store.list_users().await?;
+    let Some(target) = users.iter().find(|u| u.username == name) else {
+        return Err(ApiError::NotFound(format!("no user {name}")));
+    };
+    let admins = users.iter().filter(|u| u.role == Role::Admin).count();
+    if target.role == Role::Admin && admins == 1 {
+        return Err(ApiError::Conflict("cannot delete the last admin".into()));
+    }
+    if !state.store.delete_user(&name).await? {
+        return Err(ApiError::NotFound(format!("no user {name}")));
+    }
+    state.users.forget(name.as_str());
+    tracing::info!(by = %user.username, username = %name, "user deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Checks a new password's length (in characters), naming the field.
+pub fn validate_password(password: &str) -> Result<(), ApiError> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_LEN {
+        return Err(ApiError::bad_request(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    if password.len() > 1024 {
+        return Err(ApiError::bad_request(
+            "password",
+            "must be at most 1024 bytes",
+        ));
+    }
+    Ok(())
+}
