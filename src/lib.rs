@@ -7,6 +7,7 @@ pub mod bench;
 pub mod ingestor_process;
 pub mod settings;
 pub mod system;
+pub mod user_admin;
 
 pub use settings::Settings;
 pub use system::System;

@@ -56,9 +56,26 @@ enum Command {
     Api,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage API users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Benchmarks that measure their own baselines and print ratios.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// Login name ([A-Za-z0-9_.-]{1,64}).
+        username: String,
+        /// admin or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// List users and their roles.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +221,10 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Ingestor(_) => system::run_standalone_ingestor(&settings, shutdown).await,
         Command::Api => system::run_standalone_api(&settings, shutdown).await,
+        Command::User(UserCommand::Add { username, role }) => {
+            datastream::user_admin::add(&settings, &username, &role).await
+        }
+        Command::User(UserCommand::List) => datastream::user_admin::list(&settings).await,
         Command::Bench(BenchCommand::Ingest(args)) => {
             let bench = datastream::bench::ingest::IngestBench {
                 count: args.count,

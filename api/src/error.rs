@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The resource exists already, or the change would break an invariant.
     #[error("{0}")]
     Conflict(String),
+    /// Too many failed logins from this client; retry after the seconds given.
+    #[error("too many failed logins; retry in {0} s")]
+    TooManyRequests(u64),
     /// The request body is larger than accepted.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -86,6 +90,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -100,8 +105,14 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized(_)) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ApiError::TooManyRequests(secs) => {
+                response.insert_header(("Retry-After", secs.to_string()));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {

@@ -16,6 +16,7 @@ pub mod bootstrap;
 pub mod cursor;
 pub mod error;
 pub mod readiness;
+pub mod request_metrics;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -55,6 +56,7 @@ impl ApiServer {
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(request_metrics::record))
                 .app_data(data.clone())
                 .app_data(readiness.clone())
                 .app_data(prometheus.clone())

@@ -1,6 +1,6 @@
 //! `AppState`: what every handler shares.
 
-use crate::auth::{SecretError, TokenKeys, UserDirectory};
+use crate::auth::{LoginThrottle, SecretError, TokenKeys, UserDirectory};
 use crate::cursor::CursorCodec;
 use crate::readiness::SharedReadiness;
 use datastream_schema::SharedStore;
@@ -19,6 +19,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Current users and roles.
     pub users: Arc<UserDirectory>,
+    /// Failed-login budget per client.
+    pub logins: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
             tokens: TokenKeys::new(secret, token_ttl)?,
             cursors: CursorCodec::new(secret),
             users: Arc::new(UserDirectory::new(store.clone())),
+            logins: Arc::new(LoginThrottle::default()),
             store,
         })
     }

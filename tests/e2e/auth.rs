@@ -132,3 +132,44 @@ async fn health_and_readiness_need_no_token() {
     }
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_are_throttled_with_429() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    for _ in 0..10 {
+        assert_eq!(
+            sys.login("admin", "wrong-password").await.status().as_u16(),
+            401
+        );
+    }
+    let resp = sys.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(resp.status().as_u16(), 429, "even the right password waits");
+    assert!(resp.headers().contains_key("retry-after"));
+    let (_, body) = error_code(resp).await;
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_per_route() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let token = sys.admin_token().await;
+    sys.get("/api/v1/readings/12345", &token).await;
+    let text = sys
+        .http
+        .get(format!("{}/metrics", sys.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"http_requests_total{method="GET",route="/api/v1/readings/{id}",status="404"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("http_request_duration_seconds_bucket"));
+    sys.stop().await;
+}

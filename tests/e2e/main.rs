@@ -3,6 +3,8 @@
 
 mod api_writes;
 mod auth;
+mod cli;
 mod ingest_faults;
+mod no_server_errors;
 mod pipeline;
 mod support;

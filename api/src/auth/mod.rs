@@ -3,10 +3,12 @@
 
 mod directory;
 mod password;
+mod throttle;
 mod token;
 
 pub use directory::{UserDirectory, USER_CACHE_TTL};
 pub use password::{hash_password, verify_password};
+pub use throttle::LoginThrottle;
 pub use token::{Claims, SecretError, TokenKeys, MIN_SECRET_BYTES};
 
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 use crate::auth::{hash_password, verify_password};
 use crate::error::ApiError;
 use crate::state::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use datastream_schema::Username;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
@@ -43,9 +43,18 @@ fn dummy_hash() -> String {
 
 /// Checks the credentials and issues a token.
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let client = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    state
+        .logins
+        .check(client)
+        .map_err(ApiError::TooManyRequests)?;
     let LoginRequest { username, password } = body.into_inner();
     if username.is_empty() {
         return Err(ApiError::bad_request("username", "must not be empty"));
@@ -67,10 +76,12 @@ pub async fn login(
     let user = match user {
         Some(u) if matches => u,
         _ => {
-            tracing::info!(username = %username.chars().take(64).collect::<String>(), "login failed");
+            state.logins.failed(client);
+            tracing::info!(username = %username.chars().take(64).collect::<String>(), %client, "login failed");
             return Err(ApiError::Unauthorized("invalid username or password"));
         }
     };
+    state.logins.succeeded(client);
     let token = state.tokens.issue(user.username.as_str(), user.role);
     Ok(HttpResponse::Ok().json(LoginResponse {
         access_token: token,

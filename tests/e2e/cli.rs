@@ -1,0 +1,64 @@
+//! The `datastream` command line, run as a real process.
+
+use crate::support::TestSystem;
+use datastream_test_support::TestDb;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn datastream(db: &TestDb, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .arg("--database-url")
+        .arg(db.url())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running datastream");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("writing stdin");
+    child.wait_with_output().expect("waiting for datastream")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_add_creates_a_user_who_can_log_in_and_user_list_shows_it() {
+    let db = TestDb::sqlite();
+    let added = datastream(
+        &db,
+        &["user", "add", "bob", "--role", "viewer"],
+        "bobs-password\n",
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = datastream(&db, &["user", "list"], "");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("bob\tviewer"));
+
+    let sys = TestSystem::start(db, None, vec![]).await;
+    assert_eq!(
+        sys.login("bob", "bobs-password").await.status().as_u16(),
+        200
+    );
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn user_add_refuses_a_short_password_and_a_bad_role() {
+    let db = TestDb::sqlite();
+    let short = datastream(&db, &["user", "add", "eve"], "short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("password"));
+    let role = datastream(
+        &db,
+        &["user", "add", "eve", "--role", "root"],
+        "long-enough-password\n",
+    );
+    assert!(!role.status.success());
+    assert!(String::from_utf8_lossy(&role.stderr).contains("role"));
+}
