@@ -68,17 +68,25 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error response: `{"error": {"code", "message", "field"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+/// The details of an error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `too_many_requests`,
+    /// `unavailable`, `internal`.
+    pub code: &'a str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The offending field or parameter, for `bad_request`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<&'a str>,
 }
 
 impl ResponseError for ApiError {

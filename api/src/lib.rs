@@ -15,6 +15,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
 pub mod error;
+pub mod openapi;
 pub mod readiness;
 pub mod request_metrics;
 pub mod routes;

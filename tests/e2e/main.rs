@@ -4,6 +4,7 @@
 mod api_writes;
 mod auth;
 mod cli;
+mod docs;
 mod ingest_faults;
 mod no_server_errors;
 mod pipeline;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 /// Login request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Username.
@@ -20,7 +20,7 @@ pub struct LoginRequest {
 }
 
 /// Login response body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     /// The JWT.
     pub access_token: String,
@@ -42,6 +42,14 @@ fn dummy_hash() -> String {
 }
 
 /// Checks the credentials and issues a token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "An access token", body = LoginResponse),
+        (status = 400, description = "Missing field, named", body = crate::error::ErrorBody),
+        (status = 401, description = "Wrong username or password", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed logins from this client", body = crate::error::ErrorBody),
+    ))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -14,11 +14,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: every component is ready (200) or not (503, with why).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready; `checks` says why")))]
 pub async fn readyz(readiness: web::Data<SharedReadiness>) -> HttpResponse {
     let states = readiness.check().await;
     let ready = states.iter().all(|s| s.problem.is_none());
@@ -44,6 +48,8 @@ pub async fn readyz(readiness: web::Data<SharedReadiness>) -> HttpResponse {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(prometheus: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

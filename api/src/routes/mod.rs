@@ -34,6 +34,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{username}", web::delete().to(users::delete)),
     )
     .configure(health::configure)
+    .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
+        "/api-docs/openapi.json",
+        <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    ))
     .default_service(web::to(not_found));
 }
 

@@ -3,26 +3,40 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use datastream_schema::wire::format_timestamp;
 use datastream_schema::{FilterParams, PageCursor, ReadingFilter, StoredReading};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-/// Query parameters of `GET /api/v1/readings`, as received.
-#[derive(Debug, Default, Deserialize)]
+/// Filters and paging of `/api/v1/readings`, as received. Unknown
+/// parameters are refused (a typo must not widen a delete).
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReadingsQuery {
+    /// Device id part 1, `[A-Z]{1,32}`.
     id1: Option<String>,
+    /// Device id part 2, 0 to 2147483647.
     id2: Option<String>,
+    /// Sensor type, `[a-z0-9_-]{1,64}`.
     sensor_type: Option<String>,
+    /// Inclusive start, RFC 3339.
     from: Option<String>,
+    /// Exclusive end, RFC 3339.
     to: Option<String>,
+    /// `90s`, `15m`, `2h`, `7d`: with `from` sets `to`, with `to` sets `from`, alone means up to now.
     duration: Option<String>,
+    /// Page size, 1 to 10000 (default 100). Lists only.
     limit: Option<String>,
+    /// `asc` or `desc` by time (default `desc`). Lists only.
     order: Option<String>,
+    /// `next_cursor` of the previous page. Lists only.
     cursor: Option<String>,
+    /// 1-based page number (offset paging; slower at depth). Lists only.
     page: Option<String>,
 }
 
@@ -85,7 +99,7 @@ impl ReadingsQuery {
 }
 
 /// A reading as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReadingDto {
     /// Database id.
     pub id: i64,
@@ -121,7 +135,7 @@ impl From<StoredReading> for ReadingDto {
 }
 
 /// Paging information of a list response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PageInfo {
     /// The page size used.
     pub limit: u32,
@@ -130,7 +144,7 @@ pub struct PageInfo {
 }
 
 /// Body of `GET /api/v1/readings`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadingsPage {
     /// The readings.
     pub data: Vec<ReadingDto>,
@@ -139,6 +153,14 @@ pub struct ReadingsPage {
 }
 
 /// Lists readings matching the filters, newest first unless `order=asc`.
+#[utoipa::path(get, path = "/api/v1/readings", tag = "readings",
+    params(ReadingsQuery),
+    responses(
+        (status = 200, description = "One page of matching readings", body = ReadingsPage),
+        (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn list(
     _user: Authenticated,
     state: web::Data<AppState>,
@@ -167,7 +189,7 @@ pub async fn list(
 }
 
 /// Body of `PATCH /api/v1/readings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingPatch {
     /// The new value for every matching reading.
@@ -175,6 +197,17 @@ pub struct ReadingPatch {
 }
 
 /// Sets `sensor_value` on every reading matching the filters (admin).
+/// Refuses an empty filter; works in chunks of 1000 rows.
+#[utoipa::path(patch, path = "/api/v1/readings", tag = "readings",
+    params(ReadingsQuery),
+    request_body = ReadingPatch,
+    responses(
+        (status = 200, description = "`{\"updated\": n}`", body = Object, example = json!({"updated": 42})),
+        (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn update(
     user: Authenticated,
     state: web::Data<AppState>,
@@ -194,7 +227,17 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "updated": updated })))
 }
 
-/// Deletes every reading matching the filters (admin).
+/// Deletes every reading matching the filters (admin). Refuses an empty
+/// filter; works in chunks of 1000 rows.
+#[utoipa::path(delete, path = "/api/v1/readings", tag = "readings",
+    params(ReadingsQuery),
+    responses(
+        (status = 200, description = "`{\"deleted\": n}`", body = Object, example = json!({"deleted": 42})),
+        (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn delete(
     user: Authenticated,
     state: web::Data<AppState>,
@@ -208,6 +251,14 @@ pub async fn delete(
 }
 
 /// One reading by id, or 404.
+#[utoipa::path(get, path = "/api/v1/readings/{id}", tag = "readings",
+    params(("id" = i64, Path, description = "Reading id")),
+    responses(
+        (status = 200, description = "The reading", body = ReadingDto),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "No such reading", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn get_one(
     _user: Authenticated,
     state: web::Data<AppState>,

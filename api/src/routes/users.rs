@@ -1,7 +1,7 @@
 //! `/api/v1/users`: list, create and delete users (admins only).
 
 use crate::auth::{hash_password, Authenticated};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::MIN_PASSWORD_LEN;
 use actix_web::{web, HttpResponse};
@@ -9,7 +9,7 @@ use datastream_schema::{Role, StoreError, Username};
 use serde::{Deserialize, Serialize};
 
 /// A user as the API shows it (never the hash).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UserDto {
     /// Login name.
     pub username: String,
@@ -18,7 +18,7 @@ pub struct UserDto {
 }
 
 /// Body of `POST /api/v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// `[A-Za-z0-9_.-]{1,64}`.
@@ -29,7 +29,14 @@ pub struct NewUser {
     pub role: String,
 }
 
-/// Every user.
+/// Every user (admin).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses(
+        (status = 200, description = "All users", body = Vec<UserDto>),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn list(
     user: Authenticated,
     state: web::Data<AppState>,
@@ -48,7 +55,17 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(users))
 }
 
-/// Creates a user; 409 if the name is taken.
+/// Creates a user (admin); 409 if the name is taken.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserDto),
+        (status = 400, description = "Bad field, named", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "The username exists", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn create(
     user: Authenticated,
     state: web::Data<AppState>,
@@ -82,8 +99,18 @@ pub async fn create(
     }))
 }
 
-/// Deletes a user; their tokens stop working. The last admin cannot be
-/// deleted (nobody could manage users any more).
+/// Deletes a user (admin); their tokens stop working. The last admin cannot
+/// be deleted (nobody could manage users any more).
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "The user to delete")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "The last admin", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
 pub async fn delete(
     user: Authenticated,
     state: web::Data<AppState>,

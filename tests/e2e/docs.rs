@@ -1,0 +1,94 @@
+//! The OpenAPI document and Swagger UI, served by the binary itself.
+
+use crate::support::TestSystem;
+use datastream_test_support::TestDb;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let doc: Value = sys
+        .http
+        .get(format!("{}/api-docs/openapi.json", sys.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = &doc["paths"];
+    for (path, methods) in [
+        ("/api/v1/auth/login", &["post"][..]),
+        ("/api/v1/readings", &["get", "patch", "delete"][..]),
+        ("/api/v1/readings/{id}", &["get"][..]),
+        ("/api/v1/users", &["get", "post"][..]),
+        ("/api/v1/users/{username}", &["delete"][..]),
+        ("/healthz", &["get"][..]),
+        ("/readyz", &["get"][..]),
+        ("/metrics", &["get"][..]),
+    ] {
+        for m in methods {
+            assert!(paths[path][m].is_object(), "{m} {path} missing");
+        }
+    }
+    let params: Vec<&str> = paths["/api/v1/readings"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in [
+        "id1",
+        "id2",
+        "sensor_type",
+        "from",
+        "to",
+        "duration",
+        "limit",
+        "order",
+        "cursor",
+        "page",
+    ] {
+        assert!(
+            params.contains(&name),
+            "parameter {name} missing: {params:?}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer_auth"]["scheme"],
+        "bearer"
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_is_served_from_the_binary_without_a_cdn() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", sys.base);
+        let http = sys.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let index = get("/swagger-ui/").await;
+    assert_eq!(index.status().as_u16(), 200);
+    let html = index.text().await.unwrap();
+    assert!(
+        !html.contains("https://"),
+        "index.html loads nothing from elsewhere"
+    );
+    for asset in [
+        "/swagger-ui/swagger-ui.css",
+        "/swagger-ui/swagger-ui-bundle.js",
+        "/swagger-ui/swagger-initializer.js",
+    ] {
+        assert_eq!(get(asset).await.status().as_u16(), 200, "{asset}");
+    }
+    let init = get("/swagger-ui/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/api-docs/openapi.json"), "{init}");
+    sys.stop().await;
+}
