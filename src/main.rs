@@ -83,6 +83,23 @@ enum BenchCommand {
     /// MQTT → database throughput, latency, loss and memory, against direct
     /// inserts and a one-reading-per-transaction pipeline. Needs MQTT_URL.
     Ingest(IngestBenchArgs),
+    /// Read latency and requests/s over HTTP through the API, against the
+    /// same queries straight on the database. Loads --rows readings first
+    /// (reused by later runs).
+    Query(QueryBenchArgs),
+}
+
+#[derive(Args)]
+struct QueryBenchArgs {
+    /// Readings in the benchmark's device family (loaded if missing).
+    #[arg(long, default_value_t = 10_000_000)]
+    rows: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Requests per query shape.
+    #[arg(long, default_value_t = 4_000)]
+    requests: usize,
 }
 
 #[derive(Args)]
@@ -236,6 +253,16 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             };
             let report = datastream::bench::ingest::run(&settings, &bench).await?;
             print!("{}", report.render());
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Query(args)) => {
+            let bench = datastream::bench::query::QueryBench {
+                rows: args.rows,
+                clients: args.clients.max(1),
+                requests: args.requests.max(1),
+            };
+            let results = datastream::bench::query::run(&settings, &bench).await?;
+            print!("{}", datastream::bench::query::render(&results, &bench));
             Ok(())
         }
         Command::Migrate => {

@@ -3,3 +3,4 @@
 
 pub mod ingest;
 mod publish;
+pub mod query;

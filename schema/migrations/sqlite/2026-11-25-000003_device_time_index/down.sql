@@ -1,0 +1,1 @@
+DROP INDEX idx_sensor_data_device_time;

@@ -1,0 +1,2 @@
+-- "Latest readings of a device" orders by (timestamp, id) within id1/id2.
+CREATE INDEX idx_sensor_data_device_time ON sensor_data (id1, id2, "timestamp");

@@ -1,0 +1,441 @@
+//! `datastream bench query`: read latency and throughput over HTTP through
+//! the real API, against the same queries run straight on the store.
+//!
+//! It loads `rows` readings (1,000 devices over the last 30 days; reused by
+//! later runs) into the configured database, starts the API in-process on a
+//! free port, and times five query shapes with `clients` concurrent
+//! keep-alive connections.
+
+use crate::settings::Settings;
+use crate::system::open_store;
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
+use datastream_api::{ApiServer, AppState, DatabaseReadiness, HealthState};
+use datastream_schema::wire::format_timestamp;
+use datastream_schema::{
+    FilterParams, Id1, Id2, PageCursor, Reading, ReadingFilter, Role, SensorType, SharedStore,
+    StoreError, TimestampBounds, Username,
+};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+const ID1: &str = "QUERYBENCH";
+const DEVICES: u64 = 1_000;
+const TYPES: [&str; 4] = ["temperature", "humidity", "pressure", "co2"];
+const SPAN_DAYS: i64 = 30;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct QueryBench {
+    /// Readings in the table for the benchmark's device family.
+    pub rows: u64,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Requests per query shape.
+    pub requests: usize,
+}
+
+/// One query shape's figures.
+#[derive(Debug, Clone)]
+pub struct ShapeResult {
+    /// What was asked.
+    pub name: &'static str,
+    /// Over HTTP through the API.
+    pub api: Timing,
+    /// The same filter straight on the store.
+    pub sql: Timing,
+}
+
+/// Latency and throughput of one series.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Requests per second with all clients.
+    pub per_sec: f64,
+}
+
+/// Runs the benchmark.
+pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeResult>> {
+    let store = open_store(&settings.database_url).await?;
+    let span_end = load(&store, bench.rows).await?;
+
+    // The API in-process, on a free port, with a token for a bench admin
+    // that cannot log in (its hash is no valid PHC string).
+    let secret: String =
+        rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 48);
+    let state = AppState::new(store.clone(), secret.as_bytes(), Duration::from_secs(3600))?;
+    let admin = Username::parse("query-bench")?;
+    match store.create_user(&admin, "!", Role::Admin).await {
+        Ok(()) | Err(StoreError::Conflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let token = state.tokens.issue(admin.as_str(), Role::Admin);
+    let cursors = state.cursors.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let stop = CancellationToken::new();
+    let health = HealthState {
+        prometheus: datastream_api::telemetry::prometheus(),
+        readiness: Arc::new(DatabaseReadiness(store.clone())),
+    };
+    let server = ApiServer::start(
+        listener,
+        state,
+        health,
+        settings.api_workers.max(2),
+        stop.clone(),
+    )?;
+    let addr = server.addr();
+
+    // Page 10,000 by cursor starts after the last row of page 9,999.
+    let deep = store
+        .query(&filter(FilterParams {
+            limit: Some("100"),
+            page: Some("9999"),
+            ..Default::default()
+        })?)
+        .await?;
+    let Some(last) = deep.last() else {
+        bail!("fewer than 1,000,000 rows: page 10,000 does not exist; use --rows 1000000 or more");
+    };
+    let deep_cursor = cursors.encode(
+        PageCursor {
+            timestamp: last.timestamp,
+            id: last.id,
+        },
+        datastream_schema::Order::Desc,
+    );
+
+    let shapes: Vec<(&'static str, Box<dyn Fn() -> String + Send + Sync>)> = vec![
+        (
+            "latest 100 of one device",
+            Box::new(|| {
+                let id2 = rand::rng().random_range(0..DEVICES);
+                format!("id1={ID1}&id2={id2}&limit=100")
+            }),
+        ),
+        (
+            "one-hour window of one sensor type",
+            Box::new(move || {
+                let mut rng = rand::rng();
+                let hours_back = rng.random_range(1..SPAN_DAYS * 24);
+                let to = span_end - ChronoDuration::hours(hours_back);
+                let from = to - ChronoDuration::hours(1);
+                let t = TYPES[rng.random_range(0..TYPES.len())];
+                format!(
+                    "sensor_type={t}&from={}&to={}&limit=100",
+                    enc(&format_timestamp(from)),
+                    enc(&format_timestamp(to))
+                )
+            }),
+        ),
+        ("page 1 (newest 100)", Box::new(|| "limit=100".to_owned())),
+        (
+            "page 10,000 by cursor",
+            Box::new(move || format!("limit=100&cursor={deep_cursor}")),
+        ),
+        (
+            "page 10,000 by offset",
+            Box::new(|| "limit=100&page=10000".to_owned()),
+        ),
+    ];
+
+    let mut results = Vec::new();
+    for (name, make_query) in &shapes {
+        eprintln!("timing: {name}");
+        let make_query: &(dyn Fn() -> String + Send + Sync) = make_query.as_ref();
+        // A deep offset page takes seconds: a few, one at a time, show it
+        // (sixteen at once would exhaust the connection pool).
+        let shape_bench = if name.contains("offset") {
+            QueryBench {
+                clients: 1,
+                requests: 3,
+                ..bench.clone()
+            }
+        } else {
+            bench.clone()
+        };
+        let api = time_http(addr, &token, &shape_bench, make_query).await?;
+        let sql = time_store(&store, &cursors, &shape_bench, make_query).await?;
+        results.push(ShapeResult { name, api, sql });
+    }
+    stop.cancel();
+    server.wait().await?;
+    Ok(results)
+}
+
+/// Makes sure `rows` bench readings exist; returns the end of their span.
+async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>> {
+    let end = Utc::now().duration_trunc(ChronoDuration::days(1))?;
+    let start = end - ChronoDuration::days(SPAN_DAYS);
+    let family = ReadingFilter::default().with_id1(Id1::parse(ID1)?);
+    let have = store.count(&family).await?;
+    if have >= rows {
+        eprintln!("reusing {have} readings of {ID1}");
+        return Ok(end);
+    }
+    let per_device = rows.div_ceil(DEVICES);
+    let step_us = (SPAN_DAYS * 86_400 * 1_000_000) / per_device as i64;
+    let (id1, bounds, now) = (Id1::parse(ID1)?, TimestampBounds::default(), Utc::now());
+    let types: Vec<SensorType> = TYPES
+        .iter()
+        .map(|t| SensorType::parse(t))
+        .collect::<Result<_, _>>()?;
+    eprintln!(
+        "loading {rows} readings ({per_device} per device, {DEVICES} devices, {SPAN_DAYS} days)…"
+    );
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(5_000);
+    let mut written = 0u64;
+    // Time-major, as a live fleet writes: every device's k-th reading, then the next.
+    'outer: for k in 0..per_device {
+        for d in 0..DEVICES {
+            if written >= rows {
+                break 'outer;
+            }
+            let ts = start + ChronoDuration::microseconds(k as i64 * step_us + d as i64);
+            batch.push(Reading::new(
+                (k % 1000) as f64 / 10.0,
+                types[(d % types.len() as u64) as usize].clone(),
+                id1.clone(),
+                Id2::new(d as i64)?,
+                ts,
+                &bounds,
+                now,
+            )?);
+            written += 1;
+            if batch.len() == 5_000 {
+                store.insert_batch(&batch).await?;
+                batch.clear();
+                if written % 1_000_000 == 0 {
+                    eprintln!(
+                        "  {written} rows, {:.0} rows/s",
+                        written as f64 / started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+    store.insert_batch(&batch).await?;
+    eprintln!("loaded in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(end)
+}
+
+fn filter(params: FilterParams<'_>) -> Result<ReadingFilter> {
+    Ok(ReadingFilter::parse(params, Utc::now())?)
+}
+
+fn enc(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+fn dec(s: &str) -> String {
+    s.replace("%2B", "+").replace("%3A", ":")
+}
+
+/// Times `bench.requests` requests over `bench.clients` keep-alive connections.
+async fn time_http(
+    addr: std::net::SocketAddr,
+    token: &str,
+    bench: &QueryBench,
+    make_query: &(dyn Fn() -> String + Send + Sync),
+) -> Result<Timing> {
+    let per_client = bench.requests.div_ceil(bench.clients);
+    let queries: Vec<Vec<String>> = (0..bench.clients)
+        .map(|_| (0..per_client).map(|_| make_query()).collect())
+        .collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client_queries in queries {
+        let token = token.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = HttpConnection::open(addr).await?;
+            let mut latencies = Vec::with_capacity(client_queries.len());
+            for q in client_queries {
+                let t = Instant::now();
+                conn.get(&format!("/api/v1/readings?{q}"), &token).await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(timing(all, started.elapsed()))
+}
+
+/// Times the same filters straight on the store, with the same concurrency.
+async fn time_store(
+    store: &SharedStore,
+    cursors: &datastream_api::cursor::CursorCodec,
+    bench: &QueryBench,
+    make_query: &(dyn Fn() -> String + Send + Sync),
+) -> Result<Timing> {
+    let per_client = bench.requests.div_ceil(bench.clients);
+    let mut filters = Vec::new();
+    for _ in 0..bench.clients {
+        let mut mine = Vec::new();
+        for _ in 0..per_client {
+            mine.push(query_filter(&make_query(), cursors)?);
+        }
+        filters.push(mine);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mine in filters {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(mine.len());
+            for f in mine {
+                let t = Instant::now();
+                store.query(&f).await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(timing(all, started.elapsed()))
+}
+
+/// The store filter a query string means (as the API would build it).
+fn query_filter(
+    query: &str,
+    cursors: &datastream_api::cursor::CursorCodec,
+) -> Result<ReadingFilter> {
+    let pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), dec(v)))
+        .collect();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let f = filter(FilterParams {
+        id1: get("id1"),
+        id2: get("id2"),
+        sensor_type: get("sensor_type"),
+        from: get("from"),
+        to: get("to"),
+        limit: get("limit"),
+        page: get("page"),
+        ..Default::default()
+    })?;
+    match get("cursor") {
+        Some(c) => {
+            let cursor = cursors.decode(c, f.order()).context("bench cursor")?;
+            Ok(f.with_cursor(cursor)?)
+        }
+        None => Ok(f),
+    }
+}
+
+fn timing(mut latencies: Vec<Duration>, total: Duration) -> Timing {
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    Timing {
+        p50: pick(0.5),
+        p99: pick(0.99),
+        per_sec: latencies.len() as f64 / total.as_secs_f64(),
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive client for GETs against the local API: the
+/// benchmark measures the server, not a client library.
+struct HttpConnection {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl HttpConnection {
+    async fn open(addr: std::net::SocketAddr) -> Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            host: addr.to_string(),
+        })
+    }
+
+    async fn get(&mut self, path: &str, token: &str) -> Result<()> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+            self.host
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = None;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let length = length.context("response without Content-Length")?;
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await?;
+        if status != 200 {
+            bail!(
+                "{path} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The report as printed.
+pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
+    let mut s = format!(
+        "results ({} rows, {} clients, {} requests per shape)\n  {:<36} {:>9} {:>9} {:>9}   {:>9} {:>9}   {:>9}\n",
+        bench.rows, bench.clients, bench.requests, "query", "API p50", "API p99", "API req/s", "SQL p50", "SQL p99", "API÷SQL"
+    );
+    for r in results {
+        s.push_str(&format!(
+            "  {:<36} {:>7.2}ms {:>7.2}ms {:>9.0}   {:>7.2}ms {:>7.2}ms   {:>9.2}\n",
+            r.name,
+            r.api.p50.as_secs_f64() * 1e3,
+            r.api.p99.as_secs_f64() * 1e3,
+            r.api.per_sec,
+            r.sql.p50.as_secs_f64() * 1e3,
+            r.sql.p99.as_secs_f64() * 1e3,
+            r.api.p50.as_secs_f64() / r.sql.p50.as_secs_f64().max(1e-9),
+        ));
+    }
+    if let (Some(first), Some(deep)) = (
+        results.iter().find(|r| r.name.starts_with("page 1")),
+        results.iter().find(|r| r.name.contains("by cursor")),
+    ) {
+        s.push_str(&format!(
+            "  cursor page 10,000 ÷ page 1 (p50): {:.2} (target ≤ 1.5)\n",
+            deep.api.p50.as_secs_f64() / first.api.p50.as_secs_f64()
+        ));
+    }
+    s
+}
