@@ -28,6 +28,9 @@ const DEVICES: u64 = 1_000;
 const TYPES: [&str; 4] = ["temperature", "humidity", "pressure", "co2"];
 const SPAN_DAYS: i64 = 30;
 
+/// Makes the query string of one request of a shape (random device, window…).
+type QueryMaker = Box<dyn Fn() -> String + Send + Sync>;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct QueryBench {
@@ -112,7 +115,7 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         datastream_schema::Order::Desc,
     );
 
-    let shapes: Vec<(&'static str, Box<dyn Fn() -> String + Send + Sync>)> = vec![
+    let shapes: Vec<(&'static str, QueryMaker)> = vec![
         (
             "latest 100 of one device",
             Box::new(|| {
@@ -213,7 +216,7 @@ async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>> {
             if batch.len() == 5_000 {
                 store.insert_batch(&batch).await?;
                 batch.clear();
-                if written % 1_000_000 == 0 {
+                if written.is_multiple_of(1_000_000) {
                     eprintln!(
                         "  {written} rows, {:.0} rows/s",
                         written as f64 / started.elapsed().as_secs_f64()
