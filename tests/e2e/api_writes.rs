@@ -40,7 +40,18 @@ async fn json_of(resp: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_edit_and_delete_by_filter() {
-    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    edit_and_delete_by_filter(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_edit_and_delete_by_filter_on_mariadb() {
+    if let Some(db) = TestDb::mysql().await {
+        edit_and_delete_by_filter(db).await;
+    }
+}
+
+async fn edit_and_delete_by_filter(db: TestDb) {
+    let sys = TestSystem::start(db, None, vec![]).await;
     let id1 = unique_id1();
     seed(&sys, &id1, 20).await;
     let admin = sys.admin_token().await;
@@ -220,7 +231,45 @@ async fn bad_users_are_refused_naming_the_field_and_the_last_admin_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_pages_walk_every_reading_once_and_end_with_null() {
-    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    cursor_pages(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_pages_walk_every_reading_once_and_end_with_null_on_mariadb() {
+    if let Some(db) = TestDb::mysql().await {
+        cursor_pages(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_roles_work_on_mariadb() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    let sys = TestSystem::start(db, None, vec![]).await;
+    let viewer = sys.user_token("mira", "viewer").await;
+    assert_eq!(
+        sys.get("/api/v1/readings", &viewer).await.status().as_u16(),
+        200
+    );
+    let resp = sys
+        .send(Method::DELETE, "/api/v1/readings?id1=ABC", &viewer, None)
+        .await;
+    assert_eq!(resp.status().as_u16(), 403);
+    let admin = sys.admin_token().await;
+    let resp = sys
+        .send(Method::DELETE, "/api/v1/users/mira", &admin, None)
+        .await;
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(
+        sys.get("/api/v1/readings", &viewer).await.status().as_u16(),
+        401
+    );
+    sys.stop().await;
+}
+
+async fn cursor_pages(db: TestDb) {
+    let sys = TestSystem::start(db, None, vec![]).await;
     let id1 = unique_id1();
     seed(&sys, &id1, 25).await;
     let token = sys.admin_token().await;

@@ -154,6 +154,24 @@ mod tests {
     }
 
     #[test]
+    fn tokens_signed_with_another_algorithm_are_rejected() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: "a".into(),
+            role: "admin".into(),
+            iat: now,
+            exp: now + 60,
+        };
+        let hs384 = encode(
+            &Header::new(Algorithm::HS384),
+            &claims,
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap();
+        assert!(keys().verify(&hs384).is_none());
+    }
+
+    #[test]
     fn short_and_known_secrets_are_refused() {
         assert_eq!(
             TokenKeys::new(b"short", Duration::from_secs(1)).unwrap_err(),
