@@ -7,8 +7,9 @@
 
 mod detached;
 mod mysql;
-mod query;
-mod rows;
+pub(crate) mod query;
+pub(crate) mod rows;
+mod shared;
 mod sqlite;
 
 use crate::filter::ReadingFilter;

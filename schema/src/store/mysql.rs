@@ -1,19 +1,13 @@
 //! MySQL / MariaDB through diesel-async's `AsyncMysqlConnection`, pooled
 //! with deadpool.
 
-use super::query::{filter_conditions, filtered_readings};
-use super::rows::{NewReadingRow, ReadingRow, UserRow};
-use super::{
-    in_chunks, InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore,
-    WRITE_CHUNK,
-};
-use crate::db::{sensor_data, users, MYSQL_MIGRATIONS};
-use crate::filter::ReadingFilter;
+use super::rows::NewReadingRow;
+use super::shared::diesel_store;
+use super::{Store, StoreError};
+use crate::db::{sensor_data, MYSQL_MIGRATIONS};
 use crate::reading::Reading;
-use crate::user::{Role, User, Username};
 use async_trait::async_trait;
 use diesel::mysql::Mysql;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -89,31 +83,9 @@ impl MysqlStore {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
-
-    /// The next chunk of ids matching `filter`'s conditions after `last`.
-    async fn matching_ids(
-        &self,
-        filter: &ReadingFilter,
-        last: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.conn().await?;
-        let ids = filter_conditions(sensor_data::table.into_boxed::<Mysql>(), filter)
-            .select(sensor_data::id)
-            .filter(sensor_data::id.gt(last))
-            .order(sensor_data::id.asc())
-            .limit(WRITE_CHUNK)
-            .load(&mut conn)
-            .await?;
-        Ok(ids)
-    }
-}
-
-#[async_trait]
-impl ReadingStore for MysqlStore {
-    async fn insert_batch(&self, readings: &[Reading]) -> Result<InsertOutcome, StoreError> {
-        if readings.is_empty() {
-            return Ok(InsertOutcome::default());
-        }
+    /// Inserts `readings` (not empty) in one transaction, ignoring existing
+    /// keys; returns how many rows were new.
+    async fn insert_rows(&self, readings: &[Reading]) -> Result<u64, StoreError> {
         let rows: Vec<NewReadingRow<'_>> = readings.iter().map(NewReadingRow::from).collect();
         let mut conn = self.conn().await?;
         let inserted = conn
@@ -129,128 +101,11 @@ impl ReadingStore for MysqlStore {
                 Ok::<_, diesel::result::Error>(inserted)
             })
             .await?;
-        Ok(InsertOutcome {
-            inserted,
-            duplicate: readings.len() as u64 - inserted,
-        })
-    }
-
-    async fn query(&self, filter: &ReadingFilter) -> Result<Vec<StoredReading>, StoreError> {
-        let mut conn = self.conn().await?;
-        let rows: Vec<ReadingRow> = filtered_readings::<Mysql>(filter)
-            .limit(i64::from(filter.limit()))
-            .offset(i64::try_from(filter.offset()).unwrap_or(i64::MAX))
-            .load(&mut conn)
-            .await?;
-        Ok(rows.into_iter().map(StoredReading::from).collect())
-    }
-
-    async fn get(&self, id: i64) -> Result<Option<StoredReading>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row: Option<ReadingRow> = sensor_data::table
-            .find(id)
-            .first(&mut conn)
-            .await
-            .optional()?;
-        Ok(row.map(StoredReading::from))
-    }
-
-    async fn count(&self, filter: &ReadingFilter) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        let n: i64 = filter_conditions(sensor_data::table.into_boxed::<Mysql>(), filter)
-            .count()
-            .get_result(&mut conn)
-            .await?;
-        Ok(n as u64)
-    }
-
-    async fn update_value(&self, filter: &ReadingFilter, value: f64) -> Result<u64, StoreError> {
-        let now = chrono::Utc::now().naive_utc();
-        in_chunks(
-            |last| self.matching_ids(filter, last),
-            |ids| async move {
-                let mut conn = self.conn().await?;
-                let n = diesel::update(sensor_data::table.filter(sensor_data::id.eq_any(ids)))
-                    .set((
-                        sensor_data::sensor_value.eq(value),
-                        sensor_data::updated_at.eq(now),
-                    ))
-                    .execute(&mut conn)
-                    .await?;
-                Ok(n as u64)
-            },
-        )
-        .await
-    }
-
-    async fn delete(&self, filter: &ReadingFilter) -> Result<u64, StoreError> {
-        in_chunks(
-            |last| self.matching_ids(filter, last),
-            |ids| async move {
-                let mut conn = self.conn().await?;
-                let n = diesel::delete(sensor_data::table.filter(sensor_data::id.eq_any(ids)))
-                    .execute(&mut conn)
-                    .await?;
-                Ok(n as u64)
-            },
-        )
-        .await
+        Ok(inserted)
     }
 }
 
-#[async_trait]
-impl UserStore for MysqlStore {
-    async fn count_users(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        let n: i64 = users::table.count().get_result(&mut conn).await?;
-        Ok(n as u64)
-    }
-
-    async fn find_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row: Option<UserRow> = users::table
-            .filter(users::username.eq(username.as_str()))
-            .first(&mut conn)
-            .await
-            .optional()?;
-        Ok(row.and_then(UserRow::into_user))
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let mut conn = self.conn().await?;
-        let rows: Vec<UserRow> = users::table
-            .order(users::username.asc())
-            .load(&mut conn)
-            .await?;
-        Ok(rows.into_iter().filter_map(UserRow::into_user).collect())
-    }
-
-    async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        let n = diesel::delete(users::table.filter(users::username.eq(username.as_str())))
-            .execute(&mut conn)
-            .await?;
-        Ok(n > 0)
-    }
-
-    async fn create_user(
-        &self,
-        username: &Username,
-        password_hash: &str,
-        role: Role,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(users::table)
-            .values((
-                users::username.eq(username.as_str()),
-                users::password_hash.eq(password_hash),
-                users::role.eq(role.as_str()),
-            ))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    }
-}
+diesel_store!(MysqlStore, Mysql);
 
 #[async_trait]
 impl Store for MysqlStore {
