@@ -13,6 +13,8 @@ use std::path::Path;
 pub struct Settings {
     /// `sqlite://PATH` or `mysql://user:pass@host:port/db`.
     pub database_url: String,
+    /// A read replica for the API's reading queries; unset: `database_url`.
+    pub database_read_url: Option<String>,
     /// External broker; unset means `up` starts the embedded one.
     pub mqtt_url: Option<String>,
     /// Where the embedded broker listens.
@@ -54,6 +56,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             database_url: "sqlite://datastream.db".into(),
+            database_read_url: None,
             mqtt_url: None,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -78,6 +81,7 @@ impl Default for Settings {
 /// The environment variables `Settings` reads: its field names, upper-cased.
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_READ_URL",
     "MQTT_URL",
     "MQTT_LISTEN",
     "API_LISTEN",

@@ -69,10 +69,10 @@ impl System {
             }
         };
         let (state, generated_jwt_secret) = match &settings.jwt_secret {
-            Some(secret) => (app_state(&store, secret, settings)?, false),
+            Some(secret) => (app_state(&store, secret, settings).await?, false),
             None => {
                 let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
-                (app_state(&store, &secret, settings)?, true)
+                (app_state(&store, &secret, settings).await?, true)
             }
         };
         let admin = bootstrap_admin(&store, settings).await?;
@@ -180,14 +180,24 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
 }
 
 /// The API's state: tokens and cursors signed with `secret` (refusing a
-/// weak one), users looked up in `store`.
-pub fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -> Result<AppState> {
-    AppState::new(
+/// weak one), users looked up in `store`, reading queries sent to
+/// `DATABASE_READ_URL` when it is set.
+pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -> Result<AppState> {
+    let state = AppState::new(
         store.clone(),
         secret.as_bytes(),
         Duration::from_secs(settings.jwt_ttl_secs),
     )
-    .context("JWT_SECRET refused")
+    .context("JWT_SECRET refused")?;
+    Ok(match &settings.database_read_url {
+        Some(url) => {
+            let replica = store::connect_replica(url)
+                .await
+                .with_context(|| format!("opening read replica {}", store::redact_url(url)))?;
+            state.with_read_replica(replica)
+        }
+        None => state,
+    })
 }
 
 /// Creates the first admin if there is no user yet.
@@ -277,7 +287,7 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
         bail!("JWT_SECRET is not set: the API needs a secret of at least 32 bytes (e.g. `openssl rand -base64 48`)");
     };
     let store = open_store(&settings.database_url).await?;
-    let state = app_state(&store, secret, settings)?;
+    let state = app_state(&store, secret, settings).await?;
     report_admin(&bootstrap_admin(&store, settings).await?);
     let listener = bind(settings.api_listen, "API_LISTEN")?;
     let health = HealthState {

@@ -11,8 +11,10 @@ use std::time::Duration;
 /// Shared state of the API.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
+    /// The database (primary): writes, users, logins.
     pub store: SharedStore,
+    /// Where reading lists and lookups go: a read replica, or the primary.
+    pub reads: SharedStore,
     /// Token signing and verification.
     pub tokens: TokenKeys,
     /// Page cursors, signed with the same secret.
@@ -36,8 +38,17 @@ impl AppState {
             cursors: CursorCodec::new(secret),
             users: Arc::new(UserDirectory::new(store.clone())),
             logins: Arc::new(LoginThrottle::default()),
+            reads: store.clone(),
             store,
         })
+    }
+
+    /// Sends reading lists and lookups to `replica` (`DATABASE_READ_URL`).
+    /// A replica lags its primary: a reading edited a moment ago may show
+    /// its old value there for that long.
+    pub fn with_read_replica(mut self, replica: SharedStore) -> Self {
+        self.reads = replica;
+        self
     }
 }
 

@@ -326,3 +326,59 @@ async fn an_oversized_body_is_413() {
     assert_eq!(body["error"]["code"], "payload_too_large");
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_queries_go_to_the_read_replica_and_writes_to_the_primary() {
+    // A second database stands in for a replica: it holds a reading the
+    // primary does not, so the answer shows where each request went.
+    let replica = TestDb::sqlite();
+    let replica_store = datastream_schema::connect(replica.url()).await.unwrap();
+    let id1 = unique_id1();
+    let only_on_replica = datastream_schema::Reading::new(
+        7.0,
+        datastream_schema::SensorType::parse("temperature").unwrap(),
+        datastream_schema::Id1::parse(&id1).unwrap(),
+        datastream_schema::Id2::new(1).unwrap(),
+        Utc::now() - ChronoDuration::minutes(1),
+        &datastream_schema::TimestampBounds::default(),
+        Utc::now(),
+    )
+    .unwrap();
+    replica_store
+        .insert_batch(&[only_on_replica])
+        .await
+        .unwrap();
+
+    let replica_url = replica.url().to_owned();
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.database_read_url = Some(replica_url);
+    })
+    .await;
+    let token = sys.admin_token().await;
+    let (_, page) = json_of(
+        sys.get(&format!("/api/v1/readings?id1={id1}"), &token)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        page["data"].as_array().unwrap().len(),
+        1,
+        "read from the replica"
+    );
+    let (_, body) = json_of(
+        sys.send(
+            Method::DELETE,
+            &format!("/api/v1/readings?id1={id1}"),
+            &token,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        body["deleted"], 0,
+        "the delete went to the primary, which has none"
+    );
+    sys.stop().await;
+    drop(replica);
+}

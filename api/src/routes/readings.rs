@@ -169,7 +169,7 @@ pub async fn list(
     let filter = query.filter(&state)?;
     let limit = filter.limit();
     // One row more than asked tells whether another page exists.
-    let mut rows = state.store.query(&filter.clone().with_lookahead()).await?;
+    let mut rows = state.reads.query(&filter.clone().with_lookahead()).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = match rows.last() {
@@ -265,7 +265,7 @@ pub async fn get_one(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    match state.store.get(id).await? {
+    match state.reads.get(id).await? {
         Some(r) => Ok(HttpResponse::Ok().json(ReadingDto::from(r))),
         None => Err(ApiError::NotFound(format!("no reading with id {id}"))),
     }

@@ -176,14 +176,37 @@ pub trait Store: ReadingStore + UserStore {
 /// A store shared between tasks.
 pub type SharedStore = Arc<dyn Store>;
 
+/// Whether opening a store applies pending migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply them (the primary database).
+    Run,
+    /// Leave the schema alone (a read replica follows the primary).
+    Skip,
+}
+
 /// Connects to `url` (`sqlite://PATH` or `mysql://…`), runs pending
 /// migrations, and returns the store, each operation [`Detached`] so that
 /// no caller can cancel a query half-way.
 pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
+    open(url, Migrations::Run).await
+}
+
+/// Connects to a read replica (`DATABASE_READ_URL`): like [`connect`], but
+/// never migrates; the replica gets the schema from its primary.
+pub async fn connect_replica(url: &str) -> Result<SharedStore, StoreError> {
+    open(url, Migrations::Skip).await
+}
+
+async fn open(url: &str, migrations: Migrations) -> Result<SharedStore, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(Detached::new(SqliteStore::open(path).await?)))
+        Ok(Arc::new(Detached::new(
+            SqliteStore::open(path, migrations).await?,
+        )))
     } else if url.starts_with("mysql://") {
-        Ok(Arc::new(Detached::new(MysqlStore::open(url).await?)))
+        Ok(Arc::new(Detached::new(
+            MysqlStore::open(url, migrations).await?,
+        )))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

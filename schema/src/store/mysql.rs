@@ -3,7 +3,7 @@
 
 use super::rows::NewReadingRow;
 use super::shared::diesel_store;
-use super::{Store, StoreError};
+use super::{Migrations, Store, StoreError};
 use crate::db::{sensor_data, MYSQL_MIGRATIONS};
 use crate::reading::Reading;
 use async_trait::async_trait;
@@ -27,8 +27,16 @@ pub struct MysqlStore {
 }
 
 impl MysqlStore {
-    /// Connects, runs pending migrations and builds the pool.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// Connects, runs pending migrations (unless told not to: a read
+    /// replica) and builds the pool.
+    pub async fn open(url: &str, migrations: Migrations) -> Result<Self, StoreError> {
+        if migrations == Migrations::Run {
+            Self::migrate(url).await?;
+        }
+        Self::pool(url)
+    }
+
+    async fn migrate(url: &str) -> Result<(), StoreError> {
         let migration_url = url.to_owned();
         // The wrapper blocks on the runtime, so it must not run on a worker.
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
@@ -50,8 +58,10 @@ impl MysqlStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Migration(e.to_string()))??;
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+    }
 
+    fn pool(url: &str) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
         // created_at/updated_at default to CURRENT_TIMESTAMP(6), which is in
         // the session time zone; every value in this schema is UTC.

@@ -5,7 +5,7 @@
 
 use super::rows::NewReadingRow;
 use super::shared::diesel_store;
-use super::{Store, StoreError};
+use super::{Migrations, Store, StoreError};
 use crate::db::{sensor_data, SQLITE_MIGRATIONS};
 use crate::reading::Reading;
 use async_trait::async_trait;
@@ -39,7 +39,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, runs pending
     /// migrations and builds the pool.
-    pub async fn open(path: &str) -> Result<Self, StoreError> {
+    pub async fn open(path: &str, migrations: Migrations) -> Result<Self, StoreError> {
+        if migrations == Migrations::Run {
+            Self::migrate(path).await?;
+        }
+        Self::pool(path)
+    }
+
+    async fn migrate(path: &str) -> Result<(), StoreError> {
         let migration_path = path.to_owned();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             use diesel::connection::SimpleConnection;
@@ -57,8 +64,10 @@ impl SqliteStore {
             })
         })
         .await
-        .map_err(|e| StoreError::Migration(e.to_string()))??;
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+    }
 
+    fn pool(path: &str) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<Conn>::default();
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
