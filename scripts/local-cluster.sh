@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The docker-compose topology as local processes, for machines without a
-# Docker engine: a Mosquitto of its own (the project's mosquitto.conf on a
-# free port), MariaDB, two generators, three ingestors in one group, two API
+# Docker engine: a Mosquitto of its own (the project's mosquitto.conf and
+# ACL on a free port, with generated passwords), MariaDB, two generators, three ingestors in one group, two API
 # replicas. Checks that every published reading lands exactly once, that all
 # three ingestors took a share, and that both APIs answer.
 #
@@ -36,11 +36,18 @@ mqtt_port=$(free_port)
 mkdir -p "$work/mosquitto"
 sed -e "s|^listener .*|listener $mqtt_port 127.0.0.1|" \
     -e "s|^persistence_location .*|persistence_location $work/mosquitto/|" \
+    -e "s|^password_file .*|password_file $work/passwd|" \
+    -e "s|^acl_file .*|acl_file $PWD/deploy/mosquitto/acl|" \
     mosquitto.conf > "$work/mosquitto.conf"
 echo "user root" >> "$work/mosquitto.conf" # started as root it would switch to `mosquitto`
+ingestor_pw="ingestor-$$-$RANDOM"; generator_pw="generator-$$-$RANDOM"
+mosquitto_passwd -c -b "$work/passwd" ingestor "$ingestor_pw"
+mosquitto_passwd -b "$work/passwd" generator "$generator_pw"
 mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null && break; sleep 0.1; done
-export MQTT_URL="mqtt://127.0.0.1:$mqtt_port"
+# Each role logs in as the ACL's user for it; watchers stay anonymous.
+ingestor_url="mqtt://ingestor:$ingestor_pw@127.0.0.1:$mqtt_port"
+generator_url="mqtt://generator:$generator_pw@127.0.0.1:$mqtt_port"
 
 # Database.
 mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE $db"
@@ -54,7 +61,7 @@ mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t 'sensors/#' > "$work/publishe
 ingest_ports=()
 for i in 1 2 3; do
   port=$(free_port); ingest_ports+=("$port")
-  INGEST_GROUP="cluster-$$" INGEST_CLIENT_ID="cluster-$$-ingestor-$i" INGEST_LISTEN="127.0.0.1:$port" \
+  MQTT_URL="$ingestor_url" INGEST_GROUP="cluster-$$" INGEST_CLIENT_ID="cluster-$$-ingestor-$i" INGEST_LISTEN="127.0.0.1:$port" \
     "$bin" ingestor > "$work/ingestor-$i.log" 2>&1 & pids+=($!)
 done
 for port in "${ingest_ports[@]}"; do wait_http "http://127.0.0.1:$port/readyz" || fail "ingestor on $port not ready"; done
@@ -71,8 +78,8 @@ for port in "${api_ports[@]}"; do wait_http "http://127.0.0.1:$port/readyz" || f
 
 # Two generators of different sensor types, for a while.
 gen_pids=()
-"$bin" generator --sensor-type temperature --frequency-hz 100 --id1 CLUSTER --id2 1 > "$work/gen-1.log" 2>&1 & gen_pids+=($!)
-"$bin" generator --sensor-type humidity --frequency-hz 100 --id1 CLUSTER --id2 2 > "$work/gen-2.log" 2>&1 & gen_pids+=($!)
+MQTT_URL="$generator_url" "$bin" generator --sensor-type temperature --frequency-hz 100 --id1 CLUSTER --id2 1 > "$work/gen-1.log" 2>&1 & gen_pids+=($!)
+MQTT_URL="$generator_url" "$bin" generator --sensor-type humidity --frequency-hz 100 --id1 CLUSTER --id2 2 > "$work/gen-2.log" 2>&1 & gen_pids+=($!)
 sleep "$seconds"
 for pid in "${gen_pids[@]}"; do kill -TERM "$pid"; wait "$pid" || true; done
 sleep 1 # the watcher receives the last readings

@@ -200,6 +200,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Broker => {
             let config = datastream_broker::BrokerConfig {
                 listen: settings.mqtt_listen,
+                users: settings.mqtt_users()?,
                 ..Default::default()
             };
             let broker = tokio::task::spawn_blocking(move || {

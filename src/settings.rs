@@ -19,6 +19,10 @@ pub struct Settings {
     pub mqtt_url: Option<String>,
     /// Where the embedded broker listens.
     pub mqtt_listen: SocketAddr,
+    /// `name:password,…`: the embedded broker then accepts only these users,
+    /// and `up` connects its ingestor as `ingestor`, its generators as
+    /// `generator`.
+    pub mqtt_users: Option<String>,
     /// Where the REST API listens.
     pub api_listen: SocketAddr,
     /// Where the generator service's REST API listens.
@@ -59,6 +63,7 @@ impl Default for Settings {
             database_read_url: None,
             mqtt_url: None,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            mqtt_users: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             generator_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             jwt_secret: None,
@@ -84,6 +89,7 @@ pub const ENV_VARS: &[&str] = &[
     "DATABASE_READ_URL",
     "MQTT_URL",
     "MQTT_LISTEN",
+    "MQTT_USERS",
     "API_LISTEN",
     "GENERATOR_LISTEN",
     "JWT_SECRET",
@@ -137,6 +143,25 @@ impl Settings {
             bail!("INGEST_FLUSH_MS must be at least 1");
         }
         Ok(())
+    }
+
+    /// The embedded broker's users from `MQTT_USERS` (`name:password,…`).
+    pub fn mqtt_users(&self) -> Result<std::collections::HashMap<String, String>> {
+        let mut users = std::collections::HashMap::new();
+        for entry in self.mqtt_users.iter().flat_map(|s| s.split(',')) {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let Some((name, password)) = entry.split_once(':') else {
+                bail!("MQTT_USERS entries must be name:password");
+            };
+            if name.is_empty() || password.len() < 8 {
+                bail!("MQTT_USERS: user names must not be empty and passwords need 8 characters or more");
+            }
+            users.insert(name.to_owned(), password.to_owned());
+        }
+        Ok(users)
     }
 
     /// The ingestor's MQTT client id: configured, or stable per host.

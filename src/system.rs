@@ -56,16 +56,39 @@ impl System {
         // The database first: a wrong DATABASE_URL should fail before any
         // port is taken.
         let store = open_store(&settings.database_url).await?;
-        let (mqtt, embedded_broker) = match &settings.mqtt_url {
-            Some(url) => (MqttUrl::parse(url)?, false),
+        // The broker, and how the ingestor and the generators log in to it.
+        let (mqtt, ingest_mqtt, generator_mqtt, embedded_broker) = match &settings.mqtt_url {
+            Some(url) => {
+                let url = MqttUrl::parse(url)?;
+                (url.clone(), url.clone(), url, false)
+            }
             None => {
+                let users = settings.mqtt_users()?;
                 let config = BrokerConfig {
                     listen: settings.mqtt_listen,
+                    users: users.clone(),
                     ..BrokerConfig::default()
                 };
                 let broker =
                     tokio::task::spawn_blocking(move || EmbeddedBroker::start(config)).await??;
-                (MqttUrl::parse(&broker.url())?, true)
+                let as_user = |name: &str| -> Result<MqttUrl> {
+                    if users.is_empty() {
+                        return Ok(MqttUrl::parse(&broker.url())?);
+                    }
+                    let password = users.get(name).with_context(|| {
+                        format!("MQTT_USERS must include a {name:?} user for `up`")
+                    })?;
+                    Ok(MqttUrl::parse(&format!(
+                        "mqtt://{name}:{password}@{}",
+                        broker.addr()
+                    ))?)
+                };
+                (
+                    MqttUrl::parse(&broker.url())?,
+                    as_user("ingestor")?,
+                    as_user("generator")?,
+                    true,
+                )
             }
         };
         let (state, generated_jwt_secret) = match &settings.jwt_secret {
@@ -90,7 +113,7 @@ impl System {
         let client_id = format!("{}-{api_port}", settings.ingest_client_id());
         let ingest = CancellationToken::new();
         let mut ingestor = Ingestor::start(
-            ingest_config(&ingest_settings, mqtt.clone(), client_id),
+            ingest_config(&ingest_settings, ingest_mqtt, client_id),
             store.clone(),
             ingest.clone(),
         );
@@ -111,7 +134,7 @@ impl System {
         }
 
         let generators_token = CancellationToken::new();
-        let fleet_mqtt = mqtt.clone();
+        let fleet_mqtt = generator_mqtt;
         let fleet_id = format!("datastream-generators-{}", api_server.addr().port());
         let generator_task = {
             let token = generators_token.clone();

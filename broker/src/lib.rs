@@ -90,7 +90,12 @@ impl EmbeddedBroker {
                 }
             })
             .map_err(|e| BrokerError::Start(e.to_string()))?;
-        wait_until_listening(addr, Duration::from_secs(10))?;
+        let probe_user = config.users.iter().next();
+        wait_until_listening(
+            addr,
+            probe_user.map(|(u, p)| (u.as_str(), p.as_str())),
+            Duration::from_secs(10),
+        )?;
         tracing::info!(%addr, "embedded MQTT broker listening");
         Ok(Self { addr })
     }
@@ -125,13 +130,18 @@ fn reserve_address(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
     }
 }
 
-/// Waits until the broker answers an MQTT CONNECT with a CONNACK. A bare
-/// TCP probe would do, but rumqttd logs every connection that closes before
-/// CONNECT as an error.
-fn wait_until_listening(addr: SocketAddr, timeout: Duration) -> Result<(), BrokerError> {
+/// Waits until the broker answers an MQTT CONNECT with a CONNACK (as one
+/// of the configured users, if any: rumqttd closes anonymous connections
+/// then). A bare TCP probe would do, but rumqttd logs every connection that
+/// closes before CONNECT as an error.
+fn wait_until_listening(
+    addr: SocketAddr,
+    credentials: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<(), BrokerError> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if mqtt_handshake(addr).is_ok() {
+        if mqtt_connect(addr, "datastream-probe", credentials).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -141,27 +151,41 @@ fn wait_until_listening(addr: SocketAddr, timeout: Duration) -> Result<(), Broke
     )))
 }
 
-/// Sends CONNECT (MQTT 3.1.1, clean session, client id
-/// `datastream-probe`), expects CONNACK accepted, then DISCONNECTs.
-fn mqtt_handshake(addr: SocketAddr) -> io::Result<()> {
+/// Sends CONNECT (MQTT 3.1.1, clean session) with optional credentials and
+/// returns the CONNACK return code (0 = accepted), then DISCONNECTs.
+fn mqtt_connect(
+    addr: SocketAddr,
+    client_id: &str,
+    credentials: Option<(&str, &str)>,
+) -> io::Result<u8> {
     use std::io::{Read, Write};
-    const CLIENT_ID: &[u8] = b"datastream-probe";
-    let mut packet = vec![0x10, 0];
-    packet.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10]);
-    packet.extend_from_slice(&(CLIENT_ID.len() as u16).to_be_bytes());
-    packet.extend_from_slice(CLIENT_ID);
-    packet[1] = (packet.len() - 2) as u8;
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4];
+    body.push(0x02 | if credentials.is_some() { 0xC0 } else { 0 });
+    body.extend_from_slice(&[0, 10]);
+    let mut field = |s: &[u8]| {
+        body.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        body.extend_from_slice(s);
+    };
+    field(client_id.as_bytes());
+    if let Some((user, pass)) = credentials {
+        field(user.as_bytes());
+        field(pass.as_bytes());
+    }
+    if body.len() > 127 {
+        return Err(io::Error::other("credentials too long for the probe"));
+    }
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend_from_slice(&body);
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.write_all(&packet)?;
     let mut connack = [0u8; 4];
     stream.read_exact(&mut connack)?;
-    stream.write_all(&[0xE0, 0])?;
-    if connack[0] == 0x20 && connack[3] == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other("broker refused the probe connection"))
+    let _ = stream.write_all(&[0xE0, 0]);
+    if connack[0] != 0x20 {
+        return Err(io::Error::other("no CONNACK from the broker"));
     }
+    Ok(connack[3])
 }
 
 fn rumqttd_config(config: &BrokerConfig, addr: SocketAddr) -> rumqttd::Config {
@@ -211,6 +235,28 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("MQTT_URL"), "{msg}");
         assert!(msg.contains(&addr.to_string()), "{msg}");
+    }
+
+    /// The CONNACK code for these credentials; refusing by closing counts
+    /// as refused.
+    fn connect_code(addr: SocketAddr, credentials: Option<(&str, &str)>) -> u8 {
+        mqtt_connect(addr, "auth-test", credentials).unwrap_or(255)
+    }
+
+    #[test]
+    fn with_users_configured_only_their_credentials_get_in() {
+        let broker = EmbeddedBroker::start(BrokerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            users: HashMap::from([("ingestor".to_owned(), "s3cret-pw".to_owned())]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            connect_code(broker.addr(), Some(("ingestor", "s3cret-pw"))),
+            0
+        );
+        assert_ne!(connect_code(broker.addr(), Some(("ingestor", "wrong"))), 0);
+        assert_ne!(connect_code(broker.addr(), None), 0);
     }
 
     #[test]

@@ -206,6 +206,12 @@ pub async fn clear_mqtt_session(url: &str, client_id: &str) {
     .await;
 }
 
+/// The users a test Mosquitto knows, as the project's ACL names them.
+const MQTT_TEST_USERS: [(&str, &str); 2] = [
+    ("ingestor", "ingestor-test-password"),
+    ("generator", "generator-test-password"),
+];
+
 /// A Mosquitto of the test's own, started from the project's
 /// `mosquitto.conf` on a free port with a temporary persistence directory;
 /// killed when dropped.
@@ -241,6 +247,23 @@ impl OwnMosquitto {
         let port = free_addr().port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("creating the persistence directory");
+        // The project's ACL as it is; a password file for its two users.
+        let acl = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto/acl");
+        let passwd = dir.path().join("passwd");
+        for (i, (user, password)) in MQTT_TEST_USERS.iter().enumerate() {
+            let mut cmd = std::process::Command::new("mosquitto_passwd");
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            let status = cmd
+                .arg("-b")
+                .arg(&passwd)
+                .arg(user)
+                .arg(password)
+                .status()
+                .expect("running mosquitto_passwd");
+            assert!(status.success(), "mosquitto_passwd failed");
+        }
         let conf: String = conf
             .lines()
             .map(|line| {
@@ -248,6 +271,10 @@ impl OwnMosquitto {
                     format!("listener {port} 127.0.0.1")
                 } else if line.starts_with("persistence_location ") {
                     format!("persistence_location {}/", data.display())
+                } else if line.starts_with("password_file ") {
+                    format!("password_file {}", passwd.display())
+                } else if line.starts_with("acl_file ") {
+                    format!("acl_file {acl}")
                 } else {
                     line.to_owned()
                 }
@@ -306,9 +333,24 @@ impl OwnMosquitto {
         self.child = Self::spawn(self.binary, self.dir.path(), self.port);
     }
 
-    /// `mqtt://127.0.0.1:PORT`.
+    /// `mqtt://127.0.0.1:PORT`, anonymous: may watch `sensors/#`, never publish.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL with the `ingestor` user's credentials.
+    pub fn ingestor_url(&self) -> String {
+        self.url_as(0)
+    }
+
+    /// The URL with the `generator` user's credentials (may publish readings).
+    pub fn publisher_url(&self) -> String {
+        self.url_as(1)
+    }
+
+    fn url_as(&self, user: usize) -> String {
+        let (name, password) = MQTT_TEST_USERS[user];
+        format!("mqtt://{name}:{password}@127.0.0.1:{}", self.port)
     }
 }
 
@@ -322,11 +364,14 @@ impl Drop for OwnMosquitto {
 /// Publishes `payloads` at QoS 1 and returns once the broker has acked
 /// every one (so they are the broker's responsibility from then on).
 pub async fn publish_all_acked(url: String, payloads: Vec<(String, Vec<u8>)>) {
-    let (host, port) = mqtt_host_port(&url);
-    let mut options = rumqttc::MqttOptions::new(unique_name("pub"), host, port);
+    let mqtt = datastream_schema::MqttUrl::parse(&url).expect("an mqtt:// URL");
+    let mut options = rumqttc::MqttOptions::new(unique_name("pub"), mqtt.host(), mqtt.port());
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_inflight(1000);
+    if let Some((user, password)) = mqtt.credentials() {
+        options.set_credentials(user, password);
+    }
     let total = payloads.len();
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
     let sender = tokio::spawn(async move {

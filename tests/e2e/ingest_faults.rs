@@ -19,10 +19,11 @@ fn halves<T>(mut messages: Vec<T>) -> (Vec<T>, Vec<T>) {
 }
 const LAND: Duration = Duration::from_secs(90);
 
-/// Publishes `n` readings in the background, SIGKILLs the ingestor once
+/// Publishes `n` readings in the background (as the user of `publish_url`;
+/// the ingestor uses `mqtt_url`), SIGKILLs the ingestor once
 /// some have landed, restarts it with the same client id, and checks that
 /// every reading is stored exactly once.
-async fn kill_and_resume(db_url: &str, mqtt_url: &str, group: Option<&str>) {
+async fn kill_and_resume(db_url: &str, mqtt_url: &str, publish_url: &str, group: Option<&str>) {
     let store: SharedStore = connect(db_url).await.unwrap();
     let (client_id, id1) = (unique_name("ing"), unique_id1());
     let mut first = spawn_ingestor(db_url, mqtt_url, group, &client_id);
@@ -30,7 +31,7 @@ async fn kill_and_resume(db_url: &str, mqtt_url: &str, group: Option<&str>) {
 
     let n = 10_000;
     let publishing = tokio::spawn(publish_all_acked(
-        mqtt_url.to_owned(),
+        publish_url.to_owned(),
         reading_messages(&id1, n),
     ));
     let landed = wait_for_rows(&store, &id1, 500, LAND).await;
@@ -58,7 +59,13 @@ async fn a_killed_ingestor_resumes_its_session_on_mosquitto_and_mariadb() {
     let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
         return;
     };
-    kill_and_resume(db.url(), &mosquitto.url(), Some(&unique_name("grp"))).await;
+    kill_and_resume(
+        db.url(),
+        &mosquitto.ingestor_url(),
+        &mosquitto.publisher_url(),
+        Some(&unique_name("grp")),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,11 +74,11 @@ async fn a_killed_ingestor_resumes_its_session_on_the_embedded_broker_and_sqlite
     let db = TestDb::sqlite();
     // The embedded broker cannot keep a shared group whose last member
     // died (docs/DECISIONS.md), so its single ingestor subscribes directly.
-    kill_and_resume(db.url(), &broker.url(), None).await;
+    kill_and_resume(db.url(), &broker.url(), &broker.url(), None).await;
 }
 
 /// Two ingestors in one group: the total is exact and each took a share.
-async fn two_share_exactly(db_url: &str, mqtt_url: &str, n: usize) {
+async fn two_share_exactly(db_url: &str, mqtt_url: &str, publish_url: &str, n: usize) {
     let store = connect(db_url).await.unwrap();
     let group = unique_name("grp");
     let mut a = spawn_ingestor(db_url, mqtt_url, Some(&group), &unique_name("ing-a"));
@@ -80,7 +87,7 @@ async fn two_share_exactly(db_url: &str, mqtt_url: &str, n: usize) {
     b.wait_ready(READY).await.unwrap();
 
     let id1 = unique_id1();
-    publish_all_acked(mqtt_url.to_owned(), reading_messages(&id1, n)).await;
+    publish_all_acked(publish_url.to_owned(), reading_messages(&id1, n)).await;
     assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
     let (from_a, from_b) = (
         a.readings_total("inserted").await,
@@ -102,7 +109,13 @@ async fn two_ingestors_in_one_group_share_the_stream_exactly() {
     let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
         return;
     };
-    two_share_exactly(db.url(), &mosquitto.url(), 6_000).await;
+    two_share_exactly(
+        db.url(),
+        &mosquitto.ingestor_url(),
+        &mosquitto.publisher_url(),
+        6_000,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +136,7 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
     );
     let mut ingestor = spawn_ingestor(
         &proxied_url,
-        &mosquitto.url(),
+        &mosquitto.ingestor_url(),
         Some(&unique_name("grp")),
         &unique_name("ing"),
     );
@@ -131,11 +144,11 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
 
     let (id1, n) = (unique_id1(), 6_000);
     let (first_half, second_half) = halves(reading_messages(&id1, n));
-    publish_all_acked(mosquitto.url(), first_half).await;
+    publish_all_acked(mosquitto.publisher_url(), first_half).await;
     wait_for_rows(&store, &id1, 100, LAND).await;
 
     proxy.cut();
-    publish_all_acked(mosquitto.url(), second_half).await;
+    publish_all_acked(mosquitto.publisher_url(), second_half).await;
     let mut saw_not_ready = false;
     for _ in 0..50 {
         if ingestor.readyz_status().await == 503 {
@@ -171,14 +184,14 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
     };
     let store = connect(db.url()).await.unwrap();
     let client_id = unique_name("ing");
-    let mut ingestor = spawn_ingestor(db.url(), &mosquitto.url(), None, &client_id);
+    let mut ingestor = spawn_ingestor(db.url(), &mosquitto.ingestor_url(), None, &client_id);
     ingestor.wait_ready(READY).await.unwrap();
 
     let (id1, n) = (unique_id1(), 6_000);
     let (first_half, second_half) = halves(reading_messages(&id1, n));
-    publish_all_acked(mosquitto.url(), first_half).await;
+    publish_all_acked(mosquitto.publisher_url(), first_half).await;
     mosquitto.restart(Duration::from_secs(2)).await;
-    publish_all_acked(mosquitto.url(), second_half).await;
+    publish_all_acked(mosquitto.publisher_url(), second_half).await;
 
     assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
     ingestor.wait_ready(READY).await.unwrap();
@@ -193,5 +206,41 @@ async fn a_broker_restart_loses_nothing_for_a_directly_subscribed_ingestor() {
 async fn two_ingestors_share_a_group_on_the_embedded_broker() {
     let broker = embedded_broker();
     let db = TestDb::sqlite();
-    two_share_exactly(db.url(), &broker.url(), 4_000).await;
+    two_share_exactly(db.url(), &broker.url(), &broker.url(), 4_000).await;
+}
+
+/// The project's mosquitto.conf and ACL: anonymous clients may watch but
+/// not publish; the `generator` user may publish readings, which the
+/// `ingestor` user's ingestor stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secured_broker_lets_services_in_and_keeps_anonymous_publishers_out() {
+    let Some(mosquitto) = OwnMosquitto::start() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let store = connect(db.url()).await.unwrap();
+    let mut ingestor = spawn_ingestor(
+        db.url(),
+        &mosquitto.ingestor_url(),
+        Some(&unique_name("grp")),
+        &unique_name("ing"),
+    );
+    ingestor.wait_ready(READY).await.unwrap();
+
+    let anonymous = unique_id1();
+    let anonymous_publish = tokio::time::timeout(
+        Duration::from_secs(5),
+        publish_all_acked(mosquitto.url(), reading_messages(&anonymous, 1)),
+    );
+    // Mosquitto drops an anonymous client that publishes.
+    let refused = tokio::spawn(anonymous_publish).await;
+    assert!(
+        refused.is_err() || refused.unwrap().is_err(),
+        "anonymous publish must not be acked"
+    );
+
+    let id1 = unique_id1();
+    publish_all_acked(mosquitto.publisher_url(), reading_messages(&id1, 50)).await;
+    assert_eq!(wait_for_rows(&store, &id1, 50, LAND).await, 50);
+    assert_eq!(count_rows(&store, &anonymous).await, 0);
 }

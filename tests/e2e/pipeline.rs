@@ -306,3 +306,28 @@ async fn stopping_commits_the_open_batch() {
     let filter = ReadingFilter::default().with_id1(Id1::parse(&id1).unwrap());
     assert_eq!(store.count(&filter).await.unwrap(), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_mqtt_users_logs_its_parts_in_and_refuses_strangers() {
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, default_fleet(), |s| {
+        s.mqtt_users = Some("ingestor:ingest-password,generator:generate-password".into());
+    })
+    .await;
+    let data = sys
+        .wait_for_readings("limit=10", 3, Duration::from_secs(10))
+        .await;
+    assert!(data.len() >= 3, "the generators and the ingestor got in");
+    let stranger = tokio::time::timeout(
+        Duration::from_secs(3),
+        datastream_test_support::publish_all_acked(
+            sys.mqtt_url.clone(),
+            vec![("sensors/x/A/1".into(), b"{}".to_vec())],
+        ),
+    );
+    let refused = tokio::spawn(stranger).await;
+    assert!(
+        refused.is_err() || refused.unwrap().is_err(),
+        "anonymous clients are refused"
+    );
+    sys.stop().await;
+}
