@@ -38,20 +38,9 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    for name in [
-        "id1",
-        "id2",
-        "sensor_type",
-        "from",
-        "to",
-        "duration",
-        "limit",
-        "order",
-        "cursor",
-        "page",
-    ] {
+    for name in crate::support::READING_PARAMS {
         assert!(
-            params.contains(&name),
+            params.contains(name),
             "parameter {name} missing: {params:?}"
         );
     }

@@ -6,20 +6,12 @@ use datastream_test_support::TestDb;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-const KEYS: &[&str] = &[
-    "id1",
-    "id2",
-    "sensor_type",
-    "from",
-    "to",
-    "duration",
-    "limit",
-    "order",
-    "cursor",
-    "page",
-    "other",
-    "",
-];
+/// The real parameters, an unknown one and an empty name.
+fn keys() -> Vec<&'static str> {
+    let mut keys = crate::support::READING_PARAMS.to_vec();
+    keys.extend(["other", ""]);
+    keys
+}
 
 fn percent_encode(s: &str) -> String {
     s.bytes()
@@ -47,7 +39,7 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 fn query() -> impl Strategy<Value = String> {
-    let pair = (prop::sample::select(KEYS), value(), any::<bool>()).prop_map(|(k, v, raw)| {
+    let pair = (prop::sample::select(keys()), value(), any::<bool>()).prop_map(|(k, v, raw)| {
         // Sometimes send the value unencoded: broken escapes and all.
         let v = if raw {
             v.replace(['&', '#', ' '], "")

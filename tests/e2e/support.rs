@@ -8,6 +8,20 @@ use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// Every query parameter `/api/v1/readings` takes.
+pub const READING_PARAMS: &[&str] = &[
+    "id1",
+    "id2",
+    "sensor_type",
+    "from",
+    "to",
+    "duration",
+    "limit",
+    "order",
+    "cursor",
+    "page",
+];
+
 /// The secret every test system signs tokens with.
 pub const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
