@@ -242,37 +242,55 @@ fn dec(s: &str) -> String {
     s.replace("%2B", "+").replace("%3A", ":")
 }
 
-/// Times `bench.requests` requests over `bench.clients` keep-alive connections.
+/// The query strings each client sends: `bench.requests` in all, split
+/// over `bench.clients`.
+fn plan(bench: &QueryBench, make_query: &(dyn Fn() -> String + Send + Sync)) -> Vec<Vec<String>> {
+    let per_client = bench.requests.div_ceil(bench.clients);
+    (0..bench.clients)
+        .map(|_| (0..per_client).map(|_| make_query()).collect())
+        .collect()
+}
+
+/// Runs one task per client over its share of `work`, all at once, and
+/// times the whole: `client` returns the latency of each of its requests.
+async fn time_clients<W, F, Fut>(work: Vec<Vec<W>>, client: F) -> Result<Timing>
+where
+    F: Fn(Vec<W>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Duration>>> + Send + 'static,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = work
+        .into_iter()
+        .map(|mine| tokio::spawn(client(mine)))
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(timing(all, started.elapsed()))
+}
+
+/// Times the queries over HTTP, one keep-alive connection per client.
 async fn time_http(
     addr: std::net::SocketAddr,
     token: &str,
     bench: &QueryBench,
     make_query: &(dyn Fn() -> String + Send + Sync),
 ) -> Result<Timing> {
-    let per_client = bench.requests.div_ceil(bench.clients);
-    let queries: Vec<Vec<String>> = (0..bench.clients)
-        .map(|_| (0..per_client).map(|_| make_query()).collect())
-        .collect();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client_queries in queries {
+    time_clients(plan(bench, make_query), |queries| {
         let token = token.to_owned();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut conn = HttpConnection::open(addr).await?;
-            let mut latencies = Vec::with_capacity(client_queries.len());
-            for q in client_queries {
+            let mut latencies = Vec::with_capacity(queries.len());
+            for q in queries {
                 let t = Instant::now();
                 conn.get(&format!("/api/v1/readings?{q}"), &token).await?;
                 latencies.push(t.elapsed());
             }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(timing(all, started.elapsed()))
+            Ok(latencies)
+        }
+    })
+    .await
 }
 
 /// Times the same filters straight on the store, with the same concurrency.
@@ -282,34 +300,23 @@ async fn time_store(
     bench: &QueryBench,
     make_query: &(dyn Fn() -> String + Send + Sync),
 ) -> Result<Timing> {
-    let per_client = bench.requests.div_ceil(bench.clients);
-    let mut filters = Vec::new();
-    for _ in 0..bench.clients {
-        let mut mine = Vec::new();
-        for _ in 0..per_client {
-            mine.push(query_filter(&make_query(), cursors)?);
-        }
-        filters.push(mine);
-    }
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for mine in filters {
+    let work = plan(bench, make_query)
+        .into_iter()
+        .map(|queries| queries.iter().map(|q| query_filter(q, cursors)).collect())
+        .collect::<Result<Vec<Vec<ReadingFilter>>>>()?;
+    time_clients(work, |filters| {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(mine.len());
-            for f in mine {
+        async move {
+            let mut latencies = Vec::with_capacity(filters.len());
+            for f in filters {
                 let t = Instant::now();
                 store.query(&f).await?;
                 latencies.push(t.elapsed());
             }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(timing(all, started.elapsed()))
+            Ok(latencies)
+        }
+    })
+    .await
 }
 
 /// The store filter a query string means (as the API would build it).
