@@ -36,9 +36,10 @@ pub enum ApiError {
     /// The request body is larger than accepted.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
-    /// The database is unreachable.
-    #[error("database unavailable")]
-    Unavailable,
+    /// A service the request needs (the database, the MQTT broker) is
+    /// unreachable or did not answer in time; names it.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
     /// Anything else; details go to the log, not the client.
     #[error("internal error")]
     Internal(String),
@@ -62,7 +63,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
-            ApiError::Unavailable => "unavailable",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -99,7 +100,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,7 +144,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
-                ApiError::Unavailable
+                ApiError::Unavailable("database")
             }
             other => ApiError::Internal(other.to_string()),
         }

@@ -22,7 +22,7 @@ pub mod routes;
 pub mod state;
 pub mod telemetry;
 
-pub use auth::{SecretError, TokenKeys};
+pub use auth::{SecretError, TokenKeys, TokenVerifier};
 pub use bootstrap::{ensure_admin, AdminBootstrap};
 pub use error::ApiError;
 pub use readiness::{ComponentState, DatabaseReadiness, ReadinessCheck, SharedReadiness};
@@ -54,11 +54,13 @@ impl ApiServer {
         let addr = listener.local_addr()?;
         let readiness = web::Data::new(health.readiness);
         let prometheus = web::Data::new(health.prometheus);
+        let verifier = web::Data::new(state.token_verifier());
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(request_metrics::record))
                 .app_data(data.clone())
+                .app_data(verifier.clone())
                 .app_data(readiness.clone())
                 .app_data(prometheus.clone())
                 .configure(routes::configure)
@@ -96,8 +98,10 @@ impl ApiServer {
         Ok(Self::supervise(server, addr, shutdown, "health endpoint"))
     }
 
-    /// Runs `server` until `shutdown`, then stops it gracefully.
-    fn supervise(
+    /// Runs `server` (bound to `addr`) until `shutdown`, then stops it
+    /// gracefully; `what` names it in the log. For servers built elsewhere
+    /// (the generator service) that want the same lifecycle.
+    pub fn supervise(
         server: actix_web::dev::Server,
         addr: SocketAddr,
         shutdown: CancellationToken,

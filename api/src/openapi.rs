@@ -33,8 +33,9 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-/// Adds the `bearer_auth` scheme Swagger UI's Authorize button uses.
-struct BearerAuth;
+/// Adds the `bearer_auth` scheme (used by every OpenAPI document of the
+/// project) Swagger UI's Authorize button uses.
+pub struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

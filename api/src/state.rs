@@ -1,6 +1,6 @@
 //! `AppState`: what every handler shares.
 
-use crate::auth::{LoginThrottle, SecretError, TokenKeys, UserDirectory};
+use crate::auth::{LoginThrottle, SecretError, TokenKeys, TokenVerifier, UserDirectory};
 use crate::cursor::CursorCodec;
 use crate::readiness::SharedReadiness;
 use datastream_schema::SharedStore;
@@ -41,6 +41,12 @@ impl AppState {
             reads: store.clone(),
             store,
         })
+    }
+
+    /// How bearer tokens are checked: signature, expiry, and the user
+    /// still existing.
+    pub fn token_verifier(&self) -> TokenVerifier {
+        TokenVerifier::new(self.tokens.clone(), Some(self.users.clone()))
     }
 
     /// Sends reading lists and lookups to `replica` (`DATABASE_READ_URL`).

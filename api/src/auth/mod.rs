@@ -12,11 +12,29 @@ pub use throttle::LoginThrottle;
 pub use token::{Claims, SecretError, TokenKeys, MIN_SECRET_BYTES};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use datastream_schema::Role;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+
+/// What the [`Authenticated`] extractor checks tokens with; every server
+/// that accepts bearer tokens registers one as app data.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    tokens: TokenKeys,
+    users: Option<Arc<UserDirectory>>,
+}
+
+impl TokenVerifier {
+    /// Verifies signatures and expiry with `tokens` and, when given,
+    /// confirms with `users` that the token's user still exists (and takes
+    /// their current role from there). Without a directory the role comes
+    /// from the token and holds until it expires.
+    pub fn new(tokens: TokenKeys, users: Option<Arc<UserDirectory>>) -> Self {
+        Self { tokens, users }
+    }
+}
 
 /// The caller, proven by a valid bearer token.
 #[derive(Debug, Clone)]
@@ -42,20 +60,24 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verified = verify_token(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        let verified = verifier
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("TokenVerifier missing".into()))
+            .and_then(|v| verify_token(req, &v.tokens));
         Box::pin(async move {
-            let (state, claims) = (
-                state.ok_or_else(|| ApiError::Internal("AppState missing".into()))?,
-                verified?,
-            );
-            // The token proves who signed in; the directory says whether
-            // that user still exists and with which role now.
-            let role = state
-                .users
-                .role_of(&claims.sub)
-                .await?
-                .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
+            let claims = verified?;
+            let token_role =
+                Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
+            let role = match verifier.and_then(|v| v.users.clone()) {
+                // The token proves who signed in; the directory says whether
+                // that user still exists and with which role now.
+                Some(users) => users
+                    .role_of(&claims.sub)
+                    .await?
+                    .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?,
+                None => token_role,
+            };
             Ok(Authenticated {
                 username: claims.sub,
                 role,
@@ -64,10 +86,7 @@ impl FromRequest for Authenticated {
     }
 }
 
-fn verify_token(req: &HttpRequest) -> Result<Claims, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal("AppState missing".into()))?;
+fn verify_token(req: &HttpRequest, tokens: &TokenKeys) -> Result<Claims, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -83,10 +102,7 @@ fn verify_token(req: &HttpRequest) -> Result<Claims, ApiError> {
         .ok_or(ApiError::Unauthorized(
             "Authorization header must be `Bearer <token>`",
         ))?;
-    let claims = state
-        .tokens
+    tokens
         .verify(token)
-        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-    Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-    Ok(claims)
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))
 }

@@ -10,6 +10,30 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Registers every route of the API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(input_errors)
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/readings", web::get().to(readings::list))
+                .route("/readings", web::patch().to(readings::update))
+                .route("/readings", web::delete().to(readings::delete))
+                .route("/readings/{id}", web::get().to(readings::get_one))
+                .route("/users", web::get().to(users::list))
+                .route("/users", web::post().to(users::create))
+                .route("/users/{username}", web::delete().to(users::delete)),
+        )
+        .configure(health::configure)
+        .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
+            "/api-docs/openapi.json",
+            <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
+        .default_service(web::to(not_found));
+}
+
+/// Makes JSON body, query string and path errors API errors: 413 for an
+/// oversized body, else 400 naming the field. Every server of the project
+/// registers this so bad input is answered the same way everywhere.
+pub fn input_errors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_JSON_BODY)
@@ -21,24 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(
         web::PathConfig::default()
             .error_handler(|err, _req| ApiError::bad_request("path", err.to_string()).into()),
-    )
-    .service(
-        web::scope("/api/v1")
-            .route("/auth/login", web::post().to(auth::login))
-            .route("/readings", web::get().to(readings::list))
-            .route("/readings", web::patch().to(readings::update))
-            .route("/readings", web::delete().to(readings::delete))
-            .route("/readings/{id}", web::get().to(readings::get_one))
-            .route("/users", web::get().to(users::list))
-            .route("/users", web::post().to(users::create))
-            .route("/users/{username}", web::delete().to(users::delete)),
-    )
-    .configure(health::configure)
-    .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
-        "/api-docs/openapi.json",
-        <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-    ))
-    .default_service(web::to(not_found));
+    );
 }
 
 /// Largest JSON request body accepted.

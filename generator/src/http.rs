@@ -1,0 +1,257 @@
+//! The generator service's REST API on `GENERATOR_LISTEN`: list, create,
+//! change and delete generators, with the same JWT as the main API
+//! (viewers read, admins change), its own OpenAPI document and Swagger UI,
+//! and `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Handlers only translate HTTP to [`GeneratorService`] calls; every change
+//! goes through the broker like a config message would.
+
+use crate::config::parse_config;
+use crate::service::{GeneratorService, GeneratorView, ServiceError};
+use crate::status::{GeneratorState, GeneratorStatus};
+use crate::GeneratorConfig;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use async_trait::async_trait;
+use datastream_api::auth::Authenticated;
+use datastream_api::error::{ErrorBody, ErrorDetail};
+use datastream_api::routes::{health, input_errors, not_found};
+use datastream_api::{
+    openapi::BearerAuth, ApiError, ApiServer, ComponentState, HealthState, ReadinessCheck,
+    TokenVerifier,
+};
+use serde::Deserialize;
+use std::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+/// Body of `PATCH /api/v1/generators/{name}`: every field optional.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct GeneratorPatch {
+    /// Readings per second per device, 0.001 to 10000.
+    #[schema(example = 5.0)]
+    pub frequency_hz: Option<f64>,
+    /// Pause or resume.
+    pub paused: Option<bool>,
+    /// `sine` or `random_walk`.
+    pub model: Option<String>,
+    /// Lowest value.
+    pub min: Option<f64>,
+    /// Highest value.
+    pub max: Option<f64>,
+    /// Jitter (sine) or largest step (random walk).
+    pub noise: Option<f64>,
+    /// Move the generator to another fleet.
+    pub fleet: Option<String>,
+}
+
+/// The generator service's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "datastream generators", description = "Simulated sensors: list, create, change and delete generators. Log in on the main API (`POST /api/v1/auth/login`) and paste the token into Authorize."),
+    paths(list, create, get_one, update, delete, health::healthz, health::readyz, health::metrics),
+    components(schemas(GeneratorConfig, GeneratorView, GeneratorStatus, GeneratorState, GeneratorPatch, ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "generators", description = "Simulated sensors"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct GeneratorApiDoc;
+
+/// Registers the generator routes, health, docs and JSON 404s.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(input_errors)
+        .service(
+            web::scope("/api/v1/generators")
+                .route("", web::get().to(list))
+                .route("", web::post().to(create))
+                .route("/{name}", web::get().to(get_one))
+                .route("/{name}", web::patch().to(update))
+                .route("/{name}", web::delete().to(delete)),
+        )
+        .configure(health::configure)
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}")
+                .url("/api-docs/openapi.json", GeneratorApiDoc::openapi()),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// Serves the generator API on `listener` until `shutdown`.
+pub fn start_server(
+    listener: TcpListener,
+    service: GeneratorService,
+    verifier: TokenVerifier,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) -> std::io::Result<ApiServer> {
+    let addr = listener.local_addr()?;
+    let health = HealthState {
+        prometheus,
+        readiness: std::sync::Arc::new(BrokerReadiness(service.clone())),
+    };
+    let service = web::Data::new(service);
+    let verifier = web::Data::new(verifier);
+    let readiness = web::Data::new(health.readiness);
+    let prometheus = web::Data::new(health.prometheus);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(
+                datastream_api::request_metrics::record,
+            ))
+            .app_data(service.clone())
+            .app_data(verifier.clone())
+            .app_data(readiness.clone())
+            .app_data(prometheus.clone())
+            .configure(configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(ApiServer::supervise(
+        server,
+        addr,
+        shutdown,
+        "generator API",
+    ))
+}
+
+/// Ready while the broker connection is up.
+struct BrokerReadiness(GeneratorService);
+
+#[async_trait]
+impl ReadinessCheck for BrokerReadiness {
+    async fn check(&self) -> Vec<ComponentState> {
+        vec![ComponentState {
+            name: "mqtt",
+            problem: (!self.0.connected()).then(|| "not connected to the MQTT broker".to_owned()),
+        }]
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(e) => ApiError::bad_request(e.field(), e.to_string()),
+            ServiceError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            ServiceError::Conflict(_) => ApiError::Conflict(error.to_string()),
+            ServiceError::Unconfirmed(_) | ServiceError::BrokerUnreachable(_) => {
+                ApiError::Unavailable("MQTT broker")
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn body_bytes(body: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(body).expect("a JSON value always serializes")
+}
+
+/// Every generator, in every fleet, with its status.
+#[utoipa::path(get, path = "/api/v1/generators", tag = "generators",
+    responses(
+        (status = 200, description = "All generators", body = Vec<GeneratorView>),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn list(
+    _user: Authenticated,
+    service: web::Data<GeneratorService>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service.list()))
+}
+
+/// Creates a generator (admin). `fleet` picks the process that runs it
+/// (default `default`).
+#[utoipa::path(post, path = "/api/v1/generators", tag = "generators",
+    request_body(content = GeneratorConfig, description = "`name`, `sensor_type`, `id1`, `id2` and `frequency_hz` are required; the rest default"),
+    responses(
+        (status = 201, description = "Created", body = GeneratorView),
+        (status = 400, description = "Bad field, named", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 503, description = "The broker did not confirm", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn create(
+    user: Authenticated,
+    service: web::Data<GeneratorService>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let spec = parse_config(None, &body_bytes(&body)).map_err(ServiceError::from)?;
+    let created = service.create(spec).await?;
+    tracing::info!(by = %user.username, generator = created.config.name, "generator created");
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// One generator.
+#[utoipa::path(get, path = "/api/v1/generators/{name}", tag = "generators",
+    params(("name" = String, Path, description = "Generator name")),
+    responses(
+        (status = 200, description = "The generator", body = GeneratorView),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "No such generator", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn get_one(
+    _user: Authenticated,
+    service: web::Data<GeneratorService>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let view = service
+        .get(&name)
+        .ok_or_else(|| ServiceError::NotFound(name.into_inner()))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Changes a generator's rate, pause, value model or fleet (admin).
+#[utoipa::path(patch, path = "/api/v1/generators/{name}", tag = "generators",
+    params(("name" = String, Path, description = "Generator name")),
+    request_body = GeneratorPatch,
+    responses(
+        (status = 200, description = "The changed generator", body = GeneratorView),
+        (status = 400, description = "Bad field, named", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such generator", body = ErrorBody),
+        (status = 503, description = "The broker did not confirm", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn update(
+    user: Authenticated,
+    service: web::Data<GeneratorService>,
+    name: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    let changed = service.update(&name, &body_bytes(&body)).await?;
+    tracing::info!(by = %user.username, generator = %name, "generator changed");
+    Ok(HttpResponse::Ok().json(changed))
+}
+
+/// Deletes a generator (admin): it stops, and its retained config and
+/// status are cleared.
+#[utoipa::path(delete, path = "/api/v1/generators/{name}", tag = "generators",
+    params(("name" = String, Path, description = "Generator name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such generator", body = ErrorBody),
+        (status = 503, description = "The broker did not confirm", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn delete(
+    user: Authenticated,
+    service: web::Data<GeneratorService>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    user.require_admin()?;
+    service.delete(&name).await?;
+    tracing::info!(by = %user.username, generator = %name, "generator deleted");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,224 @@
+//! One generator's task: make readings on schedule and hand them to the
+//! fleet's MQTT client. Its spec can be swapped while it runs (a PATCH, a
+//! new config message) without losing its place or its devices' values.
+
+use crate::model::{ModelKind, ModelSettings};
+use crate::schedule::RateSchedule;
+use crate::spec::GeneratorSpec;
+use chrono::{DateTime, Utc};
+use datastream_schema::{encode_reading, Id2, Reading, TimestampBounds};
+use rand::{rngs::SmallRng, SeedableRng};
+use rumqttc::{AsyncClient, QoS};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The shortest wait between two rounds of publishing; faster generators
+/// publish several readings a round.
+const MIN_TICK: Duration = Duration::from_millis(1);
+
+/// Live counters of one generator.
+#[derive(Debug, Default)]
+pub struct GeneratorCounters {
+    published: AtomicU64,
+    errors: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// A snapshot of [`GeneratorCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CounterValues {
+    /// Readings handed to the MQTT client.
+    pub published: u64,
+    /// Readings that could not be made or sent.
+    pub errors: u64,
+    /// Readings not made because they fell due during a stall.
+    pub skipped: u64,
+}
+
+impl GeneratorCounters {
+    /// The current values.
+    pub fn values(&self) -> CounterValues {
+        CounterValues {
+            published: self.published.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A generator running on a fleet's connection.
+#[derive(Debug)]
+pub struct RunningGenerator {
+    spec: watch::Sender<GeneratorSpec>,
+    counters: Arc<GeneratorCounters>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningGenerator {
+    /// Starts publishing `spec`'s readings through `client`.
+    pub fn start(spec: GeneratorSpec, client: AsyncClient) -> Self {
+        let (tx, rx) = watch::channel(spec);
+        let counters = Arc::new(GeneratorCounters::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(rx, client, counters.clone(), stop.clone()));
+        Self {
+            spec: tx,
+            counters,
+            stop,
+            task,
+        }
+    }
+
+    /// The spec it runs.
+    pub fn spec(&self) -> GeneratorSpec {
+        self.spec.borrow().clone()
+    }
+
+    /// Switches to `spec` (same name) at once; `false` if it was the same.
+    pub fn reconfigure(&self, spec: GeneratorSpec) -> bool {
+        self.spec.send_if_modified(|current| {
+            let changed = *current != spec;
+            *current = spec;
+            changed
+        })
+    }
+
+    /// Its counters.
+    pub fn counters(&self) -> CounterValues {
+        self.counters.values()
+    }
+
+    /// Stops it and waits until it has.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Per-device state that survives a reconfiguration as long as the
+/// devices and the model stay the same.
+struct Devices {
+    first_id2: i32,
+    count: u32,
+    model: ModelSettings,
+    /// Random walks: each device's last value. Empty for sine models.
+    positions: Vec<f64>,
+    next: u32,
+    topic_prefix: String,
+}
+
+impl Devices {
+    fn for_spec(spec: &GeneratorSpec) -> Self {
+        let model = *spec.model();
+        let positions = match model.kind() {
+            ModelKind::RandomWalk => vec![model.start(); spec.devices() as usize],
+            ModelKind::Sine => Vec::new(),
+        };
+        Self {
+            first_id2: spec.id2().get(),
+            count: spec.devices(),
+            model,
+            positions,
+            next: 0,
+            topic_prefix: format!("sensors/{}/{}/", spec.sensor_type(), spec.id1()),
+        }
+    }
+
+    fn fits(&self, spec: &GeneratorSpec) -> bool {
+        let fresh = Self::for_spec(spec);
+        (self.first_id2, self.count, self.model, &self.topic_prefix)
+            == (fresh.first_id2, fresh.count, fresh.model, &fresh.topic_prefix)
+    }
+}
+
+async fn run(
+    mut spec_rx: watch::Receiver<GeneratorSpec>,
+    client: AsyncClient,
+    counters: Arc<GeneratorCounters>,
+    stop: CancellationToken,
+) {
+    let mut rng = SmallRng::from_os_rng();
+    let bounds = TimestampBounds::default();
+    let mut devices: Option<Devices> = None;
+    let mut last_timestamp = DateTime::<Utc>::MIN_UTC;
+    let mut topic = String::with_capacity(96);
+    'configs: loop {
+        let spec = spec_rx.borrow_and_update().clone();
+        if !devices.as_ref().is_some_and(|d| d.fits(&spec)) {
+            devices = None;
+        }
+        let state = devices.get_or_insert_with(|| Devices::for_spec(&spec));
+        if spec.paused() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = spec_rx.changed() => if changed.is_err() { return } else { continue 'configs },
+            }
+        }
+        let mut schedule = RateSchedule::new(spec.total_rate(), Instant::now().into_std());
+        let mut last_round = Instant::now();
+        loop {
+            let wake = Instant::from_std(schedule.next_at()).max(last_round + MIN_TICK);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = spec_rx.changed() => if changed.is_err() { return } else { continue 'configs },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            last_round = Instant::now();
+            let due = schedule.due(last_round.into_std());
+            counters.skipped.fetch_add(due.skipped, Ordering::Relaxed);
+            for _ in 0..due.now {
+                // Timestamps are taken when a reading is made, and never
+                // repeat within a generator (the unique key would drop one).
+                let now = Utc::now().max(last_timestamp + chrono::Duration::microseconds(1));
+                last_timestamp = now;
+                let index = state.next;
+                state.next = (state.next + 1) % state.count;
+                let id2 = state.first_id2 + index as i32;
+                let mut scratch = state.model.start();
+                let position = state.positions.get_mut(index as usize).unwrap_or(&mut scratch);
+                let value = state.model.next_value(now, position, &mut rng);
+                let reading = Id2::new(i64::from(id2)).and_then(|id2| {
+                    Reading::new(
+                        value,
+                        spec.sensor_type().clone(),
+                        spec.id1().clone(),
+                        id2,
+                        now,
+                        &bounds,
+                        now,
+                    )
+                });
+                let reading = match reading {
+                    Ok(r) => r,
+                    Err(error) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(generator = spec.name(), %error, "made an invalid reading");
+                        continue;
+                    }
+                };
+                topic.clear();
+                topic.push_str(&state.topic_prefix);
+                let _ = write!(topic, "{id2}");
+                let payload = encode_reading(&reading);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    sent = client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload) => {
+                        if sent.is_err() {
+                            // The connection task is gone: the fleet is stopping.
+                            counters.errors.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        counters.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
