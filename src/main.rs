@@ -48,7 +48,7 @@ enum Command {
     Up,
     /// Run the embedded MQTT broker alone.
     Broker,
-    /// Run one simulated sensor.
+    /// Run a generator fleet (REST + MQTT control), or one fixed simulated sensor.
     Generator(GeneratorArgs),
     /// Run an ingestor: MQTT shared subscription → database.
     Ingestor(IngestorArgs),
@@ -135,22 +135,28 @@ struct IngestorArgs {
     end_session: bool,
 }
 
+/// Without `--sensor-type`: a fleet process, controlled over REST
+/// (GENERATOR_LISTEN) and retained MQTT config messages. With it: one
+/// fixed generator and no control plane.
 #[derive(Args)]
 struct GeneratorArgs {
-    /// Sensor type, e.g. temperature ([a-z0-9_-]{1,64}).
-    #[arg(long)]
-    sensor_type: String,
+    /// Run the generators configured for this fleet [env: GENERATOR_FLEET, default: default]
+    #[arg(long, conflicts_with = "sensor_type")]
+    fleet: Option<String>,
+    /// One fixed generator: its sensor type, e.g. temperature ([a-z0-9_-]{1,64}).
+    #[arg(long, requires_all = ["id1", "id2"])]
+    sensor_type: Option<String>,
     /// Readings per second (0.001 to 10000).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, requires = "sensor_type")]
     frequency_hz: f64,
     /// Device id part 1 ([A-Z]{1,32}).
-    #[arg(long)]
-    id1: String,
+    #[arg(long, requires = "sensor_type")]
+    id1: Option<String>,
     /// Device id part 2 (0 to 2147483647).
-    #[arg(long)]
-    id2: i64,
+    #[arg(long, requires = "sensor_type")]
+    id2: Option<i64>,
     /// Generator name (default: {sensor_type}-{id1}-{id2}).
-    #[arg(long)]
+    #[arg(long, requires = "sensor_type")]
     name: Option<String>,
 }
 
@@ -211,23 +217,34 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             shutdown.cancelled().await;
             Ok(())
         }
-        Command::Generator(args) => {
-            let name = args
-                .name
-                .unwrap_or_else(|| format!("{}-{}-{}", args.sensor_type, args.id1, args.id2));
-            let spec = GeneratorSpec::parse(
-                &name,
-                &args.sensor_type,
-                &args.id1,
-                args.id2,
-                args.frequency_hz,
-            )
-            .context("invalid generator")?;
+        Command::Generator(GeneratorArgs {
+            sensor_type: None,
+            fleet,
+            ..
+        }) => {
+            let mut settings = settings;
+            if let Some(fleet) = fleet {
+                settings.generator_fleet = fleet;
+            }
+            system::run_generator_fleet(&settings, shutdown).await
+        }
+        Command::Generator(GeneratorArgs {
+            sensor_type: Some(sensor_type),
+            frequency_hz,
+            id1: Some(id1),
+            id2: Some(id2),
+            name,
+            ..
+        }) => {
+            let name = name.unwrap_or_else(|| format!("{sensor_type}-{id1}-{id2}"));
+            let spec = GeneratorSpec::parse(&name, &sensor_type, &id1, id2, frequency_hz)
+                .context("invalid generator")?;
             let mqtt = system::external_mqtt(&settings)?;
             let client_id = format!("datastream-generator-{}", spec.name());
             run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
             Ok(())
         }
+        Command::Generator(_) => unreachable!("clap requires --id1 and --id2 with --sensor-type"),
         Command::Ingestor(args) if args.end_session => {
             let mqtt = system::external_mqtt(&settings)?;
             let client_id = settings.ingest_client_id();
@@ -296,7 +313,10 @@ async fn up(settings: Settings, shutdown: CancellationToken) -> Result<()> {
         "  REST API      http://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
         e.api
     );
-    eprintln!("  generators    3 default sensors publishing to sensors/#");
+    eprintln!(
+        "  generators    http://{}/api/v1/generators  (fleet {:?}; config topics datastream/generators/+/config)",
+        e.generators, settings.generator_fleet
+    );
     eprintln!(
         "  watch live    mosquitto_sub -h {} -p {} -t 'sensors/#' -v",
         e.mqtt.host(),

@@ -27,6 +27,9 @@ pub struct Settings {
     pub api_listen: SocketAddr,
     /// Where the generator service's REST API listens.
     pub generator_listen: SocketAddr,
+    /// The fleet a generator process (and `up`'s generator service) runs:
+    /// the generators whose config names it.
+    pub generator_fleet: String,
     /// HS256 secret, at least 32 bytes. `up` generates one when unset.
     pub jwt_secret: Option<String>,
     /// Access-token lifetime in seconds.
@@ -66,6 +69,7 @@ impl Default for Settings {
             mqtt_users: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             generator_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            generator_fleet: "default".into(),
             jwt_secret: None,
             jwt_ttl_secs: 3600,
             admin_username: "admin".into(),
@@ -92,6 +96,7 @@ pub const ENV_VARS: &[&str] = &[
     "MQTT_USERS",
     "API_LISTEN",
     "GENERATOR_LISTEN",
+    "GENERATOR_FLEET",
     "JWT_SECRET",
     "JWT_TTL_SECS",
     "ADMIN_USERNAME",

@@ -10,7 +10,8 @@ use datastream_api::{
     HealthState, ReadinessCheck, SharedReadiness,
 };
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
-use datastream_generator::{run_fleet, GeneratorSpec};
+use datastream_api::TokenVerifier;
+use datastream_generator::{GeneratorService, GeneratorSpec, RunningService};
 use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
@@ -30,6 +31,8 @@ pub struct Endpoints {
     pub embedded_broker: bool,
     /// The REST API.
     pub api: SocketAddr,
+    /// The generator service's REST API.
+    pub generators: SocketAddr,
     /// The database, password hidden.
     pub database: String,
     /// The admin created on this start, if any.
@@ -44,14 +47,16 @@ pub struct System {
     generators: CancellationToken,
     ingest: CancellationToken,
     api: CancellationToken,
-    generator_task: JoinHandle<()>,
+    generator_task: JoinHandle<Result<(), datastream_generator::ServiceError>>,
+    generator_server: ApiServer,
     ingestor: Ingestor,
     api_server: ApiServer,
 }
 
 impl System {
     /// Starts broker (unless `mqtt_url` is set), store, ingestor, API and
-    /// the given generators.
+    /// the generator service, which is given `generators` if its fleet has
+    /// none yet.
     pub async fn start(settings: &Settings, generators: Vec<GeneratorSpec>) -> Result<Self> {
         // The database first: a wrong DATABASE_URL should fail before any
         // port is taken.
@@ -108,6 +113,7 @@ impl System {
             ingest_settings.ingest_shared = false;
         }
         let listener = bind(settings.api_listen, "API_LISTEN")?;
+        let generator_listener = bind(settings.generator_listen, "GENERATOR_LISTEN")?;
         let api_port = listener.local_addr()?.port();
         // One `up` per API port, so two `up`s on one broker keep apart sessions.
         let client_id = format!("{}-{api_port}", settings.ingest_client_id());
@@ -125,6 +131,7 @@ impl System {
                 ingestor: ingestor.status(),
             }),
         };
+        let verifier = state.token_verifier();
         let api_server =
             ApiServer::start(listener, state, health, settings.api_workers, api.clone())?;
         // Generators start only once readings have somewhere to go: a shared
@@ -134,18 +141,34 @@ impl System {
         }
 
         let generators_token = CancellationToken::new();
-        let fleet_mqtt = generator_mqtt;
-        let fleet_id = format!("datastream-generators-{}", api_server.addr().port());
-        let generator_task = {
-            let token = generators_token.clone();
-            tokio::spawn(async move { run_fleet(&fleet_mqtt, &fleet_id, generators, token).await })
-        };
+        let RunningService {
+            service,
+            task: generator_task,
+        } = GeneratorService::start(
+            &generator_mqtt,
+            &settings.generator_fleet,
+            generators_token.clone(),
+        )
+        .await
+        .context("starting the generator service")?;
+        service
+            .seed_if_empty(generators)
+            .await
+            .context("creating the default generators")?;
+        let generator_server = datastream_generator::http::start_server(
+            generator_listener,
+            service,
+            verifier,
+            datastream_api::telemetry::prometheus(),
+            generators_token.clone(),
+        )?;
 
         Ok(Self {
             endpoints: Endpoints {
                 mqtt,
                 embedded_broker,
                 api: api_server.addr(),
+                generators: generator_server.addr(),
                 database: store::redact_url(&settings.database_url),
                 admin,
                 generated_jwt_secret,
@@ -154,6 +177,7 @@ impl System {
             ingest,
             api,
             generator_task,
+            generator_server,
             ingestor,
             api_server,
         })
@@ -168,7 +192,10 @@ impl System {
     /// and acks what it holds), then the API.
     pub async fn stop(self) -> Result<()> {
         self.generators.cancel();
-        let _ = self.generator_task.await;
+        if let Ok(Err(error)) = self.generator_task.await {
+            tracing::warn!(%error, "the generator service had stopped");
+        }
+        self.generator_server.wait().await?;
         self.ingest.cancel();
         self.ingestor.join().await;
         self.api.cancel();
@@ -320,6 +347,40 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     let server = ApiServer::start(listener, state, health, settings.api_workers, shutdown)?;
     server.wait().await?;
     Ok(())
+}
+
+/// Runs a generator fleet process until `shutdown`: the control plane on
+/// the broker and the REST API on `GENERATOR_LISTEN`. Requires
+/// `JWT_SECRET`; tokens are checked by signature, expiry and role (this
+/// process has no database to look users up in).
+pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToken) -> Result<()> {
+    let Some(secret) = &settings.jwt_secret else {
+        bail!("JWT_SECRET is not set: the generator API needs the API's secret (at least 32 bytes)");
+    };
+    let tokens = datastream_api::TokenKeys::new(
+        secret.as_bytes(),
+        Duration::from_secs(settings.jwt_ttl_secs),
+    )
+    .context("JWT_SECRET refused")?;
+    let mqtt = external_mqtt(settings)?;
+    let listener = bind(settings.generator_listen, "GENERATOR_LISTEN")?;
+    let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
+        .await
+        .with_context(|| format!("starting generator fleet {:?} on {mqtt}", settings.generator_fleet))?;
+    let server_stop = CancellationToken::new();
+    let server = datastream_generator::http::start_server(
+        listener,
+        running.service,
+        TokenVerifier::new(tokens, None),
+        datastream_api::telemetry::prometheus(),
+        server_stop.clone(),
+    )?;
+    let outcome = running.task.await;
+    server_stop.cancel();
+    server.wait().await?;
+    outcome
+        .context("generator service task")?
+        .context("generator fleet stopped")
 }
 
 /// Prints how to log in when an admin was just created.

@@ -182,8 +182,12 @@ fn truncate(text: &str) -> String {
 
 /// Parses a config document. `name_from_topic` is the name a config
 /// topic gives; the document may then omit `name`, and must agree if it
-/// has one.
-pub fn parse_config(name_from_topic: Option<&str>, bytes: &[u8]) -> Result<GeneratorSpec, SpecError> {
+/// has one. Without a `fleet` the generator goes to `default_fleet`.
+pub fn parse_config(
+    name_from_topic: Option<&str>,
+    bytes: &[u8],
+    default_fleet: &str,
+) -> Result<GeneratorSpec, SpecError> {
     let doc = Document::parse(bytes, CONFIG_FIELDS)?;
     let name = match (name_from_topic, doc.string("name")?) {
         (Some(topic), Some(body)) if topic != body => {
@@ -207,7 +211,7 @@ pub fn parse_config(name_from_topic: Option<&str>, bytes: &[u8]) -> Result<Gener
         doc.number("noise")?,
     )?;
     let mut spec = GeneratorSpec::new(name, sensor_type, id1, id2, frequency_hz)?
-        .with_fleet(doc.string("fleet")?.unwrap_or(DEFAULT_FLEET))?
+        .with_fleet(doc.string("fleet")?.unwrap_or(default_fleet))?
         .with_model(model)
         .with_paused(doc.boolean("paused")?.unwrap_or(false));
     if let Some(last) = doc.integer("id2_end")? {
@@ -276,6 +280,7 @@ mod tests {
         let spec = parse_config(
             Some("t1"),
             br#"{"sensor_type":"humidity","id1":"ABC","id2":3,"frequency_hz":5}"#,
+            DEFAULT_FLEET,
         )
         .unwrap();
         assert_eq!((spec.name(), spec.fleet(), spec.devices()), ("t1", "default", 1));
@@ -289,10 +294,11 @@ mod tests {
             None,
             br#"{"name":"walk","fleet":"edge-1","sensor_type":"co2","id1":"XY","id2":10,"id2_end":19,
                 "frequency_hz":0.5,"paused":true,"model":"random_walk","min":400,"max":900,"noise":3}"#,
+            DEFAULT_FLEET,
         )
         .unwrap();
         assert_eq!(spec.devices(), 10);
-        assert_eq!(parse_config(Some("walk"), &config_json(&spec)).unwrap(), spec);
+        assert_eq!(parse_config(Some("walk"), &config_json(&spec), DEFAULT_FLEET).unwrap(), spec);
     }
 
     #[test]
@@ -317,7 +323,7 @@ mod tests {
         ];
         for (doc, field) in cases {
             assert_eq!(
-                field_of(parse_config(Some("t1"), doc)),
+                field_of(parse_config(Some("t1"), doc, DEFAULT_FLEET)),
                 *field,
                 "{}",
                 String::from_utf8_lossy(doc)
@@ -328,7 +334,7 @@ mod tests {
     #[test]
     fn a_rest_document_needs_a_name() {
         let doc = br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1}"#;
-        assert_eq!(field_of(parse_config(None, doc)), "name");
+        assert_eq!(field_of(parse_config(None, doc, DEFAULT_FLEET)), "name");
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn list(
 }
 
 /// Creates a generator (admin). `fleet` picks the process that runs it
-/// (default `default`).
+/// (default: the fleet of the process answering).
 #[utoipa::path(post, path = "/api/v1/generators", tag = "generators",
     request_body(content = GeneratorConfig, description = "`name`, `sensor_type`, `id1`, `id2` and `frequency_hz` are required; the rest default"),
     responses(
@@ -182,7 +182,9 @@ pub async fn create(
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
-    let spec = parse_config(None, &body_bytes(&body)).map_err(ServiceError::from)?;
+    // Created over this process's API, it runs here unless it says otherwise.
+    let spec = parse_config(None, &body_bytes(&body), service.fleet_name())
+        .map_err(ServiceError::from)?;
     let created = service.create(spec).await?;
     tracing::info!(by = %user.username, generator = created.config.name, "generator created");
     Ok(HttpResponse::Created().json(created))

@@ -16,7 +16,7 @@
 
 use crate::config::{apply_patch, claimed_fleet, config_json, parse_config, GeneratorConfig};
 use crate::fleet::{ConnectionEvent, Fleet, FleetConnection};
-use crate::spec::{check_identifier, GeneratorSpec, SpecError};
+use crate::spec::{check_identifier, GeneratorSpec, SpecError, DEFAULT_FLEET};
 use crate::status::{
     config_topic, generator_name, status_topic, GeneratorState, GeneratorStatus, LastStatus,
     StatusReporter,
@@ -428,7 +428,7 @@ impl GeneratorService {
             if message.payload.is_empty() {
                 self.removed(name).await;
             } else {
-                match parse_config(Some(name), &message.payload) {
+                match parse_config(Some(name), &message.payload, DEFAULT_FLEET) {
                     Ok(spec) => self.configured(spec).await,
                     Err(error) => {
                         self.refused(name, &claimed_fleet(&message.payload), error)

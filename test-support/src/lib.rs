@@ -458,3 +458,89 @@ pub fn mysql_host_port(url: &str) -> SocketAddr {
         .parse()
         .expect("MySQL URL with a numeric host:port")
 }
+
+/// Subscribes to a topic filter and keeps every message that arrives: for
+/// counting what generators publish, on the broker itself.
+pub struct MessageTap {
+    received: std::sync::Arc<std::sync::Mutex<Vec<rumqttc::Publish>>>,
+    client: rumqttc::AsyncClient,
+}
+
+impl MessageTap {
+    /// Subscribes to `filter` on the broker at `url` (QoS 1) and returns
+    /// once the subscription is acknowledged, so nothing published after
+    /// that is missed.
+    pub async fn start(url: &str, filter: &str) -> Self {
+        let (host, port) = mqtt_host_port(url);
+        let mut options = rumqttc::MqttOptions::new(unique_name("tap"), host, port);
+        options.set_keep_alive(Duration::from_secs(10));
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 100);
+        client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .await
+            .expect("queueing the subscription");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn({
+            let received = received.clone();
+            async move {
+                let mut subscribed = Some(subscribed_tx);
+                loop {
+                    match eventloop.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                            if let Some(tx) = subscribed.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            received.lock().unwrap().push(p);
+                        }
+                        Ok(_) => {}
+                        Err(rumqttc::ConnectionError::RequestsDone) => break,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
+            .await
+            .expect("the broker acknowledges the subscription in time")
+            .expect("the tap's event loop is running");
+        Self { received, client }
+    }
+
+    /// How many messages arrived so far.
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Every message so far, emptying the tap.
+    pub fn take(&self) -> Vec<rumqttc::Publish> {
+        std::mem::take(&mut *self.received.lock().unwrap())
+    }
+
+    /// Waits until a message satisfies `found` (checking what arrived
+    /// before too), at most `timeout`; returns it.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        found: impl Fn(&rumqttc::Publish) -> bool,
+    ) -> Option<rumqttc::Publish> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.received.lock().unwrap().iter().find(|p| found(p)) {
+                return Some(p.clone());
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for MessageTap {
+    fn drop(&mut self) {
+        let _ = self.client.try_disconnect();
+    }
+}

@@ -5,6 +5,7 @@ mod api_writes;
 mod auth;
 mod cli;
 mod docs;
+mod generators;
 mod ingest_faults;
 mod no_server_errors;
 mod pipeline;

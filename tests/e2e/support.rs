@@ -30,6 +30,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub struct TestSystem {
     system: System,
     pub base: String,
+    /// The generator service's REST API.
+    pub generators_base: String,
     pub mqtt_url: String,
     pub settings: Settings,
     pub http: reqwest::Client,
@@ -64,6 +66,10 @@ impl TestSystem {
             mqtt_url,
             mqtt_listen: "127.0.0.1:0".parse().unwrap(),
             api_listen: "127.0.0.1:0".parse().unwrap(),
+            generator_listen: "127.0.0.1:0".parse().unwrap(),
+            // Its own fleet, so systems sharing a broker never run each
+            // other's generators.
+            generator_fleet: unique_name("fleet"),
             jwt_secret: Some(TEST_JWT_SECRET.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
             ingest_group: unique_name("grp"),
@@ -76,10 +82,12 @@ impl TestSystem {
             .await
             .expect("starting the system");
         let base = format!("http://{}", system.endpoints().api);
+        let generators_base = format!("http://{}", system.endpoints().generators);
         let mqtt_url = system.endpoints().mqtt.to_string();
         Self {
             system,
             base,
+            generators_base,
             mqtt_url,
             settings,
             http: reqwest::Client::new(),
@@ -136,7 +144,7 @@ impl TestSystem {
             .expect("GET request")
     }
 
-    /// Any request with a bearer token and an optional JSON body.
+    /// Any request to the API with a bearer token and an optional JSON body.
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -144,9 +152,32 @@ impl TestSystem {
         token: &str,
         body: Option<Value>,
     ) -> reqwest::Response {
+        self.send_to(&self.base, method, path, token, body).await
+    }
+
+    /// Any request to the generator service.
+    pub async fn send_generators(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        self.send_to(&self.generators_base, method, path, token, body)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{base}{path}"))
             .bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
@@ -266,5 +297,63 @@ pub async fn wait_for_rows(
             return count;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A real `datastream generator --fleet …` process. Killed (SIGKILL) when
+/// dropped.
+pub struct GeneratorProcess {
+    child: std::process::Child,
+    listen: std::net::SocketAddr,
+}
+
+impl GeneratorProcess {
+    /// Starts a fleet process on the broker at `mqtt_url`, its REST API on
+    /// a free port, its output in a log file in the temporary directory.
+    pub fn spawn(mqtt_url: &str, fleet: &str) -> Self {
+        let listen = datastream_test_support::free_addr();
+        let log = std::env::temp_dir().join(format!("generator-{fleet}-{}.log", listen.port()));
+        let out = std::fs::File::create(&log).expect("creating the generator log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_datastream"))
+            .args(["generator", "--fleet", fleet])
+            .env("MQTT_URL", mqtt_url)
+            .env("JWT_SECRET", TEST_JWT_SECRET)
+            .env("GENERATOR_LISTEN", listen.to_string())
+            .env("RUST_LOG", "info,rumqttc=warn,actix_server=warn")
+            .stdout(out.try_clone().expect("log handle"))
+            .stderr(out)
+            .spawn()
+            .expect("starting datastream generator");
+        Self { child, listen }
+    }
+
+    /// Waits until `/readyz` answers 200 (connected, catalog loaded).
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let url = format!("http://{}/readyz", self.listen);
+        loop {
+            if let Ok(resp) = reqwest::get(&url).await {
+                if resp.status().is_success() {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the generator process exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "generator process not ready in {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no clean disconnect, so the broker sends the last wills.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GeneratorProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
