@@ -31,6 +31,7 @@ if "8080:80" not in services.get("nginx", {}).get("ports", []):
     errors.append("nginx should publish port 8080")
 
 generator_types = set()
+fleets = set()
 for name, service in services.items():
     if service.get("image") != "datastream:latest":
         continue
@@ -39,12 +40,18 @@ for name, service in services.items():
         if var not in known:
             errors.append(f"{name}: {var} is not a setting datastream reads")
     command = service.get("command") or []
-    if command[:1] == ["generator"]:
+    if command[:1] == ["generator"] and "--sensor-type" in command:
         generator_types.add(command[command.index("--sensor-type") + 1])
+    if command[:1] == ["generator"] and "--fleet" in command:
+        fleets.add(command[command.index("--fleet") + 1])
+        if "JWT_SECRET" not in env:
+            errors.append(f"{name}: a generator fleet serves REST and needs JWT_SECRET")
     if "depends_on" not in service and command[:1] != ["migrate"]:
         errors.append(f"{name}: no depends_on with health conditions")
-if len(generator_types) < 2:
-    errors.append("two generators of different sensor types expected")
+if not generator_types:
+    errors.append("a fixed generator (--sensor-type) expected")
+if not fleets:
+    errors.append("a generator fleet (--fleet) expected")
 
 example = (root / ".env.example").read_text()
 for line in example.splitlines():

@@ -87,6 +87,23 @@ enum BenchCommand {
     /// same queries straight on the database. Loads --rows readings first
     /// (reused by later runs).
     Query(QueryBenchArgs),
+    /// Readings one generator process makes on one core, and CPU per
+    /// reading, against a bare publish loop. Uses MQTT_URL, else starts the
+    /// embedded broker.
+    Generate(GenerateBenchArgs),
+}
+
+#[derive(Args)]
+struct GenerateBenchArgs {
+    /// Devices at 1 Hz in the many-devices scenario.
+    #[arg(long, default_value_t = 10_000)]
+    devices: u32,
+    /// Readings/s of the single fast generator.
+    #[arg(long, default_value_t = 20_000.0)]
+    fast_rate: f64,
+    /// Seconds measured per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 #[derive(Args)]
@@ -281,6 +298,33 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             };
             let results = datastream::bench::query::run(&settings, &bench).await?;
             print!("{}", datastream::bench::query::render(&results, &bench));
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Generate(args)) => {
+            let bench = datastream::bench::generate::GenerateBench {
+                devices: args.devices,
+                fast_rate: args.fast_rate,
+                seconds: args.seconds,
+            };
+            let (mqtt, _broker) = match &settings.mqtt_url {
+                Some(url) => (datastream_schema::MqttUrl::parse(url)?, None),
+                None => {
+                    let config = datastream_broker::BrokerConfig {
+                        listen: "127.0.0.1:0".parse()?,
+                        ..Default::default()
+                    };
+                    let broker = tokio::task::spawn_blocking(move || {
+                        datastream_broker::EmbeddedBroker::start(config)
+                    })
+                    .await??;
+                    (
+                        datastream_schema::MqttUrl::parse(&broker.url())?,
+                        Some(broker),
+                    )
+                }
+            };
+            let results = datastream::bench::generate::run(&mqtt, &bench).await?;
+            print!("{}", datastream::bench::generate::render(&results, &bench));
             Ok(())
         }
         Command::Migrate => {

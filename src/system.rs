@@ -5,12 +5,12 @@
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
+use datastream_api::TokenVerifier;
 use datastream_api::{
     ensure_admin, AdminBootstrap, ApiServer, AppState, ComponentState, DatabaseReadiness,
     HealthState, ReadinessCheck, SharedReadiness,
 };
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
-use datastream_api::TokenVerifier;
 use datastream_generator::{GeneratorService, GeneratorSpec, RunningService};
 use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
@@ -355,7 +355,9 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
 /// process has no database to look users up in).
 pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToken) -> Result<()> {
     let Some(secret) = &settings.jwt_secret else {
-        bail!("JWT_SECRET is not set: the generator API needs the API's secret (at least 32 bytes)");
+        bail!(
+            "JWT_SECRET is not set: the generator API needs the API's secret (at least 32 bytes)"
+        );
     };
     let tokens = datastream_api::TokenKeys::new(
         secret.as_bytes(),
@@ -366,7 +368,12 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
     let listener = bind(settings.generator_listen, "GENERATOR_LISTEN")?;
     let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
         .await
-        .with_context(|| format!("starting generator fleet {:?} on {mqtt}", settings.generator_fleet))?;
+        .with_context(|| {
+            format!(
+                "starting generator fleet {:?} on {mqtt}",
+                settings.generator_fleet
+            )
+        })?;
     let server_stop = CancellationToken::new();
     let server = datastream_generator::http::start_server(
         listener,

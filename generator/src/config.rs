@@ -193,7 +193,10 @@ pub fn parse_config(
         (Some(topic), Some(body)) if topic != body => {
             return Err(SpecError::field_error(
                 "name",
-                format!("{:?} differs from the topic's name {topic:?}", truncate(body)),
+                format!(
+                    "{:?} differs from the topic's name {topic:?}",
+                    truncate(body)
+                ),
             ))
         }
         (Some(topic), _) => topic,
@@ -226,7 +229,10 @@ pub fn apply_patch(spec: &GeneratorSpec, bytes: &[u8]) -> Result<GeneratorSpec, 
     let doc = Document::parse(bytes, CONFIG_FIELDS).map_err(|e| match e {
         SpecError::Field { field, .. } if field != "body" => SpecError::field_error(
             field,
-            format!("unknown field; a PATCH may change {}", PATCH_FIELDS.join(", ")),
+            format!(
+                "unknown field; a PATCH may change {}",
+                PATCH_FIELDS.join(", ")
+            ),
         ),
         other => other,
     })?;
@@ -283,7 +289,10 @@ mod tests {
             DEFAULT_FLEET,
         )
         .unwrap();
-        assert_eq!((spec.name(), spec.fleet(), spec.devices()), ("t1", "default", 1));
+        assert_eq!(
+            (spec.name(), spec.fleet(), spec.devices()),
+            ("t1", "default", 1)
+        );
         assert!(!spec.paused());
         assert_eq!(spec.model(), &ModelSettings::for_sensor_type("humidity"));
     }
@@ -298,7 +307,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.devices(), 10);
-        assert_eq!(parse_config(Some("walk"), &config_json(&spec), DEFAULT_FLEET).unwrap(), spec);
+        assert_eq!(
+            parse_config(Some("walk"), &config_json(&spec), DEFAULT_FLEET).unwrap(),
+            spec
+        );
     }
 
     #[test]
@@ -307,19 +319,58 @@ mod tests {
             (b"nope", "body"),
             (b"[1]", "body"),
             (br#"{"id1":"ABC","id2":1,"frequency_hz":1}"#, "sensor_type"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":"fast"}"#, "frequency_hz"),
-            (br#"{"sensor_type":"t","id1":"abc","id2":1,"frequency_hz":1}"#, "id1"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":-1,"frequency_hz":1}"#, "id2"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1.5,"frequency_hz":1}"#, "id2"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":0}"#, "frequency_hz"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":5,"id2_end":4,"frequency_hz":1}"#, "id2_end"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"model":"x"}"#, "model"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"min":9,"max":1}"#, "min"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"noise":-2}"#, "noise"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"paused":"no"}"#, "paused"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"fleet":"a/b"}"#, "fleet"),
-            (br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"colour":1}"#, "colour"),
-            (br#"{"name":"other","sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1}"#, "name"),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":"fast"}"#,
+                "frequency_hz",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"abc","id2":1,"frequency_hz":1}"#,
+                "id1",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":-1,"frequency_hz":1}"#,
+                "id2",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1.5,"frequency_hz":1}"#,
+                "id2",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":0}"#,
+                "frequency_hz",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":5,"id2_end":4,"frequency_hz":1}"#,
+                "id2_end",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"model":"x"}"#,
+                "model",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"min":9,"max":1}"#,
+                "min",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"noise":-2}"#,
+                "noise",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"paused":"no"}"#,
+                "paused",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"fleet":"a/b"}"#,
+                "fleet",
+            ),
+            (
+                br#"{"sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1,"colour":1}"#,
+                "colour",
+            ),
+            (
+                br#"{"name":"other","sensor_type":"t","id1":"ABC","id2":1,"frequency_hz":1}"#,
+                "name",
+            ),
         ];
         for (doc, field) in cases {
             assert_eq!(
@@ -358,7 +409,10 @@ mod tests {
 
     #[test]
     fn the_claimed_fleet_is_read_from_invalid_documents_too() {
-        assert_eq!(claimed_fleet(br#"{"fleet":"edge","frequency_hz":"x"}"#), "edge");
+        assert_eq!(
+            claimed_fleet(br#"{"fleet":"edge","frequency_hz":"x"}"#),
+            "edge"
+        );
         assert_eq!(claimed_fleet(b"garbage"), DEFAULT_FLEET);
     }
 }

@@ -183,8 +183,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     // Created over this process's API, it runs here unless it says otherwise.
-    let spec = parse_config(None, &body_bytes(&body), service.fleet_name())
-        .map_err(ServiceError::from)?;
+    let spec =
+        parse_config(None, &body_bytes(&body), service.fleet_name()).map_err(ServiceError::from)?;
     let created = service.create(spec).await?;
     tracing::info!(by = %user.username, generator = created.config.name, "generator created");
     Ok(HttpResponse::Created().json(created))

@@ -266,7 +266,12 @@ mod tests {
     #[test]
     fn a_custom_range_is_respected_and_used() {
         let s = ModelSettings::for_sensor_type("temperature")
-            .changed(Some(ModelKind::RandomWalk), Some(100.0), Some(110.0), Some(1.0))
+            .changed(
+                Some(ModelKind::RandomWalk),
+                Some(100.0),
+                Some(110.0),
+                Some(1.0),
+            )
             .unwrap();
         let vs = values(s, 5_000);
         assert!(vs.iter().all(|v| (100.0..=110.0).contains(v)));
@@ -286,7 +291,12 @@ mod tests {
 
     #[test]
     fn inverted_or_infinite_ranges_are_refused_naming_min() {
-        for (min, max) in [(5.0, 1.0), (1.0, 1.0), (f64::NEG_INFINITY, 1.0), (0.0, f64::NAN)] {
+        for (min, max) in [
+            (5.0, 1.0),
+            (1.0, 1.0),
+            (f64::NEG_INFINITY, 1.0),
+            (0.0, f64::NAN),
+        ] {
             let e = ModelSettings::for_sensor_type("co2")
                 .changed(None, Some(min), Some(max), None)
                 .unwrap_err();

@@ -134,7 +134,12 @@ impl Devices {
     fn fits(&self, spec: &GeneratorSpec) -> bool {
         let fresh = Self::for_spec(spec);
         (self.first_id2, self.count, self.model, &self.topic_prefix)
-            == (fresh.first_id2, fresh.count, fresh.model, &fresh.topic_prefix)
+            == (
+                fresh.first_id2,
+                fresh.count,
+                fresh.model,
+                &fresh.topic_prefix,
+            )
     }
 }
 
@@ -182,7 +187,10 @@ async fn run(
                 state.next = (state.next + 1) % state.count;
                 let id2 = state.first_id2 + index as i32;
                 let mut scratch = state.model.start();
-                let position = state.positions.get_mut(index as usize).unwrap_or(&mut scratch);
+                let position = state
+                    .positions
+                    .get_mut(index as usize)
+                    .unwrap_or(&mut scratch);
                 let value = state.model.next_value(now, position, &mut rng);
                 let reading = Id2::new(i64::from(id2)).and_then(|id2| {
                     Reading::new(

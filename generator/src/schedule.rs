@@ -103,7 +103,10 @@ mod tests {
             let ticks = (60_000_000 / tick_us) as u32; // one minute
             let made = run(&mut s, start, ticks, tick).now;
             let expected = (f64::from(ticks) * tick.as_secs_f64() * 2_500.0).floor() as u64;
-            assert!(made.abs_diff(expected) <= 1, "tick {tick_us}µs: {made} vs {expected}");
+            assert!(
+                made.abs_diff(expected) <= 1,
+                "tick {tick_us}µs: {made} vs {expected}"
+            );
         }
     }
 

@@ -279,8 +279,7 @@ impl GeneratorService {
         let name = spec.name();
         self.confirmed(|catalog| catalog.get(name).and_then(|e| e.spec.as_ref()) == Some(spec))
             .await?;
-        self.get(name)
-            .ok_or_else(|| ServiceError::Unconfirmed(BROKER_WAIT))
+        self.get(name).ok_or(ServiceError::Unconfirmed(BROKER_WAIT))
     }
 
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), ServiceError> {
@@ -416,13 +415,21 @@ impl GeneratorService {
             // Two processes started the same fleet at once: the larger
             // instance id yields, so exactly one keeps it.
             if holder < self.inner.instance {
-                tracing::error!(fleet = self.fleet_name(), holder, "another process runs this fleet; stopping");
+                tracing::error!(
+                    fleet = self.fleet_name(),
+                    holder,
+                    "another process runs this fleet; stopping"
+                );
                 return Err(ServiceError::FleetTaken {
                     fleet: self.inner.fleet_name.clone(),
                     instance: holder,
                 });
             }
-            tracing::warn!(fleet = self.fleet_name(), other = holder, "another process tried to run this fleet; it will yield");
+            tracing::warn!(
+                fleet = self.fleet_name(),
+                other = holder,
+                "another process tried to run this fleet; it will yield"
+            );
             self.announce().await;
         } else if let Some(name) = generator_name(&message.topic, "config") {
             if message.payload.is_empty() {
@@ -470,7 +477,11 @@ impl GeneratorService {
                 }
             }
         } else if self.inner.fleet.remove(&name).await {
-            tracing::info!(generator = name, to = spec.fleet(), "generator moved to another fleet");
+            tracing::info!(
+                generator = name,
+                to = spec.fleet(),
+                "generator moved to another fleet"
+            );
             if let Some(reporter) = self.inner.reporters.lock().await.remove(&name) {
                 reporter.close(LastStatus::Untouched).await;
             }
@@ -601,7 +612,11 @@ impl Inner {
             };
             let catalog = inner.catalog();
             match catalog.get(&owned_name) {
-                Some(entry @ CatalogEntry { spec: Some(spec), .. }) => inner.live_status(spec, entry),
+                Some(
+                    entry @ CatalogEntry {
+                        spec: Some(spec), ..
+                    },
+                ) => inner.live_status(spec, entry),
                 _ => offline(),
             }
         });

@@ -29,7 +29,9 @@ pub enum SpecError {
     #[error("frequency_hz must be from {MIN_FREQUENCY_HZ} to {MAX_FREQUENCY_HZ}, got {0}")]
     Frequency(f64),
     /// Devices × frequency is more than one generator may publish.
-    #[error("frequency_hz × devices must be at most {MAX_READINGS_PER_SECOND} readings/s, got {0}")]
+    #[error(
+        "frequency_hz × devices must be at most {MAX_READINGS_PER_SECOND} readings/s, got {0}"
+    )]
     TotalRate(f64),
     /// `id2_end` is before `id2`, past the id2 range, or spans too many devices.
     #[error("id2_end must be from id2 ({first}) to id2 + {max} - 1 and at most 2147483647, got {last}", max = MAX_DEVICES)]
@@ -303,7 +305,10 @@ mod tests {
     fn rejects_backwards_or_huge_device_ranges_naming_id2_end() {
         let s = GeneratorSpec::parse("t", "co2", "ABC", 10, 0.01).unwrap();
         for last in [9, 10 + i64::from(MAX_DEVICES), 1 << 31] {
-            assert_eq!(s.clone().with_last_id2(last).unwrap_err().field(), "id2_end");
+            assert_eq!(
+                s.clone().with_last_id2(last).unwrap_err().field(),
+                "id2_end"
+            );
         }
     }
 

@@ -229,16 +229,32 @@ mod tests {
 
     #[test]
     fn names_come_out_of_control_topics() {
-        assert_eq!(generator_name("datastream/generators/t-1/config", "config"), Some("t-1"));
-        assert_eq!(generator_name("datastream/generators/t-1/status", "config"), None);
-        assert_eq!(generator_name("datastream/generators//config", "config"), None);
-        assert_eq!(generator_name("datastream/generators/a/b/config", "config"), None);
+        assert_eq!(
+            generator_name("datastream/generators/t-1/config", "config"),
+            Some("t-1")
+        );
+        assert_eq!(
+            generator_name("datastream/generators/t-1/status", "config"),
+            None
+        );
+        assert_eq!(
+            generator_name("datastream/generators//config", "config"),
+            None
+        );
+        assert_eq!(
+            generator_name("datastream/generators/a/b/config", "config"),
+            None
+        );
         assert_eq!(generator_name("sensors/t/ABC/1", "config"), None);
     }
 
     #[test]
     fn a_status_round_trips_through_json() {
-        let s = GeneratorStatus::new(GeneratorState::Error, "edge", Some("frequency_hz: …".into()));
+        let s = GeneratorStatus::new(
+            GeneratorState::Error,
+            "edge",
+            Some("frequency_hz: …".into()),
+        );
         let back: GeneratorStatus = serde_json::from_slice(&s.to_json()).unwrap();
         assert_eq!(back, s);
     }

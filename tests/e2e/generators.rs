@@ -32,7 +32,10 @@ async fn error_field(resp: reqwest::Response) -> (u16, String) {
     let body: Value = resp.json().await.unwrap();
     (
         status,
-        body["error"]["field"].as_str().unwrap_or_default().to_owned(),
+        body["error"]["field"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 
@@ -148,7 +151,11 @@ async fn a_retained_config_message_creates_a_generator_whose_readings_validate_a
     }
     devices.sort_unstable();
     devices.dedup();
-    assert_eq!(devices, vec![5, 6, 7], "one generator stands for three devices");
+    assert_eq!(
+        devices,
+        vec![5, 6, 7],
+        "one generator stands for three devices"
+    );
 
     let token = sys.admin_token().await;
     let view: Value = sys
@@ -178,7 +185,10 @@ async fn an_empty_retained_config_message_removes_the_generator() {
         )
         .await;
     assert_eq!(created.status().as_u16(), 201);
-    assert!(tap.wait_for(Duration::from_secs(5), |_| true).await.is_some());
+    assert!(tap
+        .wait_for(Duration::from_secs(5), |_| true)
+        .await
+        .is_some());
 
     publish_config(&sys.mqtt_url, "short-lived", Vec::new()).await;
     let mut gone = false;
@@ -211,7 +221,10 @@ async fn delete_over_rest_stops_the_generator_and_clears_its_config() {
         .send_generators(Method::POST, "/api/v1/generators", &token, Some(body))
         .await;
     assert_eq!(created.status().as_u16(), 201);
-    assert!(tap.wait_for(Duration::from_secs(5), |_| true).await.is_some());
+    assert!(tap
+        .wait_for(Duration::from_secs(5), |_| true)
+        .await
+        .is_some());
 
     let deleted = sys
         .send_generators(Method::DELETE, path, &token, None)
@@ -236,21 +249,56 @@ async fn invalid_configs_over_rest_get_400_naming_the_field() {
     let token = sys.admin_token().await;
     let id1 = unique_id1();
     let cases = [
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 0}), "frequency_hz"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 20000}), "frequency_hz"),
-        (json!({"name": "g", "id1": id1, "id2": 1, "frequency_hz": 1}), "sensor_type"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": "lower", "id2": 1, "frequency_hz": 1}), "id1"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": "one", "frequency_hz": 1}), "id2"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 9, "id2_end": 2, "frequency_hz": 1}), "id2_end"),
-        (json!({"name": "a/b", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1}), "name"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1, "min": 5, "max": 1}), "min"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1, "model": "chaos"}), "model"),
-        (json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1, "colour": "red"}), "colour"),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 0}),
+            "frequency_hz",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 20000}),
+            "frequency_hz",
+        ),
+        (
+            json!({"name": "g", "id1": id1, "id2": 1, "frequency_hz": 1}),
+            "sensor_type",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": "lower", "id2": 1, "frequency_hz": 1}),
+            "id1",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": "one", "frequency_hz": 1}),
+            "id2",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 9, "id2_end": 2, "frequency_hz": 1}),
+            "id2_end",
+        ),
+        (
+            json!({"name": "a/b", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1, "min": 5, "max": 1}),
+            "min",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1, "model": "chaos"}),
+            "model",
+        ),
+        (
+            json!({"name": "g", "sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 1, "colour": "red"}),
+            "colour",
+        ),
         (json!([1, 2]), "body"),
     ];
     for (body, field) in cases {
         let resp = sys
-            .send_generators(Method::POST, "/api/v1/generators", &token, Some(body.clone()))
+            .send_generators(
+                Method::POST,
+                "/api/v1/generators",
+                &token,
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(error_field(resp).await, (400, field.to_owned()), "{body}");
     }
@@ -270,12 +318,22 @@ async fn invalid_configs_over_rest_get_400_naming_the_field() {
         (json!({"noise": "loud"}), "noise"),
     ] {
         let resp = sys
-            .send_generators(Method::PATCH, "/api/v1/generators/valid", &token, Some(patch))
+            .send_generators(
+                Method::PATCH,
+                "/api/v1/generators/valid",
+                &token,
+                Some(patch),
+            )
             .await;
         assert_eq!(error_field(resp).await, (400, field.to_owned()));
     }
     let missing = sys
-        .send_generators(Method::PATCH, "/api/v1/generators/nope", &token, Some(json!({"paused": true})))
+        .send_generators(
+            Method::PATCH,
+            "/api/v1/generators/nope",
+            &token,
+            Some(json!({"paused": true})),
+        )
         .await;
     assert_eq!(missing.status().as_u16(), 404);
     sys.stop().await;
@@ -294,7 +352,10 @@ async fn an_invalid_config_message_gets_an_error_status_and_the_fleet_carries_on
         .expect("an error status");
     let status: Value = serde_json::from_slice(&status.payload).unwrap();
     assert_eq!(status["state"], "error");
-    assert!(status["error"].as_str().unwrap().contains("frequency_hz"), "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("frequency_hz"),
+        "{status}"
+    );
     publish_config(&sys.mqtt_url, "garbage", b"\xff not json".to_vec()).await;
 
     // The service still takes good configs.
@@ -338,11 +399,21 @@ async fn viewer_tokens_can_read_generators_but_not_change_them() {
         .await;
     assert_eq!(one.status().as_u16(), 200);
     for (method, path, body) in [
-        (Method::POST, "/api/v1/generators", Some(generator("mine", "co2", &id1, 1.0))),
-        (Method::PATCH, "/api/v1/generators/watched", Some(json!({"frequency_hz": 9}))),
+        (
+            Method::POST,
+            "/api/v1/generators",
+            Some(generator("mine", "co2", &id1, 1.0)),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/generators/watched",
+            Some(json!({"frequency_hz": 9})),
+        ),
         (Method::DELETE, "/api/v1/generators/watched", None),
     ] {
-        let resp = sys.send_generators(method.clone(), path, &viewer, body).await;
+        let resp = sys
+            .send_generators(method.clone(), path, &viewer, body)
+            .await;
         assert_eq!(resp.status().as_u16(), 403, "{method} {path}");
     }
     let anonymous = reqwest::get(format!("{}/api/v1/generators", sys.generators_base))
@@ -365,8 +436,12 @@ async fn two_fleets_never_run_the_same_generator_and_a_fleet_runs_in_one_process
     let mqtt = MqttUrl::parse(&broker.url()).unwrap();
     let stop = CancellationToken::new();
     let (fleet_a, fleet_b) = (unique_name("fa"), unique_name("fb"));
-    let a = GeneratorService::start(&mqtt, &fleet_a, stop.clone()).await.unwrap();
-    let b = GeneratorService::start(&mqtt, &fleet_b, stop.clone()).await.unwrap();
+    let a = GeneratorService::start(&mqtt, &fleet_a, stop.clone())
+        .await
+        .unwrap();
+    let b = GeneratorService::start(&mqtt, &fleet_b, stop.clone())
+        .await
+        .unwrap();
     let taken = GeneratorService::start(&mqtt, &fleet_a, stop.clone()).await;
     assert!(
         matches!(taken, Err(ServiceError::FleetTaken { .. })),
@@ -410,31 +485,50 @@ async fn a_killed_fleet_is_marked_offline_and_comes_back_with_its_generators() {
     let fleet = unique_name("fleet");
     let name = unique_name("gen");
     let id1 = unique_id1();
-    let status_tap = MessageTap::start(&mqtt_url, &format!("datastream/generators/{name}/status")).await;
+    let status_tap =
+        MessageTap::start(&mqtt_url, &format!("datastream/generators/{name}/status")).await;
     let readings = MessageTap::start(&mqtt_url, &format!("sensors/co2/{id1}/#")).await;
     let mut process = GeneratorProcess::spawn(&mqtt_url, &fleet);
     process.wait_ready(Duration::from_secs(15)).await;
-    let config = json!({"sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 10, "fleet": fleet});
+    let config =
+        json!({"sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 10, "fleet": fleet});
     publish_config(&mqtt_url, &name, config.to_string().into_bytes()).await;
     let state_is = |state: &'static str| {
         move |p: &rumqttc::Publish| {
             serde_json::from_slice::<Value>(&p.payload).is_ok_and(|s| s["state"] == state)
         }
     };
-    assert!(status_tap.wait_for(Duration::from_secs(10), state_is("running")).await.is_some());
-    assert!(readings.wait_for(Duration::from_secs(5), |_| true).await.is_some());
+    assert!(status_tap
+        .wait_for(Duration::from_secs(10), state_is("running"))
+        .await
+        .is_some());
+    assert!(readings
+        .wait_for(Duration::from_secs(5), |_| true)
+        .await
+        .is_some());
 
     status_tap.take();
     process.kill();
-    let offline = status_tap.wait_for(Duration::from_secs(30), state_is("offline")).await;
-    assert!(offline.is_some(), "the last will marks the generator offline");
+    let offline = status_tap
+        .wait_for(Duration::from_secs(30), state_is("offline"))
+        .await;
+    assert!(
+        offline.is_some(),
+        "the last will marks the generator offline"
+    );
 
     let mut restarted = GeneratorProcess::spawn(&mqtt_url, &fleet);
     restarted.wait_ready(Duration::from_secs(15)).await;
-    assert!(status_tap.wait_for(Duration::from_secs(10), state_is("running")).await.is_some());
+    assert!(status_tap
+        .wait_for(Duration::from_secs(10), state_is("running"))
+        .await
+        .is_some());
     readings.take();
     assert!(
-        readings.wait_for(Duration::from_secs(5), |_| true).await.is_some(),
+        readings
+            .wait_for(Duration::from_secs(5), |_| true)
+            .await
+            .is_some(),
         "the restarted fleet publishes again"
     );
     publish_config(&mqtt_url, &name, Vec::new()).await;
@@ -445,7 +539,41 @@ async fn a_killed_fleet_is_marked_offline_and_comes_back_with_its_generators() {
         format!("datastream/generators/{name}/status"),
         format!("datastream/fleets/{fleet}/status"),
     ] {
-        cleanup.publish(topic, QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+        cleanup
+            .publish(topic, QoS::AtLeastOnce, true, Vec::new())
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generator_api_serves_its_openapi_document_and_swagger_ui() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let doc: Value = reqwest::get(format!("{}/api-docs/openapi.json", sys.generators_base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, methods) in [
+        ("/api/v1/generators", &["get", "post"][..]),
+        ("/api/v1/generators/{name}", &["get", "patch", "delete"][..]),
+    ] {
+        for method in methods {
+            assert!(
+                paths[path][method].is_object(),
+                "{method} {path} documented"
+            );
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer_auth"].is_object());
+    assert!(doc["components"]["schemas"]["GeneratorConfig"].is_object());
+    let ui = reqwest::get(format!("{}/swagger-ui/", sys.generators_base))
+        .await
+        .unwrap();
+    assert_eq!(ui.status().as_u16(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+    sys.stop().await;
 }

@@ -340,7 +340,10 @@ impl GeneratorProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the generator process exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "generator process not ready in {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "generator process not ready in {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
