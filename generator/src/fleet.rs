@@ -86,11 +86,16 @@ async fn drive(
     client_id: String,
 ) {
     let mut connected = false;
+    let mut lost_at_least_once = false;
     loop {
         let event = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                if !connected {
-                    tracing::info!(client_id, "connected to MQTT broker");
+                // Every generator has a status connection: first connects
+                // are debug, reconnects are news.
+                if lost_at_least_once {
+                    tracing::info!(client_id, "reconnected to MQTT broker");
+                } else {
+                    tracing::debug!(client_id, "connected to MQTT broker");
                 }
                 connected = true;
                 Some(ConnectionEvent::Connected)
@@ -102,6 +107,7 @@ async fn drive(
             Err(error) => {
                 let was_connected = std::mem::replace(&mut connected, false);
                 if was_connected {
+                    lost_at_least_once = true;
                     tracing::warn!(client_id, %error, "lost the MQTT broker; reconnecting");
                     let _ = events.send(ConnectionEvent::Disconnected);
                 }
