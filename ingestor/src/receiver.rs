@@ -5,10 +5,14 @@
 //! blocks on the writer: the channel between them is unbounded, and what
 //! bounds it is the number of unacked messages, capped twice: by the
 //! broker's per-client in-flight window, and by `max_backlog` here — at the
-//! cap the receiver stops polling until the writer acks, and the broker
-//! keeps the rest. The writer's acks cannot deadlock against a receiver that
-//! has stopped polling, because the rumqttc request queue is sized to hold
-//! an ack (and a dead letter) for every message the backlog can contain.
+//! cap the receiver stops polling, and the broker keeps the rest.
+//!
+//! rumqttc writes acks only while its event loop is polled, and each poll
+//! may read more messages as well. So the receiver stops polling only when
+//! the backlog is full *and* every ack the writer queued has gone out;
+//! while acks wait, it polls (reading at most what the broker's in-flight
+//! window lets through). Stopping with acks still queued would deadlock:
+//! the writer waits for room in the request queue, the receiver for acks.
 
 use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
@@ -47,17 +51,30 @@ impl Receiver {
         let filter = self.filter.clone();
         let mut connected = false;
         let mut reconnect_delay = Duration::from_millis(100);
+        let mut paused = false;
         loop {
-            if self.shared.unacked() >= self.max_backlog && !stop.is_cancelled() {
-                tracing::warn!(
-                    unacked = self.shared.unacked(),
-                    "backlog full; pausing intake until the database catches up"
-                );
+            if self.shared.unacked() >= self.max_backlog
+                && self.shared.acks_pending() == 0
+                && !stop.is_cancelled()
+            {
+                if !paused {
+                    tracing::warn!(
+                        unacked = self.shared.unacked(),
+                        "backlog full; pausing intake until the database catches up"
+                    );
+                    paused = true;
+                }
                 tokio::select! {
-                    _ = self.shared.wait_below(self.max_backlog) => {}
+                    _ = self.shared.wait_for_writer(self.max_backlog) => {}
                     _ = stop.cancelled() => {}
                 }
+                continue;
+            }
+            // Resume (for the log) only with some room, so a backlog hovering
+            // at its limit does not log every batch.
+            if paused && self.shared.unacked() < self.max_backlog - self.max_backlog / 10 {
                 tracing::info!("backlog below its limit; resuming intake");
+                paused = false;
             }
             let event = self.eventloop.poll().await;
             match event {
@@ -87,6 +104,7 @@ impl Receiver {
                         return;
                     }
                 }
+                Ok(Event::Outgoing(Outgoing::PubAck(_))) => self.shared.ack_sent(),
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
                 Ok(_) => {}
                 Err(error) => {

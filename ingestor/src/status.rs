@@ -20,7 +20,11 @@ pub(crate) struct Shared {
     status: watch::Sender<IngestStatus>,
     /// Messages received and not yet acked.
     unacked: AtomicUsize,
-    /// Signalled whenever the writer acks a batch.
+    /// Acks the writer has queued in the MQTT client, and acks the event
+    /// loop has written: their difference is what still waits to go out.
+    acks_queued: AtomicUsize,
+    acks_sent: AtomicUsize,
+    /// Signalled whenever the writer queues or finishes a batch of acks.
     acked: Notify,
 }
 
@@ -29,6 +33,8 @@ impl Shared {
         Arc::new(Self {
             status: watch::channel(IngestStatus::default()).0,
             unacked: AtomicUsize::new(0),
+            acks_queued: AtomicUsize::new(0),
+            acks_sent: AtomicUsize::new(0),
             acked: Notify::new(),
         })
     }
@@ -57,6 +63,25 @@ impl Shared {
         self.unacked.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The writer is about to queue `messages` acks.
+    pub(crate) fn acks_queueing(&self, messages: usize) {
+        self.acks_queued.fetch_add(messages, Ordering::Relaxed);
+        self.acked.notify_waiters();
+    }
+
+    /// The event loop wrote one ack.
+    pub(crate) fn ack_sent(&self) {
+        self.acks_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Acks queued and not yet written.
+    pub(crate) fn acks_pending(&self) -> usize {
+        self.acks_queued
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.acks_sent.load(Ordering::Relaxed))
+    }
+
+    /// The writer has queued the acks of `messages` messages.
     pub(crate) fn acked(&self, messages: usize) {
         self.unacked.fetch_sub(messages, Ordering::Relaxed);
         self.acked.notify_waiters();
@@ -66,11 +91,12 @@ impl Shared {
         self.unacked.load(Ordering::Relaxed)
     }
 
-    /// Waits until fewer than `limit` messages are unacked.
-    pub(crate) async fn wait_below(&self, limit: usize) {
+    /// Waits until fewer than `limit` messages are unacked or the writer
+    /// has queued acks for the event loop to write.
+    pub(crate) async fn wait_for_writer(&self, limit: usize) {
         loop {
             let notified = self.acked.notified();
-            if self.unacked() < limit {
+            if self.unacked() < limit || self.acks_pending() > 0 {
                 return;
             }
             notified.await;

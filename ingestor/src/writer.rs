@@ -164,6 +164,15 @@ impl BatchWriter {
             }
         }
         let messages = batch.acks.len();
+        // Counted before they are queued: if the request queue is full, the
+        // receiver must see acks waiting and keep polling to drain it.
+        self.shared.acks_queueing(
+            batch
+                .acks
+                .iter()
+                .filter(|a| a.qos == QoS::AtLeastOnce)
+                .count(),
+        );
         for ack in batch.acks.drain(..) {
             if let Err(error) = self.client.ack(&ack).await {
                 tracing::warn!(%error, "could not queue an ack; the broker will redeliver");

@@ -2,7 +2,9 @@
 //! scaled out, or cut off from its database. Each test runs real
 //! `datastream ingestor` processes against a broker and a database.
 
-use crate::support::{count_rows, reading_messages, spawn_ingestor, wait_for_rows};
+use crate::support::{
+    count_rows, reading_messages, spawn_ingestor, spawn_ingestor_with, wait_for_rows,
+};
 use datastream_schema::{connect, SharedStore};
 use datastream_test_support::{
     clear_mqtt_session, embedded_broker, publish_all_acked, unique_id1, unique_name, OwnMosquitto,
@@ -243,4 +245,29 @@ async fn the_secured_broker_lets_services_in_and_keeps_anonymous_publishers_out(
     publish_all_acked(mosquitto.publisher_url(), reading_messages(&id1, 50)).await;
     assert_eq!(wait_for_rows(&store, &id1, 50, LAND).await, 50);
     assert_eq!(count_rows(&store, &anonymous).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_far_smaller_than_the_stream_pauses_intake_without_stalling() {
+    // Intake pauses and resumes hundreds of times while Mosquitto pushes
+    // its whole in-flight window; acks must keep flowing throughout.
+    let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
+        return;
+    };
+    let store: SharedStore = connect(db.url()).await.unwrap();
+    let (client_id, id1, group) = (unique_name("ing"), unique_id1(), unique_name("grp"));
+    let mut ingestor = spawn_ingestor_with(
+        db.url(),
+        &mosquitto.ingestor_url(),
+        Some(&group),
+        &client_id,
+        &[("INGEST_MAX_BACKLOG", "300"), ("INGEST_BATCH_MAX", "100")],
+    );
+    ingestor.wait_ready(READY).await.unwrap();
+    let n = 20_000;
+    publish_all_acked(mosquitto.publisher_url(), reading_messages(&id1, n)).await;
+    let total = wait_for_rows(&store, &id1, n as u64, LAND).await;
+    assert_eq!(total, n as u64, "every reading landed");
+    ingestor.terminate().unwrap();
+    clear_mqtt_session(&mosquitto.ingestor_url(), &client_id).await;
 }

@@ -331,3 +331,30 @@ async fn up_with_mqtt_users_logs_its_parts_in_and_refuses_strangers() {
     );
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_pauses_intake_and_everything_still_lands() {
+    // A backlog far smaller than the stream: intake pauses and resumes many
+    // times, and every reading must land.
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.ingest_max_backlog = 50;
+        s.ingest_batch_max = 20;
+    })
+    .await;
+    let id1 = unique_id1();
+    let n = 3_000;
+    datastream_test_support::publish_all_acked(
+        sys.mqtt_url.clone(),
+        crate::support::reading_messages(&id1, n),
+    )
+    .await;
+    let stored = sys
+        .wait_for_readings(
+            &format!("id1={id1}&limit=10000"),
+            n,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(stored.len(), n);
+    sys.stop().await;
+}

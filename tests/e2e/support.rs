@@ -239,12 +239,25 @@ pub fn spawn_ingestor(
     group: Option<&str>,
     client_id: &str,
 ) -> IngestorProcess {
+    spawn_ingestor_with(database_url, mqtt_url, group, client_id, &[])
+}
+
+/// [`spawn_ingestor`] with extra settings, e.g. `INGEST_MAX_BACKLOG`.
+pub fn spawn_ingestor_with(
+    database_url: &str,
+    mqtt_url: &str,
+    group: Option<&str>,
+    client_id: &str,
+    env: &[(&str, &str)],
+) -> IngestorProcess {
+    let mut settings = vec![("INGEST_FLUSH_MS".to_owned(), "50".to_owned())];
+    settings.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let spec = IngestorSpec {
         database_url: database_url.to_owned(),
         mqtt_url: mqtt_url.to_owned(),
         group: group.map(str::to_owned),
         client_id: client_id.to_owned(),
-        env: vec![("INGEST_FLUSH_MS".into(), "50".into())],
+        env: settings,
     };
     IngestorProcess::spawn(
         std::path::Path::new(env!("CARGO_BIN_EXE_datastream")),
