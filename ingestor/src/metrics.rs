@@ -41,4 +41,11 @@ impl IngestMetrics {
     pub fn backlog(&self, readings: usize) {
         gauge!("datastream_ingest_backlog_readings").set(readings as f64);
     }
+
+    /// Messages received and not yet acknowledged, and acks queued in the
+    /// MQTT client but not yet written to the broker.
+    pub fn unacked(&self, messages: usize, acks_pending: usize) {
+        gauge!("datastream_ingest_unacked_messages").set(messages as f64);
+        gauge!("datastream_ingest_acks_pending").set(acks_pending as f64);
+    }
 }

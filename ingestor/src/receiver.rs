@@ -57,6 +57,8 @@ impl Receiver {
                 && self.shared.acks_pending() == 0
                 && !stop.is_cancelled()
             {
+                self.metrics
+                    .unacked(self.shared.unacked(), self.shared.acks_pending());
                 if !paused {
                     tracing::warn!(
                         unacked = self.shared.unacked(),
@@ -98,7 +100,10 @@ impl Receiver {
                         continue;
                     }
                     let delivery = self.decode(publish);
-                    self.shared.received();
+                    let unacked = self.shared.received();
+                    if unacked % 256 == 0 {
+                        self.metrics.unacked(unacked, self.shared.acks_pending());
+                    }
                     if self.deliveries.send(delivery).is_err() {
                         // The writer has gone: nothing more can be acked.
                         return;

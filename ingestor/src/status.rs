@@ -59,8 +59,9 @@ impl Shared {
         self.status.subscribe()
     }
 
-    pub(crate) fn received(&self) {
-        self.unacked.fetch_add(1, Ordering::Relaxed);
+    /// Counts a received message; returns the unacked count.
+    pub(crate) fn received(&self) -> usize {
+        self.unacked.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The writer is about to queue `messages` acks.
