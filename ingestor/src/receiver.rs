@@ -7,19 +7,22 @@
 //! broker's per-client in-flight window, and by `max_backlog` here — at the
 //! cap the receiver stops polling, and the broker keeps the rest.
 //!
-//! rumqttc writes acks only while its event loop is polled, and each poll
-//! may read more messages as well. So the receiver stops polling only when
-//! the backlog is full *and* every ack the writer queued has gone out;
-//! while acks wait, it polls (reading at most what the broker's in-flight
-//! window lets through). Stopping with acks still queued would deadlock:
-//! the writer waits for room in the request queue, the receiver for acks.
+//! Acks go out a batch at a time: the writer queues a batch's first ack in
+//! the MQTT client, a doorbell that wakes the event loop; when it has gone
+//! out, this task writes the rest of the batch straight to the connection
+//! with one flush (`write_acks`). rumqttc writes queued requests only while
+//! its event loop is polled, so the receiver stops polling only when the
+//! backlog is full *and* no doorbell waits; stopping with one queued would
+//! deadlock (the receiver waiting for acks that need a poll to go out).
 
 use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
 use crate::status::Shared;
 use chrono::Utc;
 use datastream_schema::{decode_message, DecodeLimits};
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, Packet, PubAck, QoS,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -101,7 +104,7 @@ impl Receiver {
                     }
                     let delivery = self.decode(publish);
                     let unacked = self.shared.received();
-                    if unacked % 256 == 0 {
+                    if unacked.is_multiple_of(256) {
                         self.metrics.unacked(unacked, self.shared.acks_pending());
                     }
                     if self.deliveries.send(delivery).is_err() {
@@ -109,7 +112,11 @@ impl Receiver {
                         return;
                     }
                 }
-                Ok(Event::Outgoing(Outgoing::PubAck(_))) => self.shared.ack_sent(),
+                Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => {
+                    if let Some(rest) = self.shared.ack_sent(pkid) {
+                        self.write_acks(rest).await;
+                    }
+                }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
                 Ok(_) => {}
                 Err(error) => {
@@ -131,6 +138,28 @@ impl Receiver {
                     reconnect_delay = (reconnect_delay * 2).min(MAX_RECONNECT_DELAY);
                 }
             }
+        }
+    }
+
+    /// Writes the rest of an ack batch whose doorbell just went out, with
+    /// one flush. Without a connection they are dropped: the broker
+    /// redelivers those messages and the unique key absorbs them.
+    async fn write_acks(&mut self, pkids: Vec<u16>) {
+        if pkids.is_empty() {
+            return;
+        }
+        let Some(network) = self.eventloop.network.as_mut() else {
+            tracing::debug!(acks = pkids.len(), "no connection to write acks on");
+            return;
+        };
+        for pkid in pkids {
+            if let Err(error) = network.write(Packet::PubAck(PubAck::new(pkid))).await {
+                tracing::debug!(%error, "writing acks failed; the broker will redeliver");
+                return;
+            }
+        }
+        if let Err(error) = network.flush().await {
+            tracing::debug!(%error, "flushing acks failed; the broker will redeliver");
         }
     }
 

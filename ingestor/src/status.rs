@@ -1,8 +1,9 @@
 //! What an ingestor reports about itself: subscription and database state,
 //! and the count of messages it holds unacknowledged (its backlog).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
 
 /// A snapshot of an ingestor's health.
@@ -24,6 +25,9 @@ pub(crate) struct Shared {
     /// loop has written: their difference is what still waits to go out.
     acks_queued: AtomicUsize,
     acks_sent: AtomicUsize,
+    /// Ack batches whose first ack (the doorbell) is queued in the MQTT
+    /// client: the doorbell's packet id and the rest, in order.
+    ack_batches: Mutex<VecDeque<(u16, Vec<u16>)>>,
     /// Signalled whenever the writer queues or finishes a batch of acks.
     acked: Notify,
 }
@@ -35,6 +39,7 @@ impl Shared {
             unacked: AtomicUsize::new(0),
             acks_queued: AtomicUsize::new(0),
             acks_sent: AtomicUsize::new(0),
+            ack_batches: Mutex::new(VecDeque::new()),
             acked: Notify::new(),
         })
     }
@@ -64,18 +69,41 @@ impl Shared {
         self.unacked.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The writer is about to queue `messages` acks.
-    pub(crate) fn acks_queueing(&self, messages: usize) {
-        self.acks_queued.fetch_add(messages, Ordering::Relaxed);
+    /// The writer is about to queue the doorbell `first` of an ack batch
+    /// whose other acks are `rest`.
+    pub(crate) fn ack_batch_queued(&self, first: u16, rest: Vec<u16>) {
+        self.batches().push_back((first, rest));
+        self.acks_queued.fetch_add(1, Ordering::Relaxed);
         self.acked.notify_waiters();
     }
 
-    /// The event loop wrote one ack.
-    pub(crate) fn ack_sent(&self) {
-        self.acks_sent.fetch_add(1, Ordering::Relaxed);
+    /// The doorbell could not be queued (the client is gone).
+    pub(crate) fn ack_batch_abandoned(&self) {
+        self.batches().pop_back();
+        self.acks_queued.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Acks queued and not yet written.
+    /// The event loop wrote the ack `pkid`: if it is the oldest batch's
+    /// doorbell, returns the rest of that batch to write now.
+    pub(crate) fn ack_sent(&self, pkid: u16) -> Option<Vec<u16>> {
+        self.acks_sent.fetch_add(1, Ordering::Relaxed);
+        let mut batches = self.batches();
+        match batches.front() {
+            Some((first, _)) if *first == pkid => batches.pop_front().map(|(_, rest)| rest),
+            _ => {
+                tracing::warn!(pkid, "an ack went out that is no batch's doorbell");
+                None
+            }
+        }
+    }
+
+    fn batches(&self) -> std::sync::MutexGuard<'_, VecDeque<(u16, Vec<u16>)>> {
+        // Pushes and pops are single operations: a panic cannot leave the
+        // queue half-changed.
+        self.ack_batches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Doorbells queued and not yet written.
     pub(crate) fn acks_pending(&self) -> usize {
         self.acks_queued
             .load(Ordering::Relaxed)

@@ -164,24 +164,34 @@ impl BatchWriter {
             }
         }
         let messages = batch.acks.len();
-        // Counted before they are queued: if the request queue is full, the
-        // receiver must see acks waiting and keep polling to drain it.
-        self.shared.acks_queueing(
-            batch
-                .acks
-                .iter()
-                .filter(|a| a.qos == QoS::AtLeastOnce)
-                .count(),
-        );
-        for ack in batch.acks.drain(..) {
-            if let Err(error) = self.client.ack(&ack).await {
-                tracing::warn!(%error, "could not queue an ack; the broker will redeliver");
-            }
-        }
+        self.send_acks(&batch.acks).await;
+        batch.acks.clear();
         self.shared.acked(messages);
         batch.readings.clear();
         batch.oldest = None;
         self.metrics.oldest_unacked(Duration::ZERO);
+    }
+}
+
+impl BatchWriter {
+    /// Acknowledges `messages` (QoS 1; QoS 0 needs no ack) in arrival
+    /// order with one write: the first ack goes through the MQTT client as
+    /// a doorbell that wakes its event loop; when it has gone out, the
+    /// receiver writes the rest straight to the connection and flushes once
+    /// (`receiver.rs`). One ack per message through the client costs a
+    /// write and a flush each, and rumqttc writes only one queued request
+    /// per poll while reading up to nine messages.
+    async fn send_acks(&self, messages: &[Publish]) {
+        let mut acks = messages.iter().filter(|m| m.qos == QoS::AtLeastOnce);
+        let Some(doorbell) = acks.next() else {
+            return;
+        };
+        self.shared
+            .ack_batch_queued(doorbell.pkid, acks.map(|m| m.pkid).collect());
+        if let Err(error) = self.client.ack(doorbell).await {
+            self.shared.ack_batch_abandoned();
+            tracing::warn!(%error, "could not queue acks; the broker will redeliver");
+        }
     }
 }
 
