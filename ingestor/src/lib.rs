@@ -135,11 +135,19 @@ async fn run(
         shared: shared.clone(),
         max_backlog,
     };
+    // InnoDB takes concurrent inserts into one table; SQLite has one
+    // writer at a time, so a second commit would only wait for a lock.
+    let commits_in_flight = if store.backend_name() == "sqlite" {
+        1
+    } else {
+        2
+    };
     let writer = writer::BatchWriter {
         store,
         client,
         batch_max,
         flush_interval: config.flush_interval,
+        commits_in_flight,
         metrics,
         shared,
         dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),

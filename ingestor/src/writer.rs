@@ -1,22 +1,33 @@
 //! `BatchWriter`: collects decoded messages into batches, commits each batch
 //! in one transaction, and only then acknowledges its messages, in the order
 //! they arrived.
+//!
+//! Up to `commits_in_flight` batches commit at once (two on MySQL, whose
+//! InnoDB takes concurrent inserts; one on SQLite, which has one writer):
+//! while one batch commits, the next fills and starts, so the database is
+//! not idle while the writer builds a statement or sends acks. Acks still
+//! leave strictly in batch order: a batch is acknowledged only when it is
+//! the oldest in flight and committed.
 
 use crate::dead_letter::{claimed_sensor_type, dead_letter_payload};
 use crate::delivery::{Content, Delivery};
 use crate::log_limit::LogLimiter;
 use crate::metrics::IngestMetrics;
 use crate::status::Shared;
-use datastream_schema::{topic::dead_letter_topic, Reading, SharedStore};
+use datastream_schema::{
+    topic::dead_letter_topic, InsertOutcome, Reading, SharedStore, StoreError,
+};
 use rumqttc::{AsyncClient, Publish, QoS};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
-/// How long a stopping ingestor keeps retrying its last commit.
+/// How long a stopping ingestor keeps retrying its last commits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Batches readings and commits them.
@@ -25,6 +36,8 @@ pub(crate) struct BatchWriter {
     pub client: AsyncClient,
     pub batch_max: usize,
     pub flush_interval: Duration,
+    /// Batches committing at once (at least 1).
+    pub commits_in_flight: usize,
     pub metrics: IngestMetrics,
     pub shared: Arc<Shared>,
     pub dead_letter_log: LogLimiter,
@@ -38,6 +51,21 @@ struct OpenBatch {
     oldest: Option<Instant>,
 }
 
+impl OpenBatch {
+    fn is_empty(&self) -> bool {
+        self.acks.is_empty()
+    }
+}
+
+/// A batch whose first commit attempt is running (or has ended).
+struct Commit {
+    readings: Arc<Vec<Reading>>,
+    acks: Vec<Publish>,
+    oldest: Option<Instant>,
+    started: Instant,
+    attempt: JoinHandle<Result<InsertOutcome, StoreError>>,
+}
+
 impl BatchWriter {
     /// Runs until `shutdown`; then commits what it holds, acks it, and
     /// disconnects the MQTT client.
@@ -47,6 +75,7 @@ impl BatchWriter {
         shutdown: CancellationToken,
     ) {
         let mut batch = OpenBatch::default();
+        let mut in_flight: VecDeque<Commit> = VecDeque::new();
         loop {
             let deadline = batch
                 .oldest
@@ -54,17 +83,21 @@ impl BatchWriter {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                done = oldest_attempt(&mut in_flight) => {
+                    self.finish_oldest(&mut in_flight, done, &shutdown).await;
+                }
                 received = deliveries.recv() => match received {
                     Some(d) => {
                         self.accept(&mut batch, d).await;
-                        self.metrics.backlog(batch.readings.len() + deliveries.len());
+                        let committing: usize = in_flight.iter().map(|c| c.readings.len()).sum();
+                        self.metrics.backlog(batch.readings.len() + deliveries.len() + committing);
                         if batch.readings.len() >= self.batch_max || batch.acks.len() >= self.batch_max {
-                            self.flush(&mut batch, &shutdown).await;
+                            self.submit(&mut batch, &mut in_flight, &shutdown).await;
                         }
                     }
                     None => break,
                 },
-                _ = sleep_until(deadline) => self.flush(&mut batch, &shutdown).await,
+                _ = sleep_until(deadline) => self.submit(&mut batch, &mut in_flight, &shutdown).await,
             }
         }
         // Stop: take what already arrived, commit it, ack it, say goodbye.
@@ -72,7 +105,8 @@ impl BatchWriter {
         while let Ok(d) = deliveries.try_recv() {
             self.accept(&mut batch, d).await;
         }
-        let pending = batch.readings.len();
+        let pending =
+            batch.readings.len() + in_flight.iter().map(|c| c.readings.len()).sum::<usize>();
         let grace = CancellationToken::new();
         let grace_timer = {
             let grace = grace.clone();
@@ -81,10 +115,91 @@ impl BatchWriter {
                 grace.cancel();
             })
         };
-        self.flush(&mut batch, &grace).await;
+        self.submit(&mut batch, &mut in_flight, &grace).await;
+        while !in_flight.is_empty() {
+            let done = oldest_attempt(&mut in_flight).await;
+            self.finish_oldest(&mut in_flight, done, &grace).await;
+        }
         grace_timer.abort();
         tracing::info!(committed_at_shutdown = pending, "ingestor stopped");
         let _ = self.client.disconnect().await;
+    }
+
+    /// Starts committing the open batch, first waiting for the oldest
+    /// commit when as many as allowed are running.
+    async fn submit(
+        &self,
+        batch: &mut OpenBatch,
+        in_flight: &mut VecDeque<Commit>,
+        give_up: &CancellationToken,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        while in_flight.len() >= self.commits_in_flight.max(1) {
+            let done = oldest_attempt(in_flight).await;
+            self.finish_oldest(in_flight, done, give_up).await;
+        }
+        let batch = std::mem::take(batch);
+        let readings = Arc::new(batch.readings);
+        let (store, shared) = (self.store.clone(), readings.clone());
+        let attempt = tokio::spawn(async move { store.insert_batch(&shared).await });
+        in_flight.push_back(Commit {
+            readings,
+            acks: batch.acks,
+            oldest: batch.oldest,
+            started: Instant::now(),
+            attempt,
+        });
+    }
+
+    /// The oldest commit's first attempt ended: on success ack its
+    /// messages; on failure retry it (with capped exponential backoff)
+    /// until it commits or `give_up`, then ack or leave it unacked for the
+    /// broker to redeliver.
+    async fn finish_oldest(
+        &self,
+        in_flight: &mut VecDeque<Commit>,
+        done: AttemptResult,
+        give_up: &CancellationToken,
+    ) {
+        let Some(commit) = in_flight.pop_front() else {
+            return;
+        };
+        let committed = match done {
+            Ok(Ok(outcome)) => {
+                self.committed(commit.readings.len(), outcome, commit.started);
+                true
+            }
+            Ok(Err(error)) => self.commit_with_retry(&commit, error, give_up).await,
+            // The attempt panicked: the readings are still here; retry.
+            Err(error) => {
+                let error = StoreError::Unavailable(format!("commit task failed: {error}"));
+                self.commit_with_retry(&commit, error, give_up).await
+            }
+        };
+        if !committed {
+            return;
+        }
+        let messages = commit.acks.len();
+        self.send_acks(&commit.acks).await;
+        self.shared.acked(messages);
+        self.metrics.oldest_unacked(
+            in_flight
+                .front()
+                .and_then(|c| c.oldest)
+                .map(|t| t.elapsed())
+                .unwrap_or(Duration::ZERO),
+        );
+    }
+
+    fn committed(&self, readings: usize, outcome: InsertOutcome, started: Instant) {
+        self.metrics.committed(
+            outcome.inserted,
+            outcome.duplicate,
+            readings,
+            started.elapsed(),
+        );
     }
 
     async fn accept(&mut self, batch: &mut OpenBatch, d: Delivery) {
@@ -113,63 +228,49 @@ impl BatchWriter {
         batch.acks.push(ack);
     }
 
-    /// Commits the open batch, retrying with capped exponential backoff
-    /// while the database fails, then acks every message in arrival order.
-    /// Gives up only when `give_up` is cancelled; the messages then stay
-    /// unacked and the broker redelivers them.
-    async fn flush(&self, batch: &mut OpenBatch, give_up: &CancellationToken) {
-        if batch.acks.is_empty() {
-            return;
-        }
+    /// Retries a batch whose commit failed with `error`, with capped
+    /// exponential backoff, until it commits (`true`) or `give_up` is
+    /// cancelled (`false`: its messages stay unacked and the broker
+    /// redelivers them).
+    async fn commit_with_retry(
+        &self,
+        batch: &Commit,
+        mut error: StoreError,
+        give_up: &CancellationToken,
+    ) -> bool {
         let mut delay = FIRST_RETRY_DELAY;
         let mut failing = false;
         loop {
+            self.metrics.commit_failed();
+            if !failing {
+                tracing::warn!(%error, readings = batch.readings.len(),
+                    "commit failed; holding the batch unacked and retrying");
+                self.shared.set_database_error(Some(error.to_string()));
+            }
+            failing = true;
+            if let Some(oldest) = batch.oldest {
+                self.metrics.oldest_unacked(oldest.elapsed());
+            }
+            tokio::select! {
+                _ = give_up.cancelled() => {
+                    tracing::warn!(readings = batch.readings.len(),
+                        "stopping with an uncommitted batch; the broker will redeliver it");
+                    return false;
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
             let started = Instant::now();
             match self.store.insert_batch(&batch.readings).await {
                 Ok(outcome) => {
-                    self.metrics.committed(
-                        outcome.inserted,
-                        outcome.duplicate,
-                        batch.readings.len(),
-                        started.elapsed(),
-                    );
-                    if failing {
-                        tracing::info!("database is back; committing again");
-                        self.shared.set_database_error(None);
-                    }
-                    break;
+                    self.committed(batch.readings.len(), outcome, started);
+                    tracing::info!("database is back; committing again");
+                    self.shared.set_database_error(None);
+                    return true;
                 }
-                Err(error) => {
-                    self.metrics.commit_failed();
-                    if !failing {
-                        tracing::warn!(%error, readings = batch.readings.len(),
-                            "commit failed; holding the batch unacked and retrying");
-                        self.shared.set_database_error(Some(error.to_string()));
-                    }
-                    failing = true;
-                    if let Some(oldest) = batch.oldest {
-                        self.metrics.oldest_unacked(oldest.elapsed());
-                    }
-                    tokio::select! {
-                        _ = give_up.cancelled() => {
-                            tracing::warn!(readings = batch.readings.len(),
-                                "stopping with an uncommitted batch; the broker will redeliver it");
-                            *batch = OpenBatch::default();
-                            return;
-                        }
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(MAX_RETRY_DELAY);
-                }
+                Err(e) => error = e,
             }
         }
-        let messages = batch.acks.len();
-        self.send_acks(&batch.acks).await;
-        batch.acks.clear();
-        self.shared.acked(messages);
-        batch.readings.clear();
-        batch.oldest = None;
-        self.metrics.oldest_unacked(Duration::ZERO);
     }
 }
 
@@ -192,6 +293,17 @@ impl BatchWriter {
             self.shared.ack_batch_abandoned();
             tracing::warn!(%error, "could not queue acks; the broker will redeliver");
         }
+    }
+}
+
+type AttemptResult = Result<Result<InsertOutcome, StoreError>, tokio::task::JoinError>;
+
+/// Waits for the oldest commit's first attempt; never resolves when none
+/// is running.
+async fn oldest_attempt(in_flight: &mut VecDeque<Commit>) -> AttemptResult {
+    match in_flight.front_mut() {
+        Some(commit) => (&mut commit.attempt).await,
+        None => std::future::pending().await,
     }
 }
 
