@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks docker-compose.yml without a Docker engine: it parses, has the
-topology the deployment guide describes, and every environment variable it
+topology the deployment guide describes, the files it mounts exist, and every environment variable it
 gives a datastream service is one the binary reads (src/settings.rs)."""
 
 import pathlib
@@ -52,6 +52,14 @@ if not generator_types:
     errors.append("a fixed generator (--sensor-type) expected")
 if not fleets:
     errors.append("a generator fleet (--fleet) expected")
+
+# Bind mounts name files in this repository; a typo would only show on a
+# real `docker compose up`.
+for name, service in services.items():
+    for volume in service.get("volumes") or []:
+        source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
+        if source.startswith("./") and not (root / source).exists():
+            errors.append(f"{name}: mounts {source}, which does not exist")
 
 example = (root / ".env.example").read_text()
 for line in example.splitlines():
