@@ -150,7 +150,7 @@ fn body_bytes(body: &serde_json::Value) -> Vec<u8> {
 }
 
 /// Every generator, in every fleet, with its status.
-#[utoipa::path(get, path = "/api/v1/generators", tag = "generators",
+#[utoipa::path(get, path = "/api/v1/generators", operation_id = "list_generators", tag = "generators",
     responses(
         (status = 200, description = "All generators", body = Vec<GeneratorView>),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -165,7 +165,7 @@ pub async fn list(
 
 /// Creates a generator (admin). `fleet` picks the process that runs it
 /// (default: the fleet of the process answering).
-#[utoipa::path(post, path = "/api/v1/generators", tag = "generators",
+#[utoipa::path(post, path = "/api/v1/generators", operation_id = "create_generator", tag = "generators",
     request_body(content = GeneratorConfig, description = "`name`, `sensor_type`, `id1`, `id2` and `frequency_hz` are required; the rest default"),
     responses(
         (status = 201, description = "Created", body = GeneratorView),
@@ -191,7 +191,7 @@ pub async fn create(
 }
 
 /// One generator.
-#[utoipa::path(get, path = "/api/v1/generators/{name}", tag = "generators",
+#[utoipa::path(get, path = "/api/v1/generators/{name}", operation_id = "get_generator", tag = "generators",
     params(("name" = String, Path, description = "Generator name")),
     responses(
         (status = 200, description = "The generator", body = GeneratorView),
@@ -211,7 +211,7 @@ pub async fn get_one(
 }
 
 /// Changes a generator's rate, pause, value model or fleet (admin).
-#[utoipa::path(patch, path = "/api/v1/generators/{name}", tag = "generators",
+#[utoipa::path(patch, path = "/api/v1/generators/{name}", operation_id = "update_generator", tag = "generators",
     params(("name" = String, Path, description = "Generator name")),
     request_body = GeneratorPatch,
     responses(
@@ -237,7 +237,7 @@ pub async fn update(
 
 /// Deletes a generator (admin): it stops, and its retained config and
 /// status are cleared.
-#[utoipa::path(delete, path = "/api/v1/generators/{name}", tag = "generators",
+#[utoipa::path(delete, path = "/api/v1/generators/{name}", operation_id = "delete_generator", tag = "generators",
     params(("name" = String, Path, description = "Generator name")),
     responses(
         (status = 204, description = "Deleted"),

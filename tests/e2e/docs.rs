@@ -44,6 +44,18 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
             "parameter {name} missing: {params:?}"
         );
     }
+    for method in ["patch", "delete"] {
+        let names: Vec<&str> = paths["/api/v1/readings"][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(names.contains(&"id1"), "{method}: {names:?}");
+        for paging in ["limit", "order", "cursor", "page"] {
+            assert!(!names.contains(&paging), "{method} documents {paging}");
+        }
+    }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer_auth"]["scheme"],
         "bearer"
@@ -79,5 +91,29 @@ async fn swagger_ui_is_served_from_the_binary_without_a_cdn() {
         .await
         .unwrap();
     assert!(init.contains("/api-docs/openapi.json"), "{init}");
+    sys.stop().await;
+}
+
+/// OpenAPI requires operation ids unique in a document; client generators
+/// and Swagger UI's deep links key on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_has_an_operation_id_of_its_own() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    for base in [&sys.base, &sys.generators_base] {
+        let doc: Value = reqwest::get(format!("{base}/api-docs/openapi.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (path, methods) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in methods.as_object().expect("methods") {
+                let id = operation["operationId"].as_str().unwrap_or_default();
+                assert!(!id.is_empty(), "{method} {path} has no operationId");
+                assert!(seen.insert(id.to_owned()), "{method} {path}: {id} used twice");
+            }
+        }
+    }
     sys.stop().await;
 }

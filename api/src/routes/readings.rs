@@ -40,6 +40,27 @@ pub struct ReadingsQuery {
     page: Option<String>,
 }
 
+/// The parameters edits and deletes take, for the OpenAPI document only:
+/// requests are read as [`ReadingsQuery`], so a paging parameter gets a 400
+/// that names it instead of being silently ignored.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the derive only
+pub struct ReadingConditions {
+    /// Device id part 1, `[A-Z]{1,32}`.
+    id1: Option<String>,
+    /// Device id part 2, 0 to 2147483647.
+    id2: Option<String>,
+    /// Sensor type, `[a-z0-9_-]{1,64}`.
+    sensor_type: Option<String>,
+    /// Inclusive start, RFC 3339.
+    from: Option<String>,
+    /// Exclusive end, RFC 3339.
+    to: Option<String>,
+    /// `90s`, `15m`, `2h`, `7d`: with `from` sets `to`, with `to` sets `from`, alone means up to now.
+    duration: Option<String>,
+}
+
 impl ReadingsQuery {
     fn params(&self) -> FilterParams<'_> {
         FilterParams {
@@ -153,7 +174,7 @@ pub struct ReadingsPage {
 }
 
 /// Lists readings matching the filters, newest first unless `order=asc`.
-#[utoipa::path(get, path = "/api/v1/readings", tag = "readings",
+#[utoipa::path(get, path = "/api/v1/readings", operation_id = "list_readings", tag = "readings",
     params(ReadingsQuery),
     responses(
         (status = 200, description = "One page of matching readings", body = ReadingsPage),
@@ -198,8 +219,8 @@ pub struct ReadingPatch {
 
 /// Sets `sensor_value` on every reading matching the filters (admin).
 /// Refuses an empty filter; works in chunks of 1000 rows.
-#[utoipa::path(patch, path = "/api/v1/readings", tag = "readings",
-    params(ReadingsQuery),
+#[utoipa::path(patch, path = "/api/v1/readings", operation_id = "update_readings", tag = "readings",
+    params(ReadingConditions),
     request_body = ReadingPatch,
     responses(
         (status = 200, description = "`{\"updated\": n}`", body = Object, example = json!({"updated": 42})),
@@ -229,8 +250,8 @@ pub async fn update(
 
 /// Deletes every reading matching the filters (admin). Refuses an empty
 /// filter; works in chunks of 1000 rows.
-#[utoipa::path(delete, path = "/api/v1/readings", tag = "readings",
-    params(ReadingsQuery),
+#[utoipa::path(delete, path = "/api/v1/readings", operation_id = "delete_readings", tag = "readings",
+    params(ReadingConditions),
     responses(
         (status = 200, description = "`{\"deleted\": n}`", body = Object, example = json!({"deleted": 42})),
         (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
@@ -251,7 +272,7 @@ pub async fn delete(
 }
 
 /// One reading by id, or 404.
-#[utoipa::path(get, path = "/api/v1/readings/{id}", tag = "readings",
+#[utoipa::path(get, path = "/api/v1/readings/{id}", operation_id = "get_reading", tag = "readings",
     params(("id" = i64, Path, description = "Reading id")),
     responses(
         (status = 200, description = "The reading", body = ReadingDto),

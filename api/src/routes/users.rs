@@ -30,7 +30,7 @@ pub struct NewUser {
 }
 
 /// Every user (admin).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users",
     responses(
         (status = 200, description = "All users", body = Vec<UserDto>),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -56,7 +56,7 @@ pub async fn list(
 }
 
 /// Creates a user (admin); 409 if the name is taken.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "users",
     request_body = NewUser,
     responses(
         (status = 201, description = "Created", body = UserDto),
@@ -101,7 +101,7 @@ pub async fn create(
 
 /// Deletes a user (admin); their tokens stop working. The last admin cannot
 /// be deleted (nobody could manage users any more).
-#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{username}", operation_id = "delete_user", tag = "users",
     params(("username" = String, Path, description = "The user to delete")),
     responses(
         (status = 204, description = "Deleted"),
