@@ -111,7 +111,10 @@ async fn every_operation_has_an_operation_id_of_its_own() {
             for (method, operation) in methods.as_object().expect("methods") {
                 let id = operation["operationId"].as_str().unwrap_or_default();
                 assert!(!id.is_empty(), "{method} {path} has no operationId");
-                assert!(seen.insert(id.to_owned()), "{method} {path}: {id} used twice");
+                assert!(
+                    seen.insert(id.to_owned()),
+                    "{method} {path}: {id} used twice"
+                );
             }
         }
     }
