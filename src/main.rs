@@ -180,6 +180,10 @@ struct GeneratorArgs {
 fn main() -> ExitCode {
     match run_cli() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<Interrupted>() => {
+            eprintln!("interrupted");
+            ExitCode::from(130)
+        }
         Err(error) => {
             // The message and its causes, without a backtrace: these are
             // user-facing (a taken port, an unreachable database).
@@ -194,11 +198,43 @@ fn run_cli() -> Result<()> {
     init_tracing();
     let mut settings = Settings::load(cli.config.as_deref())?;
     apply(&cli.overrides, &mut settings);
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(cli.command.unwrap_or(Command::Up), settings))
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Up), settings));
+    if result.as_ref().is_err_and(|e| e.is::<Interrupted>()) {
+        // A password prompt may still hold a blocking thread; dropping the
+        // runtime would wait for it.
+        runtime.shutdown_background();
+    }
+    result
+}
+
+/// A one-shot command stopped by Ctrl-C or SIGTERM (exit status 130).
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Runs a one-shot command (`user`, `bench`, `migrate`) until it ends or a
+/// signal arrives. They hold nothing that needs a graceful stop (benchmark
+/// ingestor processes are killed on drop), and without this the signal
+/// handler every command installs would swallow Ctrl-C.
+async fn until_interrupted(
+    shutdown: &CancellationToken,
+    command: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    tokio::select! {
+        result = command => result,
+        _ = shutdown.cancelled() => Err(Interrupted.into()),
+    }
 }
 
 fn apply(o: &Overrides, s: &mut Settings) {
@@ -273,6 +309,15 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Ingestor(_) => system::run_standalone_ingestor(&settings, shutdown).await,
         Command::Api => system::run_standalone_api(&settings, shutdown).await,
+        command @ (Command::User(_) | Command::Bench(_) | Command::Migrate) => {
+            until_interrupted(&shutdown, one_shot(command, settings)).await
+        }
+    }
+}
+
+/// The commands that do one job and end.
+async fn one_shot(command: Command, settings: Settings) -> Result<()> {
+    match command {
         Command::User(UserCommand::Add { username, role }) => {
             datastream::user_admin::add(&settings, &username, &role).await
         }
@@ -334,6 +379,13 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 datastream_schema::store::redact_url(&settings.database_url)
             );
             Ok(())
+        }
+        Command::Up
+        | Command::Broker
+        | Command::Generator(_)
+        | Command::Ingestor(_)
+        | Command::Api => {
+            unreachable!("run() starts the services itself")
         }
     }
 }

@@ -14,7 +14,9 @@ use std::io::{BufRead, IsTerminal, Write};
 pub async fn add(settings: &Settings, username: &str, role: &str) -> Result<()> {
     let name = Username::parse(username).context("invalid username")?;
     let role = Role::parse(role).context("invalid role")?;
-    let password = read_password(&format!("Password for {name}: "))?;
+    // Off the async workers, so Ctrl-C at the prompt can end the command.
+    let prompt = format!("Password for {name}: ");
+    let password = tokio::task::spawn_blocking(move || read_password(&prompt)).await??;
     validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = open_store(&settings.database_url).await?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))

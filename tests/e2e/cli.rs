@@ -62,3 +62,35 @@ async fn user_add_refuses_a_short_password_and_a_bad_role() {
     assert!(!role.status.success());
     assert!(String::from_utf8_lossy(&role.stderr).contains("role"));
 }
+
+#[tokio::test]
+async fn sigterm_ends_a_one_shot_command_waiting_for_input_with_status_130() {
+    let db = TestDb::sqlite();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .arg("--database-url")
+        .arg(db.url())
+        .args(["user", "add", "carol"])
+        .stdin(Stdio::piped()) // kept open: the password never comes
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running datastream");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(130));
+}
