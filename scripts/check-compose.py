@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks docker-compose.yml without a Docker engine: it parses, has the
-topology the deployment guide describes, the files it mounts exist, and every environment variable it
-gives a datastream service is one the binary reads (src/settings.rs)."""
+topology the deployment guide describes, the files it mounts exist, and
+every environment variable it gives a datastream service is one the binary
+reads (src/settings.rs)."""
 
 import pathlib
 import re

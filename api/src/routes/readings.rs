@@ -40,25 +40,24 @@ pub struct ReadingsQuery {
     page: Option<String>,
 }
 
+/// Parameters that page a list; edits and deletes refuse them.
+const PAGING_PARAMS: [&str; 4] = ["limit", "order", "cursor", "page"];
+
 /// The parameters edits and deletes take, for the OpenAPI document only:
-/// requests are read as [`ReadingsQuery`], so a paging parameter gets a 400
-/// that names it instead of being silently ignored.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)] // read by the derive only
-pub struct ReadingConditions {
-    /// Device id part 1, `[A-Z]{1,32}`.
-    id1: Option<String>,
-    /// Device id part 2, 0 to 2147483647.
-    id2: Option<String>,
-    /// Sensor type, `[a-z0-9_-]{1,64}`.
-    sensor_type: Option<String>,
-    /// Inclusive start, RFC 3339.
-    from: Option<String>,
-    /// Exclusive end, RFC 3339.
-    to: Option<String>,
-    /// `90s`, `15m`, `2h`, `7d`: with `from` sets `to`, with `to` sets `from`, alone means up to now.
-    duration: Option<String>,
+/// [`ReadingsQuery`]'s without [`PAGING_PARAMS`]. Requests are still read as
+/// `ReadingsQuery`, so a paging parameter gets a 400 that names it instead
+/// of being silently ignored.
+pub struct ReadingConditions;
+
+impl IntoParams for ReadingConditions {
+    fn into_params(
+        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        ReadingsQuery::into_params(parameter_in_provider)
+            .into_iter()
+            .filter(|p| !PAGING_PARAMS.contains(&p.name.as_str()))
+            .collect()
+    }
 }
 
 impl ReadingsQuery {
@@ -95,12 +94,8 @@ impl ReadingsQuery {
 
     /// The filter for an edit or delete: conditions required, paging refused.
     fn write_filter(&self) -> Result<ReadingFilter, ApiError> {
-        for (field, value) in [
-            ("limit", &self.limit),
-            ("order", &self.order),
-            ("cursor", &self.cursor),
-            ("page", &self.page),
-        ] {
+        let paging = [&self.limit, &self.order, &self.cursor, &self.page];
+        for (field, value) in PAGING_PARAMS.into_iter().zip(paging) {
             if value.is_some() {
                 return Err(ApiError::bad_request(
                     field,
