@@ -12,6 +12,9 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sensor data pipeline: simulated sensors → MQTT → batched ingest → SQL → JWT REST API.
 #[derive(Parser)]
 #[command(name = "datastream", version, about)]
@@ -340,6 +343,8 @@ async fn one_shot(command: Command, settings: Settings) -> Result<()> {
                 rows: args.rows,
                 clients: args.clients.max(1),
                 requests: args.requests.max(1),
+                api_workers: settings.api_workers.max(1),
+                pool_size: settings.database_pool_size,
             };
             let results = datastream::bench::query::run(&settings, &bench).await?;
             print!("{}", datastream::bench::query::render(&results, &bench));
@@ -373,7 +378,7 @@ async fn one_shot(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            system::open_store(&settings.database_url).await?;
+            system::open_store(&settings).await?;
             eprintln!(
                 "migrations applied to {}",
                 datastream_schema::store::redact_url(&settings.database_url)

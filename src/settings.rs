@@ -15,6 +15,9 @@ pub struct Settings {
     pub database_url: String,
     /// A read replica for the API's reading queries; unset: `database_url`.
     pub database_read_url: Option<String>,
+    /// Connections each database pool keeps open; unset: the backend's
+    /// default (MySQL 8, SQLite 4).
+    pub database_pool_size: Option<usize>,
     /// External broker; unset means `up` starts the embedded one.
     pub mqtt_url: Option<String>,
     /// Where the embedded broker listens.
@@ -64,6 +67,7 @@ impl Default for Settings {
         Self {
             database_url: "sqlite://datastream.db".into(),
             database_read_url: None,
+            database_pool_size: None,
             mqtt_url: None,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt_users: None,
@@ -91,6 +95,7 @@ impl Default for Settings {
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_READ_URL",
+    "DATABASE_POOL_SIZE",
     "MQTT_URL",
     "MQTT_LISTEN",
     "MQTT_USERS",
@@ -141,6 +146,9 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.database_pool_size == Some(0) {
+            bail!("DATABASE_POOL_SIZE must be at least 1");
+        }
         if self.ingest_batch_max == 0 {
             bail!("INGEST_BATCH_MAX must be at least 1");
         }
@@ -212,6 +220,15 @@ mod tests {
         let s = Settings::load(Some(&path)).unwrap();
         assert_eq!(s.api_listen.port(), 9999);
         assert_eq!(s.ingest_batch_max, 7);
+    }
+
+    #[test]
+    fn a_pool_of_no_connections_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("datastream.toml");
+        std::fs::write(&path, "database_pool_size = 0\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err();
+        assert!(format!("{err:#}").contains("DATABASE_POOL_SIZE"), "{err:#}");
     }
 
     #[test]

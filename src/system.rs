@@ -60,7 +60,7 @@ impl System {
     pub async fn start(settings: &Settings, generators: Vec<GeneratorSpec>) -> Result<Self> {
         // The database first: a wrong DATABASE_URL should fail before any
         // port is taken.
-        let store = open_store(&settings.database_url).await?;
+        let store = open_store(settings).await?;
         // The broker, and how the ingestor and the generators log in to it.
         let (mqtt, ingest_mqtt, generator_mqtt, embedded_broker) = match &settings.mqtt_url {
             Some(url) => {
@@ -204,10 +204,11 @@ impl System {
     }
 }
 
-/// Connects to the database (running migrations), with a message that says
-/// which database failed.
-pub async fn open_store(url: &str) -> Result<SharedStore> {
-    store::connect(url)
+/// Connects to the configured database (running migrations) with the
+/// configured pool size, with a message that says which database failed.
+pub async fn open_store(settings: &Settings) -> Result<SharedStore> {
+    let url = &settings.database_url;
+    store::connect_with(url, settings.database_pool_size)
         .await
         .with_context(|| format!("opening database {}", store::redact_url(url)))
 }
@@ -241,7 +242,7 @@ pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -
     .context("JWT_SECRET refused")?;
     Ok(match &settings.database_read_url {
         Some(url) => {
-            let replica = store::connect_replica(url)
+            let replica = store::connect_replica(url, settings.database_pool_size)
                 .await
                 .with_context(|| format!("opening read replica {}", store::redact_url(url)))?;
             state.with_read_replica(replica)
@@ -289,7 +290,7 @@ pub async fn run_standalone_ingestor(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let mqtt = external_mqtt(settings)?;
-    let store = open_store(&settings.database_url).await?;
+    let store = open_store(settings).await?;
     let listener = bind(settings.ingest_listen, "INGEST_LISTEN")?;
     let ingestor = Ingestor::start(
         ingest_config(settings, mqtt, settings.ingest_client_id()),
@@ -336,7 +337,7 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     let Some(secret) = &settings.jwt_secret else {
         bail!("JWT_SECRET is not set: the API needs a secret of at least 32 bytes (e.g. `openssl rand -base64 48`)");
     };
-    let store = open_store(&settings.database_url).await?;
+    let store = open_store(settings).await?;
     let state = app_state(&store, secret, settings).await?;
     report_admin(&bootstrap_admin(&store, settings).await?);
     let listener = bind(settings.api_listen, "API_LISTEN")?;

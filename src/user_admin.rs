@@ -18,7 +18,7 @@ pub async fn add(settings: &Settings, username: &str, role: &str) -> Result<()> 
     let prompt = format!("Password for {name}: ");
     let password = tokio::task::spawn_blocking(move || read_password(&prompt)).await??;
     validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = open_store(&settings.database_url).await?;
+    let store = open_store(settings).await?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await?
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
@@ -32,7 +32,7 @@ pub async fn add(settings: &Settings, username: &str, role: &str) -> Result<()> 
 
 /// Prints every user and their role.
 pub async fn list(settings: &Settings) -> Result<()> {
-    let store = open_store(&settings.database_url).await?;
+    let store = open_store(settings).await?;
     let mut out = std::io::stdout().lock();
     for user in store.list_users().await? {
         writeln!(out, "{}\t{}", user.username, user.role)?;

@@ -313,3 +313,79 @@ macro_rules! store_tests {
 
 store_tests!(sqlite, Some(TestDb::sqlite()));
 store_tests!(mysql, TestDb::mysql().await);
+
+/// Ids of the server's connections to database `name`.
+async fn connections_to(admin: &mut diesel_async::AsyncMysqlConnection, name: &str) -> Vec<u64> {
+    use diesel::sql_types::{BigInt, Text, Unsigned};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Process {
+        #[diesel(sql_type = Unsigned<BigInt>)]
+        id: u64,
+    }
+    let rows: Vec<Process> =
+        diesel::sql_query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ?")
+            .bind::<Text, _>(name)
+            .load(admin)
+            .await
+            .expect("listing connections");
+    rows.into_iter().map(|p| p.id).collect()
+}
+
+/// Pooled connections are not pinged before every use (busy ones skip the
+/// check), so one the server has closed must still leave the pool: at most
+/// one query per killed connection fails, then queries run on new ones.
+#[tokio::test]
+async fn mysql_connections_killed_by_the_server_are_replaced() {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    let Some(server) = datastream_test_support::mysql_server() else {
+        return;
+    };
+    let name = db.url().rsplit('/').next().unwrap().to_owned();
+    let store = datastream_schema::store::connect_with(db.url(), Some(2))
+        .await
+        .unwrap();
+    let family = filter_for(&unique_id1());
+    // Two at once, so the pool opens both its connections.
+    let (a, b) = tokio::join!(store.query(&family), store.query(&family));
+    a.unwrap();
+    b.unwrap();
+
+    let mut admin = diesel_async::AsyncMysqlConnection::establish(&server)
+        .await
+        .unwrap();
+    let pooled = connections_to(&mut admin, &name).await;
+    assert!(!pooled.is_empty(), "the pool holds open connections");
+    for id in &pooled {
+        diesel::sql_query(format!("KILL CONNECTION {id}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
+    let mut failures = 0;
+    for _ in 0..pooled.len() + 1 {
+        if store.query(&family).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(
+        failures <= pooled.len(),
+        "{failures} failures for {} killed connections",
+        pooled.len()
+    );
+    for _ in 0..5 {
+        store
+            .query(&family)
+            .await
+            .expect("queries run on new connections");
+    }
+    let now_open = connections_to(&mut admin, &name).await;
+    assert!(
+        now_open.iter().all(|id| !pooled.contains(id)),
+        "killed connections are gone from the pool"
+    );
+}

@@ -8,6 +8,7 @@
 //! floor of the same job: pre-encoded payloads published through the same
 //! MQTT client as fast as it goes, on the same kind of thread.
 
+use super::thread_cpu::thread_cpu;
 use anyhow::{bail, Context, Result};
 use datastream_generator::{Fleet, FleetConnection, GeneratorSpec};
 use datastream_schema::MqttUrl;
@@ -257,24 +258,6 @@ async fn count_messages(
         }
     }))
 }
-
-/// User + system CPU time of thread `tid` of this process.
-fn thread_cpu(tid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))?;
-    // Fields after the command name (which is in parentheses and may hold
-    // spaces): state is field 3, utime 14, stime 15.
-    let after = stat.rsplit_once(')').context("parsing /proc stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<u64> {
-        Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
-    };
-    // utime and stime are the 12th and 13th fields after the name.
-    let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_secs_f64(total as f64 / CLOCK_TICKS_PER_SEC))
-}
-
-/// `sysconf(_SC_CLK_TCK)`: 100 on every Linux this runs on.
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// The report.
 pub fn render(results: &[ScenarioResult], bench: &GenerateBench) -> String {

@@ -81,7 +81,7 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         bail!("bench ingest needs an external broker: set MQTT_URL (e.g. a Mosquitto running the project's mosquitto.conf)");
     }
     let mqtt = external_mqtt(settings)?;
-    let store = open_store(&settings.database_url).await?;
+    let store = open_store(settings).await?;
     let binary = std::env::current_exe().context("locating the datastream binary")?;
     let run_id = Alphabetic
         .sample_string(&mut rand::rng(), 8)

@@ -5,3 +5,4 @@ pub mod generate;
 pub mod ingest;
 mod publish;
 pub mod query;
+mod thread_cpu;

@@ -4,8 +4,10 @@
 //! It loads `rows` readings (1,000 devices over the last 30 days; reused by
 //! later runs) into the configured database, starts the API in-process on a
 //! free port, and times five query shapes with `clients` concurrent
-//! keep-alive connections.
+//! keep-alive connections. Each shape is warmed up first (untimed), so
+//! the figures describe a running service, not its first connections.
 
+use super::thread_cpu::threads_cpu;
 use crate::settings::Settings;
 use crate::system::open_store;
 use anyhow::{bail, Context, Result};
@@ -27,6 +29,8 @@ const ID1: &str = "QUERYBENCH";
 const DEVICES: u64 = 1_000;
 const TYPES: [&str; 4] = ["temperature", "humidity", "pressure", "co2"];
 const SPAN_DAYS: i64 = 30;
+/// actix-web names its worker threads `actix-server worker N`.
+const API_THREADS: &str = "actix-server";
 
 /// Makes the query string of one request of a shape (random device, window…).
 type QueryMaker = Box<dyn Fn() -> String + Send + Sync>;
@@ -40,6 +44,10 @@ pub struct QueryBench {
     pub clients: usize,
     /// Requests per query shape.
     pub requests: usize,
+    /// The API's worker threads (`API_WORKERS`).
+    pub api_workers: usize,
+    /// Database connections (`DATABASE_POOL_SIZE`; `None`: the default).
+    pub pool_size: Option<usize>,
 }
 
 /// One query shape's figures.
@@ -51,6 +59,9 @@ pub struct ShapeResult {
     pub api: Timing,
     /// The same filter straight on the store.
     pub sql: Timing,
+    /// CPU time the API's workers spent per request over HTTP (None where
+    /// `/proc` cannot be read).
+    pub api_cpu: Option<Duration>,
 }
 
 /// Latency and throughput of one series.
@@ -66,7 +77,7 @@ pub struct Timing {
 
 /// Runs the benchmark.
 pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeResult>> {
-    let store = open_store(&settings.database_url).await?;
+    let store = open_store(settings).await?;
     let span_end = load(&store, bench.rows).await?;
 
     // The API in-process, on a free port, with a token for a bench admin
@@ -87,13 +98,7 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         prometheus: datastream_api::telemetry::prometheus(),
         readiness: Arc::new(DatabaseReadiness(store.clone())),
     };
-    let server = ApiServer::start(
-        listener,
-        state,
-        health,
-        settings.api_workers.max(2),
-        stop.clone(),
-    )?;
+    let server = ApiServer::start(listener, state, health, bench.api_workers, stop.clone())?;
     let addr = server.addr();
 
     // Page 10,000 by cursor starts after the last row of page 9,999.
@@ -164,9 +169,32 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         } else {
             bench.clone()
         };
+        let warm_up = QueryBench {
+            requests: (shape_bench.requests / 10)
+                .min(1_000)
+                .max(shape_bench.clients),
+            ..shape_bench.clone()
+        };
+        if !name.contains("offset") {
+            time_http(addr, &token, &warm_up, make_query).await?;
+        }
+        let cpu_before = threads_cpu(API_THREADS);
         let api = time_http(addr, &token, &shape_bench, make_query).await?;
+        let api_cpu = cpu_before
+            .zip(threads_cpu(API_THREADS))
+            .map(|(before, after)| {
+                after.saturating_sub(before) / shape_bench.requests.max(1) as u32
+            });
+        if !name.contains("offset") {
+            time_store(&store, &cursors, &warm_up, make_query).await?;
+        }
         let sql = time_store(&store, &cursors, &shape_bench, make_query).await?;
-        results.push(ShapeResult { name, api, sql });
+        results.push(ShapeResult {
+            name,
+            api,
+            sql,
+            api_cpu,
+        });
     }
     stop.cancel();
     server.wait().await?;
@@ -423,12 +451,13 @@ impl HttpConnection {
 /// The report as printed.
 pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
     let mut s = format!(
-        "results ({} rows, {} clients, {} requests per shape)\n  {:<36} {:>9} {:>9} {:>9}   {:>9} {:>9}   {:>9}\n",
-        bench.rows, bench.clients, bench.requests, "query", "API p50", "API p99", "API req/s", "SQL p50", "SQL p99", "API÷SQL"
+        "results ({} rows, {} clients, {} requests per shape, {} API workers, {} database connections)\n  {:<36} {:>9} {:>9} {:>9}   {:>9} {:>9}   {:>9}   {:>11}\n",
+        bench.rows, bench.clients, bench.requests, bench.api_workers,
+        bench.pool_size.map_or("default".to_owned(), |n| n.to_string()), "query", "API p50", "API p99", "API req/s", "SQL p50", "SQL p99", "API÷SQL", "API CPU/req"
     );
     for r in results {
         s.push_str(&format!(
-            "  {:<36} {:>7.2}ms {:>7.2}ms {:>9.0}   {:>7.2}ms {:>7.2}ms   {:>9.2}\n",
+            "  {:<36} {:>7.2}ms {:>7.2}ms {:>9.0}   {:>7.2}ms {:>7.2}ms   {:>9.2}   {:>11}\n",
             r.name,
             r.api.p50.as_secs_f64() * 1e3,
             r.api.p99.as_secs_f64() * 1e3,
@@ -436,6 +465,10 @@ pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
             r.sql.p50.as_secs_f64() * 1e3,
             r.sql.p99.as_secs_f64() * 1e3,
             r.api.p50.as_secs_f64() / r.sql.p50.as_secs_f64().max(1e-9),
+            r.api_cpu.map_or("n/a".to_owned(), |cpu| format!(
+                "{:.0}µs",
+                cpu.as_secs_f64() * 1e6
+            )),
         ));
     }
     if let (Some(first), Some(deep)) = (

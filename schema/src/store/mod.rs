@@ -5,6 +5,7 @@
 //! generic over the diesel backend; `mysql.rs` and `sqlite.rs` only hold
 //! what genuinely differs (connection setup and the batch insert).
 
+mod connection_health;
 mod detached;
 mod mysql;
 pub(crate) mod query;
@@ -20,8 +21,8 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 pub use detached::Detached;
-pub use mysql::MysqlStore;
-pub use sqlite::SqliteStore;
+pub use mysql::{MysqlStore, MYSQL_POOL_SIZE};
+pub use sqlite::{SqliteStore, SQLITE_POOL_SIZE};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -189,23 +190,38 @@ pub enum Migrations {
 /// migrations, and returns the store, each operation [`Detached`] so that
 /// no caller can cancel a query half-way.
 pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
-    open(url, Migrations::Run).await
+    connect_with(url, None).await
+}
+
+/// Like [`connect`], keeping `pool_size` connections open (`None`: the
+/// backend's default, [`MYSQL_POOL_SIZE`] or [`SQLITE_POOL_SIZE`]).
+pub async fn connect_with(url: &str, pool_size: Option<usize>) -> Result<SharedStore, StoreError> {
+    open(url, Migrations::Run, pool_size).await
 }
 
 /// Connects to a read replica (`DATABASE_READ_URL`): like [`connect`], but
 /// never migrates; the replica gets the schema from its primary.
-pub async fn connect_replica(url: &str) -> Result<SharedStore, StoreError> {
-    open(url, Migrations::Skip).await
+pub async fn connect_replica(
+    url: &str,
+    pool_size: Option<usize>,
+) -> Result<SharedStore, StoreError> {
+    open(url, Migrations::Skip, pool_size).await
 }
 
-async fn open(url: &str, migrations: Migrations) -> Result<SharedStore, StoreError> {
+async fn open(
+    url: &str,
+    migrations: Migrations,
+    pool_size: Option<usize>,
+) -> Result<SharedStore, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
+        let pool_size = pool_size.unwrap_or(SQLITE_POOL_SIZE);
         Ok(Arc::new(Detached::new(
-            SqliteStore::open(path, migrations).await?,
+            SqliteStore::open(path, migrations, pool_size).await?,
         )))
     } else if url.starts_with("mysql://") {
+        let pool_size = pool_size.unwrap_or(MYSQL_POOL_SIZE);
         Ok(Arc::new(Detached::new(
-            MysqlStore::open(url, migrations).await?,
+            MysqlStore::open(url, migrations, pool_size).await?,
         )))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))

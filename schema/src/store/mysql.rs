@@ -1,6 +1,7 @@
 //! MySQL / MariaDB through diesel-async's `AsyncMysqlConnection`, pooled
 //! with deadpool.
 
+use super::connection_health::ConnectionHealth;
 use super::rows::NewReadingRow;
 use super::shared::diesel_store;
 use super::{Migrations, Store, StoreError};
@@ -8,9 +9,13 @@ use crate::db::{sensor_data, MYSQL_MIGRATIONS};
 use crate::reading::Reading;
 use async_trait::async_trait;
 use diesel::mysql::Mysql;
+use diesel::sql_types::Integer;
+use diesel::IntoSql;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::MigrationHarness;
 use std::time::Duration;
@@ -18,7 +23,8 @@ use std::time::Duration;
 /// Rows per INSERT statement: far below MySQL's 65,535 placeholders
 /// (5 per row) and the default `max_allowed_packet`.
 const ROWS_PER_STATEMENT: usize = 2_000;
-const POOL_SIZE: usize = 8;
+/// Connections a pool keeps open unless `DATABASE_POOL_SIZE` says otherwise.
+pub const MYSQL_POOL_SIZE: usize = 8;
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The store on MySQL or MariaDB.
@@ -29,11 +35,15 @@ pub struct MysqlStore {
 impl MysqlStore {
     /// Connects, runs pending migrations (unless told not to: a read
     /// replica) and builds the pool.
-    pub async fn open(url: &str, migrations: Migrations) -> Result<Self, StoreError> {
+    pub async fn open(
+        url: &str,
+        migrations: Migrations,
+        pool_size: usize,
+    ) -> Result<Self, StoreError> {
         if migrations == Migrations::Run {
             Self::migrate(url).await?;
         }
-        Self::pool(url)
+        Self::pool(url, pool_size)
     }
 
     async fn migrate(url: &str) -> Result<(), StoreError> {
@@ -61,24 +71,39 @@ impl MysqlStore {
         .map_err(|e| StoreError::Migration(e.to_string()))?
     }
 
-    fn pool(url: &str) -> Result<Self, StoreError> {
+    fn pool(url: &str, pool_size: usize) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
-        // created_at/updated_at default to CURRENT_TIMESTAMP(6), which is in
-        // the session time zone; every value in this schema is UTC.
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
             Box::pin(async move {
                 let mut conn = AsyncMysqlConnection::establish(&url).await?;
+                conn.set_instrumentation(ConnectionHealth::new());
+                // created_at/updated_at default to CURRENT_TIMESTAMP(6), which
+                // is in the session time zone; every value here is UTC.
                 conn.batch_execute("SET time_zone = '+00:00'")
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(conn)
             })
         });
+        config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+            Box::pin(async move {
+                let needs_check = conn
+                    .instrumentation()
+                    .downcast_mut::<ConnectionHealth>()
+                    .is_none_or(ConnectionHealth::take_needs_check);
+                if needs_check {
+                    diesel::select(1_i32.into_sql::<Integer>())
+                        .get_result::<i32>(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        }));
         let manager =
             AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool_size)
             .wait_timeout(Some(CHECKOUT_TIMEOUT))
             .create_timeout(Some(CHECKOUT_TIMEOUT))
             .runtime(deadpool::Runtime::Tokio1)

@@ -21,7 +21,8 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Rows per INSERT statement: 5 variables each, well below SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 2_000;
-const POOL_SIZE: usize = 4;
+/// Connections a pool keeps open unless `DATABASE_POOL_SIZE` says otherwise.
+pub const SQLITE_POOL_SIZE: usize = 4;
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// WAL lets readers run beside the single writer; `busy_timeout` makes a
@@ -39,11 +40,15 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, runs pending
     /// migrations and builds the pool.
-    pub async fn open(path: &str, migrations: Migrations) -> Result<Self, StoreError> {
+    pub async fn open(
+        path: &str,
+        migrations: Migrations,
+        pool_size: usize,
+    ) -> Result<Self, StoreError> {
         if migrations == Migrations::Run {
             Self::migrate(path).await?;
         }
-        Self::pool(path)
+        Self::pool(path, pool_size)
     }
 
     async fn migrate(path: &str) -> Result<(), StoreError> {
@@ -67,7 +72,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Migration(e.to_string()))?
     }
 
-    fn pool(path: &str) -> Result<Self, StoreError> {
+    fn pool(path: &str, pool_size: usize) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<Conn>::default();
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
@@ -81,7 +86,7 @@ impl SqliteStore {
         });
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool_size)
             .wait_timeout(Some(CHECKOUT_TIMEOUT))
             .create_timeout(Some(CHECKOUT_TIMEOUT))
             .runtime(deadpool::Runtime::Tokio1)
