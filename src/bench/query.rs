@@ -31,6 +31,8 @@ const TYPES: [&str; 4] = ["temperature", "humidity", "pressure", "co2"];
 const SPAN_DAYS: i64 = 30;
 /// actix-web names its worker threads `actix-server worker N`.
 const API_THREADS: &str = "actix-server";
+/// Fewest requests over which CPU time per request is reported.
+const MIN_REQUESTS_FOR_CPU: usize = 100;
 
 /// Makes the query string of one request of a shape (random device, window…).
 type QueryMaker = Box<dyn Fn() -> String + Send + Sync>;
@@ -180,11 +182,12 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         }
         let cpu_before = threads_cpu(API_THREADS);
         let api = time_http(addr, &token, &shape_bench, make_query).await?;
+        // CPU time is counted in 10 ms ticks: a per-request figure needs
+        // enough requests (the offset shape's three are not).
         let api_cpu = cpu_before
             .zip(threads_cpu(API_THREADS))
-            .map(|(before, after)| {
-                after.saturating_sub(before) / shape_bench.requests.max(1) as u32
-            });
+            .filter(|_| shape_bench.requests >= MIN_REQUESTS_FOR_CPU)
+            .map(|(before, after)| after.saturating_sub(before) / shape_bench.requests as u32);
         if !name.contains("offset") {
             time_store(&store, &cursors, &warm_up, make_query).await?;
         }
