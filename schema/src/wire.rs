@@ -67,7 +67,10 @@ impl From<&Reading> for WireReading {
 /// outside 0–9999 and leap seconds take chrono's path.
 pub fn format_timestamp(ts: DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
-    let (year, nanos) = (ts.year(), ts.nanosecond());
+    // Every accessor on a `DateTime` converts to local time first; the
+    // naive UTC value reads its fields directly.
+    let utc = ts.naive_utc();
+    let (year, nanos) = (utc.year(), utc.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return ts.to_rfc3339_opts(SecondsFormat::Micros, true);
     }
@@ -79,11 +82,11 @@ pub fn format_timestamp(ts: DateTime<Utc>) -> String {
         }
     };
     put(0, 4, year as u32);
-    put(5, 2, ts.month());
-    put(8, 2, ts.day());
-    put(11, 2, ts.hour());
-    put(14, 2, ts.minute());
-    put(17, 2, ts.second());
+    put(5, 2, utc.month());
+    put(8, 2, utc.day());
+    put(11, 2, utc.hour());
+    put(14, 2, utc.minute());
+    put(17, 2, utc.second());
     put(20, 6, nanos / 1_000);
     String::from_utf8(out.to_vec()).expect("digits and separators are ASCII")
 }
