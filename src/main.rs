@@ -12,9 +12,6 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Sensor data pipeline: simulated sensors → MQTT → batched ingest → SQL → JWT REST API.
 #[derive(Parser)]
 #[command(name = "datastream", version, about)]
