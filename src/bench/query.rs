@@ -161,8 +161,9 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         eprintln!("timing: {name}");
         let make_query: &(dyn Fn() -> String + Send + Sync) = make_query.as_ref();
         // A deep offset page takes seconds: a few, one at a time, show it
-        // (sixteen at once would exhaust the connection pool).
-        let shape_bench = if name.contains("offset") {
+        // (sixteen at once would exhaust the connection pool), unwarmed.
+        let deep_offset = name.contains("offset");
+        let shape_bench = if deep_offset {
             QueryBench {
                 clients: 1,
                 requests: 3,
@@ -177,7 +178,7 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
                 .max(shape_bench.clients),
             ..shape_bench.clone()
         };
-        if !name.contains("offset") {
+        if !deep_offset {
             time_http(addr, &token, &warm_up, make_query).await?;
         }
         let cpu_before = threads_cpu(API_THREADS);
@@ -188,7 +189,7 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
             .zip(threads_cpu(API_THREADS))
             .filter(|_| shape_bench.requests >= MIN_REQUESTS_FOR_CPU)
             .map(|(before, after)| after.saturating_sub(before) / shape_bench.requests as u32);
-        if !name.contains("offset") {
+        if !deep_offset {
             time_store(&store, &cursors, &warm_up, make_query).await?;
         }
         let sql = time_store(&store, &cursors, &shape_bench, make_query).await?;

@@ -43,12 +43,6 @@ impl ConnectionHealth {
     }
 }
 
-impl Default for ConnectionHealth {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Instrumentation for ConnectionHealth {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::FinishQuery { error, .. } = event {
