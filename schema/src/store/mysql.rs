@@ -76,9 +76,7 @@ impl MysqlStore {
             Box::pin(async move {
                 let mut conn = AsyncMysqlConnection::establish(&url).await?;
                 conn.set_instrumentation(ConnectionHealth::new());
-                // created_at/updated_at default to CURRENT_TIMESTAMP(6), which
-                // is in the session time zone; every value here is UTC.
-                conn.batch_execute("SET time_zone = '+00:00'")
+                configure_session(&mut conn)
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(conn)
@@ -137,6 +135,36 @@ impl MysqlStore {
     }
 }
 
+/// Lets MariaDB's planner see what a range on `(sensor_type, timestamp)`
+/// saves over `ref` on `(sensor_type)` for a newest-first page below a time
+/// bound (`to`, or a cursor). Without it MariaDB 10.11 picks `ref` whenever
+/// the bound covers most of the type's rows and walks back from the newest
+/// row: `sensor_type=humidity&to=…` over 10M rows read 750,101 rows for a
+/// page of 100 (~1 s); with it, 101. `disable_max_seek` stops the cost model
+/// from capping the seeks it charges `ref`. The variable exists from MariaDB
+/// 10.6.17 / 10.11.7 on; elsewhere the statement fails and is skipped.
+const PREFER_RANGE_OVER_REF: &str = "SET SESSION optimizer_adjust_secondary_key_costs = \
+     CONCAT_WS(',', NULLIF(@@optimizer_adjust_secondary_key_costs, ''), 'disable_max_seek')";
+
+/// Settings every pooled connection gets before its first use.
+async fn configure_session(conn: &mut AsyncMysqlConnection) -> diesel::QueryResult<()> {
+    // created_at/updated_at default to CURRENT_TIMESTAMP(6), which is in the
+    // session time zone; every value here is UTC.
+    conn.batch_execute("SET time_zone = '+00:00'").await?;
+    match conn.batch_execute(PREFER_RANGE_OVER_REF).await {
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("Unknown system variable") =>
+        {
+            tracing::debug!(
+                error = info.message(),
+                "the server has no optimizer_adjust_secondary_key_costs; keeping its planner defaults"
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 diesel_store!(MysqlStore, Mysql);
 
 #[async_trait]
@@ -149,5 +177,62 @@ impl Store for MysqlStore {
 
     fn backend_name(&self) -> &'static str {
         "mysql"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datastream_test_support::TestDb;
+    use diesel::sql_types::Text;
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+
+    async fn session_value(conn: &mut AsyncMysqlConnection, expr: &str) -> String {
+        let rows: Vec<Setting> = diesel::sql_query(format!("SELECT CAST({expr} AS CHAR) AS value"))
+            .load(conn)
+            .await
+            .unwrap();
+        rows.into_iter().next().unwrap().value
+    }
+
+    #[tokio::test]
+    async fn pooled_sessions_run_in_utc_and_let_the_planner_prefer_ranges() {
+        let Some(db) = TestDb::mysql().await else {
+            return;
+        };
+        let mut conn = AsyncMysqlConnection::establish(db.url()).await.unwrap();
+        let knows_setting = session_value(
+            &mut conn,
+            "(SELECT COUNT(*) FROM information_schema.SYSTEM_VARIABLES \
+              WHERE VARIABLE_NAME = 'OPTIMIZER_ADJUST_SECONDARY_KEY_COSTS')",
+        )
+        .await
+            == "1";
+        let before = if knows_setting {
+            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await
+        } else {
+            String::new()
+        };
+
+        configure_session(&mut conn).await.unwrap();
+
+        assert_eq!(
+            session_value(&mut conn, "@@session.time_zone").await,
+            "+00:00"
+        );
+        if knows_setting {
+            let after =
+                session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await;
+            let flags: Vec<&str> = after.split(',').collect();
+            assert!(flags.contains(&"disable_max_seek"), "{after}");
+            for kept in before.split(',').filter(|f| !f.is_empty()) {
+                assert!(flags.contains(&kept), "{kept} kept in {after}");
+            }
+        }
     }
 }
