@@ -118,6 +118,9 @@ struct QueryBenchArgs {
     /// (4,000 is ~1.3 s) a single stall of a shared machine makes the p99.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
+    /// The deep page compared with page 1 (needs 100 × this many rows).
+    #[arg(long, default_value_t = 10_000)]
+    deep_page: u32,
 }
 
 #[derive(Args)]
@@ -343,6 +346,7 @@ async fn one_shot(command: Command, settings: Settings) -> Result<()> {
                 requests: args.requests.max(1),
                 api_workers: settings.api_workers.max(1),
                 pool_size: settings.database_pool_size,
+                deep_page: args.deep_page,
             };
             let results = datastream::bench::query::run(&settings, &bench).await?;
             print!("{}", datastream::bench::query::render(&results, &bench));

@@ -50,13 +50,16 @@ pub struct QueryBench {
     pub api_workers: usize,
     /// Database connections (`DATABASE_POOL_SIZE`; `None`: the default).
     pub pool_size: Option<usize>,
+    /// The deep page compared with page 1, by cursor and by offset (10,000
+    /// for the figures; the table needs 100 rows per page).
+    pub deep_page: u32,
 }
 
 /// One query shape's figures.
 #[derive(Debug, Clone)]
 pub struct ShapeResult {
     /// What was asked.
-    pub name: &'static str,
+    pub name: String,
     /// Over HTTP through the API.
     pub api: Timing,
     /// The same filter straight on the store.
@@ -103,16 +106,23 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
     let server = ApiServer::start(listener, state, health, bench.api_workers, stop.clone())?;
     let addr = server.addr();
 
-    // Page 10,000 by cursor starts after the last row of page 9,999.
+    // The deep page by cursor starts after the last row of the page before.
+    let deep_page = bench.deep_page.max(2);
+    let page_before = (deep_page - 1).to_string();
     let deep = store
         .query(&filter(FilterParams {
             limit: Some("100"),
-            page: Some("9999"),
+            page: Some(&page_before),
             ..Default::default()
         })?)
         .await?;
     let Some(last) = deep.last() else {
-        bail!("fewer than 1,000,000 rows: page 10,000 does not exist; use --rows 1000000 or more");
+        bail!(
+            "fewer than {} rows: page {} does not exist; use --rows {} or more, or a smaller --deep-page",
+            u64::from(deep_page) * 100,
+            page_label(deep_page),
+            u64::from(deep_page) * 100
+        );
     };
     let deep_cursor = cursors.encode(
         PageCursor {
@@ -122,16 +132,16 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         datastream_schema::Order::Desc,
     );
 
-    let shapes: Vec<(&'static str, QueryMaker)> = vec![
+    let shapes: Vec<(String, QueryMaker)> = vec![
         (
-            "latest 100 of one device",
+            "latest 100 of one device".to_owned(),
             Box::new(|| {
                 let id2 = rand::rng().random_range(0..DEVICES);
                 format!("id1={ID1}&id2={id2}&limit=100")
             }),
         ),
         (
-            "one-hour window of one sensor type",
+            "one-hour window of one sensor type".to_owned(),
             Box::new(move || {
                 let mut rng = rand::rng();
                 let hours_back = rng.random_range(1..SPAN_DAYS * 24);
@@ -145,14 +155,14 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
                 )
             }),
         ),
-        ("page 1 (newest 100)", Box::new(|| "limit=100".to_owned())),
+        (PAGE_1.to_owned(), Box::new(|| "limit=100".to_owned())),
         (
-            "page 10,000 by cursor",
+            format!("page {} by cursor", page_label(deep_page)),
             Box::new(move || format!("limit=100&cursor={deep_cursor}")),
         ),
         (
-            "page 10,000 by offset",
-            Box::new(|| "limit=100&page=10000".to_owned()),
+            format!("page {} by offset", page_label(deep_page)),
+            Box::new(move || format!("limit=100&page={deep_page}")),
         ),
     ];
 
@@ -194,7 +204,7 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         }
         let sql = time_store(&store, &cursors, &shape_bench, make_query).await?;
         results.push(ShapeResult {
-            name,
+            name: name.clone(),
             api,
             sql,
             api_cpu,
@@ -476,13 +486,43 @@ pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
         ));
     }
     if let (Some(first), Some(deep)) = (
-        results.iter().find(|r| r.name.starts_with("page 1")),
-        results.iter().find(|r| r.name.contains("by cursor")),
+        results.iter().find(|r| r.name == PAGE_1),
+        results.iter().find(|r| r.name.ends_with("by cursor")),
     ) {
         s.push_str(&format!(
-            "  cursor page 10,000 ÷ page 1 (p50): {:.2} (target ≤ 1.5)\n",
+            "  cursor page {} ÷ page 1 (p50): {:.2} (target ≤ 1.5)\n",
+            page_label(bench.deep_page.max(2)),
             deep.api.p50.as_secs_f64() / first.api.p50.as_secs_f64()
         ));
     }
     s
+}
+
+/// The first page's shape name.
+const PAGE_1: &str = "page 1 (newest 100)";
+
+/// A page number as the report writes it: `10,000`.
+fn page_label(page: u32) -> String {
+    let digits = page.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_label;
+
+    #[test]
+    fn page_labels_group_thousands() {
+        assert_eq!(page_label(2), "2");
+        assert_eq!(page_label(999), "999");
+        assert_eq!(page_label(10_000), "10,000");
+        assert_eq!(page_label(1_234_567), "1,234,567");
+    }
 }

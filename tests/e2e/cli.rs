@@ -94,3 +94,64 @@ async fn sigterm_ends_a_one_shot_command_waiting_for_input_with_status_130() {
     };
     assert_eq!(status.code(), Some(130));
 }
+
+/// The shipped query benchmark runs end to end (a small table, a shallow
+/// "deep" page) and reports every shape beside its SQL baseline.
+#[tokio::test]
+async fn bench_query_reports_every_shape_beside_its_sql_baseline() {
+    let db = TestDb::sqlite();
+    let out = datastream(
+        &db,
+        &[
+            "bench",
+            "query",
+            "--rows",
+            "3000",
+            "--deep-page",
+            "20",
+            "--requests",
+            "64",
+            "--clients",
+            "4",
+        ],
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shape in [
+        "latest 100 of one device",
+        "one-hour window of one sensor type",
+        "page 1 (newest 100)",
+        "page 20 by cursor",
+        "page 20 by offset",
+        "cursor page 20 ÷ page 1 (p50):",
+    ] {
+        assert!(stdout.contains(shape), "{shape} missing from:\n{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn bench_query_refuses_a_deep_page_the_table_does_not_have() {
+    let db = TestDb::sqlite();
+    let out = datastream(
+        &db,
+        &[
+            "bench",
+            "query",
+            "--rows",
+            "1000",
+            "--deep-page",
+            "20",
+            "--requests",
+            "16",
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("page 20 does not exist"), "{stderr}");
+}
