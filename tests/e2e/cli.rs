@@ -155,3 +155,46 @@ async fn bench_query_refuses_a_deep_page_the_table_does_not_have() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("page 20 does not exist"), "{stderr}");
 }
+
+/// The shipped ingest benchmark runs end to end against the test broker
+/// (few enough readings that a stock Mosquitto's 1,000-message queue cannot
+/// drop any) and finds every reading stored in each of its pipelines.
+#[tokio::test]
+async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
+    let Some(mqtt) = datastream_test_support::external_mqtt() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .args(["--database-url", db.url(), "--mqtt-url", &mqtt])
+        .args(["bench", "ingest", "--count", "400", "--naive-count", "100"])
+        .args(["--publishers", "2"])
+        .output()
+        .expect("running datastream bench ingest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pipelines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("/s published"))
+        .collect();
+    assert_eq!(
+        pipelines.len(),
+        3,
+        "naive, full speed, half rate:\n{stdout}"
+    );
+    for line in pipelines {
+        assert!(line.contains("lost 0 "), "{line}");
+    }
+    for ratio in [
+        "landed ÷ storage limit",
+        "landed ÷ naive pipeline",
+        "p99 at half rate",
+        "ingestor peak RSS",
+    ] {
+        assert!(stdout.contains(ratio), "{ratio} missing from:\n{stdout}");
+    }
+}
