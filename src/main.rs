@@ -119,7 +119,7 @@ struct QueryBenchArgs {
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
     /// The deep page compared with page 1 (needs 100 × this many rows).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(2..))]
     deep_page: u32,
 }
 
