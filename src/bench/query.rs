@@ -55,6 +55,13 @@ pub struct QueryBench {
     pub deep_page: u32,
 }
 
+impl QueryBench {
+    /// The deep page, at least 2 (page 1 is the baseline it is compared to).
+    fn deep_page(&self) -> u32 {
+        self.deep_page.max(2)
+    }
+}
+
 /// One query shape's figures.
 #[derive(Debug, Clone)]
 pub struct ShapeResult {
@@ -107,7 +114,7 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
     let addr = server.addr();
 
     // The deep page by cursor starts after the last row of the page before.
-    let deep_page = bench.deep_page.max(2);
+    let deep_page = bench.deep_page();
     let page_before = (deep_page - 1).to_string();
     let deep = store
         .query(&filter(FilterParams {
@@ -117,11 +124,10 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         })?)
         .await?;
     let Some(last) = deep.last() else {
+        let rows_needed = u64::from(deep_page) * 100;
         bail!(
-            "fewer than {} rows: page {} does not exist; use --rows {} or more, or a smaller --deep-page",
-            u64::from(deep_page) * 100,
-            page_label(deep_page),
-            u64::from(deep_page) * 100
+            "fewer than {rows_needed} rows: page {} does not exist; use --rows {rows_needed} or more, or a smaller --deep-page",
+            page_label(deep_page)
         );
     };
     let deep_cursor = cursors.encode(
@@ -491,7 +497,7 @@ pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
     ) {
         s.push_str(&format!(
             "  cursor page {} ÷ page 1 (p50): {:.2} (target ≤ 1.5)\n",
-            page_label(bench.deep_page.max(2)),
+            page_label(bench.deep_page()),
             deep.api.p50.as_secs_f64() / first.api.p50.as_secs_f64()
         ));
     }

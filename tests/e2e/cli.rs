@@ -24,6 +24,23 @@ fn datastream(db: &TestDb, args: &[&str], stdin: &str) -> std::process::Output {
     child.wait_with_output().expect("waiting for datastream")
 }
 
+/// The standard output of a run that must have succeeded (both streams are
+/// shown if it did not).
+fn stdout_of_success(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `datastream bench query ARGS` on `db`.
+fn bench_query(db: &TestDb, args: &[&str]) -> std::process::Output {
+    datastream(db, &[&["bench", "query"], args].concat(), "")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_add_creates_a_user_who_can_log_in_and_user_list_shows_it() {
     let db = TestDb::sqlite();
@@ -32,11 +49,7 @@ async fn user_add_creates_a_user_who_can_log_in_and_user_list_shows_it() {
         &["user", "add", "bob", "--role", "viewer"],
         "bobs-password\n",
     );
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    stdout_of_success(&added);
     let listed = datastream(&db, &["user", "list"], "");
     assert!(String::from_utf8_lossy(&listed.stdout).contains("bob\tviewer"));
 
@@ -100,11 +113,9 @@ async fn sigterm_ends_a_one_shot_command_waiting_for_input_with_status_130() {
 #[tokio::test]
 async fn bench_query_reports_every_shape_beside_its_sql_baseline() {
     let db = TestDb::sqlite();
-    let out = datastream(
+    let stdout = stdout_of_success(&bench_query(
         &db,
         &[
-            "bench",
-            "query",
             "--rows",
             "3000",
             "--deep-page",
@@ -114,14 +125,7 @@ async fn bench_query_reports_every_shape_beside_its_sql_baseline() {
             "--clients",
             "4",
         ],
-        "",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     for shape in [
         "latest 100 of one device",
         "one-hour window of one sensor type",
@@ -137,19 +141,9 @@ async fn bench_query_reports_every_shape_beside_its_sql_baseline() {
 #[tokio::test]
 async fn bench_query_refuses_a_deep_page_the_table_does_not_have() {
     let db = TestDb::sqlite();
-    let out = datastream(
+    let out = bench_query(
         &db,
-        &[
-            "bench",
-            "query",
-            "--rows",
-            "1000",
-            "--deep-page",
-            "20",
-            "--requests",
-            "16",
-        ],
-        "",
+        &["--rows", "1000", "--deep-page", "20", "--requests", "16"],
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -171,12 +165,7 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
         .args(["--publishers", "2"])
         .output()
         .expect("running datastream bench ingest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     let pipelines: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("/s published"))
