@@ -108,6 +108,14 @@ impl TimestampText {
         Self(TimestampTextRepr::Digits(out))
     }
 
+    /// The text's bytes (ASCII for every year 0–9999).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            TimestampTextRepr::Digits(digits) => digits,
+            TimestampTextRepr::Chrono(text) => text.as_bytes(),
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.0 {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod health;
+mod page_json;
 pub mod readings;
 pub mod users;
 

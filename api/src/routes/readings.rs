@@ -1,6 +1,7 @@
 //! `/api/v1/readings`: list (filters, cursor or page), one by id, and edit
 //! or delete by filter.
 
+use super::page_json::write_readings_page;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::error::ErrorBody;
@@ -205,14 +206,13 @@ pub async fn list(
         )),
         _ => None,
     };
-    let page = ReadingsPage {
-        data: rows.into_iter().map(ReadingDto::from).collect(),
-        page: PageInfo { limit, next_cursor },
-    };
     // Sized once: a growing buffer would copy a 100-reading page (~22 KB)
     // eight times over on its way up from 128 bytes.
-    let mut body = Vec::with_capacity(JSON_BYTES_PER_READING * (page.data.len() + 1));
-    serde_json::to_writer(&mut body, &page).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut body = Vec::with_capacity(JSON_BYTES_PER_READING * (rows.len() + 1));
+    // The body `ReadingsPage` documents, written without serde's general
+    // path (see `page_json`).
+    write_readings_page(&mut body, &rows, limit, next_cursor.as_deref())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))
