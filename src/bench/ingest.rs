@@ -9,6 +9,7 @@
 //! Ingestors run as real child processes (`datastream ingestor`), so their
 //! memory can be read and nothing is shared with the publishers.
 
+use super::broker_drops::BrokerDrops;
 use super::publish::{publish, PublishPlan};
 use crate::ingestor_process::{IngestorProcess, IngestorSpec};
 use crate::settings::Settings;
@@ -56,6 +57,9 @@ pub struct PipelineRun {
     pub p99: Duration,
     /// Published but not stored.
     pub lost: u64,
+    /// Messages the broker says it dropped during the run (any client's),
+    /// read when something was lost and the broker publishes the figure.
+    pub broker_dropped: Option<u64>,
     /// Redelivered readings the unique key absorbed.
     pub duplicates: u64,
 }
@@ -91,6 +95,8 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         datastream_schema::store::redact_url(&settings.database_url),
         bench.per_message
     );
+    let mut drops =
+        BrokerDrops::follow(&mqtt, &format!("bench-sys-{run_id}").to_ascii_lowercase()).await;
 
     eprintln!("[1/4] storage limit: direct INSERT IGNORE, batches of 1000");
     let storage_rows_per_sec =
@@ -107,7 +113,12 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
             // The naive consumer's pattern: one reading per message and transaction.
             per_message: 1,
         }
-        .run(&format!("BENCH{run_id}N"), bench.naive_count, None)
+        .run(
+            &format!("BENCH{run_id}N"),
+            bench.naive_count,
+            None,
+            &mut drops,
+        )
         .await?;
         stop(ingestors, &mqtt).await;
         run
@@ -134,7 +145,12 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         publishers: bench.publishers,
         per_message: bench.per_message,
     }
-    .run(&format!("BENCH{run_id}F"), bench.count, bench.rate)
+    .run(
+        &format!("BENCH{run_id}F"),
+        bench.count,
+        bench.rate,
+        &mut drops,
+    )
     .await?;
 
     let paced = if bench.rate.is_none() {
@@ -148,7 +164,12 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
                 publishers: bench.publishers,
                 per_message: bench.per_message,
             }
-            .run(&format!("BENCH{run_id}H"), bench.count, Some(rate))
+            .run(
+                &format!("BENCH{run_id}H"),
+                bench.count,
+                Some(rate),
+                &mut drops,
+            )
             .await?,
         )
     } else {
@@ -257,9 +278,16 @@ struct Pipeline<'a> {
 
 impl Pipeline<'_> {
     /// Publishes `count` readings for `id1` and measures how fast and how
-    /// completely they land.
-    async fn run(&self, id1: &str, count: usize, rate: Option<f64>) -> Result<PipelineRun> {
+    /// completely they land; `drops` names the broker's part in any loss.
+    async fn run(
+        &self,
+        id1: &str,
+        count: usize,
+        rate: Option<f64>,
+        drops: &mut Option<BrokerDrops>,
+    ) -> Result<PipelineRun> {
         let (store, mqtt, ingestors) = (self.store, self.mqtt, self.ingestors);
+        let drop_mark = drops.as_ref().map(BrokerDrops::mark);
         let per_message = self.per_message;
         let publishers = self.publishers.clamp(1, count.max(1));
         let duplicates_before = total(ingestors, "duplicate").await;
@@ -305,13 +333,21 @@ impl Pipeline<'_> {
         let stored = store.count(&filter).await?;
         let mut latencies = latencies(store, id1, publishers).await?;
         latencies.sort();
+        let lost = count as u64 - stored.min(count as u64);
+        // Worth a wait for the broker's next $SYS update only when
+        // something is missing.
+        let broker_dropped = match (drops.as_mut(), drop_mark) {
+            (Some(drops), Some(mark)) if lost > 0 => drops.since(mark).await,
+            _ => None,
+        };
         Ok(PipelineRun {
             rate,
             published_per_sec: count as f64 / publish_time.as_secs_f64(),
             landed_per_sec: landed as f64 / landed_at.as_secs_f64(),
             p50: percentile(&latencies, 0.50),
             p99: percentile(&latencies, 0.99),
-            lost: count as u64 - stored.min(count as u64),
+            lost,
+            broker_dropped,
             duplicates: total(ingestors, "duplicate").await - duplicates_before,
         })
     }
@@ -369,17 +405,26 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 impl IngestReport {
+    /// Every pipeline run, in the order they ran.
+    fn runs(&self) -> impl Iterator<Item = &PipelineRun> {
+        [&self.naive, &self.full]
+            .into_iter()
+            .chain(self.paced.as_ref())
+    }
+
     /// The report as printed by `datastream bench ingest`.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let row = |name: &str, r: &PipelineRun| {
             format!(
-                "  {name:<34} {:>9.0}/s published {:>9.0}/s landed   p50 {:>6.1} ms  p99 {:>7.1} ms   lost {}  duplicates absorbed {}\n",
+                "  {name:<34} {:>9.0}/s published {:>9.0}/s landed   p50 {:>6.1} ms  p99 {:>7.1} ms   lost {}{}  duplicates absorbed {}\n",
                 r.published_per_sec,
                 r.landed_per_sec,
                 r.p50.as_secs_f64() * 1e3,
                 r.p99.as_secs_f64() * 1e3,
                 r.lost,
+                r.broker_dropped
+                    .map_or(String::new(), |n| format!(" (broker dropped {n})")),
                 r.duplicates
             )
         };
@@ -408,6 +453,13 @@ impl IngestReport {
                 "  p99 at half rate         {:>6.1} ms (target < 250 ms)\n",
                 p.p99.as_secs_f64() * 1e3
             ));
+        }
+        if self.runs().any(|r| r.broker_dropped.unwrap_or(0) > 0) {
+            s.push_str(
+                "note: the broker dropped messages, so readings were lost before any ingestor saw them: its\n\
+                 \x20     per-client queue filled (Mosquitto's max_queued_messages, 1000 unless set); run it with\n\
+                 \x20     the project's mosquitto.conf, which lifts the limit\n",
+            );
         }
         if let Some(rss) = self.ingestor_peak_rss {
             s.push_str(&format!(

@@ -226,6 +226,12 @@ impl OwnMosquitto {
     /// Starts it, or returns `None` (skip) when `mosquitto` is not installed
     /// and `DATASTREAM_TEST_MQTT` is unset. In CI the binary must exist.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// As [`OwnMosquitto::start`], with some of `mosquitto.conf`'s settings
+    /// replaced or added: `("max_queued_messages", "5")`.
+    pub fn start_with(settings: &[(&str, &str)]) -> Option<Self> {
         let binary = [
             "/usr/sbin/mosquitto",
             "/usr/bin/mosquitto",
@@ -275,10 +281,17 @@ impl OwnMosquitto {
                     format!("password_file {}", passwd.display())
                 } else if line.starts_with("acl_file ") {
                     format!("acl_file {acl}")
+                } else if settings
+                    .iter()
+                    .any(|(key, _)| line.split_whitespace().next() == Some(key))
+                {
+                    // Replaced below.
+                    String::new()
                 } else {
                     line.to_owned()
                 }
             })
+            .chain(settings.iter().map(|(key, value)| format!("{key} {value}")))
             .chain([
                 // Started as root, Mosquitto drops to the `mosquitto` user,
                 // which cannot write into the test's private directory.
