@@ -348,8 +348,8 @@ async fn one_shot(command: Command, settings: Settings) -> Result<()> {
                 pool_size: settings.database_pool_size,
                 deep_page: args.deep_page,
             };
-            let results = datastream::bench::query::run(&settings, &bench).await?;
-            print!("{}", datastream::bench::query::render(&results, &bench));
+            let report = datastream::bench::query::run(&settings, &bench).await?;
+            print!("{}", datastream::bench::query::render(&report, &bench));
             Ok(())
         }
         Command::Bench(BenchCommand::Generate(args)) => {

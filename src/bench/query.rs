@@ -6,6 +6,9 @@
 //! free port, and times five query shapes with `clients` concurrent
 //! keep-alive connections. Each shape is warmed up first (untimed), so
 //! the figures describe a running service, not its first connections.
+//! Page 1 and the deep page by cursor are then timed once more together,
+//! every client alternating between them, for the cursor's ratio: two
+//! shapes timed minutes apart on a shared machine differ by its drift.
 
 use super::thread_cpu::threads_cpu;
 use crate::settings::Settings;
@@ -35,7 +38,7 @@ const API_THREADS: &str = "actix-server";
 const MIN_REQUESTS_FOR_CPU: usize = 100;
 
 /// Makes the query string of one request of a shape (random device, window…).
-type QueryMaker = Box<dyn Fn() -> String + Send + Sync>;
+type QueryMaker = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -60,6 +63,13 @@ impl QueryBench {
     fn deep_page(&self) -> u32 {
         self.deep_page.max(2)
     }
+
+    /// Requests of each of page 1 and the deep cursor page when they are
+    /// timed together: half the usual, so the pair takes about as long as
+    /// one shape.
+    fn interleaved_requests(&self) -> usize {
+        (self.requests / 2).max(self.clients)
+    }
 }
 
 /// One query shape's figures.
@@ -76,6 +86,18 @@ pub struct ShapeResult {
     pub api_cpu: Option<Duration>,
 }
 
+/// Everything `bench query` measured.
+#[derive(Debug, Clone)]
+pub struct QueryReport {
+    /// Each shape, timed alone.
+    pub shapes: Vec<ShapeResult>,
+    /// Page 1 and the deep page by cursor timed together, each client
+    /// alternating between them: the ratio of their p50s is the cursor
+    /// target's figure, free of the machine's drift between shapes timed one
+    /// after the other.
+    pub interleaved: (Timing, Timing),
+}
+
 /// Latency and throughput of one series.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -88,7 +110,7 @@ pub struct Timing {
 }
 
 /// Runs the benchmark.
-pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeResult>> {
+pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<QueryReport> {
     let store = open_store(settings).await?;
     let span_end = load(&store, bench.rows).await?;
 
@@ -138,17 +160,19 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
         datastream_schema::Order::Desc,
     );
 
+    let page_1: QueryMaker = Arc::new(|| "limit=100".to_owned());
+    let deep_by_cursor: QueryMaker = Arc::new(move || format!("limit=100&cursor={deep_cursor}"));
     let shapes: Vec<(String, QueryMaker)> = vec![
         (
             "latest 100 of one device".to_owned(),
-            Box::new(|| {
+            Arc::new(|| {
                 let id2 = rand::rng().random_range(0..DEVICES);
                 format!("id1={ID1}&id2={id2}&limit=100")
             }),
         ),
         (
             "one-hour window of one sensor type".to_owned(),
-            Box::new(move || {
+            Arc::new(move || {
                 let mut rng = rand::rng();
                 let hours_back = rng.random_range(1..SPAN_DAYS * 24);
                 let to = span_end - ChronoDuration::hours(hours_back);
@@ -161,14 +185,14 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
                 )
             }),
         ),
-        (PAGE_1.to_owned(), Box::new(|| "limit=100".to_owned())),
+        (PAGE_1.to_owned(), page_1.clone()),
         (
             format!("page {} by cursor", page_label(deep_page)),
-            Box::new(move || format!("limit=100&cursor={deep_cursor}")),
+            deep_by_cursor.clone(),
         ),
         (
             format!("page {} by offset", page_label(deep_page)),
-            Box::new(move || format!("limit=100&page={deep_page}")),
+            Arc::new(move || format!("limit=100&page={deep_page}")),
         ),
     ];
 
@@ -216,9 +240,29 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<Vec<ShapeRes
             api_cpu,
         });
     }
+
+    eprintln!(
+        "timing: {PAGE_1} and page {} by cursor, interleaved",
+        page_label(deep_page)
+    );
+    let pair_bench = QueryBench {
+        requests: bench.interleaved_requests(),
+        ..bench.clone()
+    };
+    let interleaved = time_http_interleaved(
+        addr,
+        &token,
+        &pair_bench,
+        page_1.as_ref(),
+        deep_by_cursor.as_ref(),
+    )
+    .await?;
     stop.cancel();
     server.wait().await?;
-    Ok(results)
+    Ok(QueryReport {
+        shapes: results,
+        interleaved,
+    })
 }
 
 /// Makes sure `rows` bench readings exist; returns the end of their span.
@@ -299,12 +343,13 @@ fn plan(bench: &QueryBench, make_query: &(dyn Fn() -> String + Send + Sync)) -> 
         .collect()
 }
 
-/// Runs one task per client over its share of `work`, all at once, and
-/// times the whole: `client` returns the latency of each of its requests.
-async fn time_clients<W, F, Fut>(work: Vec<Vec<W>>, client: F) -> Result<Timing>
+/// Runs one task per client over its share of `work`, all at once: returns
+/// what every client measured, and how long the whole took.
+async fn run_clients<W, T, F, Fut>(work: Vec<Vec<W>>, client: F) -> Result<(Vec<T>, Duration)>
 where
     F: Fn(Vec<W>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Duration>>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<T>>> + Send + 'static,
+    T: Send + 'static,
 {
     let started = Instant::now();
     let tasks: Vec<_> = work
@@ -315,7 +360,7 @@ where
     for t in tasks {
         all.extend(t.await??);
     }
-    Ok(timing(all, started.elapsed()))
+    Ok((all, started.elapsed()))
 }
 
 /// Times the queries over HTTP, one keep-alive connection per client.
@@ -325,20 +370,68 @@ async fn time_http(
     bench: &QueryBench,
     make_query: &(dyn Fn() -> String + Send + Sync),
 ) -> Result<Timing> {
-    time_clients(plan(bench, make_query), |queries| {
+    let work = plan(bench, make_query)
+        .into_iter()
+        .map(|queries| queries.into_iter().map(|q| (0, q)).collect())
+        .collect();
+    let (mut series, total) = http_series(addr, token, work, 1).await?;
+    Ok(timing(series.remove(0), total))
+}
+
+/// Times two shapes at once, every client alternating between them, so
+/// that both see the same machine: a ratio of their latencies is not moved
+/// by the drift between shapes timed one after the other.
+async fn time_http_interleaved(
+    addr: std::net::SocketAddr,
+    token: &str,
+    bench: &QueryBench,
+    first: &(dyn Fn() -> String + Send + Sync),
+    second: &(dyn Fn() -> String + Send + Sync),
+) -> Result<(Timing, Timing)> {
+    let work = plan(bench, first)
+        .into_iter()
+        .zip(plan(bench, second))
+        .map(|(a, b)| {
+            a.into_iter()
+                .zip(b)
+                .flat_map(|(qa, qb)| [(0, qa), (1, qb)])
+                .collect()
+        })
+        .collect();
+    let (mut series, total) = http_series(addr, token, work, 2).await?;
+    let second = series.pop().unwrap_or_default();
+    let first = series.pop().unwrap_or_default();
+    Ok((timing(first, total), timing(second, total)))
+}
+
+/// Sends each client's queries, tagged with their series (`0..series`), on
+/// a keep-alive connection of its own, all clients at once; returns each
+/// series' latencies and the time the whole took.
+async fn http_series(
+    addr: std::net::SocketAddr,
+    token: &str,
+    work: Vec<Vec<(usize, String)>>,
+    series: usize,
+) -> Result<(Vec<Vec<Duration>>, Duration)> {
+    let (tagged, total) = run_clients(work, |queries| {
         let token = token.to_owned();
         async move {
             let mut conn = HttpConnection::open(addr).await?;
             let mut latencies = Vec::with_capacity(queries.len());
-            for q in queries {
+            for (tag, q) in queries {
                 let t = Instant::now();
                 conn.get(&format!("/api/v1/readings?{q}"), &token).await?;
-                latencies.push(t.elapsed());
+                latencies.push((tag, t.elapsed()));
             }
             Ok(latencies)
         }
     })
-    .await
+    .await?;
+    let mut by_series = vec![Vec::new(); series];
+    for (tag, latency) in tagged {
+        by_series[tag].push(latency);
+    }
+    Ok((by_series, total))
 }
 
 /// Times the same filters straight on the store, with the same concurrency.
@@ -352,7 +445,7 @@ async fn time_store(
         .into_iter()
         .map(|queries| queries.iter().map(|q| query_filter(q, cursors)).collect())
         .collect::<Result<Vec<Vec<ReadingFilter>>>>()?;
-    time_clients(work, |filters| {
+    let (latencies, total) = run_clients(work, |filters| {
         let store = store.clone();
         async move {
             let mut latencies = Vec::with_capacity(filters.len());
@@ -364,7 +457,8 @@ async fn time_store(
             Ok(latencies)
         }
     })
-    .await
+    .await?;
+    Ok(timing(latencies, total))
 }
 
 /// The store filter a query string means (as the API would build it).
@@ -469,13 +563,13 @@ impl HttpConnection {
 }
 
 /// The report as printed.
-pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
+pub fn render(report: &QueryReport, bench: &QueryBench) -> String {
     let mut s = format!(
         "results ({} rows, {} clients, {} requests per shape, {} API workers, {} database connections)\n  {:<36} {:>9} {:>9} {:>9}   {:>9} {:>9}   {:>9}   {:>11}\n",
         bench.rows, bench.clients, bench.requests, bench.api_workers,
         bench.pool_size.map_or("default".to_owned(), |n| n.to_string()), "query", "API p50", "API p99", "API req/s", "SQL p50", "SQL p99", "API÷SQL", "API CPU/req"
     );
-    for r in results {
+    for r in &report.shapes {
         s.push_str(&format!(
             "  {:<36} {:>7.2}ms {:>7.2}ms {:>9.0}   {:>7.2}ms {:>7.2}ms   {:>9.2}   {:>11}\n",
             r.name,
@@ -491,16 +585,15 @@ pub fn render(results: &[ShapeResult], bench: &QueryBench) -> String {
             )),
         ));
     }
-    if let (Some(first), Some(deep)) = (
-        results.iter().find(|r| r.name == PAGE_1),
-        results.iter().find(|r| r.name.ends_with("by cursor")),
-    ) {
-        s.push_str(&format!(
-            "  cursor page {} ÷ page 1 (p50): {:.2} (target ≤ 1.5)\n",
-            page_label(bench.deep_page()),
-            deep.api.p50.as_secs_f64() / first.api.p50.as_secs_f64()
-        ));
-    }
+    let (first, deep) = &report.interleaved;
+    s.push_str(&format!(
+        "  cursor page {deep_page} ÷ page 1 (p50, interleaved): {:.2} (target ≤ 1.5; page 1 {:.2}ms, page {deep_page} {:.2}ms, {} requests each, every client alternating)\n",
+        deep.p50.as_secs_f64() / first.p50.as_secs_f64().max(1e-9),
+        first.p50.as_secs_f64() * 1e3,
+        deep.p50.as_secs_f64() * 1e3,
+        bench.interleaved_requests(),
+        deep_page = page_label(bench.deep_page()),
+    ));
     s
 }
 

@@ -132,7 +132,7 @@ async fn bench_query_reports_every_shape_beside_its_sql_baseline() {
         "page 1 (newest 100)",
         "page 20 by cursor",
         "page 20 by offset",
-        "cursor page 20 ÷ page 1 (p50):",
+        "cursor page 20 ÷ page 1 (p50, interleaved):",
     ] {
         assert!(stdout.contains(shape), "{shape} missing from:\n{stdout}");
     }
