@@ -150,6 +150,53 @@ async fn bench_query_refuses_a_deep_page_the_table_does_not_have() {
     assert!(stderr.contains("page 20 does not exist"), "{stderr}");
 }
 
+/// The shipped generator benchmark runs end to end on the embedded broker:
+/// each scenario's readings arrive at about the rate asked, and each is
+/// compared with the bare-publish baseline.
+#[tokio::test]
+async fn bench_generate_delivers_each_scenario_at_its_rate_beside_the_baseline() {
+    let db = TestDb::sqlite();
+    let stdout = stdout_of_success(&datastream(
+        &db,
+        &[
+            "bench",
+            "generate",
+            "--devices",
+            "200",
+            "--fast-rate",
+            "2000",
+            "--seconds",
+            "2",
+        ],
+        "",
+    ));
+    assert!(stdout.contains("baseline: pre-encoded publish"), "{stdout}");
+    for (scenario, target) in [
+        ("200 devices × 1 Hz", 200.0),
+        ("one generator at 2000 readings/s", 2000.0),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(scenario))
+            .unwrap_or_else(|| panic!("{scenario} missing from:\n{stdout}"));
+        // Columns from the right: ms CPU/1k, core used, achieved, received/s.
+        let received: f64 = line
+            .split_whitespace()
+            .rev()
+            .nth(3)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no received/s in {line:?}"));
+        assert!(
+            (0.5 * target..=1.5 * target).contains(&received),
+            "{scenario}: {received}/s received for {target}/s asked\n{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("  {scenario}")),
+            "{scenario} has no ratio to the baseline:\n{stdout}"
+        );
+    }
+}
+
 /// The shipped ingest benchmark runs end to end against the test broker
 /// (few enough readings that a stock Mosquitto's 1,000-message queue cannot
 /// drop any) and finds every reading stored in each of its pipelines.
