@@ -40,6 +40,28 @@ const MIN_REQUESTS_FOR_CPU: usize = 100;
 /// Makes the query string of one request of a shape (random device, window…).
 type QueryMaker = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// One query shape the benchmark times.
+struct Shape {
+    /// As the report names it.
+    name: String,
+    /// Each request's query string.
+    query: QueryMaker,
+    /// Takes seconds per request (the deep offset page): timed with a few
+    /// requests from one client, unwarmed; sixteen at once would exhaust
+    /// the connection pool.
+    slow: bool,
+}
+
+impl Shape {
+    fn new(name: impl Into<String>, query: QueryMaker) -> Self {
+        Self {
+            name: name.into(),
+            query,
+            slow: false,
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct QueryBench {
@@ -162,16 +184,16 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<QueryReport>
 
     let page_1: QueryMaker = Arc::new(|| "limit=100".to_owned());
     let deep_by_cursor: QueryMaker = Arc::new(move || format!("limit=100&cursor={deep_cursor}"));
-    let shapes: Vec<(String, QueryMaker)> = vec![
-        (
-            "latest 100 of one device".to_owned(),
+    let shapes = [
+        Shape::new(
+            "latest 100 of one device",
             Arc::new(|| {
                 let id2 = rand::rng().random_range(0..DEVICES);
                 format!("id1={ID1}&id2={id2}&limit=100")
             }),
         ),
-        (
-            "one-hour window of one sensor type".to_owned(),
+        Shape::new(
+            "one-hour window of one sensor type",
             Arc::new(move || {
                 let mut rng = rand::rng();
                 let hours_back = rng.random_range(1..SPAN_DAYS * 24);
@@ -185,25 +207,25 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<QueryReport>
                 )
             }),
         ),
-        (PAGE_1.to_owned(), page_1.clone()),
-        (
+        Shape::new(PAGE_1, page_1.clone()),
+        Shape::new(
             format!("page {} by cursor", page_label(deep_page)),
             deep_by_cursor.clone(),
         ),
-        (
-            format!("page {} by offset", page_label(deep_page)),
-            Arc::new(move || format!("limit=100&page={deep_page}")),
-        ),
+        Shape {
+            slow: true,
+            ..Shape::new(
+                format!("page {} by offset", page_label(deep_page)),
+                Arc::new(move || format!("limit=100&page={deep_page}")),
+            )
+        },
     ];
 
     let mut results = Vec::new();
-    for (name, make_query) in &shapes {
-        eprintln!("timing: {name}");
-        let make_query: &(dyn Fn() -> String + Send + Sync) = make_query.as_ref();
-        // A deep offset page takes seconds: a few, one at a time, show it
-        // (sixteen at once would exhaust the connection pool), unwarmed.
-        let deep_offset = name.contains("offset");
-        let shape_bench = if deep_offset {
+    for shape in &shapes {
+        eprintln!("timing: {}", shape.name);
+        let make_query: &(dyn Fn() -> String + Send + Sync) = shape.query.as_ref();
+        let shape_bench = if shape.slow {
             QueryBench {
                 clients: 1,
                 requests: 3,
@@ -218,23 +240,23 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<QueryReport>
                 .max(shape_bench.clients),
             ..shape_bench.clone()
         };
-        if !deep_offset {
+        if !shape.slow {
             time_http(addr, &token, &warm_up, make_query).await?;
         }
         let cpu_before = threads_cpu(API_THREADS);
         let api = time_http(addr, &token, &shape_bench, make_query).await?;
         // CPU time is counted in 10 ms ticks: a per-request figure needs
-        // enough requests (the offset shape's three are not).
+        // enough requests (a slow shape's three are not).
         let api_cpu = cpu_before
             .zip(threads_cpu(API_THREADS))
             .filter(|_| shape_bench.requests >= MIN_REQUESTS_FOR_CPU)
             .map(|(before, after)| after.saturating_sub(before) / shape_bench.requests as u32);
-        if !deep_offset {
+        if !shape.slow {
             time_store(&store, &cursors, &warm_up, make_query).await?;
         }
         let sql = time_store(&store, &cursors, &shape_bench, make_query).await?;
         results.push(ShapeResult {
-            name: name.clone(),
+            name: shape.name.clone(),
             api,
             sql,
             api_cpu,
