@@ -46,7 +46,7 @@ pub struct ReadingsQuery {
 const PAGING_PARAMS: [&str; 4] = ["limit", "order", "cursor", "page"];
 
 /// The parameters edits and deletes take, for the OpenAPI document only:
-/// [`ReadingsQuery`]'s without [`PAGING_PARAMS`]. Requests are still read as
+/// [`ReadingsQuery`]'s without the paging ones (`limit`, `order`, `cursor`, `page`). Requests are still read as
 /// `ReadingsQuery`, so a paging parameter gets a 400 that names it instead
 /// of being silently ignored.
 pub struct ReadingConditions;
