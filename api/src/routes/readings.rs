@@ -46,9 +46,9 @@ pub struct ReadingsQuery {
 const PAGING_PARAMS: [&str; 4] = ["limit", "order", "cursor", "page"];
 
 /// The parameters edits and deletes take, for the OpenAPI document only:
-/// [`ReadingsQuery`]'s without the paging ones (`limit`, `order`, `cursor`, `page`). Requests are still read as
-/// `ReadingsQuery`, so a paging parameter gets a 400 that names it instead
-/// of being silently ignored.
+/// [`ReadingsQuery`]'s without the paging ones (`limit`, `order`, `cursor`,
+/// `page`). Requests are still read as `ReadingsQuery`, so a paging
+/// parameter gets a 400 that names it instead of being silently ignored.
 pub struct ReadingConditions;
 
 impl IntoParams for ReadingConditions {
