@@ -346,7 +346,13 @@ mod tests {
         }
         for ts in [
             Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2000, 2, 29, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(1900, 3, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 12, 31, 23, 59, 59).unwrap(),
             Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
             DateTime::<Utc>::MIN_UTC,
             DateTime::<Utc>::MAX_UTC,
         ] {
