@@ -60,6 +60,8 @@ pub struct PipelineRun {
     /// Messages the broker says it dropped during the run (any client's),
     /// read when something was lost and the broker publishes the figure.
     pub broker_dropped: Option<u64>,
+    /// Readings per MQTT message in this run.
+    pub per_message: usize,
     /// Redelivered readings the unique key absorbed.
     pub duplicates: u64,
 }
@@ -348,6 +350,7 @@ impl Pipeline<'_> {
             p99: percentile(&latencies, 0.99),
             lost,
             broker_dropped,
+            per_message,
             duplicates: total(ingestors, "duplicate").await - duplicates_before,
         })
     }
@@ -404,6 +407,18 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+impl PipelineRun {
+    /// Readings lost that the broker's own drops do not account for (only
+    /// known where the broker reported its drops).
+    pub fn unexplained_loss(&self) -> Option<u64> {
+        let dropped = self.broker_dropped?;
+        Some(
+            self.lost
+                .saturating_sub(dropped.saturating_mul(self.per_message as u64)),
+        )
+    }
+}
+
 impl IngestReport {
     /// Every pipeline run, in the order they ran.
     fn runs(&self) -> impl Iterator<Item = &PipelineRun> {
@@ -423,8 +438,10 @@ impl IngestReport {
                 r.p50.as_secs_f64() * 1e3,
                 r.p99.as_secs_f64() * 1e3,
                 r.lost,
-                r.broker_dropped
-                    .map_or(String::new(), |n| format!(" (broker dropped {n})")),
+                r.broker_dropped.map_or(String::new(), |n| format!(
+                    " (broker dropped {n} message{})",
+                    if n == 1 { "" } else { "s" }
+                )),
                 r.duplicates
             )
         };
@@ -454,6 +471,12 @@ impl IngestReport {
                 p.p99.as_secs_f64() * 1e3
             ));
         }
+        if let Some(rss) = self.ingestor_peak_rss {
+            s.push_str(&format!(
+                "  ingestor peak RSS        {:>6.1} MiB (target < 64 MiB)\n",
+                rss as f64 / (1024.0 * 1024.0)
+            ));
+        }
         if self.runs().any(|r| r.broker_dropped.unwrap_or(0) > 0) {
             s.push_str(
                 "note: the broker dropped messages, so readings were lost before any ingestor saw them: its\n\
@@ -461,12 +484,49 @@ impl IngestReport {
                  \x20     the project's mosquitto.conf, which lifts the limit\n",
             );
         }
-        if let Some(rss) = self.ingestor_peak_rss {
+        let unexplained: u64 = self.runs().filter_map(PipelineRun::unexplained_loss).sum();
+        if unexplained > 0 {
             s.push_str(&format!(
-                "  ingestor peak RSS        {:>6.1} MiB (target < 64 MiB)\n",
-                rss as f64 / (1024.0 * 1024.0)
+                "WARNING: {unexplained} reading(s) lost beyond what the broker dropped: the pipeline lost data; please report it\n"
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PipelineRun;
+    use std::time::Duration;
+
+    fn run(lost: u64, broker_dropped: Option<u64>, per_message: usize) -> PipelineRun {
+        PipelineRun {
+            rate: None,
+            published_per_sec: 1.0,
+            landed_per_sec: 1.0,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            lost,
+            broker_dropped,
+            per_message,
+            duplicates: 0,
+        }
+    }
+
+    #[test]
+    fn loss_the_broker_dropped_is_explained() {
+        assert_eq!(run(980, Some(980), 1).unexplained_loss(), Some(0));
+        assert_eq!(run(980, Some(98), 10).unexplained_loss(), Some(0));
+    }
+
+    #[test]
+    fn loss_beyond_the_broker_drops_is_unexplained() {
+        assert_eq!(run(1000, Some(980), 1).unexplained_loss(), Some(20));
+        assert_eq!(run(1000, Some(0), 10).unexplained_loss(), Some(1000));
+    }
+
+    #[test]
+    fn without_the_broker_figure_nothing_is_claimed() {
+        assert_eq!(run(1000, None, 1).unexplained_loss(), None);
     }
 }
