@@ -61,7 +61,7 @@ impl BrokerDrops {
         // `uptime`'s retained value is here, `dropped`'s (if any) came first.
         client.subscribe(DROPPED, QoS::AtMostOnce).await.ok()?;
         client.subscribe(UPTIME, QoS::AtMostOnce).await.ok()?;
-        let (tx, mut rx) = watch::channel(SysState::default());
+        let (tx, rx) = watch::channel(SysState::default());
         let setup = async {
             let mut counter_granted = None;
             loop {
@@ -101,7 +101,6 @@ impl BrokerDrops {
                 }
             }
         });
-        rx.mark_unchanged();
         Some(Self {
             state: rx,
             client,
