@@ -168,8 +168,8 @@ pub struct PageInfo {
 }
 
 /// Body of `GET /api/v1/readings`, as documented. The handler writes it
-/// with `page_json::write_readings_page`, which a property test holds to exactly
-/// this type's serde output: a field added here must be added there.
+/// with `page_json::write_readings_page`, which a property test holds to
+/// exactly this type's serde output: a field added here must be added there.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadingsPage {
     /// The readings.
