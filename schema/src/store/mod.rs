@@ -8,6 +8,7 @@
 mod connection_health;
 mod detached;
 mod mysql;
+mod mysql_session;
 pub(crate) mod query;
 pub(crate) mod rows;
 mod shared;

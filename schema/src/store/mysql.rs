@@ -2,6 +2,7 @@
 //! with deadpool.
 
 use super::connection_health::ConnectionHealth;
+use super::mysql_session::configure_session;
 use super::rows::NewReadingRow;
 use super::shared::diesel_store;
 use super::{Migrations, Store, StoreError};
@@ -14,7 +15,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use diesel_migrations::MigrationHarness;
 use std::time::Duration;
 
@@ -135,38 +136,6 @@ impl MysqlStore {
     }
 }
 
-/// Lets MariaDB's planner see what a range on `(sensor_type, timestamp)`
-/// saves over `ref` on `(sensor_type)` for a newest-first page below a time
-/// bound (`to`, or a cursor). Without it MariaDB 10.11 picks `ref` whenever
-/// the bound covers most of the type's rows and walks back from the newest
-/// row: `sensor_type=humidity&to=…` over 10M rows read 750,101 rows for a
-/// page of 100 (~1 s); with it, 101. `disable_max_seek` stops the cost model
-/// from capping the seeks it charges `ref`. The variable takes these names
-/// from MariaDB 10.6.18 / 10.11.8 on (10.6.17 / 10.11.7 had a number, MySQL
-/// and older MariaDB have none); where the statement fails the session
-/// keeps the server's planner settings.
-const PREFER_RANGE_OVER_REF: &str = "SET SESSION optimizer_adjust_secondary_key_costs = \
-     CONCAT_WS(',', NULLIF(@@optimizer_adjust_secondary_key_costs, ''), 'disable_max_seek')";
-
-/// Settings every pooled connection gets before its first use.
-async fn configure_session(conn: &mut AsyncMysqlConnection) -> diesel::QueryResult<()> {
-    // created_at/updated_at default to CURRENT_TIMESTAMP(6), which is in the
-    // session time zone; every value here is UTC.
-    conn.batch_execute("SET time_zone = '+00:00'").await?;
-    // A planner preference is not worth a connection: whatever the server
-    // says to it, the session is usable and keeps its defaults.
-    if let Err(error) = conn.batch_execute(PREFER_RANGE_OVER_REF).await {
-        let unknown = matches!(&error, diesel::result::Error::DatabaseError(_, info)
-            if info.message().contains("Unknown system variable"));
-        if unknown {
-            tracing::debug!(%error, "the server has no optimizer_adjust_secondary_key_costs; keeping its planner defaults");
-        } else {
-            tracing::warn!(%error, "could not add disable_max_seek to optimizer_adjust_secondary_key_costs; a type's pages below a time bound may be slow");
-        }
-    }
-    Ok(())
-}
-
 diesel_store!(MysqlStore, Mysql);
 
 #[async_trait]
@@ -179,65 +148,5 @@ impl Store for MysqlStore {
 
     fn backend_name(&self) -> &'static str {
         "mysql"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datastream_test_support::TestDb;
-    use diesel::sql_types::Text;
-
-    #[derive(diesel::QueryableByName)]
-    struct Setting {
-        #[diesel(sql_type = Text)]
-        value: String,
-    }
-
-    async fn session_value(conn: &mut AsyncMysqlConnection, expr: &str) -> String {
-        let rows: Vec<Setting> = diesel::sql_query(format!("SELECT CAST({expr} AS CHAR) AS value"))
-            .load(conn)
-            .await
-            .unwrap();
-        rows.into_iter().next().unwrap().value
-    }
-
-    #[tokio::test]
-    async fn pooled_sessions_run_in_utc_and_let_the_planner_prefer_ranges() {
-        let Some(db) = TestDb::mysql().await else {
-            return;
-        };
-        let mut conn = AsyncMysqlConnection::establish(db.url()).await.unwrap();
-        let knows_setting = session_value(
-            &mut conn,
-            "(SELECT COUNT(*) FROM information_schema.SYSTEM_VARIABLES \
-              WHERE VARIABLE_NAME = 'OPTIMIZER_ADJUST_SECONDARY_KEY_COSTS')",
-        )
-        .await
-            == "1";
-        let before = if knows_setting {
-            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await
-        } else {
-            String::new()
-        };
-
-        configure_session(&mut conn).await.unwrap();
-
-        assert_eq!(
-            session_value(&mut conn, "@@session.time_zone").await,
-            "+00:00"
-        );
-        // 10.6.17 / 10.11.7 had a number here, which the statement cannot
-        // extend; the session then keeps it.
-        let named_flags = knows_setting && before.parse::<u32>().is_err();
-        if named_flags {
-            let after =
-                session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await;
-            let flags: Vec<&str> = after.split(',').collect();
-            assert!(flags.contains(&"disable_max_seek"), "{after}");
-            for kept in before.split(',').filter(|f| !f.is_empty()) {
-                assert!(flags.contains(&kept), "{kept} kept in {after}");
-            }
-        }
     }
 }
