@@ -73,13 +73,14 @@ impl PlannerFlag {
         if message.contains("Unknown system variable") {
             // MySQL and MariaDB before 10.6.17 have other cost models.
             tracing::debug!(%error, flag = self.name, "the server has no optimizer_adjust_secondary_key_costs; keeping its planner defaults");
-        } else if message.contains("can't be set to the value")
-            && self.warned.swap(true, Ordering::Relaxed)
-        {
-            // A MariaDB that predates the flag: said once per process.
-            tracing::debug!(%error, flag = self.name, "the server does not know this planner flag");
+        } else if !message.contains("can't be set to the value") {
+            tracing::warn!(%error, flag = self.name, slow = self.slow_without, "could not add a planner flag to optimizer_adjust_secondary_key_costs");
+        } else if !self.warned.swap(true, Ordering::Relaxed) {
+            // A server that predates the flag: said once per process, not
+            // once per connection.
+            tracing::warn!(flag = self.name, slow = self.slow_without, "this MariaDB does not know a planner flag datastream sets (MariaDB 10.11.19 has both; MariaDB 11 does not need them)");
         } else {
-            tracing::warn!(%error, flag = self.name, slow = self.slow_without, "could not add a planner flag to optimizer_adjust_secondary_key_costs; upgrading MariaDB adds it");
+            tracing::debug!(%error, flag = self.name, "the server does not know this planner flag");
         }
     }
 }
