@@ -117,6 +117,18 @@ mod tests {
         rows.into_iter().next().unwrap().value
     }
 
+    /// Whether the server has `optimizer_adjust_secondary_key_costs` at all
+    /// (MariaDB 10.6.17+; not MySQL).
+    async fn knows_cost_settings(conn: &mut AsyncMysqlConnection) -> bool {
+        session_value(
+            conn,
+            "(SELECT COUNT(*) FROM information_schema.SYSTEM_VARIABLES \
+              WHERE VARIABLE_NAME = 'OPTIMIZER_ADJUST_SECONDARY_KEY_COSTS')",
+        )
+        .await
+            == "1"
+    }
+
     /// Whether this server takes `flag`, asked in a session of its own.
     async fn server_knows(url: &str, flag: &PlannerFlag) -> bool {
         let mut probe = AsyncMysqlConnection::establish(url).await.unwrap();
@@ -129,13 +141,7 @@ mod tests {
             return;
         };
         let mut conn = AsyncMysqlConnection::establish(db.url()).await.unwrap();
-        let knows_setting = session_value(
-            &mut conn,
-            "(SELECT COUNT(*) FROM information_schema.SYSTEM_VARIABLES \
-              WHERE VARIABLE_NAME = 'OPTIMIZER_ADJUST_SECONDARY_KEY_COSTS')",
-        )
-        .await
-            == "1";
+        let knows_setting = knows_cost_settings(&mut conn).await;
         let before = if knows_setting {
             session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await
         } else {
@@ -162,6 +168,35 @@ mod tests {
                 assert!(flags.contains(&flag.name), "{} in {after}", flag.name);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_flag_the_server_refuses_leaves_the_session_as_it_was() {
+        let Some(db) = TestDb::mysql().await else {
+            return;
+        };
+        let mut conn = AsyncMysqlConnection::establish(db.url()).await.unwrap();
+        if !knows_cost_settings(&mut conn).await {
+            return;
+        }
+        let unknown = PlannerFlag {
+            name: "no_such_planner_flag",
+            slow_without: "nothing",
+            warned: AtomicBool::new(false),
+        };
+        let before =
+            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await;
+
+        unknown.apply(&mut conn).await;
+        unknown.apply(&mut conn).await;
+
+        // Warned the first time, so the second refusal is only a debug line.
+        assert!(AtomicBool::load(&unknown.warned, Ordering::Relaxed));
+        assert_eq!(
+            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await,
+            before
+        );
+        assert_eq!(session_value(&mut conn, "1 + 1").await, "2");
     }
 
     #[tokio::test]
