@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One flag of MariaDB's `optimizer_adjust_secondary_key_costs` and the
 /// slow plan it prevents.
-pub(super) struct PlannerFlag {
+struct PlannerFlag {
     /// The flag's name, as the variable takes it.
-    pub(super) name: &'static str,
+    name: &'static str,
     /// What is slow where the server does not know the flag.
     slow_without: &'static str,
     /// Whether this process has already warned that the server lacks it.
@@ -23,7 +23,7 @@ pub(super) struct PlannerFlag {
 
 /// The flags, each added by its own statement so that a server that knows
 /// only some of them keeps those.
-pub(super) static PLANNER_FLAGS: [PlannerFlag; 2] = [
+static PLANNER_FLAGS: [PlannerFlag; 2] = [
     // Without it MariaDB 10.11 chose `ref` on `(sensor_type)` over the
     // range on `(sensor_type, timestamp)` for a type's newest-first page
     // below a time bound (`to` or a cursor) and walked back from the type's
@@ -129,6 +129,11 @@ mod tests {
             == "1"
     }
 
+    /// The session's `optimizer_adjust_secondary_key_costs`.
+    async fn cost_settings(conn: &mut AsyncMysqlConnection) -> String {
+        session_value(conn, "@@session.optimizer_adjust_secondary_key_costs").await
+    }
+
     /// Whether this server takes `flag`, asked in a session of its own.
     async fn server_knows(url: &str, flag: &PlannerFlag) -> bool {
         let mut probe = AsyncMysqlConnection::establish(url).await.unwrap();
@@ -143,7 +148,7 @@ mod tests {
         let mut conn = AsyncMysqlConnection::establish(db.url()).await.unwrap();
         let knows_setting = knows_cost_settings(&mut conn).await;
         let before = if knows_setting {
-            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await
+            cost_settings(&mut conn).await
         } else {
             String::new()
         };
@@ -157,8 +162,7 @@ mod tests {
         if !knows_setting {
             return;
         }
-        let after =
-            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await;
+        let after = cost_settings(&mut conn).await;
         let flags: Vec<&str> = after.split(',').collect();
         for kept in before.split(',').filter(|f| !f.is_empty()) {
             assert!(flags.contains(&kept), "{kept} kept in {after}");
@@ -184,18 +188,14 @@ mod tests {
             slow_without: "nothing",
             warned: AtomicBool::new(false),
         };
-        let before =
-            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await;
+        let before = cost_settings(&mut conn).await;
 
         unknown.apply(&mut conn).await;
         unknown.apply(&mut conn).await;
 
         // Warned the first time, so the second refusal is only a debug line.
         assert!(AtomicBool::load(&unknown.warned, Ordering::Relaxed));
-        assert_eq!(
-            session_value(&mut conn, "@@session.optimizer_adjust_secondary_key_costs").await,
-            before
-        );
+        assert_eq!(cost_settings(&mut conn).await, before);
         assert_eq!(session_value(&mut conn, "1 + 1").await, "2");
     }
 
