@@ -113,16 +113,28 @@ impl BrokerDrops {
         DropMark(self.state.borrow().dropped)
     }
 
-    /// Messages dropped since `mark`, after waiting for the broker's next
-    /// `$SYS` update (up to ~12 s) so that the count covers everything up
-    /// to now. Counts every client's drops, not only the benchmark's.
+    /// Messages dropped since `mark`, after waiting until a whole `$SYS`
+    /// update made after now has been read (two to three of the broker's
+    /// `sys_interval`s, 20–30 s by default) so that the count covers
+    /// everything up to now. Counts every client's drops, not only the
+    /// benchmark's.
     /// `None` while the counter has never been seen: the broker has
     /// dropped nothing since it started, or an ACL hides the topic (Mosquitto
     /// grants the subscription either way), and the two look alike.
     pub async fn since(&mut self, mark: DropMark) -> Option<u64> {
+        // The first update to arrive may have been made just before the
+        // caller's last messages were handled, and still be on its way; the
+        // second was made an interval later. Mosquitto sends `uptime` first
+        // in an update and `dropped` (only when it changed) after it, so
+        // the second update has been read whole once the third's `uptime`
+        // is here. Waiting for one update, as this once did, sometimes read
+        // `dropped` before the broker had sent it.
         let seen = self.state.borrow_and_update().updates;
-        let next =
-            tokio::time::timeout(NEXT_UPDATE, self.state.wait_for(|s| s.updates > seen)).await;
+        let next = tokio::time::timeout(
+            3 * NEXT_UPDATE,
+            self.state.wait_for(|s| s.updates >= seen + 3),
+        )
+        .await;
         match next {
             Ok(Ok(state)) => state
                 .dropped

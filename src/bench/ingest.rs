@@ -336,7 +336,7 @@ impl Pipeline<'_> {
         let mut latencies = latencies(store, id1, publishers).await?;
         latencies.sort();
         let lost = count as u64 - stored.min(count as u64);
-        // Worth a wait for the broker's next $SYS update only when
+        // Worth a wait for the broker's $SYS updates (20–30 s) only when
         // something is missing.
         let broker_dropped = match (drops.as_mut(), drop_mark) {
             (Some(drops), Some(mark)) if lost > 0 => drops.since(mark).await,

@@ -229,22 +229,27 @@ async fn the_secured_broker_lets_services_in_and_keeps_anonymous_publishers_out(
     );
     ingestor.wait_ready(READY).await.unwrap();
 
+    // MQTT 3.1.1 has no negative PUBACK: Mosquitto 2.0.11 acks a denied
+    // QoS 1 publish and discards it (earlier machines saw the client
+    // dropped instead). Either is fine; what matters is that it is never
+    // delivered, which the row count below checks.
     let anonymous = unique_id1();
     let anonymous_publish = tokio::time::timeout(
         Duration::from_secs(5),
         publish_all_acked(mosquitto.url(), reading_messages(&anonymous, 1)),
     );
-    // Mosquitto drops an anonymous client that publishes.
-    let refused = tokio::spawn(anonymous_publish).await;
-    assert!(
-        refused.is_err() || refused.unwrap().is_err(),
-        "anonymous publish must not be acked"
-    );
+    let _acked_or_dropped = tokio::spawn(anonymous_publish).await;
 
+    // Mosquitto routes a publish before it answers it, so by the time these
+    // land an accepted anonymous reading would have landed too.
     let id1 = unique_id1();
     publish_all_acked(mosquitto.publisher_url(), reading_messages(&id1, 50)).await;
     assert_eq!(wait_for_rows(&store, &id1, 50, LAND).await, 50);
-    assert_eq!(count_rows(&store, &anonymous).await, 0);
+    assert_eq!(
+        count_rows(&store, &anonymous).await,
+        0,
+        "an anonymous publisher's reading was stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
