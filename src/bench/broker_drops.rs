@@ -127,8 +127,9 @@ impl BrokerDrops {
         // second was made an interval later. Mosquitto sends `uptime` first
         // in an update and `dropped` (only when it changed) after it, so
         // the second update has been read whole once the third's `uptime`
-        // is here. Waiting for one update, as this once did, sometimes read
-        // `dropped` before the broker had sent it.
+        // is here. Waiting for one update, as this once did, could read
+        // `dropped` before it arrived (the unit test below failed once
+        // under load, which fits that).
         let seen = self.state.borrow_and_update().updates;
         let next = tokio::time::timeout(
             3 * NEXT_UPDATE,

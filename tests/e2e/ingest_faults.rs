@@ -230,9 +230,9 @@ async fn the_secured_broker_lets_services_in_and_keeps_anonymous_publishers_out(
     ingestor.wait_ready(READY).await.unwrap();
 
     // MQTT 3.1.1 has no negative PUBACK: Mosquitto 2.0.11 acks a denied
-    // QoS 1 publish and discards it (earlier machines saw the client
-    // dropped instead). Either is fine; what matters is that it is never
-    // delivered, which the row count below checks.
+    // QoS 1 publish and discards it; a broker may instead drop the client.
+    // Either is fine. What matters is that the reading is never delivered,
+    // which the row count below checks.
     let anonymous = unique_id1();
     let anonymous_publish = tokio::time::timeout(
         Duration::from_secs(5),
