@@ -117,10 +117,19 @@ impl IngestorProcess {
 
     /// Peak resident memory (VmHWM) in bytes, on Linux.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.memory_status("VmHWM:")
+    }
+
+    /// Resident memory now (VmRSS) in bytes, on Linux.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.memory_status("VmRSS:")
+    }
+
+    fn memory_status(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
     }

@@ -1,6 +1,7 @@
 //! `Delivery`: one received MQTT message on its way from the receiver to the
 //! batch writer, already decoded.
 
+use crate::dead_letter::DeadLetter;
 use datastream_schema::{DecodeError, Reading};
 use rumqttc::Publish;
 use std::time::Instant;
@@ -12,7 +13,7 @@ pub struct Delivery {
     pub ack: Publish,
     /// When it arrived.
     pub received: Instant,
-    /// Its readings, or why it is a dead letter (with its original payload).
+    /// Its readings, or why it is a dead letter (and the dead letter).
     pub content: Content,
 }
 
@@ -25,7 +26,8 @@ pub enum Content {
     Rejected {
         /// Why it was rejected.
         reason: DecodeError,
-        /// The original payload, for the dead letter.
-        payload: bytes::Bytes,
+        /// What to publish: a bounded excerpt of the payload, not the
+        /// payload itself, which is dropped as soon as this is built.
+        letter: DeadLetter,
     },
 }

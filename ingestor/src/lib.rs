@@ -42,10 +42,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Largest MQTT packet the ingestor accepts from the broker. Larger than the
-/// decode limit on purpose: an oversized payload must reach the decoder to
-/// be dead-lettered, not break the connection and come back forever.
-const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
+/// Largest MQTT packet the ingestor accepts from the broker: the protocol's
+/// own maximum (the largest remaining length MQTT can encode), so that no
+/// message a broker delivers can be refused here. A refused packet would
+/// break the connection and come back forever; an accepted one reaches the
+/// decoder and, when over `INGEST_MAX_PAYLOAD_BYTES`, is dead-lettered. The
+/// broker's packet limit (1 MiB in the project's settings) bounds what one
+/// message costs in memory.
+const MAX_INCOMING_PACKET: usize = 268_435_455;
+/// Largest packet the ingestor sends: acks, subscriptions and dead letters,
+/// whose body is bounded and whose topic is short.
+const MAX_OUTGOING_PACKET: usize = 2 * dead_letter::MAX_DEAD_LETTER_BYTES;
 
 /// A running ingestor.
 pub struct Ingestor {
@@ -101,7 +108,7 @@ async fn run(
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(15))
-        .set_max_packet_size(MAX_INCOMING_PACKET, MAX_INCOMING_PACKET);
+        .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     if let Some((user, pass)) = config.mqtt.credentials() {
         options.set_credentials(user, pass);
     }
@@ -151,6 +158,7 @@ async fn run(
         metrics,
         shared,
         dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
+        unpublished_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
     };
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     writer.run(rx, shutdown).await;

@@ -22,6 +22,12 @@ impl IngestMetrics {
         counter!("datastream_ingest_readings_total", "outcome" => "dead_letter").increment(1);
     }
 
+    /// Counts a dead letter that could not be published (its message is
+    /// acked anyway).
+    pub fn dead_letter_unpublished(&self) {
+        counter!("datastream_ingest_dead_letters_unpublished_total").increment(1);
+    }
+
     /// Counts a failed commit attempt.
     pub fn commit_failed(&self) {
         counter!("datastream_ingest_commit_failures_total").increment(1);

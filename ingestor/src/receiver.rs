@@ -15,6 +15,7 @@
 //! backlog is full *and* no doorbell waits; stopping with one queued would
 //! deadlock (the receiver waiting for acks that need a poll to go out).
 
+use crate::dead_letter::DeadLetter;
 use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
 use crate::status::Shared;
@@ -168,7 +169,10 @@ impl Receiver {
         let payload = std::mem::take(&mut publish.payload);
         let content = match decode_message(&publish.topic, &payload, &self.limits, Utc::now()) {
             Ok(readings) => Content::Readings(readings),
-            Err(reason) => Content::Rejected { reason, payload },
+            Err(reason) => Content::Rejected {
+                letter: DeadLetter::new(&publish.topic, &payload, &reason.to_string()),
+                reason,
+            },
         };
         Delivery {
             ack: publish,

@@ -9,14 +9,11 @@
 //! leave strictly in batch order: a batch is acknowledged only when it is
 //! the oldest in flight and committed.
 
-use crate::dead_letter::{claimed_sensor_type, dead_letter_payload};
 use crate::delivery::{Content, Delivery};
 use crate::log_limit::LogLimiter;
 use crate::metrics::IngestMetrics;
 use crate::status::Shared;
-use datastream_schema::{
-    topic::dead_letter_topic, InsertOutcome, Reading, SharedStore, StoreError,
-};
+use datastream_schema::{InsertOutcome, Reading, SharedStore, StoreError};
 use rumqttc::{AsyncClient, Publish, QoS};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,6 +38,8 @@ pub(crate) struct BatchWriter {
     pub metrics: IngestMetrics,
     pub shared: Arc<Shared>,
     pub dead_letter_log: LogLimiter,
+    /// For dead letters that could not be published.
+    pub unpublished_log: LogLimiter,
 }
 
 /// The open batch: readings to insert and every message to ack after commit.
@@ -206,20 +205,24 @@ impl BatchWriter {
         batch.oldest.get_or_insert(d.received);
         match d.content {
             Content::Readings(readings) => batch.readings.extend(readings),
-            Content::Rejected { reason, payload } => {
+            Content::Rejected { reason, letter } => {
                 self.metrics.dead_letter();
-                let reason = reason.to_string();
                 if let Some(suppressed) = self.dead_letter_log.allow() {
-                    tracing::warn!(topic = %d.ack.topic, %reason, suppressed, "dead-lettering message");
+                    let topic: String = d.ack.topic.chars().take(256).collect();
+                    tracing::warn!(%topic, %reason, suppressed, "dead-lettering message");
                 }
-                let topic = dead_letter_topic(claimed_sensor_type(&d.ack.topic));
-                let body = dead_letter_payload(&d.ack.topic, &payload, &reason);
+                // The message is acked below whatever happens here: a dead
+                // letter that cannot be published is counted and logged,
+                // never a reason to hold the stream.
                 if let Err(error) = self
                     .client
-                    .publish(topic, QoS::AtLeastOnce, false, body)
+                    .publish(letter.topic, QoS::AtLeastOnce, false, letter.body)
                     .await
                 {
-                    tracing::error!(%error, "could not publish dead letter");
+                    self.metrics.dead_letter_unpublished();
+                    if let Some(suppressed) = self.unpublished_log.allow() {
+                        tracing::error!(%error, suppressed, "could not publish a dead letter; acking the message anyway");
+                    }
                 }
             }
         }

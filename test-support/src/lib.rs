@@ -381,7 +381,9 @@ pub async fn publish_all_acked(url: String, payloads: Vec<(String, Vec<u8>)>) {
     let mut options = rumqttc::MqttOptions::new(unique_name("pub"), mqtt.host(), mqtt.port());
     options
         .set_keep_alive(Duration::from_secs(30))
-        .set_inflight(1000);
+        .set_inflight(1000)
+        // Room for payloads up to the brokers' 1 MiB packet limit.
+        .set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
     if let Some((user, password)) = mqtt.credentials() {
         options.set_credentials(user, password);
     }
@@ -486,7 +488,9 @@ impl MessageTap {
     pub async fn start(url: &str, filter: &str) -> Self {
         let (host, port) = mqtt_host_port(url);
         let mut options = rumqttc::MqttOptions::new(unique_name("tap"), host, port);
-        options.set_keep_alive(Duration::from_secs(10));
+        options
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(2 * 1024 * 1024, 64 * 1024);
         let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 100);
         client
             .subscribe(filter, rumqttc::QoS::AtLeastOnce)
@@ -530,6 +534,16 @@ impl MessageTap {
     /// Every message so far, emptying the tap.
     pub fn take(&self) -> Vec<rumqttc::Publish> {
         std::mem::take(&mut *self.received.lock().unwrap())
+    }
+
+    /// Waits until `n` messages have arrived, at most `timeout`; returns
+    /// every message so far (fewer than `n` on timeout), emptying the tap.
+    pub async fn wait_until_count(&self, n: usize, timeout: Duration) -> Vec<rumqttc::Publish> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.count() < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.take()
     }
 
     /// Waits until a message satisfies `found` (checking what arrived

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod docs;
 mod generators;
+mod hostile_messages;
 mod ingest_faults;
 mod no_server_errors;
 mod pipeline;
