@@ -5,9 +5,11 @@
 
 pub mod bench;
 pub mod ingestor_process;
+pub mod listen;
 pub mod settings;
 pub mod system;
 pub mod user_admin;
 
+pub use listen::ListenAddr;
 pub use settings::Settings;
 pub use system::System;

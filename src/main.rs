@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use datastream::system::{self, System};
-use datastream::Settings;
+use datastream::{ListenAddr, Settings};
 use datastream_generator::{default_fleet, run_fleet, GeneratorSpec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -249,10 +249,10 @@ fn apply(o: &Overrides, s: &mut Settings) {
         s.mqtt_url = Some(v.clone());
     }
     if let Some(v) = o.mqtt_listen {
-        s.mqtt_listen = v;
+        s.mqtt_listen = ListenAddr::chosen(v);
     }
     if let Some(v) = o.api_listen {
-        s.api_listen = v;
+        s.api_listen = ListenAddr::chosen(v);
     }
 }
 
@@ -262,7 +262,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Up => up(settings, shutdown).await,
         Command::Broker => {
             let config = datastream_broker::BrokerConfig {
-                listen: settings.mqtt_listen,
+                listen: settings.mqtt_listen.addr(),
                 users: settings.mqtt_users()?,
                 ..Default::default()
             };
@@ -442,9 +442,13 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
         EnvFilter::new("info,rumqttd=off,rumqttc=warn,actix_server=warn,actix_web=warn")
     });
+    // Colours only for a terminal: logs piped to a file or a collector
+    // stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 

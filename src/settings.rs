@@ -1,6 +1,7 @@
 //! `Settings`: the configuration of every part, from defaults < optional
 //! TOML file < environment < command-line flags.
 
+use crate::listen::ListenAddr;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -20,16 +21,17 @@ pub struct Settings {
     pub database_pool_size: Option<usize>,
     /// External broker; unset means `up` starts the embedded one.
     pub mqtt_url: Option<String>,
-    /// Where the embedded broker listens.
-    pub mqtt_listen: SocketAddr,
+    /// Where the embedded broker listens (`up` moves off a taken default).
+    pub mqtt_listen: ListenAddr,
     /// `name:password,…`: the embedded broker then accepts only these users,
     /// and `up` connects its ingestor as `ingestor`, its generators as
     /// `generator`.
     pub mqtt_users: Option<String>,
-    /// Where the REST API listens.
-    pub api_listen: SocketAddr,
-    /// Where the generator service's REST API listens.
-    pub generator_listen: SocketAddr,
+    /// Where the REST API listens (`up` moves off a taken default).
+    pub api_listen: ListenAddr,
+    /// Where the generator service's REST API listens (`up` moves off a
+    /// taken default).
+    pub generator_listen: ListenAddr,
     /// The fleet a generator process (and `up`'s generator service) runs:
     /// the generators whose config names it.
     pub generator_fleet: String,
@@ -69,10 +71,10 @@ impl Default for Settings {
             database_read_url: None,
             database_pool_size: None,
             mqtt_url: None,
-            mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            mqtt_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 1883))),
             mqtt_users: None,
-            api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            generator_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            api_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            generator_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8081))),
             generator_fleet: "default".into(),
             jwt_secret: None,
             jwt_ttl_secs: 3600,
@@ -218,7 +220,9 @@ mod tests {
         )
         .unwrap();
         let s = Settings::load(Some(&path)).unwrap();
-        assert_eq!(s.api_listen.port(), 9999);
+        assert_eq!(s.api_listen.addr().port(), 9999);
+        assert!(s.api_listen.is_chosen());
+        assert!(!s.mqtt_listen.is_chosen());
         assert_eq!(s.ingest_batch_max, 7);
     }
 

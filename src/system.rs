@@ -2,6 +2,7 @@
 //! them together. `datastream up` runs [`System::start`]; the standalone
 //! subcommands use the `run_*` functions.
 
+use crate::listen::ListenAddr;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
@@ -10,12 +11,13 @@ use datastream_api::{
     ensure_admin, AdminBootstrap, ApiServer, AppState, ComponentState, DatabaseReadiness,
     HealthState, ReadinessCheck, SharedReadiness,
 };
-use datastream_broker::{BrokerConfig, EmbeddedBroker};
+use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
 use datastream_generator::{GeneratorService, GeneratorSpec, RunningService};
 use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
-use std::net::{SocketAddr, TcpListener};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -69,13 +71,7 @@ impl System {
             }
             None => {
                 let users = settings.mqtt_users()?;
-                let config = BrokerConfig {
-                    listen: settings.mqtt_listen,
-                    users: users.clone(),
-                    ..BrokerConfig::default()
-                };
-                let broker =
-                    tokio::task::spawn_blocking(move || EmbeddedBroker::start(config)).await??;
+                let broker = start_embedded_broker(settings.mqtt_listen, users.clone()).await?;
                 let as_user = |name: &str| -> Result<MqttUrl> {
                     if users.is_empty() {
                         return Ok(MqttUrl::parse(&broker.url())?);
@@ -112,8 +108,8 @@ impl System {
             // ingestor, so it subscribes directly (docs/DECISIONS.md).
             ingest_settings.ingest_shared = false;
         }
-        let listener = bind(settings.api_listen, "API_LISTEN")?;
-        let generator_listener = bind(settings.generator_listen, "GENERATOR_LISTEN")?;
+        let listener = settings.api_listen.bind("API_LISTEN")?;
+        let generator_listener = settings.generator_listen.bind("GENERATOR_LISTEN")?;
         let api_port = listener.local_addr()?.port();
         // One `up` per API port, so two `up`s on one broker keep apart sessions.
         let client_id = format!("{}-{api_port}", settings.ingest_client_id());
@@ -262,15 +258,35 @@ pub async fn bootstrap_admin(store: &SharedStore, settings: &Settings) -> Result
     .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))
 }
 
-/// Binds a TCP listener, saying which setting to change when the port is taken.
-pub fn bind(addr: SocketAddr, setting: &str) -> Result<TcpListener> {
-    match TcpListener::bind(addr) {
-        Ok(l) => Ok(l),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            bail!("{addr} is already in use; choose another address with {setting}")
-        }
-        Err(e) => Err(e).with_context(|| format!("listening on {addr}")),
+/// Starts the embedded broker for `up` on `listen`, moving off a taken
+/// default port (see [`ListenAddr`]). A taken address the user chose keeps
+/// the broker's own message, which also suggests `MQTT_URL`.
+async fn start_embedded_broker(
+    listen: ListenAddr,
+    users: HashMap<String, String>,
+) -> Result<EmbeddedBroker> {
+    let broker = tokio::task::spawn_blocking(move || {
+        listen.first_free("MQTT_LISTEN", |addr| {
+            let config = BrokerConfig {
+                listen: addr,
+                users: users.clone(),
+                ..BrokerConfig::default()
+            };
+            match EmbeddedBroker::start(config) {
+                Ok(broker) => Ok(Some(broker)),
+                Err(BrokerError::AddressInUse { .. }) if !listen.is_chosen() => Ok(None),
+                Err(error) => Err(error.into()),
+            }
+        })
+    })
+    .await??;
+    if broker.addr() != listen.addr() {
+        tracing::info!(
+            "the embedded broker does not use the one on {0}; to use that one instead, set MQTT_URL=mqtt://{0}",
+            listen.addr()
+        );
     }
+    Ok(broker)
 }
 
 /// The broker a standalone service connects to: `MQTT_URL`, or the default
@@ -279,7 +295,7 @@ pub fn external_mqtt(settings: &Settings) -> Result<MqttUrl> {
     let url = settings
         .mqtt_url
         .clone()
-        .unwrap_or_else(|| format!("mqtt://{}", settings.mqtt_listen));
+        .unwrap_or_else(|| format!("mqtt://{}", settings.mqtt_listen.addr()));
     Ok(MqttUrl::parse(&url)?)
 }
 
@@ -291,7 +307,7 @@ pub async fn run_standalone_ingestor(
 ) -> Result<()> {
     let mqtt = external_mqtt(settings)?;
     let store = open_store(settings).await?;
-    let listener = bind(settings.ingest_listen, "INGEST_LISTEN")?;
+    let listener = ListenAddr::chosen(settings.ingest_listen).bind("INGEST_LISTEN")?;
     let ingestor = Ingestor::start(
         ingest_config(settings, mqtt, settings.ingest_client_id()),
         store.clone(),
@@ -340,7 +356,9 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     let store = open_store(settings).await?;
     let state = app_state(&store, secret, settings).await?;
     report_admin(&bootstrap_admin(&store, settings).await?);
-    let listener = bind(settings.api_listen, "API_LISTEN")?;
+    // A standalone service must listen where it was told: a load balancer
+    // or another service expects it there.
+    let listener = ListenAddr::chosen(settings.api_listen.addr()).bind("API_LISTEN")?;
     let health = HealthState {
         prometheus: datastream_api::telemetry::prometheus(),
         readiness: Arc::new(DatabaseReadiness(store)) as SharedReadiness,
@@ -366,7 +384,7 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
     )
     .context("JWT_SECRET refused")?;
     let mqtt = external_mqtt(settings)?;
-    let listener = bind(settings.generator_listen, "GENERATOR_LISTEN")?;
+    let listener = ListenAddr::chosen(settings.generator_listen.addr()).bind("GENERATOR_LISTEN")?;
     let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
         .await
         .with_context(|| {

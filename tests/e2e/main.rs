@@ -5,6 +5,7 @@ mod api_writes;
 mod auth;
 mod cli;
 mod docs;
+mod front_door;
 mod generators;
 mod hostile_messages;
 mod ingest_faults;

@@ -1,11 +1,12 @@
 //! Starting the whole system for a test and talking to it.
 
 use datastream::ingestor_process::{IngestorProcess, IngestorSpec};
-use datastream::{Settings, System};
+use datastream::{ListenAddr, Settings, System};
 use datastream_generator::GeneratorSpec;
 use datastream_test_support::{clear_mqtt_session, mqtt_client, unique_name, TestDb};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Every query parameter `/api/v1/readings` takes.
@@ -25,6 +26,11 @@ pub const READING_PARAMS: &[&str] = &[
 /// The secret every test system signs tokens with.
 pub const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A free port on loopback, chosen by the OS when the service binds.
+fn any_port() -> ListenAddr {
+    ListenAddr::chosen(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
 
 /// A running system plus what a test needs to drive it.
 pub struct TestSystem {
@@ -64,9 +70,9 @@ impl TestSystem {
         let mut settings = Settings {
             database_url: db.url().to_owned(),
             mqtt_url,
-            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            generator_listen: "127.0.0.1:0".parse().unwrap(),
+            mqtt_listen: any_port(),
+            api_listen: any_port(),
+            generator_listen: any_port(),
             // Its own fleet, so systems sharing a broker never run each
             // other's generators.
             generator_fleet: unique_name("fleet"),
