@@ -266,10 +266,14 @@ pub fn apply_patch(spec: &GeneratorSpec, bytes: &[u8]) -> Result<GeneratorSpec, 
 
 /// The fleet a config document asks for, read leniently from a document
 /// that may be invalid otherwise: it decides which fleet reports the error.
+/// A fleet name that is not valid claims no fleet, so the default fleet
+/// (where the generator would run without one) reports the error instead
+/// of no process at all.
 pub fn claimed_fleet(bytes: &[u8]) -> String {
     serde_json::from_slice::<Value>(bytes)
         .ok()
         .and_then(|v| v.get("fleet").and_then(Value::as_str).map(str::to_owned))
+        .filter(|fleet| crate::spec::check_identifier("fleet", fleet).is_ok())
         .unwrap_or_else(|| DEFAULT_FLEET.to_owned())
 }
 
@@ -414,5 +418,7 @@ mod tests {
             "edge"
         );
         assert_eq!(claimed_fleet(b"garbage"), DEFAULT_FLEET);
+        assert_eq!(claimed_fleet(br#"{"fleet":"a/b"}"#), DEFAULT_FLEET);
+        assert_eq!(claimed_fleet(br#"{"fleet":""}"#), DEFAULT_FLEET);
     }
 }

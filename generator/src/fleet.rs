@@ -194,6 +194,12 @@ impl Fleet {
         self.running().get(name).map(|g| g.counters())
     }
 
+    /// Why generator `name`'s readings fail validation, if it runs here
+    /// and they do.
+    pub fn fault(&self, name: &str) -> Option<String> {
+        self.running().get(name).and_then(|g| g.fault())
+    }
+
     /// Every running generator's spec and counters.
     pub fn snapshot(&self) -> Vec<(GeneratorSpec, CounterValues)> {
         let running = self.running();

@@ -42,8 +42,9 @@ impl ModelKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
-    /// `min`/`max` are not finite or not `min < max`.
-    #[error("min and max must be finite with min < max, got min {min}, max {max}")]
+    /// `min`/`max` are not finite, not `min < max`, or `max - min`
+    /// overflows.
+    #[error("min and max must be finite with min < max and a finite max - min, got min {min}, max {max}")]
     Range {
         /// The lower bound given.
         min: f64,
@@ -116,7 +117,9 @@ impl ModelSettings {
         settings.kind = kind.unwrap_or(settings.kind);
         if min.is_some() || max.is_some() {
             let (low, high) = (min.unwrap_or(settings.min), max.unwrap_or(settings.max));
-            if !(low.is_finite() && high.is_finite() && low < high) {
+            // The span must be finite too: -1e308..1e308 has an infinite one,
+            // and every value made from it would be infinite.
+            if !(low.is_finite() && high.is_finite() && low < high && (high - low).is_finite()) {
                 return Err(ModelError::Range {
                     min: low,
                     max: high,
@@ -179,8 +182,15 @@ impl ModelSettings {
             }
             ModelKind::RandomWalk => *position + jitter,
         };
-        // Sensors report a few decimals, not 17 significant digits.
-        let value = (value.clamp(self.min, self.max) * 1000.0).round() / 1000.0;
+        // Sensors report a few decimals, not 17 significant digits. Past
+        // 1e12 an f64 has no third decimal to round, and scaling a value
+        // near f64::MAX by 1000 would overflow to infinity.
+        let value = value.clamp(self.min, self.max);
+        let value = if value.abs() < 1e12 {
+            (value * 1000.0).round() / 1000.0
+        } else {
+            value
+        };
         *position = value;
         value
     }
@@ -301,6 +311,32 @@ mod tests {
                 .changed(None, Some(min), Some(max), None)
                 .unwrap_err();
             assert_eq!(e.field(), "min");
+        }
+    }
+
+    #[test]
+    fn a_range_whose_span_overflows_is_refused_naming_min() {
+        // Issue 14: accepted, then every reading was infinite.
+        let e = ModelSettings::for_sensor_type("co2")
+            .changed(None, Some(-1e308), Some(1e308), Some(1e308))
+            .unwrap_err();
+        assert_eq!(e.field(), "min");
+    }
+
+    #[test]
+    fn values_stay_finite_at_the_edges_of_f64() {
+        for (min, max) in [(-8e307, 8e307), (1.7e308, f64::MAX), (-f64::MAX, -1.7e308)] {
+            for kind in [ModelKind::Sine, ModelKind::RandomWalk] {
+                let s = ModelSettings::for_sensor_type("co2")
+                    .changed(Some(kind), Some(min), Some(max), None)
+                    .unwrap();
+                let s = s
+                    .changed(None, None, None, Some(s.max() - s.min()))
+                    .unwrap();
+                for v in values(s, 2_000) {
+                    assert!(v.is_finite() && v >= min && v <= max, "{min}..{max}: {v}");
+                }
+            }
         }
     }
 

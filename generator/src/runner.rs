@@ -22,13 +22,19 @@ use tokio_util::sync::CancellationToken;
 /// publish several readings a round.
 const MIN_TICK: Duration = Duration::from_millis(1);
 
-/// Live counters of one generator.
+/// Live counters of one generator, and why its readings fail, if they do.
 #[derive(Debug, Default)]
 pub struct GeneratorCounters {
     published: AtomicU64,
     errors: AtomicU64,
     skipped: AtomicU64,
+    /// Why the current spec's last reading failed validation; cleared when
+    /// the spec changes.
+    fault: std::sync::Mutex<Option<String>>,
 }
+
+/// How often a generator whose readings keep failing logs it.
+const FAULT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A snapshot of [`GeneratorCounters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +55,20 @@ impl GeneratorCounters {
             errors: self.errors.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Why the current spec's readings fail validation, if they do.
+    pub fn fault(&self) -> Option<String> {
+        self.fault_slot().clone()
+    }
+
+    fn set_fault(&self, fault: Option<String>) {
+        *self.fault_slot() = fault;
+    }
+
+    fn fault_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A plain value replaced whole: a panic cannot leave it half-written.
+        self.fault.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -93,6 +113,12 @@ impl RunningGenerator {
     /// Its counters.
     pub fn counters(&self) -> CounterValues {
         self.counters.values()
+    }
+
+    /// Why its readings fail validation, if they do (its status says
+    /// `error` then).
+    pub fn fault(&self) -> Option<String> {
+        self.counters.fault()
     }
 
     /// Stops it and waits until it has.
@@ -154,8 +180,11 @@ async fn run(
     let mut devices: Option<Devices> = None;
     let mut last_timestamp = DateTime::<Utc>::MIN_UTC;
     let mut topic = String::with_capacity(96);
+    let mut last_fault_log: Option<Instant>;
     'configs: loop {
         let spec = spec_rx.borrow_and_update().clone();
+        counters.set_fault(None);
+        last_fault_log = None;
         if !devices.as_ref().is_some_and(|d| d.fits(&spec)) {
             devices = None;
         }
@@ -206,8 +235,16 @@ async fn run(
                 let reading = match reading {
                     Ok(r) => r,
                     Err(error) => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(generator = spec.name(), %error, "made an invalid reading");
+                        // Defence in depth: configs are validated so that
+                        // this cannot happen. If it does, the status says
+                        // why, and the log says so once a minute, not once
+                        // a reading.
+                        let errors = counters.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                        if last_fault_log.is_none_or(|t| t.elapsed() >= FAULT_LOG_INTERVAL) {
+                            last_fault_log = Some(Instant::now());
+                            tracing::error!(generator = spec.name(), %error, errors, "made an invalid reading");
+                            counters.set_fault(Some(format!("made an invalid reading: {error}")));
+                        }
                         continue;
                     }
                 };

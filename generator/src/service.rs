@@ -589,12 +589,16 @@ impl Inner {
     }
 
     fn live_status(&self, spec: &GeneratorSpec, entry: &CatalogEntry) -> GeneratorStatus {
+        let fault = self.fleet.fault(spec.name());
         let state = if spec.paused() {
             GeneratorState::Paused
+        } else if fault.is_some() {
+            GeneratorState::Error
         } else {
             GeneratorState::Running
         };
-        let status = GeneratorStatus::new(state, &self.fleet_name, entry.rejected.clone());
+        let error = entry.rejected.clone().or(fault);
+        let status = GeneratorStatus::new(state, &self.fleet_name, error);
         match self.fleet.counters(spec.name()) {
             Some(counters) => status.with_counters(counters),
             None => status,

@@ -47,7 +47,8 @@ pub enum GeneratorState {
     Running,
     /// Configured but paused.
     Paused,
-    /// Its config was refused (and no earlier valid config runs).
+    /// Its config was refused (and no earlier valid config runs), or its
+    /// readings fail validation; `error` says why.
     Error,
     /// Its fleet process is gone.
     Offline,
@@ -69,7 +70,7 @@ pub struct GeneratorStatus {
     /// Readings not made because they fell due while publishing stalled.
     #[serde(default)]
     pub skipped: u64,
-    /// Why its last config was refused, if it was.
+    /// Why its last config was refused, or why its readings fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When this status was written.

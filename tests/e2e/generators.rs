@@ -577,3 +577,62 @@ async fn the_generator_api_serves_its_openapi_document_and_swagger_ui() {
     assert!(ui.text().await.unwrap().contains("swagger"));
     sys.stop().await;
 }
+
+/// Issue 14: a range whose span overflows made only infinite readings, and
+/// was accepted over both paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_range_that_overflows_is_refused_over_rest_and_mqtt() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let fleet = sys.settings.generator_fleet.clone();
+    let absurd = json!({"name": "absurd", "sensor_type": "co2", "id1": "ADV", "id2": 7,
+        "frequency_hz": 1, "min": -1e308, "max": 1e308, "noise": 1e308, "fleet": fleet});
+    let token = sys.admin_token().await;
+    let resp = sys
+        .send_generators(
+            Method::POST,
+            "/api/v1/generators",
+            &token,
+            Some(absurd.clone()),
+        )
+        .await;
+    assert_eq!(error_field(resp).await, (400, "min".to_owned()));
+
+    let status_tap = MessageTap::start(&sys.mqtt_url, "datastream/generators/absurd/status").await;
+    publish_config(&sys.mqtt_url, "absurd", absurd.to_string().into_bytes()).await;
+    let status = status_tap
+        .wait_for(Duration::from_secs(5), |p| !p.payload.is_empty())
+        .await
+        .expect("a status for the refused config");
+    let status: Value = serde_json::from_slice(&status.payload).unwrap();
+    assert_eq!(status["state"], "error", "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("min"),
+        "{status}"
+    );
+    sys.stop().await;
+}
+
+/// A config naming a fleet that cannot exist is reported by the default
+/// fleet (where it would run without one), not left unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_with_an_invalid_fleet_name_gets_an_error_status() {
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.generator_fleet = "default".into();
+    })
+    .await;
+    let status_tap = MessageTap::start(&sys.mqtt_url, "datastream/generators/nowhere/status").await;
+    let bad =
+        json!({"sensor_type": "co2", "id1": "ABC", "id2": 1, "frequency_hz": 1, "fleet": "a/b"});
+    publish_config(&sys.mqtt_url, "nowhere", bad.to_string().into_bytes()).await;
+    let status = status_tap
+        .wait_for(Duration::from_secs(5), |p| !p.payload.is_empty())
+        .await
+        .expect("an error status");
+    let status: Value = serde_json::from_slice(&status.payload).unwrap();
+    assert_eq!(status["state"], "error", "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("fleet"),
+        "{status}"
+    );
+    sys.stop().await;
+}
