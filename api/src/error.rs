@@ -33,6 +33,10 @@ pub enum ApiError {
     /// Too many failed logins from this client; retry after the seconds given.
     #[error("too many failed logins; retry in {0} s")]
     TooManyRequests(u64),
+    /// The server is too busy for this request now (every password worker
+    /// is taken); retry after the seconds given.
+    #[error("the server is busy; retry in {0} s")]
+    Busy(u64),
     /// The request body is larger than accepted.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -63,6 +67,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::Busy(_) => "busy",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -81,7 +86,7 @@ pub struct ErrorBody<'a> {
 pub struct ErrorDetail<'a> {
     /// Machine-readable: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `too_many_requests`,
-    /// `unavailable`, `internal`.
+    /// `busy`, `unavailable`, `internal`.
     pub code: &'a str,
     /// Human-readable explanation.
     pub message: String,
@@ -100,7 +105,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,7 +123,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
             }
-            ApiError::TooManyRequests(secs) => {
+            ApiError::TooManyRequests(secs) | ApiError::Busy(secs) => {
                 response.insert_header(("Retry-After", secs.to_string()));
             }
             _ => {}

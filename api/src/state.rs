@@ -1,6 +1,8 @@
 //! `AppState`: what every handler shares.
 
-use crate::auth::{LoginThrottle, SecretError, TokenKeys, TokenVerifier, UserDirectory};
+use crate::auth::{
+    LoginThrottle, PasswordWorkers, SecretError, TokenKeys, TokenVerifier, UserDirectory,
+};
 use crate::cursor::CursorCodec;
 use crate::readiness::SharedReadiness;
 use datastream_schema::SharedStore;
@@ -21,8 +23,10 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Current users and roles.
     pub users: Arc<UserDirectory>,
-    /// Failed-login budget per client.
+    /// Failed-login budgets per client and per user name.
     pub logins: Arc<LoginThrottle>,
+    /// Where passwords are hashed and checked, a few at a time.
+    pub passwords: Arc<PasswordWorkers>,
 }
 
 impl AppState {
@@ -38,6 +42,7 @@ impl AppState {
             cursors: CursorCodec::new(secret),
             users: Arc::new(UserDirectory::new(store.clone())),
             logins: Arc::new(LoginThrottle::default()),
+            passwords: Arc::new(PasswordWorkers::for_this_machine()),
             reads: store.clone(),
             store,
         })

@@ -84,6 +84,9 @@ impl fmt::Display for Role {
 pub struct User {
     /// Database id.
     pub id: i64,
+    /// When the account was created. With the id it tells this account
+    /// from a later one of the same name: tokens carry both.
+    pub created_at: chrono::DateTime<chrono::Utc>,
     /// Login name.
     pub username: Username,
     /// Argon2 PHC string.

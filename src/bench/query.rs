@@ -146,7 +146,11 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<QueryReport>
         Ok(()) | Err(StoreError::Conflict) => {}
         Err(e) => return Err(e.into()),
     }
-    let token = state.tokens.issue(admin.as_str(), Role::Admin);
+    let admin = store
+        .find_user(&admin)
+        .await?
+        .context("the bench admin was just created")?;
+    let token = state.tokens.issue(&admin);
     let cursors = state.cursors.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let stop = CancellationToken::new();

@@ -1,9 +1,10 @@
 //! The API answers only to valid tokens, and errors are JSON.
 
-use crate::support::{TestSystem, ADMIN_PASSWORD, TEST_JWT_SECRET};
+use crate::support::{ApiProcess, TestSystem, ADMIN_PASSWORD, TEST_JWT_SECRET};
 use datastream_api::auth::Claims;
 use datastream_api::TokenKeys;
 use datastream_test_support::TestDb;
+use futures_util::future::join_all;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -33,14 +34,17 @@ async fn expired_wrongly_signed_and_malformed_tokens_are_401() {
     let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
     let keys = TokenKeys::new(TEST_JWT_SECRET.as_bytes(), Duration::from_secs(3600)).unwrap();
     let now = jsonwebtoken::get_current_timestamp();
-    let expired = keys.sign(&Claims {
+    let admin = |iat: u64, exp: u64| Claims {
         sub: "admin".into(),
+        uid: 1,
+        created: 0,
         role: "admin".into(),
-        iat: now - 7200,
-        exp: now - 3600,
-    });
+        iat,
+        exp,
+    };
+    let expired = keys.sign(&admin(now - 7200, now - 3600));
     let other = TokenKeys::new(&[42u8; 48], Duration::from_secs(3600)).unwrap();
-    let wrongly_signed = other.issue("admin", datastream_schema::Role::Admin);
+    let wrongly_signed = other.sign(&admin(now, now + 3600));
     for token in [expired.as_str(), wrongly_signed.as_str(), "not.a.jwt", ""] {
         for path in ["/api/v1/readings", "/api/v1/readings/1"] {
             let (status, body) = error_code(sys.get(path, token).await).await;
@@ -171,5 +175,139 @@ async fn metrics_count_requests_per_route() {
         "{text}"
     );
     assert!(text.contains("http_request_duration_seconds_bucket"));
+    sys.stop().await;
+}
+
+/// Issue 14: the budget was checked before and charged after the password
+/// check, so a burst of concurrent guesses all got 401, none 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_passwords_are_throttled_at_the_budget() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let guesses =
+        (0..30).map(|_| async { sys.login("admin", "wrong-password").await.status().as_u16() });
+    let statuses = join_all(guesses).await;
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(unauthorized <= 10, "{unauthorized} guesses were checked");
+    assert_eq!(unauthorized + throttled, 30, "{statuses:?}");
+    sys.stop().await;
+}
+
+/// Issue 14: a correct login to one's own account reset the failures of
+/// the guesses at another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_to_another_account_does_not_forgive_guesses() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let _ = sys.user_token("mallory", "viewer").await;
+    for round in 0..3 {
+        for _ in 0..3 {
+            let status = sys.login("admin", "wrong-password").await.status().as_u16();
+            assert!(status == 401 || status == 429, "round {round}: {status}");
+        }
+        let own = sys
+            .login("mallory", "mallory-password")
+            .await
+            .status()
+            .as_u16();
+        assert!(own == 200 || own == 429, "round {round}: {own}");
+    }
+    // 9 guesses so far: the 10th is checked, the 11th refused.
+    assert_eq!(
+        sys.login("admin", "wrong-password").await.status().as_u16(),
+        401
+    );
+    let refused = sys.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(refused.status().as_u16(), 429);
+    sys.stop().await;
+}
+
+/// Issue 14: each argon2 check holds ~19 MiB, and a burst of logins ran
+/// them all at once (80 logins: 1.5 GB, never given back). 100 logins from
+/// 100 client addresses (127.0.0.x) for 100 user names, so the throttle
+/// lets every one reach a password check (unknown names are checked against
+/// a dummy hash, to take as long as known ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_logins_keep_memory_within_64_mib_of_idle() {
+    let db = TestDb::sqlite();
+    let api = ApiProcess::start(db.url()).await;
+    let idle = api.rss_bytes();
+    let logins = (0..100u8).map(|i| {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, i + 2]))
+            .build()
+            .expect("a client");
+        let url = format!("{}/api/v1/auth/login", api.base);
+        async move {
+            let resp = client
+                .post(url)
+                .json(&serde_json::json!({"username": format!("nobody{i}"), "password": "guess"}))
+                .send()
+                .await
+                .expect("a login answer");
+            let status = resp.status().as_u16();
+            if status == 503 {
+                assert!(resp.headers().contains_key("retry-after"));
+            }
+            status
+        }
+    });
+    let statuses = join_all(logins).await;
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&401), "{statuses:?}");
+    let grown = api.rss_bytes().saturating_sub(idle);
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "resident memory grew by {} MiB",
+        grown / (1024 * 1024)
+    );
+}
+
+/// Issue 14: tokens named their user only by name, so a token of a deleted
+/// viewer opened the admin account created later under the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_tokens_never_open_a_new_account_of_the_same_name() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let admin = sys.admin_token().await;
+    let old = sys.user_token("reused", "viewer").await;
+    assert_eq!(
+        sys.get("/api/v1/readings", &old).await.status().as_u16(),
+        200
+    );
+
+    let deleted = sys
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/users/reused",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status().as_u16(), 204);
+    let recreated = sys
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            &admin,
+            Some(serde_json::json!({"username": "reused", "password": "a-new-password", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(recreated.status().as_u16(), 201);
+
+    for path in ["/api/v1/readings", "/api/v1/users"] {
+        let (status, body) = error_code(sys.get(path, &old).await).await;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    // The new account's own tokens work.
+    let body: Value = sys
+        .login("reused", "a-new-password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new = body["access_token"].as_str().unwrap();
+    assert_eq!(sys.get("/api/v1/users", new).await.status().as_u16(), 200);
     sys.stop().await;
 }

@@ -379,3 +379,71 @@ impl Drop for GeneratorProcess {
         self.kill();
     }
 }
+
+/// A real `datastream api` process on a free port, with the test secret and
+/// admin password. Killed (SIGKILL) when dropped.
+pub struct ApiProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl ApiProcess {
+    /// Starts it on `database_url` and waits until `/readyz` answers.
+    pub async fn start(database_url: &str) -> Self {
+        let listen = datastream_test_support::free_addr();
+        let log = std::env::temp_dir().join(format!("api-{}.log", listen.port()));
+        let out = std::fs::File::create(&log).expect("creating the API log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastream"))
+            .arg("api")
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SECRET", TEST_JWT_SECRET)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("API_LISTEN", listen.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(out.try_clone().expect("log handle"))
+            .stderr(out)
+            .spawn()
+            .expect("starting datastream api");
+        let base = format!("http://{listen}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = reqwest::get(format!("{base}/readyz")).await {
+                if resp.status().is_success() {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "datastream api exited early ({status}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "datastream api not ready in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, base }
+    }
+
+    /// Resident memory now (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("reading the API's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("a VmRSS line")
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,6 +1,8 @@
-//! `UserDirectory`: who may use a token right now. Tokens name a user; the
-//! directory confirms the user still exists and gives their current role,
-//! caching answers briefly so a request costs no database round trip.
+//! `UserDirectory`: who may use a token right now. Tokens name an account;
+//! the directory confirms that account still exists (the same id and
+//! creation time under that name, not a later account of the same name)
+//! and gives its current role, caching answers briefly so a request costs
+//! no database round trip.
 
 use datastream_schema::{Role, SharedStore, StoreError, Username};
 use std::collections::HashMap;
@@ -11,10 +13,21 @@ use std::time::{Duration, Instant};
 /// this replica at once and on other replicas within this time.
 pub const USER_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// Current users and roles, looked up in the store and cached.
+/// The account a name belongs to now, as tokens identify it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    /// Its database id.
+    pub id: i64,
+    /// Its creation time, in microseconds since the epoch.
+    pub created: i64,
+    /// Its current role.
+    pub role: Role,
+}
+
+/// Current accounts and roles, looked up in the store and cached.
 pub struct UserDirectory {
     store: SharedStore,
-    cache: Mutex<HashMap<String, (Option<Role>, Instant)>>,
+    cache: Mutex<HashMap<String, (Option<Account>, Instant)>>,
 }
 
 impl UserDirectory {
@@ -26,23 +39,27 @@ impl UserDirectory {
         }
     }
 
-    /// The user's current role, or `None` if there is no such user.
-    pub async fn role_of(&self, username: &str) -> Result<Option<Role>, StoreError> {
-        if let Some((role, at)) = self.cache().get(username) {
+    /// The account named `username` now, or `None` if there is none.
+    pub async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        if let Some((account, at)) = self.cache().get(username) {
             if at.elapsed() < USER_CACHE_TTL {
-                return Ok(*role);
+                return Ok(*account);
             }
         }
-        let role = match Username::parse(username) {
-            Ok(name) => self.store.find_user(&name).await?.map(|u| u.role),
+        let account = match Username::parse(username) {
+            Ok(name) => self.store.find_user(&name).await?.map(|u| Account {
+                id: u.id,
+                created: u.created_at.timestamp_micros(),
+                role: u.role,
+            }),
             Err(_) => None,
         };
         let mut cache = self.cache();
         if cache.len() > 10_000 {
             cache.clear(); // bounded: tokens for many names cannot grow it forever
         }
-        cache.insert(username.to_owned(), (role, Instant::now()));
-        Ok(role)
+        cache.insert(username.to_owned(), (account, Instant::now()));
+        Ok(account)
     }
 
     /// Forgets what is cached about `username` (after it was deleted or
@@ -51,7 +68,7 @@ impl UserDirectory {
         self.cache().remove(username);
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Role>, Instant)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Account>, Instant)>> {
         // A poisoned cache is still a valid cache: a panic cannot leave a
         // half-written HashMap entry.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())

@@ -3,12 +3,14 @@
 
 mod directory;
 mod password;
+mod password_workers;
 mod throttle;
 mod token;
 
-pub use directory::{UserDirectory, USER_CACHE_TTL};
+pub use directory::{Account, UserDirectory, USER_CACHE_TTL};
 pub use password::{hash_password, verify_password};
-pub use throttle::LoginThrottle;
+pub use password_workers::{Busy, PasswordWorkers};
+pub use throttle::{LoginAttempt, LoginThrottle};
 pub use token::{Claims, SecretError, TokenKeys, MIN_SECRET_BYTES};
 
 use crate::error::ApiError;
@@ -71,11 +73,16 @@ impl FromRequest for Authenticated {
                 Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
             let role = match verifier.and_then(|v| v.users.clone()) {
                 // The token proves who signed in; the directory says whether
-                // that user still exists and with which role now.
-                Some(users) => users
-                    .role_of(&claims.sub)
-                    .await?
-                    .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?,
+                // that account (not merely its name) still exists, and with
+                // which role now.
+                Some(users) => {
+                    users
+                        .account(&claims.sub)
+                        .await?
+                        .filter(|a| a.id == claims.uid && a.created == claims.created)
+                        .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?
+                        .role
+                }
                 None => token_role,
             };
             Ok(Authenticated {

@@ -1,6 +1,12 @@
-//! JWT access tokens: HS256, with `sub`, `role`, `iat` and `exp`.
+//! JWT access tokens: HS256, with `sub`, `uid`, `created`, `role`, `iat`
+//! and `exp`.
+//!
+//! A token names its user by name *and* by account: the user's id and the
+//! account's creation time. A user deleted and created again under the same
+//! name is another account, and the old account's tokens do not open it
+//! (issue 14: a deleted viewer's token came back as an admin's).
 
-use datastream_schema::Role;
+use datastream_schema::User;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -35,6 +41,10 @@ const KNOWN_DEFAULTS: &[&str] = &[
 pub struct Claims {
     /// The username.
     pub sub: String,
+    /// The account's database id.
+    pub uid: i64,
+    /// When the account was created, in microseconds since the epoch.
+    pub created: i64,
     /// `admin` or `viewer`.
     pub role: String,
     /// Issued at (seconds since the epoch).
@@ -85,12 +95,14 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// Issues a token for `username` with `role`, valid for the TTL.
-    pub fn issue(&self, username: &str, role: Role) -> String {
+    /// Issues a token for `user` with their role, valid for the TTL.
+    pub fn issue(&self, user: &User) -> String {
         let iat = jsonwebtoken::get_current_timestamp();
         self.sign(&Claims {
-            sub: username.to_owned(),
-            role: role.as_str().to_owned(),
+            sub: user.username.as_str().to_owned(),
+            uid: user.id,
+            created: user.created_at.timestamp_micros(),
+            role: user.role.as_str().to_owned(),
             iat,
             exp: iat + self.ttl.as_secs(),
         })
@@ -113,16 +125,39 @@ impl TokenKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datastream_schema::Role;
 
     fn keys() -> TokenKeys {
         TokenKeys::new(&[7u8; 32], Duration::from_secs(3600)).unwrap()
     }
 
+    fn user(name: &str, role: Role) -> User {
+        User {
+            id: 7,
+            created_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            username: datastream_schema::Username::parse(name).unwrap(),
+            password_hash: String::new(),
+            role,
+        }
+    }
+
+    fn claims(role: &str, iat: u64, exp: u64) -> Claims {
+        Claims {
+            sub: "a".into(),
+            uid: 1,
+            created: 0,
+            role: role.into(),
+            iat,
+            exp,
+        }
+    }
+
     #[test]
     fn issued_tokens_verify_with_their_claims() {
         let k = keys();
-        let claims = k.verify(&k.issue("alice", Role::Viewer)).unwrap();
+        let claims = k.verify(&k.issue(&user("alice", Role::Viewer))).unwrap();
         assert_eq!(claims.sub, "alice");
+        assert_eq!((claims.uid, claims.created), (7, 1_700_000_000_123_456));
         assert_eq!(claims.role, "viewer");
         assert_eq!(claims.exp - claims.iat, 3600);
     }
@@ -131,19 +166,16 @@ mod tests {
     fn expired_tokens_are_rejected() {
         let k = keys();
         let now = jsonwebtoken::get_current_timestamp();
-        let t = k.sign(&Claims {
-            sub: "a".into(),
-            role: "admin".into(),
-            iat: now - 7200,
-            exp: now - 60,
-        });
+        let t = k.sign(&claims("admin", now - 7200, now - 60));
         assert!(k.verify(&t).is_none());
     }
 
     #[test]
     fn tokens_signed_with_another_secret_are_rejected() {
         let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60)).unwrap();
-        assert!(keys().verify(&other.issue("a", Role::Admin)).is_none());
+        assert!(keys()
+            .verify(&other.issue(&user("a", Role::Admin)))
+            .is_none());
     }
 
     #[test]
@@ -156,12 +188,7 @@ mod tests {
     #[test]
     fn tokens_signed_with_another_algorithm_are_rejected() {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims {
-            sub: "a".into(),
-            role: "admin".into(),
-            iat: now,
-            exp: now + 60,
-        };
+        let claims = claims("admin", now, now + 60);
         let hs384 = encode(
             &Header::new(Algorithm::HS384),
             &claims,

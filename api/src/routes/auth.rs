@@ -48,7 +48,8 @@ fn dummy_hash() -> String {
         (status = 200, description = "An access token", body = LoginResponse),
         (status = 400, description = "Missing field, named", body = crate::error::ErrorBody),
         (status = 401, description = "Wrong username or password", body = crate::error::ErrorBody),
-        (status = 429, description = "Too many failed logins from this client", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed logins from this client or for this user name; `Retry-After` says when to try again", body = crate::error::ErrorBody),
+        (status = 503, description = "Too many logins at once; `Retry-After` says when to try again", body = crate::error::ErrorBody),
     ))]
 pub async fn login(
     req: HttpRequest,
@@ -59,10 +60,6 @@ pub async fn login(
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    state
-        .logins
-        .check(client)
-        .map_err(ApiError::TooManyRequests)?;
     let LoginRequest { username, password } = body.into_inner();
     if username.is_empty() {
         return Err(ApiError::bad_request("username", "must not be empty"));
@@ -70,27 +67,37 @@ pub async fn login(
     if password.is_empty() {
         return Err(ApiError::bad_request("password", "must not be empty"));
     }
+    // Counted as a failure from here until the password proves right.
+    let attempt = state
+        .logins
+        .begin(client, &username)
+        .map_err(ApiError::TooManyRequests)?;
     let user = match Username::parse(&username) {
         Ok(name) => state.store.find_user(&name).await?,
         Err(_) => None,
     };
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = web::block(move || {
-        let hash = stored_hash.unwrap_or_else(dummy_hash);
-        verify_password(&password, &hash)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let checked = state
+        .passwords
+        .run(move || {
+            let hash = stored_hash.unwrap_or_else(dummy_hash);
+            verify_password(&password, &hash)
+        })
+        .await;
+    let Ok(matches) = checked else {
+        attempt.abandoned();
+        return Err(ApiError::Busy(1));
+    };
     let user = match user {
         Some(u) if matches => u,
         _ => {
-            state.logins.failed(client);
+            drop(attempt);
             tracing::info!(username = %username.chars().take(64).collect::<String>(), %client, "login failed");
             return Err(ApiError::Unauthorized("invalid username or password"));
         }
     };
-    state.logins.succeeded(client);
-    let token = state.tokens.issue(user.username.as_str(), user.role);
+    attempt.succeeded();
+    let token = state.tokens.issue(&user);
     Ok(HttpResponse::Ok().json(LoginResponse {
         access_token: token,
         token_type: "Bearer".into(),

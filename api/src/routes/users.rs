@@ -64,6 +64,7 @@ pub async fn list(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 409, description = "The username exists", body = ErrorBody),
+        (status = 503, description = "Too many password operations at once; `Retry-After` says when to try again", body = ErrorBody),
     ),
     security(("bearer_auth" = [])))]
 pub async fn create(
@@ -81,9 +82,11 @@ pub async fn create(
         Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
     let role = Role::parse(&role).map_err(|e| ApiError::bad_request("role", e.to_string()))?;
     validate_password(&password)?;
-    let hash = web::block(move || hash_password(&password))
+    let hash = state
+        .passwords
+        .run(move || hash_password(&password))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|_| ApiError::Busy(1))?
         .map_err(ApiError::Internal)?;
     match state.store.create_user(&name, &hash, role).await {
         Err(StoreError::Conflict) => {

@@ -65,7 +65,6 @@ pub(super) struct UserRow {
     username: String,
     password_hash: String,
     role: String,
-    #[allow(dead_code)] // selected with the row; not part of the domain user
     created_at: NaiveDateTime,
 }
 
@@ -78,6 +77,7 @@ impl UserRow {
         let role = Role::parse(&self.role).ok()?;
         Some(User {
             id: self.id,
+            created_at: self.created_at.and_utc(),
             username,
             password_hash: self.password_hash,
             role,
