@@ -15,19 +15,20 @@ pub enum UserError {
     InvalidRole,
 }
 
-/// A login name: `[A-Za-z0-9_.-]{1,64}`.
+/// A login name: `[A-Za-z0-9_.-]{1,64}`, compared without case and kept in
+/// lower case, so `Admin` and `admin` are one name on every backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
 impl Username {
-    /// Parses a username.
+    /// Parses a username, lower-casing it.
     pub fn parse(s: &str) -> Result<Self, UserError> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.to_ascii_lowercase()))
         } else {
             Err(UserError::InvalidUsername)
         }
@@ -110,6 +111,12 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn usernames_are_kept_in_lower_case() {
+        assert_eq!(Username::parse("ADMIN0").unwrap().as_str(), "admin0");
+        assert_eq!(Username::parse("Admin0"), Username::parse("admin0"));
     }
 
     #[test]

@@ -141,6 +141,27 @@ async fn users_are_created_found_and_unique(store: SharedStore) {
     assert!(store.count_users().await.unwrap() >= 1);
 }
 
+async fn user_names_differing_only_in_case_are_one_name(store: SharedStore) {
+    let lower = format!("case-{}", unique_id1().to_lowercase());
+    let upper = lower.to_uppercase();
+    store
+        .create_user(&Username::parse(&upper).unwrap(), "h", Role::Viewer)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_user(&Username::parse(&lower).unwrap(), "h", Role::Admin)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let found = store
+        .find_user(&Username::parse(&lower).unwrap())
+        .await
+        .unwrap()
+        .expect("found under either case");
+    assert_eq!(found.username.as_str(), lower);
+}
+
 async fn editing_by_filter_changes_only_matching_rows_in_chunks(store: SharedStore) {
     let id1 = unique_id1();
     let batch: Vec<_> = (0..2_500)
@@ -287,6 +308,7 @@ macro_rules! store_tests {
                 order_and_limit_page_newest_first_by_default,
                 a_missing_reading_is_none,
                 users_are_created_found_and_unique,
+                user_names_differing_only_in_case_are_one_name,
                 editing_by_filter_changes_only_matching_rows_in_chunks,
                 deleting_by_filter_removes_only_matching_rows_in_chunks,
                 offset_and_cursor_pages_walk_the_same_rows,
