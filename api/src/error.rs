@@ -27,6 +27,15 @@ pub enum ApiError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but does not take this method; lists the methods it
+    /// takes (the `Allow` header).
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The method asked for.
+        method: String,
+        /// The methods the path takes, as the `Allow` header lists them.
+        allow: &'static str,
+    },
     /// The resource exists already, or the change would break an invariant.
     #[error("{0}")]
     Conflict(String),
@@ -37,6 +46,9 @@ pub enum ApiError {
     /// is taken); retry after the seconds given.
     #[error("the server is busy; retry in {0} s")]
     Busy(u64),
+    /// The request's headers are larger than accepted, in bytes.
+    #[error("request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// The request body is larger than accepted.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -64,8 +76,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Busy(_) => "busy",
             ApiError::Unavailable(_) => "unavailable",
@@ -85,8 +99,9 @@ pub struct ErrorBody<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     /// Machine-readable: `bad_request`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `too_many_requests`,
-    /// `busy`, `unavailable`, `internal`.
+    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `headers_too_large`, `too_many_requests`, `busy`, `unavailable`,
+    /// `internal`.
     pub code: &'a str,
     /// Human-readable explanation.
     pub message: String,
@@ -102,8 +117,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -125,6 +142,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests(secs) | ApiError::Busy(secs) => {
                 response.insert_header(("Retry-After", secs.to_string()));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header(("Allow", *allow));
             }
             _ => {}
         }

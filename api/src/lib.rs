@@ -15,6 +15,8 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
 pub mod error;
+pub mod header_limit;
+pub mod json_body;
 pub mod openapi;
 pub mod readiness;
 pub mod request_metrics;
@@ -25,6 +27,7 @@ pub mod telemetry;
 pub use auth::{SecretError, TokenKeys, TokenVerifier};
 pub use bootstrap::{ensure_admin, AdminBootstrap};
 pub use error::ApiError;
+pub use json_body::JsonBody;
 pub use readiness::{ComponentState, DatabaseReadiness, ReadinessCheck, SharedReadiness};
 pub use state::{AppState, HealthState};
 
@@ -58,6 +61,9 @@ impl ApiServer {
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    header_limit::reject_large_headers,
+                ))
                 .wrap(actix_web::middleware::from_fn(request_metrics::record))
                 .app_data(data.clone())
                 .app_data(verifier.clone())
@@ -85,6 +91,9 @@ impl ApiServer {
         let prometheus = web::Data::new(state.prometheus);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    header_limit::reject_large_headers,
+                ))
                 .app_data(readiness.clone())
                 .app_data(prometheus.clone())
                 .configure(routes::health::configure)

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         readings::ReadingDto, readings::ReadingsPage, readings::PageInfo, readings::ReadingPatch,
         auth::LoginRequest, auth::LoginResponse,
-        users::UserDto, users::NewUser,
+        users::UserDto, users::NewUser, users::RoleDto, readings::SortOrder,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),

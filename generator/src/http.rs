@@ -14,33 +14,96 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use async_trait::async_trait;
 use datastream_api::auth::Authenticated;
 use datastream_api::error::{ErrorBody, ErrorDetail};
-use datastream_api::routes::{health, input_errors, not_found};
+use datastream_api::routes::{health, input_errors, method_not_allowed, not_found};
 use datastream_api::{
-    openapi::BearerAuth, ApiError, ApiServer, ComponentState, HealthState, ReadinessCheck,
-    TokenVerifier,
+    openapi::BearerAuth, ApiError, ApiServer, ComponentState, HealthState, JsonBody,
+    ReadinessCheck, TokenVerifier,
 };
 use serde::Deserialize;
 use std::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
-/// Body of `PATCH /api/v1/generators/{name}`: every field optional.
+/// Body of `POST /api/v1/generators`, for the OpenAPI document: requests
+/// are read field by field by [`parse_config`], which names the field at
+/// fault. `null` means absent. Rules across fields, answered with a 400
+/// naming the field: `id2_end` from `id2` to `id2` + 999,999;
+/// `frequency_hz` × devices at most 200,000; `min` < `max` with a finite
+/// `max - min`; `noise` at most `max - min`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the body; see above
+pub struct NewGenerator {
+    /// Unique name across all fleets.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "line-1")]
+    pub name: String,
+    /// The fleet that runs it (default: the fleet of the process answering).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "default")]
+    pub fleet: Option<String>,
+    /// The one sensor type it publishes.
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$", example = "vibration")]
+    pub sensor_type: String,
+    /// Its devices' id1.
+    #[schema(pattern = r"^[A-Z]{1,32}$", example = "LINE")]
+    pub id1: String,
+    /// The (first) device's id2.
+    #[schema(minimum = 0, maximum = 2147483647, example = 1)]
+    pub id2: i64,
+    /// The last device's id2, for a generator standing for `id2..=id2_end`.
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub id2_end: Option<i64>,
+    /// Readings per second per device.
+    #[schema(minimum = 0.001, maximum = 10000.0, example = 5.0)]
+    pub frequency_hz: f64,
+    /// A paused generator publishes nothing (default false).
+    pub paused: Option<bool>,
+    /// How values move (default `sine`).
+    pub model: Option<ModelName>,
+    /// Lowest value (default: the sensor type's typical range).
+    #[schema(minimum = -1.7976931348623157e308, maximum = 1.7976931348623157e308)]
+    pub min: Option<f64>,
+    /// Highest value.
+    #[schema(minimum = -1.7976931348623157e308, maximum = 1.7976931348623157e308)]
+    pub max: Option<f64>,
+    /// Jitter (sine) or largest step (random walk).
+    #[schema(minimum = 0.0, maximum = 1.7976931348623157e308)]
+    pub noise: Option<f64>,
+}
+
+/// How a generator's values move.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the `model` field
+pub enum ModelName {
+    /// A daily cycle plus noise.
+    Sine,
+    /// A bounded random walk.
+    RandomWalk,
+}
+
+/// Body of `PATCH /api/v1/generators/{name}`: every field optional, `null`
+/// meaning absent; the same rules across fields as [`NewGenerator`].
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents the body; requests are read by `apply_patch`
 pub struct GeneratorPatch {
-    /// Readings per second per device, 0.001 to 10000.
-    #[schema(example = 5.0)]
+    /// Readings per second per device.
+    #[schema(minimum = 0.001, maximum = 10000.0, example = 5.0)]
     pub frequency_hz: Option<f64>,
     /// Pause or resume.
     pub paused: Option<bool>,
-    /// `sine` or `random_walk`.
-    pub model: Option<String>,
+    /// How values move.
+    pub model: Option<ModelName>,
     /// Lowest value.
+    #[schema(minimum = -1.7976931348623157e308, maximum = 1.7976931348623157e308)]
     pub min: Option<f64>,
     /// Highest value.
+    #[schema(minimum = -1.7976931348623157e308, maximum = 1.7976931348623157e308)]
     pub max: Option<f64>,
     /// Jitter (sine) or largest step (random walk).
+    #[schema(minimum = 0.0, maximum = 1.7976931348623157e308)]
     pub noise: Option<f64>,
     /// Move the generator to another fleet.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub fleet: Option<String>,
 }
 
@@ -49,7 +112,7 @@ pub struct GeneratorPatch {
 #[openapi(
     info(title = "datastream generators", description = "Simulated sensors: list, create, change and delete generators. Log in on the main API (`POST /api/v1/auth/login`) and paste the token into Authorize."),
     paths(list, create, get_one, update, delete, health::healthz, health::readyz, health::metrics),
-    components(schemas(GeneratorConfig, GeneratorView, GeneratorStatus, GeneratorState, GeneratorPatch, ErrorBody, ErrorDetail)),
+    components(schemas(GeneratorConfig, GeneratorView, GeneratorStatus, GeneratorState, NewGenerator, ModelName, GeneratorPatch, ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
     tags(
         (name = "generators", description = "Simulated sensors"),
@@ -62,12 +125,17 @@ pub struct GeneratorApiDoc;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(input_errors)
         .service(
-            web::scope("/api/v1/generators")
-                .route("", web::get().to(list))
-                .route("", web::post().to(create))
-                .route("/{name}", web::get().to(get_one))
-                .route("/{name}", web::patch().to(update))
-                .route("/{name}", web::delete().to(delete)),
+            web::resource("/api/v1/generators")
+                .route(web::get().to(list))
+                .route(web::post().to(create))
+                .default_service(method_not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/api/v1/generators/{name}")
+                .route(web::get().to(get_one))
+                .route(web::patch().to(update))
+                .route(web::delete().to(delete))
+                .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .configure(health::configure)
         .service(
@@ -96,6 +164,9 @@ pub fn start_server(
     let prometheus = web::Data::new(health.prometheus);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                datastream_api::header_limit::reject_large_headers,
+            ))
             .wrap(actix_web::middleware::from_fn(
                 datastream_api::request_metrics::record,
             ))
@@ -166,7 +237,7 @@ pub async fn list(
 /// Creates a generator (admin). `fleet` picks the process that runs it
 /// (default: the fleet of the process answering).
 #[utoipa::path(post, path = "/api/v1/generators", operation_id = "create_generator", tag = "generators",
-    request_body(content = GeneratorConfig, description = "`name`, `sensor_type`, `id1`, `id2` and `frequency_hz` are required; the rest default"),
+    request_body(content = NewGenerator, description = "`name`, `sensor_type`, `id1`, `id2` and `frequency_hz` are required; the rest default"),
     responses(
         (status = 201, description = "Created", body = GeneratorView),
         (status = 400, description = "Bad field, named", body = ErrorBody),
@@ -179,7 +250,7 @@ pub async fn list(
 pub async fn create(
     user: Authenticated,
     service: web::Data<GeneratorService>,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     // Created over this process's API, it runs here unless it says otherwise.
@@ -192,7 +263,7 @@ pub async fn create(
 
 /// One generator.
 #[utoipa::path(get, path = "/api/v1/generators/{name}", operation_id = "get_generator", tag = "generators",
-    params(("name" = String, Path, description = "Generator name")),
+    params(("name" = String, Path, description = "Generator name", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The generator", body = GeneratorView),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -212,7 +283,7 @@ pub async fn get_one(
 
 /// Changes a generator's rate, pause, value model or fleet (admin).
 #[utoipa::path(patch, path = "/api/v1/generators/{name}", operation_id = "update_generator", tag = "generators",
-    params(("name" = String, Path, description = "Generator name")),
+    params(("name" = String, Path, description = "Generator name", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     request_body = GeneratorPatch,
     responses(
         (status = 200, description = "The changed generator", body = GeneratorView),
@@ -227,7 +298,7 @@ pub async fn update(
     user: Authenticated,
     service: web::Data<GeneratorService>,
     name: web::Path<String>,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let changed = service.update(&name, &body_bytes(&body)).await?;
@@ -238,7 +309,7 @@ pub async fn update(
 /// Deletes a generator (admin): it stops, and its retained config and
 /// status are cleared.
 #[utoipa::path(delete, path = "/api/v1/generators/{name}", operation_id = "delete_generator", tag = "generators",
-    params(("name" = String, Path, description = "Generator name")),
+    params(("name" = String, Path, description = "Generator name", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),

@@ -158,6 +158,10 @@ impl ReadingFilter {
                 return Err(FilterError::new("from", "must not be after to"));
             }
         }
+        // Any RFC 3339 time is a valid bound, and a duration may reach
+        // 2,700 years back; no reading lies outside what every backend can
+        // store, so bounds beyond it mean the same as its edges.
+        let (from, to) = (from.map(storable), to.map(storable));
         let limit = match p.limit {
             None => DEFAULT_LIMIT,
             Some(s) => match s.parse::<u32>() {
@@ -297,12 +301,25 @@ impl ReadingFilter {
     }
 }
 
-/// Parses `90s`, `15m`, `2h`, `7d` (a positive integer and one unit).
+/// `at`, moved into the range of times every backend can store (MySQL's
+/// `DATETIME`: years 1000 to 9999).
+fn storable(at: DateTime<Utc>) -> DateTime<Utc> {
+    let earliest = DateTime::<Utc>::from_timestamp(-30_610_224_000, 0); // 1000-01-01
+    let latest = DateTime::<Utc>::from_timestamp(253_402_300_799, 999_999_000); // 9999-12-31T23:59:59.999999
+    match (earliest, latest) {
+        (Some(earliest), Some(latest)) => at.clamp(earliest, latest),
+        _ => at,
+    }
+}
+
+/// Parses `90s`, `15m`, `2h`, `7d`: a whole number from 1 to 999,999
+/// without leading zeros, and one unit (the API's documented pattern
+/// `^[1-9][0-9]{0,5}[smhd]$`).
 pub fn parse_duration(s: &str) -> Result<Duration, FilterError> {
     let bad = || {
         FilterError::new(
             "duration",
-            "must be a positive integer with s, m, h or d, e.g. 15m",
+            "must be a whole number from 1 to 999999 with s, m, h or d, e.g. 15m",
         )
     };
     let unit_at = s.len().checked_sub(1).ok_or_else(bad)?;
@@ -310,7 +327,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, FilterError> {
         return Err(bad());
     }
     let (digits, unit) = s.split_at(unit_at);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let well_formed = (1..=6).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
         return Err(bad());
     }
     let n: i64 = digits.parse().map_err(|_| bad())?;
@@ -321,18 +341,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, FilterError> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    // Longer than ~100 years is never meant and would overflow chrono.
-    let secs = n
-        .checked_mul(seconds_per_unit)
-        .filter(|s| *s > 0 && *s <= 100 * 365 * 86_400)
-        .ok_or_else(bad)?;
+    // At most 999,999 days (~2,700 years): far inside chrono's range.
+    let secs = n * seconds_per_unit;
     Ok(Duration::seconds(secs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{Datelike, TimeZone};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap()
@@ -405,6 +422,39 @@ mod tests {
     }
 
     #[test]
+    fn bounds_beyond_what_can_be_stored_mean_its_edges() {
+        let f = ReadingFilter::parse(
+            FilterParams {
+                from: Some("0001-01-01T00:00:00Z"),
+                duration: Some("999999d"),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(f.from().unwrap().to_rfc3339(), "1000-01-01T00:00:00+00:00");
+        let g = ReadingFilter::parse(
+            FilterParams {
+                duration: Some("999999d"),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(g.from().unwrap().year(), 1000);
+        let h = ReadingFilter::parse(
+            FilterParams {
+                from: Some("9999-12-31T00:00:00Z"),
+                duration: Some("999999d"),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(h.to().unwrap().year(), 9999);
+    }
+
+    #[test]
     fn durations_in_every_unit() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
         assert_eq!(parse_duration("15m").unwrap(), Duration::minutes(15));
@@ -423,6 +473,8 @@ mod tests {
             "5w",
             "1.5h",
             "99999999999999999999d",
+            "1000000s",
+            "015m",
             "5é",
             "é",
         ] {

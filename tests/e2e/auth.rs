@@ -311,3 +311,98 @@ async fn a_deleted_users_tokens_never_open_a_new_account_of_the_same_name() {
     assert_eq!(sys.get("/api/v1/users", new).await.status().as_u16(), 200);
     sys.stop().await;
 }
+
+/// Issue 14: what schemathesis and a hostile client found at the edges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_cases_of_http_get_the_documented_4xx() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let token = sys.admin_token().await;
+
+    // A 100 KB header: 431, not served.
+    let big = sys
+        .http
+        .get(format!("{}/healthz", sys.base))
+        .header("x-big", "x".repeat(100_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 431);
+
+    // A method a path does not take: 405 with the methods it does.
+    for (path, allow) in [
+        ("/healthz", "GET"),
+        ("/api/v1/readings", "GET, PATCH, DELETE"),
+        ("/api/v1/auth/login", "POST"),
+    ] {
+        let resp = sys
+            .http
+            .request(reqwest::Method::TRACE, format!("{}{path}", sys.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{path}");
+        assert_eq!(resp.headers()["allow"], allow, "{path}");
+    }
+
+    // A value of the wrong type names its field.
+    let (status, body) = error_code(
+        sys.send(
+            reqwest::Method::PATCH,
+            "/api/v1/readings?id1=ABC",
+            &token,
+            Some(serde_json::json!({"sensor_value": true})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("sensor_value"))
+    );
+
+    // Path parameters that cannot be what they name: 400 naming them.
+    for (path, field) in [
+        ("/api/v1/readings/9223372036854775808", "id"),
+        ("/api/v1/users/%C2%B5x", "username"),
+    ] {
+        let method = if path.contains("users") {
+            reqwest::Method::DELETE
+        } else {
+            reqwest::Method::GET
+        };
+        let (status, body) = error_code(sys.send(method, path, &token, None).await).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{path}"
+        );
+    }
+    sys.stop().await;
+}
+
+/// Issue 14: on SQLite `ADMIN0` and `admin0` could both exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_names_are_one_name_whatever_their_case() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let token = sys.admin_token().await;
+    let create = |name: &'static str| {
+        sys.send(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            &token,
+            Some(
+                serde_json::json!({"username": name, "password": "long-enough", "role": "viewer"}),
+            ),
+        )
+    };
+    let first = create("ADMIN0").await;
+    assert_eq!(first.status().as_u16(), 201);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["username"], "admin0");
+    assert_eq!(create("admin0").await.status().as_u16(), 409);
+    assert_eq!(
+        sys.login("Admin0", "long-enough").await.status().as_u16(),
+        200
+    );
+    sys.stop().await;
+}

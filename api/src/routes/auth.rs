@@ -2,6 +2,7 @@
 
 use crate::auth::{hash_password, verify_password};
 use crate::error::ApiError;
+use crate::json_body::JsonBody;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use datastream_schema::Username;
@@ -13,9 +14,11 @@ use std::sync::OnceLock;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// Username.
+    /// Username (compared without case).
+    #[schema(min_length = 1, example = "admin")]
     pub username: String,
     /// Password.
+    #[schema(min_length = 1)]
     pub password: String,
 }
 
@@ -54,7 +57,7 @@ fn dummy_hash() -> String {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let client = req
         .peer_addr()

@@ -8,9 +8,17 @@ use serde_json::{json, Map, Value};
 /// Registers `/healthz`, `/readyz` and `/metrics`; expects a
 /// [`SharedReadiness`] and a [`PrometheusHandle`] in the app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    for (path, handler) in [
+        ("/healthz", web::get().to(healthz)),
+        ("/readyz", web::get().to(readyz)),
+        ("/metrics", web::get().to(metrics)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(super::method_not_allowed("GET")),
+        );
+    }
 }
 
 /// `GET /healthz`: the process is up.

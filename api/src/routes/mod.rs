@@ -9,19 +9,40 @@ pub mod users;
 use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-/// Registers every route of the API.
+/// Registers every route of the API. Each path answers the methods it
+/// documents, and any other method with 405 and an `Allow` header.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(input_errors)
         .service(
             web::scope("/api/v1")
-                .route("/auth/login", web::post().to(auth::login))
-                .route("/readings", web::get().to(readings::list))
-                .route("/readings", web::patch().to(readings::update))
-                .route("/readings", web::delete().to(readings::delete))
-                .route("/readings/{id}", web::get().to(readings::get_one))
-                .route("/users", web::get().to(users::list))
-                .route("/users", web::post().to(users::create))
-                .route("/users/{username}", web::delete().to(users::delete)),
+                .service(
+                    web::resource("/auth/login")
+                        .route(web::post().to(auth::login))
+                        .default_service(method_not_allowed("POST")),
+                )
+                .service(
+                    web::resource("/readings")
+                        .route(web::get().to(readings::list))
+                        .route(web::patch().to(readings::update))
+                        .route(web::delete().to(readings::delete))
+                        .default_service(method_not_allowed("GET, PATCH, DELETE")),
+                )
+                .service(
+                    web::resource("/readings/{id}")
+                        .route(web::get().to(readings::get_one))
+                        .default_service(method_not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/users")
+                        .route(web::get().to(users::list))
+                        .route(web::post().to(users::create))
+                        .default_service(method_not_allowed("GET, POST")),
+                )
+                .service(
+                    web::resource("/users/{username}")
+                        .route(web::delete().to(users::delete))
+                        .default_service(method_not_allowed("DELETE")),
+                ),
         )
         .configure(health::configure)
         .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
@@ -31,49 +52,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// Makes JSON body, query string and path errors API errors: 413 for an
-/// oversized body, else 400 naming the field. Every server of the project
-/// registers this so bad input is answered the same way everywhere.
-pub fn input_errors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BODY)
-            .error_handler(|err, _req| json_error(err).into()),
-    )
-    .app_data(
-        web::QueryConfig::default().error_handler(|err, _req| query_error(&err.to_string()).into()),
-    )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|err, _req| ApiError::bad_request("path", err.to_string()).into()),
-    );
+/// The handler for a method a path does not take: 405, naming the methods
+/// it does take in the `Allow` header.
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        })
+    })
 }
 
-/// Largest JSON request body accepted.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
-
-/// A JSON body error as the API reports it: 413 when too large, else 400
-/// naming the field serde complained about when it can tell.
-fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
-    use actix_web::error::JsonPayloadError;
-    match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::PayloadTooLarge(MAX_JSON_BODY)
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::bad_request("body", "Content-Type must be application/json")
-        }
-        other => {
-            let message = other.to_string();
-            let field = message
-                .split('`')
-                .nth(1)
-                .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or("body")
-                .to_owned();
-            ApiError::bad_request(field, message)
-        }
-    }
+/// Makes query string and path errors API errors (400 naming the field;
+/// JSON bodies are read by [`JsonBody`](crate::json_body::JsonBody), which
+/// names theirs). Every server of the project registers this so bad input
+/// is answered the same way everywhere.
+pub fn input_errors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|err, _req| query_error(&err.to_string()).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|err, req| {
+        // Every path of the project has one parameter: name it.
+        let field = req
+            .match_info()
+            .iter()
+            .next()
+            .map_or("path", |(name, _)| name);
+        ApiError::bad_request(field, err.to_string()).into()
+    }));
 }
 
 /// Names the parameter serde complained about when it can tell.

@@ -5,6 +5,7 @@ use super::page_json::write_readings_page;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::error::ErrorBody;
+use crate::json_body::JsonBody;
 use crate::state::AppState;
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
@@ -20,26 +21,49 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReadingsQuery {
-    /// Device id part 1, `[A-Z]{1,32}`.
+    /// Device id part 1.
+    #[param(pattern = r"^[A-Z]{1,32}$", example = "ABC")]
     id1: Option<String>,
-    /// Device id part 2, 0 to 2147483647.
+    /// Device id part 2.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647, example = 1)]
     id2: Option<String>,
-    /// Sensor type, `[a-z0-9_-]{1,64}`.
+    /// Sensor type.
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
     sensor_type: Option<String>,
-    /// Inclusive start, RFC 3339.
+    /// Inclusive start, RFC 3339 with any offset. Must not be after `to`.
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// Exclusive end, RFC 3339.
+    /// Exclusive end, RFC 3339 with any offset.
+    #[param(format = DateTime)]
     to: Option<String>,
-    /// `90s`, `15m`, `2h`, `7d`: with `from` sets `to`, with `to` sets `from`, alone means up to now.
+    /// A positive whole number of seconds, minutes, hours or days (`90s`,
+    /// `15m`, `2h`, `7d`): with `from` it sets `to`, with `to` it sets
+    /// `from`, alone it means the last span up to now; not with both.
+    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "15m")]
     duration: Option<String>,
-    /// Page size, 1 to 10000 (default 100). Lists only.
+    /// Page size (default 100). Lists only.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
-    /// `asc` or `desc` by time (default `desc`). Lists only.
+    /// By time: `asc` or `desc` (default). Lists only.
+    #[param(value_type = Option<SortOrder>)]
     order: Option<String>,
-    /// `next_cursor` of the previous page. Lists only.
+    /// `next_cursor` of the previous page, unchanged. Lists only; not with
+    /// `page`.
     cursor: Option<String>,
     /// 1-based page number (offset paging; slower at depth). Lists only.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 4294967295u32)]
     page: Option<String>,
+}
+
+/// Sort order of a readings list, by time.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the `order` parameter; requests read it as text
+pub enum SortOrder {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
 }
 
 /// Parameters that page a list; edits and deletes refuse them.
@@ -228,7 +252,8 @@ const JSON_BYTES_PER_READING: usize = 224;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingPatch {
-    /// The new value for every matching reading.
+    /// The new value for every matching reading (any finite double).
+    #[schema(minimum = -1.7976931348623157e308, maximum = 1.7976931348623157e308)]
     pub sensor_value: f64,
 }
 
@@ -248,7 +273,7 @@ pub async fn update(
     user: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<ReadingsQuery>,
-    body: web::Json<ReadingPatch>,
+    body: JsonBody<ReadingPatch>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let filter = query.write_filter()?;
@@ -291,6 +316,7 @@ pub async fn delete(
     params(("id" = i64, Path, description = "Reading id")),
     responses(
         (status = 200, description = "The reading", body = ReadingDto),
+        (status = 400, description = "Not a 64-bit integer id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No such reading", body = ErrorBody),
     ),

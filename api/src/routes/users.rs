@@ -2,6 +2,7 @@
 
 use crate::auth::{hash_password, Authenticated};
 use crate::error::{ApiError, ErrorBody};
+use crate::json_body::JsonBody;
 use crate::state::AppState;
 use crate::MIN_PASSWORD_LEN;
 use actix_web::{web, HttpResponse};
@@ -11,22 +12,53 @@ use serde::{Deserialize, Serialize};
 /// A user as the API shows it (never the hash).
 #[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UserDto {
-    /// Login name.
+    /// Login name, in lower case.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub username: String,
-    /// `admin` or `viewer`.
-    pub role: String,
+    /// What the user may do.
+    pub role: RoleDto,
+}
+
+/// What a user may do: viewers read, admins also write and manage users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleDto {
+    /// Reads, edits, deletes, manages users.
+    Admin,
+    /// Reads only.
+    Viewer,
+}
+
+impl From<RoleDto> for Role {
+    fn from(role: RoleDto) -> Self {
+        match role {
+            RoleDto::Admin => Role::Admin,
+            RoleDto::Viewer => Role::Viewer,
+        }
+    }
+}
+
+impl From<Role> for RoleDto {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => RoleDto::Admin,
+            Role::Viewer => RoleDto::Viewer,
+        }
+    }
 }
 
 /// Body of `POST /api/v1/users`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// `[A-Za-z0-9_.-]{1,64}`.
+    /// Login name, compared without case and kept in lower case.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "alice")]
     pub username: String,
-    /// At least [`MIN_PASSWORD_LEN`] characters.
+    /// At least 8 characters, at most 1024.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
-    /// `admin` or `viewer`.
-    pub role: String,
+    /// What the user may do.
+    pub role: RoleDto,
 }
 
 /// Every user (admin).
@@ -49,7 +81,7 @@ pub async fn list(
         .into_iter()
         .map(|u| UserDto {
             username: u.username.to_string(),
-            role: u.role.to_string(),
+            role: u.role.into(),
         })
         .collect();
     Ok(HttpResponse::Ok().json(users))
@@ -70,7 +102,7 @@ pub async fn list(
 pub async fn create(
     user: Authenticated,
     state: web::Data<AppState>,
-    body: web::Json<NewUser>,
+    body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let NewUser {
@@ -80,7 +112,7 @@ pub async fn create(
     } = body.into_inner();
     let name =
         Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
-    let role = Role::parse(&role).map_err(|e| ApiError::bad_request("role", e.to_string()))?;
+    let role = Role::from(role);
     validate_password(&password)?;
     let hash = state
         .passwords
@@ -98,20 +130,22 @@ pub async fn create(
     tracing::info!(by = %user.username, username = %name, %role, "user created");
     Ok(HttpResponse::Created().json(UserDto {
         username: name.to_string(),
-        role: role.to_string(),
+        role: role.into(),
     }))
 }
 
 /// Deletes a user (admin); their tokens stop working. The last admin cannot
-/// be deleted (nobody could manage users any more).
+/// be deleted (nobody could manage users any more), nor the caller's own
+/// account.
 #[utoipa::path(delete, path = "/api/v1/users/{username}", operation_id = "delete_user", tag = "users",
-    params(("username" = String, Path, description = "The user to delete")),
+    params(("username" = String, Path, description = "The user to delete (compared without case)", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "Not a user name", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
-        (status = 409, description = "The last admin", body = ErrorBody),
+        (status = 409, description = "The last admin, or the caller's own account", body = ErrorBody),
     ),
     security(("bearer_auth" = [])))]
 pub async fn delete(
@@ -122,6 +156,13 @@ pub async fn delete(
     user.require_admin()?;
     let name =
         Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
+    if name.as_str() == user.username {
+        // Another admin may remove this account; its own token may not, so
+        // an admin cannot lock themselves out by mistake.
+        return Err(ApiError::Conflict(
+            "cannot delete the account you are logged in as".into(),
+        ));
+    }
     let users = state.store.list_users().await?;
     let Some(target) = users.iter().find(|u| u.username == name) else {
         return Err(ApiError::NotFound(format!("no user {name}")));
@@ -138,6 +179,9 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Longest password accepted for a user, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
 /// Checks a new password's length (in characters), naming the field.
 pub fn validate_password(password: &str) -> Result<(), ApiError> {
     let chars = password.chars().count();
@@ -147,10 +191,10 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
             format!("must be at least {MIN_PASSWORD_LEN} characters"),
         ));
     }
-    if password.len() > 1024 {
+    if chars > MAX_PASSWORD_CHARS {
         return Err(ApiError::bad_request(
             "password",
-            "must be at most 1024 bytes",
+            format!("must be at most {MAX_PASSWORD_CHARS} characters"),
         ));
     }
     Ok(())
