@@ -80,7 +80,7 @@ impl DeadLetter {
             payload_truncated: shown < payload.len(),
             payload_bytes: payload.len(),
             payload_sha256: hex(&Sha256::digest(payload)),
-            received_at: datastream_schema::wire::format_timestamp(chrono::Utc::now()),
+            received_at: datastream_schema::timestamp::format_timestamp(chrono::Utc::now()),
         };
         Self {
             topic: datastream_schema::topic::dead_letter_topic(claimed_sensor_type(topic)),

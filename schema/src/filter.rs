@@ -4,7 +4,7 @@
 //! filter that exists is valid; the store translates it into SQL.
 
 use crate::reading::{Id1, Id2, SensorType};
-use crate::wire::parse_timestamp;
+use crate::timestamp::parse_timestamp;
 use chrono::{DateTime, Duration, Utc};
 
 /// Default number of readings per page.

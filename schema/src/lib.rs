@@ -4,6 +4,7 @@
 //!
 //! * the domain: [`Reading`] and the newtypes it is made of, with validation
 //!   ([`reading`]), [`ReadingFilter`] ([`filter`]) and users ([`user`]);
+//! * timestamps as text ([`timestamp`]);
 //! * the MQTT wire format and topic names ([`wire`], [`topic`]);
 //! * the database: diesel schema and embedded migrations ([`db`]) and the
 //!   [`Store`] trait with its MySQL and SQLite implementations ([`store`]).
@@ -17,6 +18,7 @@ pub mod filter;
 pub mod mqtt_url;
 pub mod reading;
 pub mod store;
+pub mod timestamp;
 pub mod topic;
 pub mod user;
 pub mod wire;

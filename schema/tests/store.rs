@@ -77,8 +77,8 @@ async fn filters_select_by_device_type_and_time(store: SharedStore) {
         batch.push(reading("humidity", &id1, 2, at(i, 0), i as f64));
     }
     store.insert_batch(&batch).await.unwrap();
-    let from = datastream_schema::wire::format_timestamp(at(2, 0));
-    let to = datastream_schema::wire::format_timestamp(at(5, 0));
+    let from = datastream_schema::timestamp::format_timestamp(at(2, 0));
+    let to = datastream_schema::timestamp::format_timestamp(at(5, 0));
     let f = ReadingFilter::parse(
         FilterParams {
             id1: Some(&id1),
@@ -205,7 +205,7 @@ async fn deleting_by_filter_removes_only_matching_rows_in_chunks(store: SharedSt
         .map(|i| reading("humidity", &id1, 5, at(i, 0), 1.0))
         .collect();
     store.insert_batch(&batch).await.unwrap();
-    let from = datastream_schema::wire::format_timestamp(at(300, 0));
+    let from = datastream_schema::timestamp::format_timestamp(at(300, 0));
     let newer = ReadingFilter::parse(
         FilterParams {
             id1: Some(&id1),

@@ -16,7 +16,7 @@ use crate::settings::Settings;
 use crate::system::{external_mqtt, open_store};
 use anyhow::{bail, Context, Result};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::wire::format_timestamp;
+use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::{
     FilterParams, Id1, Id2, MqttUrl, Order, Reading, ReadingFilter, SensorType, SharedStore,
     TimestampBounds,

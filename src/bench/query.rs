@@ -16,7 +16,7 @@ use crate::system::open_store;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 use datastream_api::{ApiServer, AppState, DatabaseReadiness, HealthState};
-use datastream_schema::wire::format_timestamp;
+use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::{
     FilterParams, Id1, Id2, PageCursor, Reading, ReadingFilter, Role, SensorType, SharedStore,
     StoreError, TimestampBounds, Username,

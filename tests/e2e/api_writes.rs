@@ -2,7 +2,7 @@
 
 use crate::support::{publish, TestSystem};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::wire::format_timestamp;
+use datastream_schema::timestamp::format_timestamp;
 use datastream_test_support::{unique_id1, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};

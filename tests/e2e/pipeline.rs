@@ -4,7 +4,7 @@
 use crate::support::{publish, TestSystem};
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use datastream_generator::default_fleet;
-use datastream_schema::wire::format_timestamp;
+use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::{Id1, ReadingFilter};
 use datastream_test_support::{external_mqtt, mqtt_client, unique_id1, unique_name, TestDb};
 use rumqttc::{Event, Packet, QoS};

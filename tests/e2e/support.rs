@@ -285,7 +285,7 @@ pub fn reading_messages(id1: &str, n: usize) -> Vec<(String, Vec<u8>)> {
                 "sensor_type": "temperature",
                 "id1": id1,
                 "id2": id2,
-                "timestamp": datastream_schema::wire::format_timestamp(ts),
+                "timestamp": datastream_schema::timestamp::format_timestamp(ts),
             });
             (
                 format!("sensors/temperature/{id1}/{id2}"),

@@ -12,7 +12,7 @@
 //!
 //! [`ReadingsPage`]: super::readings::ReadingsPage
 
-use datastream_schema::wire::TimestampText;
+use datastream_schema::timestamp::TimestampText;
 use datastream_schema::StoredReading;
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::io;

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use datastream_schema::wire::timestamp_text;
+use datastream_schema::timestamp::timestamp_text;
 use datastream_schema::{FilterParams, PageCursor, ReadingFilter, StoredReading};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
