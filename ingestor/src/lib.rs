@@ -142,13 +142,10 @@ async fn run(
         shared: shared.clone(),
         max_backlog,
     };
-    // InnoDB takes concurrent inserts into one table; SQLite has one
-    // writer at a time, so a second commit would only wait for a lock.
-    let commits_in_flight = if store.backend_name() == "sqlite" {
-        1
-    } else {
-        2
-    };
+    // Where the database takes concurrent writers (InnoDB), a second batch
+    // commits while the first finishes; on a single writer (SQLite) it would
+    // only wait for the lock.
+    let commits_in_flight = if store.concurrent_writers() { 2 } else { 1 };
     let writer = writer::BatchWriter {
         store,
         client,

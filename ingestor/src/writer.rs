@@ -13,13 +13,13 @@ use crate::delivery::{Content, Delivery};
 use crate::log_limit::LogLimiter;
 use crate::metrics::IngestMetrics;
 use crate::status::Shared;
+use datastream_schema::store::OwnedFuture;
 use datastream_schema::{InsertOutcome, Reading, SharedStore, StoreError};
 use rumqttc::{AsyncClient, Publish, QoS};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -56,13 +56,15 @@ impl OpenBatch {
     }
 }
 
-/// A batch whose first commit attempt is running (or has ended).
+/// A batch whose first commit attempt is running (or has ended). The
+/// store runs the attempt whether or not it is polled, so a second batch
+/// commits while the writer waits on the first.
 struct Commit {
-    readings: Arc<Vec<Reading>>,
+    readings: Arc<[Reading]>,
     acks: Vec<Publish>,
     oldest: Option<Instant>,
     started: Instant,
-    attempt: JoinHandle<Result<InsertOutcome, StoreError>>,
+    attempt: OwnedFuture<Result<InsertOutcome, StoreError>>,
 }
 
 impl BatchWriter {
@@ -140,9 +142,8 @@ impl BatchWriter {
             self.finish_oldest(in_flight, done, give_up).await;
         }
         let batch = std::mem::take(batch);
-        let readings = Arc::new(batch.readings);
-        let (store, shared) = (self.store.clone(), readings.clone());
-        let attempt = tokio::spawn(async move { store.insert_batch(&shared).await });
+        let readings: Arc<[Reading]> = batch.readings.into();
+        let attempt = self.store.insert_batch(readings.clone());
         in_flight.push_back(Commit {
             readings,
             acks: batch.acks,
@@ -166,15 +167,13 @@ impl BatchWriter {
             return;
         };
         let committed = match done {
-            Ok(Ok(outcome)) => {
+            Ok(outcome) => {
                 self.committed(commit.readings.len(), outcome, commit.started);
                 true
             }
-            Ok(Err(error)) => self.commit_with_retry(&commit, error, give_up).await,
-            // The attempt panicked: the readings are still here; retry.
             Err(error) => {
-                let error = StoreError::Unavailable(format!("commit task failed: {error}"));
-                self.commit_with_retry(&commit, error, give_up).await
+                self.commit_with_retry(&commit.readings, commit.oldest, error, give_up)
+                    .await
             }
         };
         if !committed {
@@ -237,7 +236,8 @@ impl BatchWriter {
     /// redelivers them).
     async fn commit_with_retry(
         &self,
-        batch: &Commit,
+        readings: &Arc<[Reading]>,
+        oldest: Option<Instant>,
         mut error: StoreError,
         give_up: &CancellationToken,
     ) -> bool {
@@ -246,17 +246,17 @@ impl BatchWriter {
         loop {
             self.metrics.commit_failed();
             if !failing {
-                tracing::warn!(%error, readings = batch.readings.len(),
+                tracing::warn!(%error, readings = readings.len(),
                     "commit failed; holding the batch unacked and retrying");
                 self.shared.set_database_error(Some(error.to_string()));
             }
             failing = true;
-            if let Some(oldest) = batch.oldest {
+            if let Some(oldest) = oldest {
                 self.metrics.oldest_unacked(oldest.elapsed());
             }
             tokio::select! {
                 _ = give_up.cancelled() => {
-                    tracing::warn!(readings = batch.readings.len(),
+                    tracing::warn!(readings = readings.len(),
                         "stopping with an uncommitted batch; the broker will redeliver it");
                     return false;
                 }
@@ -264,9 +264,9 @@ impl BatchWriter {
             }
             delay = (delay * 2).min(MAX_RETRY_DELAY);
             let started = Instant::now();
-            match self.store.insert_batch(&batch.readings).await {
+            match self.store.insert_batch(readings.clone()).await {
                 Ok(outcome) => {
-                    self.committed(batch.readings.len(), outcome, started);
+                    self.committed(readings.len(), outcome, started);
                     tracing::info!("database is back; committing again");
                     self.shared.set_database_error(None);
                     return true;
@@ -299,7 +299,7 @@ impl BatchWriter {
     }
 }
 
-type AttemptResult = Result<Result<InsertOutcome, StoreError>, tokio::task::JoinError>;
+type AttemptResult = Result<InsertOutcome, StoreError>;
 
 /// Waits for the oldest commit's first attempt; never resolves when none
 /// is running.

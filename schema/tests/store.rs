@@ -34,7 +34,7 @@ fn filter_for(id1: &str) -> ReadingFilter {
 async fn inserted_readings_come_back_with_every_field_intact(store: SharedStore) {
     let id1 = unique_id1();
     let r = reading("temperature", &id1, 17, at(0, 123_456), 21.53);
-    let outcome = store.insert_batch(std::slice::from_ref(&r)).await.unwrap();
+    let outcome = store.insert_batch(vec![r.clone()].into()).await.unwrap();
     assert_eq!((outcome.inserted, outcome.duplicate), (1, 0));
     let rows = store.query(&filter_for(&id1)).await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -53,8 +53,8 @@ async fn duplicates_are_ignored_and_counted(store: SharedStore) {
     let batch: Vec<_> = (0..10)
         .map(|i| reading("humidity", &id1, 1, at(i, 0), i as f64))
         .collect();
-    store.insert_batch(&batch[..6]).await.unwrap();
-    let outcome = store.insert_batch(&batch).await.unwrap();
+    store.insert_batch(batch[..6].into()).await.unwrap();
+    let outcome = store.insert_batch(batch.clone().into()).await.unwrap();
     assert_eq!((outcome.inserted, outcome.duplicate), (4, 6));
     assert_eq!(store.count(&filter_for(&id1)).await.unwrap(), 10);
 }
@@ -64,7 +64,7 @@ async fn a_large_batch_is_stored_completely(store: SharedStore) {
     let batch: Vec<_> = (0..5_000)
         .map(|i| reading("pressure", &id1, i % 7, at(i, 1), 1000.0 + i as f64))
         .collect();
-    let outcome = store.insert_batch(&batch).await.unwrap();
+    let outcome = store.insert_batch(batch.clone().into()).await.unwrap();
     assert_eq!(outcome.inserted, 5_000);
     assert_eq!(store.count(&filter_for(&id1)).await.unwrap(), 5_000);
 }
@@ -76,7 +76,7 @@ async fn filters_select_by_device_type_and_time(store: SharedStore) {
         batch.push(reading("temperature", &id1, 1, at(i, 0), i as f64));
         batch.push(reading("humidity", &id1, 2, at(i, 0), i as f64));
     }
-    store.insert_batch(&batch).await.unwrap();
+    store.insert_batch(batch.clone().into()).await.unwrap();
     let from = datastream_schema::timestamp::format_timestamp(at(2, 0));
     let to = datastream_schema::timestamp::format_timestamp(at(5, 0));
     let f = ReadingFilter::parse(
@@ -107,7 +107,7 @@ async fn order_and_limit_page_newest_first_by_default(store: SharedStore) {
     let batch: Vec<_> = (0..20)
         .map(|i| reading("co2", &id1, 3, at(i, 0), i as f64))
         .collect();
-    store.insert_batch(&batch).await.unwrap();
+    store.insert_batch(batch.clone().into()).await.unwrap();
     let newest = store.query(&filter_for(&id1).with_limit(3)).await.unwrap();
     let values: Vec<f64> = newest.iter().map(|r| r.sensor_value).collect();
     assert_eq!(values, vec![19.0, 18.0, 17.0]);
@@ -167,7 +167,7 @@ async fn editing_by_filter_changes_only_matching_rows_in_chunks(store: SharedSto
     let batch: Vec<_> = (0..2_500)
         .map(|i| reading("temperature", &id1, i % 2, at(i, 0), 1.0))
         .collect();
-    store.insert_batch(&batch).await.unwrap();
+    store.insert_batch(batch.clone().into()).await.unwrap();
     let before = store.query(&filter_for(&id1).with_limit(1)).await.unwrap()[0].updated_at;
     let evens = ReadingFilter::parse(
         FilterParams {
@@ -204,7 +204,7 @@ async fn deleting_by_filter_removes_only_matching_rows_in_chunks(store: SharedSt
     let batch: Vec<_> = (0..2_300)
         .map(|i| reading("humidity", &id1, 5, at(i, 0), 1.0))
         .collect();
-    store.insert_batch(&batch).await.unwrap();
+    store.insert_batch(batch.clone().into()).await.unwrap();
     let from = datastream_schema::timestamp::format_timestamp(at(300, 0));
     let newer = ReadingFilter::parse(
         FilterParams {
@@ -227,7 +227,7 @@ async fn offset_and_cursor_pages_walk_the_same_rows(store: SharedStore) {
     let batch: Vec<_> = (0..30)
         .map(|i| reading("co2", &id1, i % 2, at(i / 2, 0), i as f64))
         .collect();
-    store.insert_batch(&batch).await.unwrap();
+    store.insert_batch(batch.clone().into()).await.unwrap();
     for order in ["asc", "desc"] {
         let base = |page: Option<&str>| {
             ReadingFilter::parse(

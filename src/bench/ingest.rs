@@ -264,7 +264,7 @@ async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Res
         .collect::<Result<_, _>>()?;
     let started = Instant::now();
     for chunk in readings.chunks(1000) {
-        store.insert_batch(chunk).await?;
+        store.insert_batch(chunk.into()).await?;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }

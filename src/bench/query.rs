@@ -332,8 +332,9 @@ async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>> {
             )?);
             written += 1;
             if batch.len() == 5_000 {
-                store.insert_batch(&batch).await?;
-                batch.clear();
+                store
+                    .insert_batch(std::mem::take(&mut batch).into())
+                    .await?;
                 if written.is_multiple_of(1_000_000) {
                     eprintln!(
                         "  {written} rows, {:.0} rows/s",
@@ -343,7 +344,9 @@ async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>> {
             }
         }
     }
-    store.insert_batch(&batch).await?;
+    store
+        .insert_batch(std::mem::take(&mut batch).into())
+        .await?;
     eprintln!("loaded in {:.0} s", started.elapsed().as_secs_f64());
     Ok(end)
 }

@@ -355,7 +355,7 @@ async fn reading_queries_go_to_the_read_replica_and_writes_to_the_primary() {
     )
     .unwrap();
     replica_store
-        .insert_batch(&[only_on_replica])
+        .insert_batch(vec![only_on_replica].into())
         .await
         .unwrap();
 

@@ -7,8 +7,14 @@
 //! which panics on a current-thread runtime such as actix-web's workers; and
 //! a MySQL connection dropped mid-statement goes back to the pool in an
 //! unknown state. A spawned task always runs to completion.
+//!
+//! A batch insert is spawned when it is asked for, not when its future is
+//! first polled: the ingestor keeps two in flight and waits on the older,
+//! and this spawn is the only hand-off between it and the database.
 
-use super::{InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore};
+use super::{
+    InsertOutcome, OwnedFuture, ReadingStore, Store, StoreError, StoredReading, UserStore,
+};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
 use crate::user::{Role, User, Username};
@@ -17,11 +23,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// A store whose operations each run as a spawned task.
-pub struct Detached<S>(Arc<S>);
+pub(crate) struct Detached<S>(Arc<S>);
 
 impl<S> Detached<S> {
     /// Wraps `store`.
-    pub fn new(store: S) -> Self {
+    pub(crate) fn new(store: S) -> Self {
         Self(Arc::new(store))
     }
 
@@ -39,10 +45,15 @@ impl<S> Detached<S> {
 
 #[async_trait]
 impl<S: Store + 'static> ReadingStore for Detached<S> {
-    async fn insert_batch(&self, readings: &[Reading]) -> Result<InsertOutcome, StoreError> {
-        let readings = readings.to_vec();
-        self.run(|s| async move { s.insert_batch(&readings).await })
-            .await
+    fn insert_batch(
+        &self,
+        readings: Arc<[Reading]>,
+    ) -> OwnedFuture<Result<InsertOutcome, StoreError>> {
+        let task = tokio::spawn(self.0.insert_batch(readings));
+        Box::pin(async move {
+            task.await
+                .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+        })
     }
 
     async fn query(&self, filter: &ReadingFilter) -> Result<Vec<StoredReading>, StoreError> {
@@ -113,5 +124,9 @@ impl<S: Store + 'static> Store for Detached<S> {
 
     fn backend_name(&self) -> &'static str {
         self.0.backend_name()
+    }
+
+    fn concurrent_writers(&self) -> bool {
+        self.0.concurrent_writers()
     }
 }

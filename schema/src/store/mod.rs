@@ -1,17 +1,19 @@
 //! The store: readings and users in MySQL or SQLite behind one trait.
 //!
 //! [`connect`] picks the backend from the URL, runs the embedded migrations
-//! and returns a [`SharedStore`]. Query building lives once in `query.rs`,
-//! generic over the diesel backend; `mysql.rs` and `sqlite.rs` only hold
-//! what genuinely differs (connection setup and the batch insert).
+//! and returns a [`SharedStore`]. Query building lives once in `query.rs`
+//! and every operation once in `diesel_store.rs`, both generic over the
+//! diesel backend; `mysql.rs` and `sqlite.rs` only hold what genuinely
+//! differs (connection setup, migrations and the batch insert). Nothing of
+//! diesel appears in this module's public types.
 
 mod connection_health;
 mod detached;
+mod diesel_store;
 mod mysql;
 mod mysql_session;
-pub(crate) mod query;
-pub(crate) mod rows;
-mod shared;
+mod query;
+mod rows;
 mod sqlite;
 
 use crate::filter::ReadingFilter;
@@ -19,11 +21,13 @@ use crate::reading::Reading;
 use crate::user::{Role, User, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use detached::Detached;
+use diesel_store::DieselStore;
 use std::sync::Arc;
 
-pub use detached::Detached;
-pub use mysql::{MysqlStore, MYSQL_POOL_SIZE};
-pub use sqlite::{SqliteStore, SQLITE_POOL_SIZE};
+pub use diesel_store::OwnedFuture;
+pub use mysql::MYSQL_POOL_SIZE;
+pub use sqlite::SQLITE_POOL_SIZE;
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +45,13 @@ pub enum StoreError {
     /// A unique key was violated (e.g. an existing username).
     #[error("already exists")]
     Conflict,
-    /// Any other database error.
+    /// Any other database error; its cause is the driver's error.
     #[error("database error: {0}")]
-    Query(#[source] diesel::result::Error),
+    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The conversion at the edge: diesel's errors become store errors, and no
+/// diesel type is part of [`StoreError`].
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -54,7 +60,7 @@ impl From<diesel::result::Error> for StoreError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())
             }
-            other => StoreError::Query(other),
+            other => StoreError::Query(Box::new(other)),
         }
     }
 }
@@ -95,9 +101,14 @@ pub struct StoredReading {
 #[async_trait]
 pub trait ReadingStore: Send + Sync {
     /// Inserts readings in one transaction, ignoring ones whose unique key
-    /// `(id1, id2, sensor_type, timestamp)` already exists. When this returns
-    /// `Ok`, every reading is durably stored.
-    async fn insert_batch(&self, readings: &[Reading]) -> Result<InsertOutcome, StoreError>;
+    /// `(id1, id2, sensor_type, timestamp)` already exists. When the future
+    /// returns `Ok`, every reading is durably stored. The insert starts when
+    /// this is called and runs to its end even if the future is dropped, so
+    /// a caller may hold several in flight without polling them.
+    fn insert_batch(
+        &self,
+        readings: Arc<[Reading]>,
+    ) -> OwnedFuture<Result<InsertOutcome, StoreError>>;
     /// Readings matching the filter, ordered by `(timestamp, id)`.
     async fn query(&self, filter: &ReadingFilter) -> Result<Vec<StoredReading>, StoreError>;
     /// One reading by id.
@@ -116,35 +127,6 @@ pub trait ReadingStore: Send + Sync {
 /// Rows per statement when editing or deleting by filter: small enough that
 /// a million-row delete never holds one long lock.
 pub const WRITE_CHUNK: i64 = 1000;
-
-/// Applies `apply` to the ids `select_ids` finds, chunk by chunk, in id
-/// order, until a chunk comes back short. Shared by every backend's edit and
-/// delete so the chunking is written once.
-pub(crate) async fn in_chunks<S, SF, A, AF>(
-    mut select_ids: S,
-    mut apply: A,
-) -> Result<u64, StoreError>
-where
-    S: FnMut(i64) -> SF,
-    SF: std::future::Future<Output = Result<Vec<i64>, StoreError>>,
-    A: FnMut(Vec<i64>) -> AF,
-    AF: std::future::Future<Output = Result<u64, StoreError>>,
-{
-    let mut last = i64::MIN;
-    let mut total = 0;
-    loop {
-        let ids = select_ids(last).await?;
-        let Some(&max) = ids.last() else {
-            return Ok(total);
-        };
-        let full = ids.len() as i64 == WRITE_CHUNK;
-        last = max;
-        total += apply(ids).await?;
-        if !full {
-            return Ok(total);
-        }
-    }
-}
 
 /// Users for the API.
 #[async_trait]
@@ -173,6 +155,10 @@ pub trait Store: ReadingStore + UserStore {
     async fn ping(&self) -> Result<(), StoreError>;
     /// `mysql` or `sqlite`, for logs.
     fn backend_name(&self) -> &'static str;
+    /// Whether write transactions may run side by side (MySQL's InnoDB) or
+    /// only one at a time (SQLite has a single writer; a second would wait
+    /// for its lock).
+    fn concurrent_writers(&self) -> bool;
 }
 
 /// A store shared between tasks.
@@ -216,22 +202,15 @@ async fn open(
 ) -> Result<SharedStore, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let pool_size = pool_size.unwrap_or(SQLITE_POOL_SIZE);
-        Ok(Arc::new(Detached::new(
-            SqliteStore::open(path, migrations, pool_size).await?,
-        )))
+        let backend = sqlite::SqliteBackend::open(path, migrations, pool_size).await?;
+        Ok(Arc::new(Detached::new(DieselStore::new(backend))))
     } else if url.starts_with("mysql://") {
         let pool_size = pool_size.unwrap_or(MYSQL_POOL_SIZE);
-        Ok(Arc::new(Detached::new(
-            MysqlStore::open(url, migrations, pool_size).await?,
-        )))
+        let backend = mysql::MysqlBackend::open(url, migrations, pool_size).await?;
+        Ok(Arc::new(Detached::new(DieselStore::new(backend))))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
-}
-
-/// Runs pending migrations only (`datastream migrate`).
-pub async fn migrate(url: &str) -> Result<(), StoreError> {
-    connect(url).await.map(|_| ())
 }
 
 /// Hides the password in a database URL so it can be logged.

@@ -1,7 +1,7 @@
 //! Diesel row types: the edge where database rows meet domain types.
 
 use super::StoredReading;
-use crate::db::sensor_data;
+use crate::db::{sensor_data, users};
 use crate::reading::Reading;
 use crate::user::{Role, User, Username};
 use chrono::NaiveDateTime;
@@ -54,6 +54,26 @@ impl<'a> From<&'a Reading> for NewReadingRow<'a> {
             id1: r.id1().as_str(),
             id2: r.id2().get(),
             timestamp: r.timestamp().naive_utc(),
+        }
+    }
+}
+
+/// The columns creating a user writes; `id` and `created_at` take their
+/// defaults.
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub(super) struct NewUserRow {
+    username: String,
+    password_hash: String,
+    role: &'static str,
+}
+
+impl NewUserRow {
+    pub(super) fn new(username: &Username, password_hash: &str, role: Role) -> Self {
+        Self {
+            username: username.as_str().to_owned(),
+            password_hash: password_hash.to_owned(),
+            role: role.as_str(),
         }
     }
 }

@@ -1,21 +1,22 @@
 //! SQLite through diesel-async's `SyncConnectionWrapper`, the embedded
-//! default. Reads share the generic query code; the batch insert runs sync
-//! diesel on a blocking thread because diesel's SQLite batch-insert path
-//! exists only there.
+//! default: connection setup, migrations and the batch insert. Every other
+//! operation is `DieselStore`'s. The batch insert runs sync diesel on a
+//! blocking thread because diesel's SQLite batch-insert path exists only
+//! there.
 
+use super::diesel_store::{build_pool, checkout, migrate_blocking, DieselBackend, OwnedFuture};
 use super::rows::NewReadingRow;
-use super::shared::diesel_store;
-use super::{Migrations, Store, StoreError};
+use super::{Migrations, StoreError};
 use crate::db::{sensor_data, SQLITE_MIGRATIONS};
 use crate::reading::Reading;
-use async_trait::async_trait;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use diesel_migrations::MigrationHarness;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
 
@@ -23,7 +24,6 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 const ROWS_PER_STATEMENT: usize = 2_000;
 /// Connections a pool keeps open unless `DATABASE_POOL_SIZE` says otherwise.
 pub const SQLITE_POOL_SIZE: usize = 4;
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// WAL lets readers run beside the single writer; `busy_timeout` makes a
 /// second writer wait instead of failing; NORMAL sync is durable in WAL mode
@@ -32,47 +32,23 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-/// The store on an SQLite file.
-pub struct SqliteStore {
+/// The SQLite backend, on one database file.
+pub(crate) struct SqliteBackend {
     pool: Pool<Conn>,
 }
 
-impl SqliteStore {
+impl SqliteBackend {
     /// Opens (creating if needed) the database file at `path`, runs pending
     /// migrations and builds the pool.
-    pub async fn open(
+    pub(crate) async fn open(
         path: &str,
         migrations: Migrations,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
         if migrations == Migrations::Run {
-            Self::migrate(path).await?;
+            let path = path.to_owned();
+            migrate_blocking(move || migrate(&path)).await?;
         }
-        Self::pool(path, pool_size)
-    }
-
-    async fn migrate(path: &str) -> Result<(), StoreError> {
-        let migration_path = path.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            use diesel::connection::SimpleConnection;
-            use diesel::Connection;
-            let mut conn = SqliteConnection::establish(&migration_path)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            conn.batch_execute(CONNECTION_PRAGMAS)?;
-            // One writer lock around all migrations, so processes starting
-            // together do not both apply them; each migration's own
-            // transaction nests as a savepoint.
-            conn.immediate_transaction(|conn| {
-                conn.run_pending_migrations(SQLITE_MIGRATIONS)
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Migration(e.to_string()))
-            })
-        })
-        .await
-        .map_err(|e| StoreError::Migration(e.to_string()))?
-    }
-
-    fn pool(path: &str, pool_size: usize) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<Conn>::default();
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
@@ -85,58 +61,64 @@ impl SqliteStore {
             })
         });
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .wait_timeout(Some(CHECKOUT_TIMEOUT))
-            .create_timeout(Some(CHECKOUT_TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { pool })
-    }
-
-    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-    /// Inserts `readings` (not empty) in one `IMMEDIATE` transaction on a
-    /// blocking thread (diesel's SQLite batch insert is sync-only), ignoring
-    /// existing keys; returns how many rows were new.
-    async fn insert_rows(&self, readings: &[Reading]) -> Result<u64, StoreError> {
-        let owned = readings.to_vec();
-        let mut conn = self.conn().await?;
-        let inserted = conn
-            .spawn_blocking(move |conn| {
-                let rows: Vec<NewReadingRow<'_>> = owned.iter().map(NewReadingRow::from).collect();
-                conn.immediate_transaction(|conn| {
-                    let mut inserted = 0u64;
-                    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                        let insert =
-                            diesel::insert_or_ignore_into(sensor_data::table).values(chunk);
-                        let n = diesel::RunQueryDsl::execute(insert, conn)?;
-                        inserted += n as u64;
-                    }
-                    Ok(inserted)
-                })
-            })
-            .await?;
-        Ok(inserted)
+        Ok(Self {
+            pool: build_pool(manager, pool_size)?,
+        })
     }
 }
 
-diesel_store!(SqliteStore, Sqlite);
+/// Applies pending migrations on a plain connection, under one writer lock
+/// so that processes starting together do not both apply them (each
+/// migration's own transaction nests as a savepoint).
+fn migrate(path: &str) -> Result<(), StoreError> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn =
+        SqliteConnection::establish(path).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    conn.batch_execute(CONNECTION_PRAGMAS)?;
+    conn.immediate_transaction(|conn| {
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    })
+}
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        conn.batch_execute("SELECT 1").await?;
-        Ok(())
+impl DieselBackend for SqliteBackend {
+    type Db = Sqlite;
+    type Conn = Conn;
+    const NAME: &'static str = "sqlite";
+    // One writer at a time: a second transaction only waits for the lock.
+    const CONCURRENT_WRITERS: bool = false;
+
+    type Pooled = Object<Conn>;
+
+    fn conn(&self) -> impl Future<Output = Result<Object<Conn>, StoreError>> + Send {
+        checkout(&self.pool)
     }
 
-    fn backend_name(&self) -> &'static str {
-        "sqlite"
+    /// One `IMMEDIATE` transaction on a blocking thread.
+    fn insert_rows(
+        self: Arc<Self>,
+        readings: Arc<[Reading]>,
+    ) -> OwnedFuture<Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let inserted = conn
+                .spawn_blocking(move |conn| {
+                    let rows: Vec<NewReadingRow<'_>> =
+                        readings.iter().map(NewReadingRow::from).collect();
+                    conn.immediate_transaction(|conn| {
+                        let mut inserted = 0u64;
+                        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                            let insert =
+                                diesel::insert_or_ignore_into(sensor_data::table).values(chunk);
+                            inserted += diesel::RunQueryDsl::execute(insert, conn)? as u64;
+                        }
+                        Ok(inserted)
+                    })
+                })
+                .await?;
+            Ok(inserted)
+        })
     }
 }
