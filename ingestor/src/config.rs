@@ -8,7 +8,7 @@ use std::time::Duration;
 pub struct IngestConfig {
     /// The broker.
     pub mqtt: MqttUrl,
-    /// Shared-subscription group (`INGEST_GROUP`); `None` subscribes to
+    /// AckLedger-subscription group (`INGEST_GROUP`); `None` subscribes to
     /// `sensors/#` directly, for a single ingestor on a broker whose shared
     /// subscriptions cannot be trusted (the embedded one; see DECISIONS.md).
     pub group: Option<String>,

@@ -35,7 +35,7 @@ pub use status::IngestStatus;
 use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
 use datastream_schema::{MqttUrl, SharedStore};
 use rumqttc::{AsyncClient, MqttOptions};
-use status::Shared;
+use status::AckLedger;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -64,9 +64,9 @@ impl Ingestor {
     /// Starts an ingestor that runs until `shutdown` is cancelled, then
     /// commits and acks what it holds and disconnects.
     pub fn start(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) -> Self {
-        let shared = Shared::new();
-        let status = shared.subscribe();
-        let task = tokio::spawn(run(config, store, shutdown, shared));
+        let ledger = AckLedger::new();
+        let status = ledger.subscribe();
+        let task = tokio::spawn(run(config, store, shutdown, ledger));
         Self { status, task }
     }
 
@@ -92,16 +92,11 @@ impl Ingestor {
     }
 }
 
-/// Runs one ingestor until `shutdown` is cancelled (see [`Ingestor::start`]).
-pub async fn run_ingestor(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) {
-    Ingestor::start(config, store, shutdown).join().await;
-}
-
 async fn run(
     config: IngestConfig,
     store: SharedStore,
     shutdown: CancellationToken,
-    shared: Arc<Shared>,
+    ledger: Arc<AckLedger>,
 ) {
     let mut options = MqttOptions::new(&config.client_id, config.mqtt.host(), config.mqtt.port());
     options
@@ -139,7 +134,7 @@ async fn run(
         limits: config.decode_limits,
         deliveries: tx,
         metrics: metrics.clone(),
-        shared: shared.clone(),
+        ledger: ledger.clone(),
         max_backlog,
     };
     // Where the database takes concurrent writers (InnoDB), a second batch
@@ -153,7 +148,7 @@ async fn run(
         flush_interval: config.flush_interval,
         commits_in_flight,
         metrics,
-        shared,
+        ledger,
         dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
         unpublished_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
     };

@@ -18,7 +18,7 @@
 use crate::dead_letter::DeadLetter;
 use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
-use crate::status::Shared;
+use crate::status::AckLedger;
 use chrono::Utc;
 use datastream_schema::{decode_message, DecodeLimits};
 use rumqttc::{
@@ -42,7 +42,7 @@ pub(crate) struct Receiver {
     pub limits: DecodeLimits,
     pub deliveries: mpsc::UnboundedSender<Delivery>,
     pub metrics: IngestMetrics,
-    pub shared: Arc<Shared>,
+    pub ledger: Arc<AckLedger>,
     pub max_backlog: usize,
 }
 
@@ -57,28 +57,28 @@ impl Receiver {
         let mut reconnect_delay = Duration::from_millis(100);
         let mut paused = false;
         loop {
-            if self.shared.unacked() >= self.max_backlog
-                && self.shared.acks_pending() == 0
+            if self.ledger.unacked() >= self.max_backlog
+                && self.ledger.acks_pending() == 0
                 && !stop.is_cancelled()
             {
                 self.metrics
-                    .unacked(self.shared.unacked(), self.shared.acks_pending());
+                    .unacked(self.ledger.unacked(), self.ledger.acks_pending());
                 if !paused {
                     tracing::warn!(
-                        unacked = self.shared.unacked(),
+                        unacked = self.ledger.unacked(),
                         "backlog full; pausing intake until the database catches up"
                     );
                     paused = true;
                 }
                 tokio::select! {
-                    _ = self.shared.wait_for_writer(self.max_backlog) => {}
+                    _ = self.ledger.wait_for_writer(self.max_backlog) => {}
                     _ = stop.cancelled() => {}
                 }
                 continue;
             }
             // Resume (for the log) only with some room, so a backlog hovering
             // at its limit does not log every batch.
-            if paused && self.shared.unacked() < self.max_backlog - self.max_backlog / 10 {
+            if paused && self.ledger.unacked() < self.max_backlog - self.max_backlog / 10 {
                 tracing::info!("backlog below its limit; resuming intake");
                 paused = false;
             }
@@ -98,15 +98,15 @@ impl Receiver {
                         tracing::error!(%error, "could not queue the subscription");
                     }
                 }
-                Ok(Event::Incoming(Incoming::SubAck(_))) => self.shared.set_subscribed(true),
+                Ok(Event::Incoming(Incoming::SubAck(_))) => self.ledger.set_subscribed(true),
                 Ok(Event::Incoming(Incoming::Publish(publish))) => {
                     if stop.is_cancelled() {
                         continue;
                     }
                     let delivery = self.decode(publish);
-                    let unacked = self.shared.received();
+                    let unacked = self.ledger.received();
                     if unacked.is_multiple_of(256) {
-                        self.metrics.unacked(unacked, self.shared.acks_pending());
+                        self.metrics.unacked(unacked, self.ledger.acks_pending());
                     }
                     if self.deliveries.send(delivery).is_err() {
                         // The writer has gone: nothing more can be acked.
@@ -114,7 +114,7 @@ impl Receiver {
                     }
                 }
                 Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => {
-                    if let Some(rest) = self.shared.ack_sent(pkid) {
+                    if let Some(rest) = self.ledger.ack_sent(pkid) {
                         self.write_acks(rest).await;
                     }
                 }
@@ -130,7 +130,7 @@ impl Receiver {
                         tracing::debug!(%error, "MQTT broker still unreachable");
                     }
                     connected = false;
-                    self.shared.set_subscribed(false);
+                    self.ledger.set_subscribed(false);
                     self.metrics.reconnect();
                     if stop.is_cancelled() {
                         return;

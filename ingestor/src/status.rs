@@ -15,9 +15,11 @@ pub struct IngestStatus {
     pub database_error: Option<String>,
 }
 
-/// State shared by the receiver, the writer and observers.
+/// The receiver's and the writer's common account of the messages held
+/// unacknowledged and the acks waiting to go out, and the status that
+/// observers (readiness checks) follow.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct AckLedger {
     status: watch::Sender<IngestStatus>,
     /// Messages received and not yet acked.
     unacked: AtomicUsize,
@@ -32,7 +34,7 @@ pub(crate) struct Shared {
     acked: Notify,
 }
 
-impl Shared {
+impl AckLedger {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             status: watch::channel(IngestStatus::default()).0,

@@ -12,7 +12,7 @@
 use crate::delivery::{Content, Delivery};
 use crate::log_limit::LogLimiter;
 use crate::metrics::IngestMetrics;
-use crate::status::Shared;
+use crate::status::AckLedger;
 use datastream_schema::store::OwnedFuture;
 use datastream_schema::{InsertOutcome, Reading, SharedStore, StoreError};
 use rumqttc::{AsyncClient, Publish, QoS};
@@ -36,7 +36,7 @@ pub(crate) struct BatchWriter {
     /// Batches committing at once (at least 1).
     pub commits_in_flight: usize,
     pub metrics: IngestMetrics,
-    pub shared: Arc<Shared>,
+    pub ledger: Arc<AckLedger>,
     pub dead_letter_log: LogLimiter,
     /// For dead letters that could not be published.
     pub unpublished_log: LogLimiter,
@@ -181,7 +181,7 @@ impl BatchWriter {
         }
         let messages = commit.acks.len();
         self.send_acks(&commit.acks).await;
-        self.shared.acked(messages);
+        self.ledger.acked(messages);
         self.metrics.oldest_unacked(
             in_flight
                 .front()
@@ -248,7 +248,7 @@ impl BatchWriter {
             if !failing {
                 tracing::warn!(%error, readings = readings.len(),
                     "commit failed; holding the batch unacked and retrying");
-                self.shared.set_database_error(Some(error.to_string()));
+                self.ledger.set_database_error(Some(error.to_string()));
             }
             failing = true;
             if let Some(oldest) = oldest {
@@ -268,7 +268,7 @@ impl BatchWriter {
                 Ok(outcome) => {
                     self.committed(readings.len(), outcome, started);
                     tracing::info!("database is back; committing again");
-                    self.shared.set_database_error(None);
+                    self.ledger.set_database_error(None);
                     return true;
                 }
                 Err(e) => error = e,
@@ -290,10 +290,10 @@ impl BatchWriter {
         let Some(doorbell) = acks.next() else {
             return;
         };
-        self.shared
+        self.ledger
             .ack_batch_queued(doorbell.pkid, acks.map(|m| m.pkid).collect());
         if let Err(error) = self.client.ack(doorbell).await {
-            self.shared.ack_batch_abandoned();
+            self.ledger.ack_batch_abandoned();
             tracing::warn!(%error, "could not queue acks; the broker will redeliver");
         }
     }
