@@ -6,13 +6,13 @@ use crate::listen::ListenAddr;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
-use datastream_api::TokenVerifier;
-use datastream_api::{
-    ensure_admin, AdminBootstrap, ApiServer, AppState, ComponentState, DatabaseReadiness,
-    HealthState, ReadinessCheck, SharedReadiness,
-};
+use datastream_api::{ensure_admin, AdminBootstrap, AppState};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
 use datastream_generator::{GeneratorService, GeneratorSpec, RunningService};
+use datastream_http::{
+    ComponentState, DatabaseReadiness, HealthState, ReadinessCheck, Server, SharedReadiness,
+    TokenVerifier,
+};
 use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
@@ -50,9 +50,9 @@ pub struct System {
     ingest: CancellationToken,
     api: CancellationToken,
     generator_task: JoinHandle<Result<(), datastream_generator::ServiceError>>,
-    generator_server: ApiServer,
+    generator_server: Server,
     ingestor: Ingestor,
-    api_server: ApiServer,
+    api_server: Server,
 }
 
 impl System {
@@ -121,7 +121,7 @@ impl System {
         );
         let api = CancellationToken::new();
         let health = HealthState {
-            prometheus: datastream_api::telemetry::prometheus(),
+            prometheus: datastream_http::telemetry::prometheus(),
             readiness: Arc::new(IngestReadiness {
                 store: store.clone(),
                 ingestor: ingestor.status(),
@@ -129,7 +129,7 @@ impl System {
         };
         let verifier = state.token_verifier();
         let api_server =
-            ApiServer::start(listener, state, health, settings.api_workers, api.clone())?;
+            datastream_api::start(listener, state, health, settings.api_workers, api.clone())?;
         // Generators start only once readings have somewhere to go: a shared
         // group with no member drops what is published to it.
         if !ingestor.wait_subscribed(Duration::from_secs(10)).await {
@@ -155,7 +155,7 @@ impl System {
             generator_listener,
             service,
             verifier,
-            datastream_api::telemetry::prometheus(),
+            datastream_http::telemetry::prometheus(),
             generators_token.clone(),
         )?;
 
@@ -314,7 +314,7 @@ pub async fn run_standalone_ingestor(
         shutdown.clone(),
     );
     let health = HealthState {
-        prometheus: datastream_api::telemetry::prometheus(),
+        prometheus: datastream_http::telemetry::prometheus(),
         readiness: Arc::new(IngestReadiness {
             store,
             ingestor: ingestor.status(),
@@ -322,7 +322,7 @@ pub async fn run_standalone_ingestor(
     };
     // The health endpoint outlives the ingestor's last commit, then stops.
     let health_stop = CancellationToken::new();
-    let server = ApiServer::start_health(listener, health, health_stop.clone())?;
+    let server = datastream_http::health::serve(listener, health, health_stop.clone())?;
     ingestor.join().await;
     health_stop.cancel();
     server.wait().await?;
@@ -360,10 +360,10 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     // or another service expects it there.
     let listener = ListenAddr::chosen(settings.api_listen.addr()).bind("API_LISTEN")?;
     let health = HealthState {
-        prometheus: datastream_api::telemetry::prometheus(),
+        prometheus: datastream_http::telemetry::prometheus(),
         readiness: Arc::new(DatabaseReadiness(store)) as SharedReadiness,
     };
-    let server = ApiServer::start(listener, state, health, settings.api_workers, shutdown)?;
+    let server = datastream_api::start(listener, state, health, settings.api_workers, shutdown)?;
     server.wait().await?;
     Ok(())
 }
@@ -378,7 +378,7 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
             "JWT_SECRET is not set: the generator API needs the API's secret (at least 32 bytes)"
         );
     };
-    let tokens = datastream_api::TokenKeys::new(
+    let tokens = datastream_http::TokenKeys::new(
         secret.as_bytes(),
         Duration::from_secs(settings.jwt_ttl_secs),
     )
@@ -398,7 +398,7 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
         listener,
         running.service,
         TokenVerifier::new(tokens, None),
-        datastream_api::telemetry::prometheus(),
+        datastream_http::telemetry::prometheus(),
         server_stop.clone(),
     )?;
     let outcome = running.task.await;

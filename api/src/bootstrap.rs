@@ -1,7 +1,7 @@
 //! First start: create the admin when no user exists.
 
 use crate::auth::hash_password;
-use crate::error::ApiError;
+use datastream_http::ApiError;
 use datastream_schema::{Role, SharedStore, StoreError, Username};
 use rand::distr::{Alphanumeric, SampleString};
 

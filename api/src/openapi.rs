@@ -2,10 +2,11 @@
 //! request/response types, and the Swagger UI that serves it (all assets
 //! compiled into the binary: no network at build time or in the browser).
 
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{auth, health, readings, users};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use crate::routes::{auth, readings, users};
+use datastream_http::error::{ErrorBody, ErrorDetail};
+use datastream_http::health;
+use datastream_http::openapi::BearerAuth;
+use utoipa::OpenApi;
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -32,22 +33,3 @@ use utoipa::{Modify, OpenApi};
     )
 )]
 pub struct ApiDoc;
-
-/// Adds the `bearer_auth` scheme (used by every OpenAPI document of the
-/// project) Swagger UI's Authorize button uses.
-pub struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer_auth",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}

@@ -1,12 +1,9 @@
 //! `AppState`: what every handler shares.
 
-use crate::auth::{
-    LoginThrottle, PasswordWorkers, SecretError, TokenKeys, TokenVerifier, UserDirectory,
-};
+use crate::auth::{LoginThrottle, PasswordWorkers, UserDirectory};
 use crate::cursor::CursorCodec;
-use crate::readiness::SharedReadiness;
+use datastream_http::auth::{SecretError, TokenKeys, TokenVerifier};
 use datastream_schema::SharedStore;
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,14 +58,4 @@ impl AppState {
         self.reads = replica;
         self
     }
-}
-
-/// What `/readyz` and `/metrics` serve, on the API or on a standalone
-/// ingestor's `INGEST_LISTEN`.
-#[derive(Clone)]
-pub struct HealthState {
-    /// Renders `/metrics`.
-    pub prometheus: PrometheusHandle,
-    /// What `/readyz` checks.
-    pub readiness: SharedReadiness,
 }

@@ -12,12 +12,12 @@ use crate::status::{GeneratorState, GeneratorStatus};
 use crate::GeneratorConfig;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use async_trait::async_trait;
-use datastream_api::auth::Authenticated;
-use datastream_api::error::{ErrorBody, ErrorDetail};
-use datastream_api::routes::{health, input_errors, method_not_allowed, not_found};
-use datastream_api::{
-    openapi::BearerAuth, ApiError, ApiServer, ComponentState, HealthState, JsonBody,
-    ReadinessCheck, TokenVerifier,
+use datastream_http::health;
+use datastream_http::openapi::BearerAuth;
+use datastream_http::routing::{input_errors, method_not_allowed, not_found};
+use datastream_http::{
+    ApiError, Authenticated, ComponentState, ErrorBody, ErrorDetail, HealthState, JsonBody,
+    ReadinessCheck, Server, TokenVerifier,
 };
 use serde::Deserialize;
 use std::net::TcpListener;
@@ -152,7 +152,7 @@ pub fn start_server(
     verifier: TokenVerifier,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     shutdown: CancellationToken,
-) -> std::io::Result<ApiServer> {
+) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
     let health = HealthState {
         prometheus,
@@ -165,10 +165,10 @@ pub fn start_server(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(
-                datastream_api::header_limit::reject_large_headers,
+                datastream_http::header_limit::reject_large_headers,
             ))
             .wrap(actix_web::middleware::from_fn(
-                datastream_api::request_metrics::record,
+                datastream_http::request_metrics::record,
             ))
             .app_data(service.clone())
             .app_data(verifier.clone())
@@ -181,12 +181,7 @@ pub fn start_server(
     .shutdown_timeout(10)
     .listen(listener)?
     .run();
-    Ok(ApiServer::supervise(
-        server,
-        addr,
-        shutdown,
-        "generator API",
-    ))
+    Ok(Server::supervise(server, addr, shutdown, "generator API"))
 }
 
 /// Ready while the broker connection is up.

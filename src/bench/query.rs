@@ -15,7 +15,8 @@ use crate::settings::Settings;
 use crate::system::open_store;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
-use datastream_api::{ApiServer, AppState, DatabaseReadiness, HealthState};
+use datastream_api::AppState;
+use datastream_http::{DatabaseReadiness, HealthState};
 use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::{
     FilterParams, Id1, Id2, PageCursor, Reading, ReadingFilter, Role, SensorType, SharedStore,
@@ -155,10 +156,10 @@ pub async fn run(settings: &Settings, bench: &QueryBench) -> Result<QueryReport>
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let stop = CancellationToken::new();
     let health = HealthState {
-        prometheus: datastream_api::telemetry::prometheus(),
+        prometheus: datastream_http::telemetry::prometheus(),
         readiness: Arc::new(DatabaseReadiness(store.clone())),
     };
-    let server = ApiServer::start(listener, state, health, bench.api_workers, stop.clone())?;
+    let server = datastream_api::start(listener, state, health, bench.api_workers, stop.clone())?;
     let addr = server.addr();
 
     // The deep page by cursor starts after the last row of the page before.

@@ -1,8 +1,8 @@
 //! The API answers only to valid tokens, and errors are JSON.
 
 use crate::support::{ApiProcess, TestSystem, ADMIN_PASSWORD, TEST_JWT_SECRET};
-use datastream_api::auth::Claims;
-use datastream_api::TokenKeys;
+use datastream_http::auth::Claims;
+use datastream_http::TokenKeys;
 use datastream_test_support::TestDb;
 use futures_util::future::join_all;
 use serde_json::Value;

@@ -4,7 +4,9 @@
 //! and gives its current role, caching answers briefly so a request costs
 //! no database round trip.
 
-use datastream_schema::{Role, SharedStore, StoreError, Username};
+use async_trait::async_trait;
+use datastream_http::auth::{Account, AccountDirectory};
+use datastream_schema::{SharedStore, StoreError, Username};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,17 +14,6 @@ use std::time::{Duration, Instant};
 /// How long an answer is reused. A deleted user's tokens stop working on
 /// this replica at once and on other replicas within this time.
 pub const USER_CACHE_TTL: Duration = Duration::from_secs(5);
-
-/// The account a name belongs to now, as tokens identify it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Account {
-    /// Its database id.
-    pub id: i64,
-    /// Its creation time, in microseconds since the epoch.
-    pub created: i64,
-    /// Its current role.
-    pub role: Role,
-}
 
 /// Current accounts and roles, looked up in the store and cached.
 pub struct UserDirectory {
@@ -39,8 +30,22 @@ impl UserDirectory {
         }
     }
 
-    /// The account named `username` now, or `None` if there is none.
-    pub async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+    /// Forgets what is cached about `username` (after it was deleted or
+    /// changed here).
+    pub fn forget(&self, username: &str) {
+        self.cache().remove(username);
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Account>, Instant)>> {
+        // A poisoned cache is still a valid cache: a panic cannot leave a
+        // half-written HashMap entry.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl AccountDirectory for UserDirectory {
+    async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
         if let Some((account, at)) = self.cache().get(username) {
             if at.elapsed() < USER_CACHE_TTL {
                 return Ok(*account);
@@ -60,17 +65,5 @@ impl UserDirectory {
         }
         cache.insert(username.to_owned(), (account, Instant::now()));
         Ok(account)
-    }
-
-    /// Forgets what is cached about `username` (after it was deleted or
-    /// changed here).
-    pub fn forget(&self, username: &str) {
-        self.cache().remove(username);
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Account>, Instant)>> {
-        // A poisoned cache is still a valid cache: a panic cannot leave a
-        // half-written HashMap entry.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -1,115 +1,13 @@
-//! Authentication: argon2 passwords, JWT access tokens, and the extractor
-//! that turns a request's bearer token into an [`Authenticated`] user.
+//! Users' credentials: argon2 passwords (checked on a few worker threads),
+//! the login throttle, and the directory that confirms a token's account
+//! still exists. Tokens and the extractor are `datastream_http::auth`'s.
 
 mod directory;
 mod password;
 mod password_workers;
 mod throttle;
-mod token;
 
-pub use directory::{Account, UserDirectory, USER_CACHE_TTL};
+pub use directory::{UserDirectory, USER_CACHE_TTL};
 pub use password::{hash_password, verify_password};
 pub use password_workers::{Busy, PasswordWorkers};
 pub use throttle::{LoginAttempt, LoginThrottle};
-pub use token::{Claims, SecretError, TokenKeys, MIN_SECRET_BYTES};
-
-use crate::error::ApiError;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use datastream_schema::Role;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
-/// What the [`Authenticated`] extractor checks tokens with; every server
-/// that accepts bearer tokens registers one as app data.
-#[derive(Clone)]
-pub struct TokenVerifier {
-    tokens: TokenKeys,
-    users: Option<Arc<UserDirectory>>,
-}
-
-impl TokenVerifier {
-    /// Verifies signatures and expiry with `tokens` and, when given,
-    /// confirms with `users` that the token's user still exists (and takes
-    /// their current role from there). Without a directory the role comes
-    /// from the token and holds until it expires.
-    pub fn new(tokens: TokenKeys, users: Option<Arc<UserDirectory>>) -> Self {
-        Self { tokens, users }
-    }
-}
-
-/// The caller, proven by a valid bearer token.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    /// Username (`sub`).
-    pub username: String,
-    /// Role from the token.
-    pub role: Role,
-}
-
-impl Authenticated {
-    /// Succeeds for admins only.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.role {
-            Role::Admin => Ok(()),
-            Role::Viewer => Err(ApiError::Forbidden("admin")),
-        }
-    }
-}
-
-impl FromRequest for Authenticated {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
-        let verified = verifier
-            .as_ref()
-            .ok_or_else(|| ApiError::Internal("TokenVerifier missing".into()))
-            .and_then(|v| verify_token(req, &v.tokens));
-        Box::pin(async move {
-            let claims = verified?;
-            let token_role =
-                Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-            let role = match verifier.and_then(|v| v.users.clone()) {
-                // The token proves who signed in; the directory says whether
-                // that account (not merely its name) still exists, and with
-                // which role now.
-                Some(users) => {
-                    users
-                        .account(&claims.sub)
-                        .await?
-                        .filter(|a| a.id == claims.uid && a.created == claims.created)
-                        .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?
-                        .role
-                }
-                None => token_role,
-            };
-            Ok(Authenticated {
-                username: claims.sub,
-                role,
-            })
-        })
-    }
-}
-
-fn verify_token(req: &HttpRequest, tokens: &TokenKeys) -> Result<Claims, ApiError> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized(
-            "Authorization header must be `Bearer <token>`",
-        ))?;
-    tokens
-        .verify(token)
-        .ok_or(ApiError::Unauthorized("invalid or expired token"))
-}

@@ -1,10 +1,10 @@
 //! `POST /api/v1/auth/login`: username and password for an access token.
 
 use crate::auth::{hash_password, verify_password};
-use crate::error::ApiError;
-use crate::json_body::JsonBody;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use datastream_http::ApiError;
+use datastream_http::JsonBody;
 use datastream_schema::Username;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
@@ -49,10 +49,10 @@ fn dummy_hash() -> String {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "An access token", body = LoginResponse),
-        (status = 400, description = "Missing field, named", body = crate::error::ErrorBody),
-        (status = 401, description = "Wrong username or password", body = crate::error::ErrorBody),
-        (status = 429, description = "Too many failed logins from this client or for this user name; `Retry-After` says when to try again", body = crate::error::ErrorBody),
-        (status = 503, description = "Too many logins at once; `Retry-After` says when to try again", body = crate::error::ErrorBody),
+        (status = 400, description = "Missing field, named", body = datastream_http::ErrorBody),
+        (status = 401, description = "Wrong username or password", body = datastream_http::ErrorBody),
+        (status = 429, description = "Too many failed logins from this client or for this user name; `Retry-After` says when to try again", body = datastream_http::ErrorBody),
+        (status = 503, description = "Too many logins at once; `Retry-After` says when to try again", body = datastream_http::ErrorBody),
     ))]
 pub async fn login(
     req: HttpRequest,

@@ -2,14 +2,14 @@
 //! or delete by filter.
 
 use super::page_json::write_readings_page;
-use crate::auth::Authenticated;
-use crate::error::ApiError;
-use crate::error::ErrorBody;
-use crate::json_body::JsonBody;
 use crate::state::AppState;
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
+use datastream_http::ApiError;
+use datastream_http::Authenticated;
+use datastream_http::ErrorBody;
+use datastream_http::JsonBody;
 use datastream_schema::timestamp::timestamp_text;
 use datastream_schema::{FilterParams, PageCursor, ReadingFilter, StoredReading};
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,12 @@
 //! `/api/v1/users`: list, create and delete users (admins only).
 
-use crate::auth::{hash_password, Authenticated};
-use crate::error::{ApiError, ErrorBody};
-use crate::json_body::JsonBody;
+use crate::auth::hash_password;
 use crate::state::AppState;
 use crate::MIN_PASSWORD_LEN;
 use actix_web::{web, HttpResponse};
+use datastream_http::error::{ApiError, ErrorBody};
+use datastream_http::Authenticated;
+use datastream_http::JsonBody;
 use datastream_schema::{Role, StoreError, Username};
 use serde::{Deserialize, Serialize};
 

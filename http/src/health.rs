@@ -1,9 +1,50 @@
 //! Liveness, readiness and metrics: unauthenticated, for orchestrators.
 
 use crate::readiness::SharedReadiness;
-use actix_web::{web, HttpResponse};
+use crate::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Map, Value};
+use std::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What `/readyz` and `/metrics` serve, on the API or on a standalone
+/// ingestor's `INGEST_LISTEN`.
+#[derive(Clone)]
+pub struct HealthState {
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// What `/readyz` checks.
+    pub readiness: SharedReadiness,
+}
+
+/// Serves only `/healthz`, `/readyz` and `/metrics` on `listener` (a
+/// standalone ingestor's `INGEST_LISTEN`) until `shutdown`.
+pub fn serve(
+    listener: TcpListener,
+    state: HealthState,
+    shutdown: CancellationToken,
+) -> std::io::Result<Server> {
+    let addr = listener.local_addr()?;
+    let readiness = web::Data::new(state.readiness);
+    let prometheus = web::Data::new(state.prometheus);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crate::header_limit::reject_large_headers,
+            ))
+            .app_data(readiness.clone())
+            .app_data(prometheus.clone())
+            .configure(configure)
+            .default_service(web::to(crate::routing::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(Server::supervise(server, addr, shutdown, "health endpoint"))
+}
 
 /// Registers `/healthz`, `/readyz` and `/metrics`; expects a
 /// [`SharedReadiness`] and a [`PrometheusHandle`] in the app data.
@@ -16,7 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path)
                 .route(handler)
-                .default_service(super::method_not_allowed("GET")),
+                .default_service(crate::routing::method_not_allowed("GET")),
         );
     }
 }
