@@ -3,8 +3,6 @@
 //! integration tests start the whole system through [`system::System`].
 #![deny(missing_docs)]
 
-pub mod bench;
-pub mod ingestor_process;
 pub mod listen;
 pub mod settings;
 pub mod system;

@@ -261,7 +261,7 @@ pub async fn bootstrap_admin(store: &SharedStore, settings: &Settings) -> Result
 /// Starts the embedded broker for `up` on `listen`, moving off a taken
 /// default port (see [`ListenAddr`]). A taken address the user chose keeps
 /// the broker's own message, which also suggests `MQTT_URL`.
-async fn start_embedded_broker(
+pub async fn start_embedded_broker(
     listen: ListenAddr,
     users: HashMap<String, String>,
 ) -> Result<EmbeddedBroker> {

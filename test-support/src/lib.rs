@@ -7,6 +7,8 @@
 //! test is skipped with a message if nothing answers there.
 #![deny(missing_docs)]
 
+pub mod process;
+
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
 use rand::distr::{Alphabetic, SampleString};
 use rand::Rng;

@@ -1,6 +1,6 @@
 //! The API answers only to valid tokens, and errors are JSON.
 
-use crate::support::{ApiProcess, TestSystem, ADMIN_PASSWORD, TEST_JWT_SECRET};
+use crate::support::{start_api, TestSystem, ADMIN_PASSWORD, TEST_JWT_SECRET};
 use datastream_http::auth::Claims;
 use datastream_http::TokenKeys;
 use datastream_test_support::TestDb;
@@ -229,14 +229,14 @@ async fn logging_in_to_another_account_does_not_forgive_guesses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_logins_keep_memory_within_64_mib_of_idle() {
     let db = TestDb::sqlite();
-    let api = ApiProcess::start(db.url()).await;
-    let idle = api.rss_bytes();
+    let api = start_api(db.url()).await;
+    let idle = api.rss_bytes().expect("reading the API's memory");
     let logins = (0..100u8).map(|i| {
         let client = reqwest::Client::builder()
             .local_address(std::net::IpAddr::from([127, 0, 0, i + 2]))
             .build()
             .expect("a client");
-        let url = format!("{}/api/v1/auth/login", api.base);
+        let url = format!("{}/api/v1/auth/login", api.base_url());
         async move {
             let resp = client
                 .post(url)
@@ -257,7 +257,10 @@ async fn a_hundred_concurrent_logins_keep_memory_within_64_mib_of_idle() {
         "{statuses:?}"
     );
     assert!(statuses.contains(&401), "{statuses:?}");
-    let grown = api.rss_bytes().saturating_sub(idle);
+    let grown = api
+        .rss_bytes()
+        .expect("reading the API's memory")
+        .saturating_sub(idle);
     assert!(
         grown < 64 * 1024 * 1024,
         "resident memory grew by {} MiB",

@@ -2,7 +2,7 @@
 //! REST and by retained config messages, fleets that never share a
 //! generator, and status with a last will.
 
-use crate::support::{GeneratorProcess, TestSystem};
+use crate::support::{start_generator_fleet, TestSystem};
 use chrono::Utc;
 use datastream_generator::{GeneratorService, ServiceError};
 use datastream_schema::{decode_message, DecodeLimits, MqttUrl};
@@ -488,8 +488,7 @@ async fn a_killed_fleet_is_marked_offline_and_comes_back_with_its_generators() {
     let status_tap =
         MessageTap::start(&mqtt_url, &format!("datastream/generators/{name}/status")).await;
     let readings = MessageTap::start(&mqtt_url, &format!("sensors/co2/{id1}/#")).await;
-    let mut process = GeneratorProcess::spawn(&mqtt_url, &fleet);
-    process.wait_ready(Duration::from_secs(15)).await;
+    let process = start_generator_fleet(&mqtt_url, &fleet).await;
     let config =
         json!({"sensor_type": "co2", "id1": id1, "id2": 1, "frequency_hz": 10, "fleet": fleet});
     publish_config(&mqtt_url, &name, config.to_string().into_bytes()).await;
@@ -517,8 +516,7 @@ async fn a_killed_fleet_is_marked_offline_and_comes_back_with_its_generators() {
         "the last will marks the generator offline"
     );
 
-    let mut restarted = GeneratorProcess::spawn(&mqtt_url, &fleet);
-    restarted.wait_ready(Duration::from_secs(15)).await;
+    let restarted = start_generator_fleet(&mqtt_url, &fleet).await;
     assert!(status_tap
         .wait_for(Duration::from_secs(10), state_is("running"))
         .await

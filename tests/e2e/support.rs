@@ -1,8 +1,8 @@
 //! Starting the whole system for a test and talking to it.
 
-use datastream::ingestor_process::{IngestorProcess, IngestorSpec};
 use datastream::{ListenAddr, Settings, System};
 use datastream_generator::GeneratorSpec;
+use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use datastream_test_support::{clear_mqtt_session, mqtt_client, unique_name, TestDb};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
@@ -244,7 +244,7 @@ pub fn spawn_ingestor(
     mqtt_url: &str,
     group: Option<&str>,
     client_id: &str,
-) -> IngestorProcess {
+) -> ServiceProcess {
     spawn_ingestor_with(database_url, mqtt_url, group, client_id, &[])
 }
 
@@ -255,7 +255,7 @@ pub fn spawn_ingestor_with(
     group: Option<&str>,
     client_id: &str,
     env: &[(&str, &str)],
-) -> IngestorProcess {
+) -> ServiceProcess {
     let mut settings = vec![("INGEST_FLUSH_MS".to_owned(), "50".to_owned())];
     settings.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let spec = IngestorSpec {
@@ -265,11 +265,38 @@ pub fn spawn_ingestor_with(
         client_id: client_id.to_owned(),
         env: settings,
     };
-    IngestorProcess::spawn(
-        std::path::Path::new(env!("CARGO_BIN_EXE_datastream")),
-        &spec,
-    )
-    .expect("starting datastream ingestor")
+    ServiceProcess::spawn(binary(), ServiceCommand::ingestor(&spec))
+        .expect("starting datastream ingestor")
+}
+
+/// A `datastream generator --fleet FLEET` process on the broker at
+/// `mqtt_url`, ready.
+pub async fn start_generator_fleet(mqtt_url: &str, fleet: &str) -> ServiceProcess {
+    let command =
+        ServiceCommand::generator_fleet(mqtt_url, fleet, &[("JWT_SECRET", TEST_JWT_SECRET)]);
+    ServiceProcess::start(binary(), command, Duration::from_secs(15))
+        .await
+        .expect("starting a generator fleet")
+}
+
+/// A `datastream api` process on `database_url` with the test secret and
+/// admin password, ready.
+pub async fn start_api(database_url: &str) -> ServiceProcess {
+    let command = ServiceCommand::api(
+        database_url,
+        &[
+            ("JWT_SECRET", TEST_JWT_SECRET),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    ServiceProcess::start(binary(), command, Duration::from_secs(30))
+        .await
+        .expect("starting datastream api")
+}
+
+/// The `datastream` binary under test.
+fn binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_datastream"))
 }
 
 /// `n` valid readings for device family `id1`, spread over ten `id2`s, as
@@ -316,134 +343,5 @@ pub async fn wait_for_rows(
             return count;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A real `datastream generator --fleet …` process. Killed (SIGKILL) when
-/// dropped.
-pub struct GeneratorProcess {
-    child: std::process::Child,
-    listen: std::net::SocketAddr,
-}
-
-impl GeneratorProcess {
-    /// Starts a fleet process on the broker at `mqtt_url`, its REST API on
-    /// a free port, its output in a log file in the temporary directory.
-    pub fn spawn(mqtt_url: &str, fleet: &str) -> Self {
-        let listen = datastream_test_support::free_addr();
-        let log = std::env::temp_dir().join(format!("generator-{fleet}-{}.log", listen.port()));
-        let out = std::fs::File::create(&log).expect("creating the generator log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_datastream"))
-            .args(["generator", "--fleet", fleet])
-            .env("MQTT_URL", mqtt_url)
-            .env("JWT_SECRET", TEST_JWT_SECRET)
-            .env("GENERATOR_LISTEN", listen.to_string())
-            .env("RUST_LOG", "info,rumqttc=warn,actix_server=warn")
-            .stdout(out.try_clone().expect("log handle"))
-            .stderr(out)
-            .spawn()
-            .expect("starting datastream generator");
-        Self { child, listen }
-    }
-
-    /// Waits until `/readyz` answers 200 (connected, catalog loaded).
-    pub async fn wait_ready(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let url = format!("http://{}/readyz", self.listen);
-        loop {
-            if let Ok(resp) = reqwest::get(&url).await {
-                if resp.status().is_success() {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the generator process exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "generator process not ready in {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL: no clean disconnect, so the broker sends the last wills.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for GeneratorProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A real `datastream api` process on a free port, with the test secret and
-/// admin password. Killed (SIGKILL) when dropped.
-pub struct ApiProcess {
-    child: std::process::Child,
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
-}
-
-impl ApiProcess {
-    /// Starts it on `database_url` and waits until `/readyz` answers.
-    pub async fn start(database_url: &str) -> Self {
-        let listen = datastream_test_support::free_addr();
-        let log = std::env::temp_dir().join(format!("api-{}.log", listen.port()));
-        let out = std::fs::File::create(&log).expect("creating the API log");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastream"))
-            .arg("api")
-            .env("DATABASE_URL", database_url)
-            .env("JWT_SECRET", TEST_JWT_SECRET)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("API_LISTEN", listen.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(out.try_clone().expect("log handle"))
-            .stderr(out)
-            .spawn()
-            .expect("starting datastream api");
-        let base = format!("http://{listen}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(resp) = reqwest::get(format!("{base}/readyz")).await {
-                if resp.status().is_success() {
-                    break;
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "datastream api exited early ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "datastream api not ready in 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self { child, base }
-    }
-
-    /// Resident memory now (VmRSS), in bytes.
-    pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("reading the API's /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .expect("a VmRSS line")
-    }
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

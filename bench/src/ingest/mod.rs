@@ -9,18 +9,16 @@
 //! Ingestors run as real child processes (`datastream ingestor`), so their
 //! memory can be read and nothing is shared with the publishers.
 
-use super::broker_drops::BrokerDrops;
-use super::publish::{publish, PublishPlan};
-use crate::ingestor_process::{IngestorProcess, IngestorSpec};
-use crate::settings::Settings;
-use crate::system::{external_mqtt, open_store};
-use anyhow::{bail, Context, Result};
+use crate::broker_drops::BrokerDrops;
+use crate::publish::{publish, PublishPlan};
+use anyhow::{Context, Result};
 use chrono::{Duration as ChronoDuration, Utc};
 use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::{
     FilterParams, Id1, Id2, MqttUrl, Order, Reading, ReadingFilter, SensorType, SharedStore,
     TimestampBounds,
 };
+use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use rand::distr::{Alphabetic, SampleString};
 use std::time::{Duration, Instant};
 
@@ -81,20 +79,28 @@ pub struct IngestReport {
     pub ingestor_peak_rss: Option<u64>,
 }
 
-/// Runs the benchmark against the configured broker and database.
-pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestReport> {
-    if settings.mqtt_url.is_none() {
-        bail!("bench ingest needs an external broker: set MQTT_URL (e.g. a Mosquitto running the project's mosquitto.conf)");
-    }
-    let mqtt = external_mqtt(settings)?;
-    let store = open_store(settings).await?;
-    let binary = std::env::current_exe().context("locating the datastream binary")?;
+/// Where the benchmark runs.
+pub struct IngestTarget {
+    /// The database, opened.
+    pub store: SharedStore,
+    /// Its URL, for the ingestor processes.
+    pub database_url: String,
+    /// The external broker's URL, credentials included.
+    pub mqtt_url: String,
+    /// The `datastream` binary the ingestors run as.
+    pub binary: std::path::PathBuf,
+}
+
+/// Runs the benchmark against `target`'s broker and database.
+pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestReport> {
+    let mqtt = MqttUrl::parse(&target.mqtt_url)?;
+    let store = target.store.clone();
     let run_id = Alphabetic
         .sample_string(&mut rand::rng(), 8)
         .to_ascii_uppercase();
     eprintln!(
         "bench ingest: broker {mqtt}, database {}; {} reading(s) per message; readings use id1 BENCH{run_id}*",
-        datastream_schema::store::redact_url(&settings.database_url),
+        datastream_schema::store::redact_url(&target.database_url),
         bench.per_message
     );
     let mut drops =
@@ -106,7 +112,7 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
 
     eprintln!("[2/4] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
-        let ingestors = start_ingestors(&binary, settings, &mqtt, &run_id, "n", 1, Some(1)).await?;
+        let ingestors = start_ingestors(target, &run_id, "n", 1, Some(1)).await?;
         let run = Pipeline {
             store: &store,
             mqtt: &mqtt,
@@ -130,16 +136,7 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
         "[3/4] pipeline at full speed, {} ingestor(s)",
         bench.ingestors
     );
-    let ingestors = start_ingestors(
-        &binary,
-        settings,
-        &mqtt,
-        &run_id,
-        "p",
-        bench.ingestors,
-        None,
-    )
-    .await?;
+    let ingestors = start_ingestors(target, &run_id, "p", bench.ingestors, None).await?;
     let full = Pipeline {
         store: &store,
         mqtt: &mqtt,
@@ -192,49 +189,40 @@ pub async fn run(settings: &Settings, bench: &IngestBench) -> Result<IngestRepor
 
 /// Starts `n` ingestor processes in one group and waits until all are ready.
 async fn start_ingestors(
-    binary: &std::path::Path,
-    settings: &Settings,
-    mqtt: &MqttUrl,
+    target: &IngestTarget,
     run_id: &str,
     tag: &str,
     n: usize,
     batch_max: Option<usize>,
-) -> Result<Vec<IngestorProcess>> {
+) -> Result<Vec<ServiceProcess>> {
     let group = format!("bench-{run_id}-{tag}").to_ascii_lowercase();
-    let mut ingestors = (0..n)
-        .map(|i| {
-            let mut env = Vec::new();
-            if let Some(b) = batch_max {
-                env.push(("INGEST_BATCH_MAX".to_owned(), b.to_string()));
-            }
-            let spec = IngestorSpec {
-                database_url: settings.database_url.clone(),
-                mqtt_url: mqtt_url_with_credentials(mqtt, settings),
-                group: Some(group.clone()),
-                client_id: format!("{group}-{i}"),
-                env,
-            };
-            IngestorProcess::spawn(binary, &spec)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for i in &mut ingestors {
-        i.wait_ready(Duration::from_secs(30)).await?;
+    let mut ingestors = Vec::with_capacity(n);
+    for i in 0..n {
+        let spec = IngestorSpec {
+            database_url: target.database_url.clone(),
+            mqtt_url: target.mqtt_url.clone(),
+            group: Some(group.clone()),
+            client_id: format!("{group}-{i}"),
+            env: batch_max
+                .map(|b| ("INGEST_BATCH_MAX".to_owned(), b.to_string()))
+                .into_iter()
+                .collect(),
+        };
+        let command = ServiceCommand::ingestor(&spec);
+        ingestors.push(
+            ServiceProcess::start(&target.binary, command, Duration::from_secs(30))
+                .await
+                .context("starting an ingestor")?,
+        );
     }
     Ok(ingestors)
 }
 
-fn mqtt_url_with_credentials(mqtt: &MqttUrl, settings: &Settings) -> String {
-    settings
-        .mqtt_url
-        .clone()
-        .unwrap_or_else(|| format!("mqtt://{}:{}", mqtt.host(), mqtt.port()))
-}
-
 /// Stops the ingestors and ends their broker sessions: a group whose
 /// members are all gone would otherwise keep queueing every later message.
-async fn stop(ingestors: Vec<IngestorProcess>, mqtt: &MqttUrl) {
+async fn stop(ingestors: Vec<ServiceProcess>, mqtt: &MqttUrl) {
     for i in ingestors {
-        let client_id = i.client_id().to_owned();
+        let client_id = i.name().to_owned();
         let _ = i.terminate();
         if let Err(error) = datastream_ingestor::end_session(mqtt, &client_id).await {
             eprintln!("could not end the session of {client_id}: {error}");
@@ -273,7 +261,7 @@ async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Res
 struct Pipeline<'a> {
     store: &'a SharedStore,
     mqtt: &'a MqttUrl,
-    ingestors: &'a [IngestorProcess],
+    ingestors: &'a [ServiceProcess],
     publishers: usize,
     per_message: usize,
 }
@@ -357,7 +345,7 @@ impl Pipeline<'_> {
 }
 
 /// `datastream_ingest_readings_total{outcome}` summed over the ingestors.
-async fn total(ingestors: &[IngestorProcess], outcome: &str) -> u64 {
+async fn total(ingestors: &[ServiceProcess], outcome: &str) -> u64 {
     let mut sum = 0;
     for i in ingestors {
         sum += i.readings_total(outcome).await;

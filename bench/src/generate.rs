@@ -8,7 +8,7 @@
 //! floor of the same job: pre-encoded payloads published through the same
 //! MQTT client as fast as it goes, on the same kind of thread.
 
-use super::thread_cpu::thread_cpu;
+use crate::thread_cpu::thread_cpu;
 use anyhow::{bail, Context, Result};
 use datastream_generator::{Fleet, FleetConnection, GeneratorSpec};
 use datastream_schema::MqttUrl;

@@ -1,0 +1,23 @@
+//! The benchmarks shipped with the product, behind `datastream bench …`.
+//! Each measures its own baselines in the same run and reports ratios
+//! against them, because absolute figures on shared machines move with
+//! the machine.
+//!
+//! * [`ingest`]: MQTT → database throughput, latency, loss and memory,
+//!   against direct inserts and a one-reading-per-transaction pipeline;
+//! * [`query`]: read latency and requests/s through the API, against the
+//!   same queries straight on the store;
+//! * [`generate`]: readings one generator process makes, against a bare
+//!   publish loop.
+//!
+//! Architecture invariant: benchmarks drive the product from outside (its
+//! processes, its HTTP API, its store trait); the product knows nothing of
+//! them.
+#![deny(missing_docs)]
+
+mod broker_drops;
+pub mod generate;
+pub mod ingest;
+mod publish;
+pub mod query;
+mod thread_cpu;

@@ -1,0 +1,193 @@
+//! The command line: every subcommand and flag, as clap reads them.
+
+use clap::{Args, Parser, Subcommand};
+use datastream::{ListenAddr, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Sensor data pipeline: simulated sensors → MQTT → batched ingest → SQL → JWT REST API.
+#[derive(Parser)]
+#[command(name = "datastream", version, about)]
+pub struct Cli {
+    /// TOML file with settings (keys as the lower-case environment names).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that override the file and the environment.
+#[derive(Args)]
+pub struct Overrides {
+    /// Database: sqlite://PATH or mysql://user:pass@host:port/db [env: DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// External MQTT broker, e.g. mqtt://127.0.0.1:1883 [env: MQTT_URL]
+    #[arg(long, global = true)]
+    pub mqtt_url: Option<String>,
+    /// Embedded broker address [env: MQTT_LISTEN]
+    #[arg(long, global = true)]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// REST API address [env: API_LISTEN]
+    #[arg(long, global = true)]
+    pub api_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run everything in one process: broker, ingestor, API, generators (the default).
+    Up,
+    /// Run the embedded MQTT broker alone.
+    Broker,
+    /// Run a generator fleet (REST + MQTT control), or one fixed simulated sensor.
+    Generator(GeneratorArgs),
+    /// Run an ingestor: MQTT shared subscription → database.
+    Ingestor(IngestorArgs),
+    /// Run the REST API.
+    Api,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Benchmarks that measure their own baselines and print ratios.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// Login name ([A-Za-z0-9_.-]{1,64}).
+        username: String,
+        /// admin or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// List users and their roles.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// MQTT → database throughput, latency, loss and memory, against direct
+    /// inserts and a one-reading-per-transaction pipeline. Needs MQTT_URL.
+    Ingest(IngestBenchArgs),
+    /// Read latency and requests/s over HTTP through the API, against the
+    /// same queries straight on the database. Loads --rows readings first
+    /// (reused by later runs).
+    Query(QueryBenchArgs),
+    /// Readings one generator process makes on one core, and CPU per
+    /// reading, against a bare publish loop. Uses MQTT_URL, else starts the
+    /// embedded broker.
+    Generate(GenerateBenchArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateBenchArgs {
+    /// Devices at 1 Hz in the many-devices scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub devices: u32,
+    /// Readings/s of the single fast generator.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub fast_rate: f64,
+    /// Seconds measured per scenario.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}
+
+#[derive(Args)]
+pub struct QueryBenchArgs {
+    /// Readings in the benchmark's device family (loaded if missing).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rows: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Requests per query shape. 20,000 take ~6 s at 3,000/s: over fewer
+    /// (4,000 is ~1.3 s) a single stall of a shared machine makes the p99.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    /// The deep page compared with page 1 (needs 100 × this many rows).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(2..))]
+    pub deep_page: u32,
+}
+
+#[derive(Args)]
+pub struct IngestBenchArgs {
+    /// Readings per pipeline run.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// Total publish rate in readings/s; omitted: full speed, then half the
+    /// landed rate for the latency figures.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Concurrent publishers.
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Ingestor processes sharing the group.
+    #[arg(long, default_value_t = 1)]
+    pub ingestors: usize,
+    /// Readings for the one-per-transaction baseline.
+    #[arg(long, default_value_t = 5_000)]
+    pub naive_count: usize,
+    /// Readings per MQTT message: 1 sends one JSON object each; more sends
+    /// JSON arrays, as gateways that batch do.
+    #[arg(long, default_value_t = 1)]
+    pub per_message: usize,
+}
+
+#[derive(Args)]
+pub struct IngestorArgs {
+    /// End this ingestor's persistent session on the broker (INGEST_CLIENT_ID)
+    /// and exit: for removing a replica for good, so the broker stops
+    /// queueing messages for it.
+    #[arg(long)]
+    pub end_session: bool,
+}
+
+/// Without `--sensor-type`: a fleet process, controlled over REST
+/// (GENERATOR_LISTEN) and retained MQTT config messages. With it: one
+/// fixed generator and no control plane.
+#[derive(Args)]
+pub struct GeneratorArgs {
+    /// Run the generators configured for this fleet [env: GENERATOR_FLEET, default: default]
+    #[arg(long, conflicts_with = "sensor_type")]
+    pub fleet: Option<String>,
+    /// One fixed generator: its sensor type, e.g. temperature ([a-z0-9_-]{1,64}).
+    #[arg(long, requires_all = ["id1", "id2"])]
+    pub sensor_type: Option<String>,
+    /// Readings per second (0.001 to 10000).
+    #[arg(long, default_value_t = 1.0, requires = "sensor_type")]
+    pub frequency_hz: f64,
+    /// Device id part 1 ([A-Z]{1,32}).
+    #[arg(long, requires = "sensor_type")]
+    pub id1: Option<String>,
+    /// Device id part 2 (0 to 2147483647).
+    #[arg(long, requires = "sensor_type")]
+    pub id2: Option<i64>,
+    /// Generator name (default: {sensor_type}-{id1}-{id2}).
+    #[arg(long, requires = "sensor_type")]
+    pub name: Option<String>,
+}
+
+impl Overrides {
+    /// Applies the flags given over the file and the environment.
+    pub fn apply(&self, s: &mut Settings) {
+        if let Some(v) = &self.database_url {
+            s.database_url = v.clone();
+        }
+        if let Some(v) = &self.mqtt_url {
+            s.mqtt_url = Some(v.clone());
+        }
+        if let Some(v) = self.mqtt_listen {
+            s.mqtt_listen = ListenAddr::chosen(v);
+        }
+        if let Some(v) = self.api_listen {
+            s.api_listen = ListenAddr::chosen(v);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! What each subcommand does, in terms of the parts: `main.rs` parses the
+//! command line and calls one of these.
+
+use crate::cli::{GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs};
+use anyhow::{bail, Context, Result};
+use datastream::system::{self, System};
+use datastream::{ListenAddr, Settings};
+use datastream_bench::{generate, ingest, query};
+use datastream_generator::{default_fleet, run_fleet, GeneratorSpec};
+use tokio_util::sync::CancellationToken;
+
+/// `datastream up`: everything in one process until `shutdown`.
+pub async fn up(settings: Settings, shutdown: CancellationToken) -> Result<()> {
+    let system = System::start(&settings, default_fleet()).await?;
+    let e = system.endpoints();
+    system::report_admin(&e.admin);
+    print_banner(e, &settings);
+    shutdown.cancelled().await;
+    eprintln!("stopping: committing what is in flight…");
+    system.stop().await
+}
+
+/// Where everything listens and how to log in, on standard error.
+fn print_banner(e: &system::Endpoints, settings: &Settings) {
+    eprintln!("datastream is up");
+    eprintln!(
+        "  MQTT broker   {} ({})",
+        e.mqtt,
+        if e.embedded_broker {
+            "embedded"
+        } else {
+            "external"
+        }
+    );
+    eprintln!("  database      {}", e.database);
+    eprintln!(
+        "  REST API      http://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
+        e.api
+    );
+    eprintln!(
+        "  generators    http://{}/api/v1/generators  (fleet {:?}; config topics datastream/generators/+/config)",
+        e.generators, settings.generator_fleet
+    );
+    eprintln!(
+        "  watch live    mosquitto_sub -h {} -p {} -t 'sensors/#' -v",
+        e.mqtt.host(),
+        e.mqtt.port()
+    );
+    eprintln!(
+        "  log in        curl -s -X POST http://{}/api/v1/auth/login -H 'content-type: application/json' \\\n                  -d '{{\"username\":\"{}\",\"password\":\"…\"}}'",
+        e.api, settings.admin_username
+    );
+    if e.generated_jwt_secret {
+        eprintln!("  JWT secret    generated for this run (tokens end with it); set JWT_SECRET to keep tokens across restarts");
+    }
+    eprintln!("Ctrl-C stops cleanly.");
+}
+
+/// `datastream broker`: the embedded broker alone, until `shutdown`.
+pub async fn broker(settings: &Settings, shutdown: CancellationToken) -> Result<()> {
+    // A standalone broker listens where it was told.
+    let listen = ListenAddr::chosen(settings.mqtt_listen.addr());
+    let broker = system::start_embedded_broker(listen, settings.mqtt_users()?).await?;
+    eprintln!("MQTT broker listening on {}", broker.url());
+    shutdown.cancelled().await;
+    Ok(())
+}
+
+/// `datastream generator`: a fleet process, or one fixed generator.
+pub async fn generator(
+    settings: Settings,
+    args: GeneratorArgs,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let GeneratorArgs {
+        fleet,
+        sensor_type,
+        frequency_hz,
+        id1,
+        id2,
+        name,
+    } = args;
+    let (Some(sensor_type), Some(id1), Some(id2)) = (sensor_type, id1, id2) else {
+        let mut settings = settings;
+        if let Some(fleet) = fleet {
+            settings.generator_fleet = fleet;
+        }
+        return system::run_generator_fleet(&settings, shutdown).await;
+    };
+    let name = name.unwrap_or_else(|| format!("{sensor_type}-{id1}-{id2}"));
+    let spec = GeneratorSpec::parse(&name, &sensor_type, &id1, id2, frequency_hz)
+        .context("invalid generator")?;
+    let mqtt = system::external_mqtt(&settings)?;
+    let client_id = format!("datastream-generator-{}", spec.name());
+    run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
+    Ok(())
+}
+
+/// `datastream ingestor --end-session`: retire a replica's broker session.
+pub async fn end_ingestor_session(settings: &Settings) -> Result<()> {
+    let mqtt = system::external_mqtt(settings)?;
+    let client_id = settings.ingest_client_id();
+    datastream_ingestor::end_session(&mqtt, &client_id)
+        .await
+        .with_context(|| format!("ending the session of {client_id} on {mqtt}"))?;
+    eprintln!("ended the broker session of {client_id}");
+    Ok(())
+}
+
+/// `datastream migrate`.
+pub async fn migrate(settings: &Settings) -> Result<()> {
+    system::open_store(settings).await?;
+    eprintln!(
+        "migrations applied to {}",
+        datastream_schema::store::redact_url(&settings.database_url)
+    );
+    Ok(())
+}
+
+/// `datastream bench ingest`: needs an external broker.
+pub async fn bench_ingest(settings: &Settings, args: IngestBenchArgs) -> Result<()> {
+    let Some(mqtt_url) = settings.mqtt_url.clone() else {
+        bail!("bench ingest needs an external broker: set MQTT_URL (e.g. a Mosquitto running the project's mosquitto.conf)");
+    };
+    let target = ingest::IngestTarget {
+        store: system::open_store(settings).await?,
+        database_url: settings.database_url.clone(),
+        mqtt_url,
+        binary: std::env::current_exe().context("locating the datastream binary")?,
+    };
+    let bench = ingest::IngestBench {
+        count: args.count,
+        rate: args.rate,
+        publishers: args.publishers,
+        ingestors: args.ingestors,
+        naive_count: args.naive_count,
+        per_message: args.per_message,
+    };
+    let report = ingest::run(&target, &bench).await?;
+    print!("{}", report.render());
+    Ok(())
+}
+
+/// `datastream bench query`.
+pub async fn bench_query(settings: &Settings, args: QueryBenchArgs) -> Result<()> {
+    let bench = query::QueryBench {
+        rows: args.rows,
+        clients: args.clients.max(1),
+        requests: args.requests.max(1),
+        api_workers: settings.api_workers.max(1),
+        pool_size: settings.database_pool_size,
+        deep_page: args.deep_page,
+    };
+    let report = query::run(system::open_store(settings).await?, &bench).await?;
+    print!("{}", query::render(&report, &bench));
+    Ok(())
+}
+
+/// `datastream bench generate`: on `MQTT_URL`, else on an embedded broker
+/// of its own.
+pub async fn bench_generate(settings: &Settings, args: GenerateBenchArgs) -> Result<()> {
+    let bench = generate::GenerateBench {
+        devices: args.devices,
+        fast_rate: args.fast_rate,
+        seconds: args.seconds,
+    };
+    let (mqtt, _broker) = match &settings.mqtt_url {
+        Some(url) => (datastream_schema::MqttUrl::parse(url)?, None),
+        None => {
+            let any_port = ListenAddr::chosen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+            let broker = system::start_embedded_broker(any_port, Default::default()).await?;
+            (
+                datastream_schema::MqttUrl::parse(&broker.url())?,
+                Some(broker),
+            )
+        }
+    };
+    let results = generate::run(&mqtt, &bench).await?;
+    print!("{}", generate::render(&results, &bench));
+    Ok(())
+}
