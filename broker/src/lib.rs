@@ -69,8 +69,12 @@ impl Default for BrokerConfig {
     }
 }
 
+/// How many other ports a broker asked to pick its own port tries when the
+/// one it picked was taken before rumqttd could bind it.
+const PORT_RETRIES: usize = 3;
+
 /// A running embedded broker. It runs on its own threads until the process
-/// exits (rumqttd has no shutdown call).
+/// exits: rumqttd 0.20 has no shutdown call, so there is no stop handle.
 #[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
@@ -78,23 +82,49 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts the broker and returns once it accepts connections.
+    ///
+    /// rumqttd binds its listener itself, from an address (it takes no
+    /// bound socket), so the address is checked free first and rumqttd binds
+    /// it a moment later. Whatever takes the port in that moment makes
+    /// rumqttd's server thread end; that is noticed, and for a port the
+    /// broker chose itself (port 0) it tries another, up to three times.
     pub fn start(config: BrokerConfig) -> Result<Self, BrokerError> {
+        let mut tries = 0;
+        loop {
+            match Self::start_once(&config) {
+                Err(BrokerError::AddressInUse { .. })
+                    if config.listen.port() == 0 && tries < PORT_RETRIES =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(config: &BrokerConfig) -> Result<Self, BrokerError> {
         let addr = reserve_address(config.listen)?;
-        let rumqttd_config = rumqttd_config(&config, addr);
+        let rumqttd_config = rumqttd_config(config, addr);
         let mut broker = rumqttd::Broker::new(rumqttd_config);
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("mqtt-broker".into())
             .spawn(move || {
+                // Returns only when its servers have ended: at once when the
+                // address could not be bound.
                 if let Err(error) = broker.start() {
                     tracing::error!(%error, "embedded MQTT broker stopped");
                 }
+                let _ = ended_tx.send(());
             })
             .map_err(|e| BrokerError::Start(e.to_string()))?;
         let probe_user = config.users.iter().next();
+        let stopped = || ended.try_recv().is_ok();
         wait_until_listening(
             addr,
             probe_user.map(|(u, p)| (u.as_str(), p.as_str())),
             Duration::from_secs(10),
+            &stopped,
         )?;
         tracing::info!(%addr, "embedded MQTT broker listening");
         Ok(Self { addr })
@@ -134,14 +164,25 @@ fn reserve_address(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
 /// of the configured users, if any: rumqttd closes anonymous connections
 /// then). A bare TCP probe would do, but rumqttd logs every connection that
 /// closes before CONNECT as an error.
+/// `stopped` says whether the broker's thread has ended (it could not bind):
+/// then whatever answers on `addr` is not this broker.
 fn wait_until_listening(
     addr: SocketAddr,
     credentials: Option<(&str, &str)>,
     timeout: Duration,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<(), BrokerError> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
+        if stopped() {
+            return Err(BrokerError::AddressInUse { addr });
+        }
         if mqtt_connect(addr, "datastream-probe", credentials).is_ok() {
+            // Answered: by this broker, unless its thread ended meanwhile.
+            std::thread::sleep(Duration::from_millis(20));
+            if stopped() {
+                return Err(BrokerError::AddressInUse { addr });
+            }
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -257,6 +298,19 @@ mod tests {
         );
         assert_ne!(connect_code(broker.addr(), Some(("ingestor", "wrong"))), 0);
         assert_ne!(connect_code(broker.addr(), None), 0);
+    }
+
+    #[test]
+    fn a_broker_whose_thread_ended_is_not_mistaken_for_whatever_answers() {
+        // Another broker answers on the address, but ours could not bind it.
+        let other = EmbeddedBroker::start(BrokerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .unwrap();
+        let err =
+            wait_until_listening(other.addr(), None, Duration::from_secs(1), &|| true).unwrap_err();
+        assert!(matches!(err, BrokerError::AddressInUse { .. }));
     }
 
     #[test]
