@@ -43,13 +43,16 @@ pub struct Endpoints {
     pub generated_jwt_secret: bool,
 }
 
+/// The generator service's task.
+type GeneratorTask = JoinHandle<Result<(), datastream_generator::ServiceError>>;
+
 /// Everything `datastream up` runs, in one process.
 pub struct System {
     endpoints: Endpoints,
     generators: CancellationToken,
     ingest: CancellationToken,
     api: CancellationToken,
-    generator_task: JoinHandle<Result<(), datastream_generator::ServiceError>>,
+    generator_task: GeneratorTask,
     generator_server: Server,
     ingestor: Ingestor,
     api_server: Server,
@@ -63,35 +66,7 @@ impl System {
         // The database first: a wrong DATABASE_URL should fail before any
         // port is taken.
         let store = open_store(settings).await?;
-        // The broker, and how the ingestor and the generators log in to it.
-        let (mqtt, ingest_mqtt, generator_mqtt, embedded_broker) = match &settings.mqtt_url {
-            Some(url) => {
-                let url = MqttUrl::parse(url)?;
-                (url.clone(), url.clone(), url, false)
-            }
-            None => {
-                let users = settings.mqtt_users()?;
-                let broker = start_embedded_broker(settings.mqtt_listen, users.clone()).await?;
-                let as_user = |name: &str| -> Result<MqttUrl> {
-                    if users.is_empty() {
-                        return Ok(MqttUrl::parse(&broker.url())?);
-                    }
-                    let password = users.get(name).with_context(|| {
-                        format!("MQTT_USERS must include a {name:?} user for `up`")
-                    })?;
-                    Ok(MqttUrl::parse(&format!(
-                        "mqtt://{name}:{password}@{}",
-                        broker.addr()
-                    ))?)
-                };
-                (
-                    MqttUrl::parse(&broker.url())?,
-                    as_user("ingestor")?,
-                    as_user("generator")?,
-                    true,
-                )
-            }
-        };
+        let brokers = UpBroker::start(settings).await?;
         let (state, generated_jwt_secret) = match &settings.jwt_secret {
             Some(secret) => (app_state(&store, secret, settings).await?, false),
             None => {
@@ -100,25 +75,12 @@ impl System {
             }
         };
         let admin = bootstrap_admin(&store, settings).await?;
-
-        let mut ingest_settings = settings.clone();
-        if embedded_broker {
-            // rumqttd 0.20's router panics when a shared group's last
-            // persistent member leaves with messages in flight; `up` has one
-            // ingestor, so it subscribes directly (docs/DECISIONS.md).
-            ingest_settings.ingest_shared = false;
-        }
         let listener = settings.api_listen.bind("API_LISTEN")?;
         let generator_listener = settings.generator_listen.bind("GENERATOR_LISTEN")?;
-        let api_port = listener.local_addr()?.port();
-        // One `up` per API port, so two `up`s on one broker keep apart sessions.
-        let client_id = format!("{}-{api_port}", settings.ingest_client_id());
+
         let ingest = CancellationToken::new();
-        let mut ingestor = Ingestor::start(
-            ingest_config(&ingest_settings, ingest_mqtt, client_id),
-            store.clone(),
-            ingest.clone(),
-        );
+        let api_port = listener.local_addr()?.port();
+        let mut ingestor = start_up_ingestor(settings, &brokers, &store, api_port, &ingest);
         let api = CancellationToken::new();
         let health = HealthState {
             prometheus: datastream_http::telemetry::prometheus(),
@@ -137,32 +99,19 @@ impl System {
         }
 
         let generators_token = CancellationToken::new();
-        let RunningService {
-            service,
-            task: generator_task,
-        } = GeneratorService::start(
-            &generator_mqtt,
-            &settings.generator_fleet,
-            generators_token.clone(),
-        )
-        .await
-        .context("starting the generator service")?;
-        service
-            .seed_if_empty(generators)
-            .await
-            .context("creating the default generators")?;
-        let generator_server = datastream_generator::http::start_server(
+        let (generator_task, generator_server) = start_up_generators(
+            settings,
+            &brokers.generator,
+            generators,
             generator_listener,
-            service,
             verifier,
-            datastream_http::telemetry::prometheus(),
-            generators_token.clone(),
-        )?;
-
+            &generators_token,
+        )
+        .await?;
         Ok(Self {
             endpoints: Endpoints {
-                mqtt,
-                embedded_broker,
+                mqtt: brokers.url,
+                embedded_broker: brokers.embedded,
                 api: api_server.addr(),
                 generators: generator_server.addr(),
                 database: store::redact_url(&settings.database_url),
@@ -198,6 +147,106 @@ impl System {
         self.api_server.wait().await?;
         Ok(())
     }
+}
+
+/// The broker `up` uses, and how its ingestor and its generators log in.
+struct UpBroker {
+    /// Where everything connects (without credentials).
+    url: MqttUrl,
+    /// The ingestor's URL, with its credentials.
+    ingestor: MqttUrl,
+    /// The generators' URL, with theirs.
+    generator: MqttUrl,
+    /// Whether `up` started it.
+    embedded: bool,
+}
+
+impl UpBroker {
+    /// `MQTT_URL`, or the embedded broker started on `MQTT_LISTEN` with
+    /// `MQTT_USERS` (whose `ingestor` and `generator` users `up` logs in as).
+    async fn start(settings: &Settings) -> Result<Self> {
+        if let Some(url) = &settings.mqtt_url {
+            let url = MqttUrl::parse(url)?;
+            return Ok(Self {
+                url: url.clone(),
+                ingestor: url.clone(),
+                generator: url,
+                embedded: false,
+            });
+        }
+        let users = settings.mqtt_users()?;
+        let broker = start_embedded_broker(settings.mqtt_listen, users.clone()).await?;
+        let as_user = |name: &str| -> Result<MqttUrl> {
+            if users.is_empty() {
+                return Ok(MqttUrl::parse(&broker.url())?);
+            }
+            let password = users
+                .get(name)
+                .with_context(|| format!("MQTT_USERS must include a {name:?} user for `up`"))?;
+            Ok(MqttUrl::parse(&format!(
+                "mqtt://{name}:{password}@{}",
+                broker.addr()
+            ))?)
+        };
+        Ok(Self {
+            url: MqttUrl::parse(&broker.url())?,
+            ingestor: as_user("ingestor")?,
+            generator: as_user("generator")?,
+            embedded: true,
+        })
+    }
+}
+
+/// `up`'s one ingestor, its session named after the API port so that two
+/// `up`s on one broker keep apart sessions.
+fn start_up_ingestor(
+    settings: &Settings,
+    broker: &UpBroker,
+    store: &SharedStore,
+    api_port: u16,
+    stop: &CancellationToken,
+) -> Ingestor {
+    let mut ingest_settings = settings.clone();
+    if broker.embedded {
+        // rumqttd 0.20's router panics when a shared group's last persistent
+        // member leaves with messages in flight; `up` has one ingestor, so it
+        // subscribes directly (docs/DECISIONS.md).
+        ingest_settings.ingest_shared = false;
+    }
+    let client_id = format!("{}-{api_port}", settings.ingest_client_id());
+    Ingestor::start(
+        ingest_config(&ingest_settings, broker.ingestor.clone(), client_id),
+        store.clone(),
+        stop.clone(),
+    )
+}
+
+/// `up`'s generator service (seeded with `generators` when its fleet has
+/// none) and its REST API.
+async fn start_up_generators(
+    settings: &Settings,
+    mqtt: &MqttUrl,
+    generators: Vec<GeneratorSpec>,
+    listener: std::net::TcpListener,
+    verifier: TokenVerifier,
+    stop: &CancellationToken,
+) -> Result<(GeneratorTask, Server)> {
+    let RunningService { service, task } =
+        GeneratorService::start(mqtt, &settings.generator_fleet, stop.clone())
+            .await
+            .context("starting the generator service")?;
+    service
+        .seed_if_empty(generators)
+        .await
+        .context("creating the default generators")?;
+    let server = datastream_generator::http::start_server(
+        listener,
+        service,
+        verifier,
+        datastream_http::telemetry::prometheus(),
+        stop.clone(),
+    )?;
+    Ok((task, server))
 }
 
 /// Connects to the configured database (running migrations) with the

@@ -23,7 +23,7 @@ pub mod state;
 pub use bootstrap::{ensure_admin, AdminBootstrap};
 pub use state::AppState;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use datastream_http::{HealthState, Server};
 use std::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,29 +40,15 @@ pub fn start(
     workers: usize,
     shutdown: CancellationToken,
 ) -> std::io::Result<Server> {
-    let addr = listener.local_addr()?;
     let readiness = web::Data::new(health.readiness);
     let prometheus = web::Data::new(health.prometheus);
     let verifier = web::Data::new(state.token_verifier());
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(
-                datastream_http::header_limit::reject_large_headers,
-            ))
-            .wrap(actix_web::middleware::from_fn(
-                datastream_http::request_metrics::record,
-            ))
-            .app_data(data.clone())
+    Server::serve(listener, workers, "API", shutdown, move |cfg| {
+        cfg.app_data(data.clone())
             .app_data(verifier.clone())
             .app_data(readiness.clone())
             .app_data(prometheus.clone())
-            .configure(routes::configure)
+            .configure(routes::configure);
     })
-    .workers(workers.max(1))
-    .disable_signals()
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
-    Ok(Server::supervise(server, addr, shutdown, "API"))
 }

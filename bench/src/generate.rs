@@ -133,41 +133,7 @@ async fn measure(
     let stop = tokio_util::sync::CancellationToken::new();
     let worker = std::thread::spawn({
         let (mqtt, stop, tag) = (mqtt.clone(), stop.clone(), tag.clone());
-        move || -> Result<()> {
-            let tid = std::fs::read_link("/proc/thread-self")?
-                .file_name()
-                .and_then(|t| t.to_str())
-                .and_then(|t| t.parse::<u32>().ok())
-                .context("reading this thread's id")?;
-            let _ = tid_tx.send(tid);
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(async move {
-                    let connection =
-                        FleetConnection::open(&mqtt, &format!("bench-gen-{tag}"), None);
-                    match job {
-                        Job::Fleet(specs) => {
-                            let fleet = Fleet::new(connection.client.clone());
-                            for spec in specs {
-                                fleet.apply(spec);
-                            }
-                            stop.cancelled().await;
-                            fleet.stop_all().await;
-                        }
-                        Job::Baseline => {
-                            publish_flat_out(
-                                &connection.client,
-                                &format!("bench_gen/baseline/{tag}"),
-                                &stop,
-                            )
-                            .await;
-                        }
-                    }
-                    connection.close().await;
-                });
-            Ok(())
-        }
+        move || run_job(&mqtt, &tag, job, &stop, &tid_tx)
     });
     let tid = tid_rx.recv().context("the generator thread started")?;
     tokio::time::sleep(Duration::from_secs(1)).await; // connect and warm up
@@ -201,6 +167,49 @@ async fn measure(
             f64::NAN
         },
     })
+}
+
+/// Runs `job` on this thread, alone on a runtime of its own, until `stop`;
+/// first sends this thread's id, for its CPU time.
+fn run_job(
+    mqtt: &MqttUrl,
+    tag: &str,
+    job: Job,
+    stop: &tokio_util::sync::CancellationToken,
+    tid_tx: &std::sync::mpsc::Sender<u32>,
+) -> Result<()> {
+    let tid = std::fs::read_link("/proc/thread-self")?
+        .file_name()
+        .and_then(|t| t.to_str())
+        .and_then(|t| t.parse::<u32>().ok())
+        .context("reading this thread's id")?;
+    let _ = tid_tx.send(tid);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let connection = FleetConnection::open(mqtt, &format!("bench-gen-{tag}"), None);
+            match job {
+                Job::Fleet(specs) => {
+                    let fleet = Fleet::new(connection.client.clone());
+                    for spec in specs {
+                        fleet.apply(spec);
+                    }
+                    stop.cancelled().await;
+                    fleet.stop_all().await;
+                }
+                Job::Baseline => {
+                    publish_flat_out(
+                        &connection.client,
+                        &format!("bench_gen/baseline/{tag}"),
+                        stop,
+                    )
+                    .await;
+                }
+            }
+            connection.close().await;
+        });
+    Ok(())
 }
 
 /// The floor: one fixed, pre-encoded reading published at QoS 1 as fast as

@@ -73,32 +73,7 @@ pub async fn publish(plan: PublishPlan) -> anyhow::Result<Duration> {
         let mut budget = burst.min(plan.count - sent);
         while budget > 0 {
             let in_message = per_message.min(budget);
-            let mut payload = String::with_capacity(in_message * 120 + 2);
-            if per_message > 1 {
-                payload.push('[');
-            }
-            for k in 0..in_message {
-                let now = Utc::now().trunc_subsecs(6);
-                let ts = if now > last {
-                    now
-                } else {
-                    last + ChronoDuration::microseconds(1)
-                };
-                last = ts;
-                if k > 0 {
-                    payload.push(',');
-                }
-                payload.push_str(&format!(
-                    r#"{{"sensor_value":{},"sensor_type":"bench","id1":"{}","id2":{},"timestamp":"{}"}}"#,
-                    (sent + k) as f64 * 0.01,
-                    plan.id1,
-                    plan.id2,
-                    format_timestamp(ts)
-                ));
-            }
-            if per_message > 1 {
-                payload.push(']');
-            }
+            let payload = message(&plan, sent, in_message, per_message > 1, &mut last);
             client
                 .publish(topic.as_str(), QoS::AtLeastOnce, false, payload)
                 .await?;
@@ -108,4 +83,42 @@ pub async fn publish(plan: PublishPlan) -> anyhow::Result<Duration> {
     }
     acks.await??;
     Ok(started.elapsed())
+}
+
+/// One message of `count` readings (numbered from `first`), as a JSON array
+/// when `array`; each stamped now, strictly after `last`.
+fn message(
+    plan: &PublishPlan,
+    first: usize,
+    count: usize,
+    array: bool,
+    last: &mut DateTime<Utc>,
+) -> String {
+    let mut payload = String::with_capacity(count * 120 + 2);
+    if array {
+        payload.push('[');
+    }
+    for k in 0..count {
+        let now = Utc::now().trunc_subsecs(6);
+        let ts = if now > *last {
+            now
+        } else {
+            *last + ChronoDuration::microseconds(1)
+        };
+        *last = ts;
+        if k > 0 {
+            payload.push(',');
+        }
+        payload.push_str(&format!(
+            r#"{{"sensor_value":{},"sensor_type":"bench","id1":"{}","id2":{},"timestamp":"{}"}}"#,
+            (first + k) as f64 * 0.01,
+            plan.id1,
+            plan.id2,
+            format_timestamp(ts)
+        ));
+    }
+    if array {
+        payload.push(']');
+    }
+    payload
 }

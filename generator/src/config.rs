@@ -132,24 +132,27 @@ impl Document {
     }
 
     fn number(&self, field: &str) -> Result<Option<f64>, SpecError> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| SpecError::field_error(field, "must be a number")),
-            Some(_) => Err(SpecError::field_error(field, "must be a number")),
-        }
+        self.numeric(field, serde_json::Number::as_f64, "must be a number")
     }
 
     fn integer(&self, field: &str) -> Result<Option<i64>, SpecError> {
+        self.numeric(field, serde_json::Number::as_i64, "must be an integer")
+    }
+
+    /// A number field read as `as_kind` reads it; `message` names what it
+    /// must be when it is not.
+    fn numeric<T>(
+        &self,
+        field: &str,
+        as_kind: fn(&serde_json::Number) -> Option<T>,
+        message: &str,
+    ) -> Result<Option<T>, SpecError> {
         match self.get(field) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
+            Some(Value::Number(n)) => as_kind(n)
                 .map(Some)
-                .ok_or_else(|| SpecError::field_error(field, "must be an integer")),
-            Some(_) => Err(SpecError::field_error(field, "must be an integer")),
+                .ok_or_else(|| SpecError::field_error(field, message)),
+            Some(_) => Err(SpecError::field_error(field, message)),
         }
     }
 

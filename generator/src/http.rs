@@ -10,14 +10,14 @@ use crate::config::parse_config;
 use crate::service::{GeneratorService, GeneratorView, ServiceError};
 use crate::status::{GeneratorState, GeneratorStatus};
 use crate::GeneratorConfig;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use async_trait::async_trait;
 use datastream_http::health;
 use datastream_http::openapi::BearerAuth;
 use datastream_http::routing::{input_errors, method_not_allowed, not_found};
 use datastream_http::{
-    ApiError, Authenticated, ComponentState, ErrorBody, ErrorDetail, HealthState, JsonBody,
-    ReadinessCheck, Server, TokenVerifier,
+    ApiError, Authenticated, ComponentState, ErrorBody, ErrorDetail, JsonBody, ReadinessCheck,
+    Server, TokenVerifier,
 };
 use serde::Deserialize;
 use std::net::TcpListener;
@@ -153,35 +153,19 @@ pub fn start_server(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     shutdown: CancellationToken,
 ) -> std::io::Result<Server> {
-    let addr = listener.local_addr()?;
-    let health = HealthState {
-        prometheus,
-        readiness: std::sync::Arc::new(BrokerReadiness(service.clone())),
-    };
+    let readiness: datastream_http::SharedReadiness =
+        std::sync::Arc::new(BrokerReadiness(service.clone()));
     let service = web::Data::new(service);
     let verifier = web::Data::new(verifier);
-    let readiness = web::Data::new(health.readiness);
-    let prometheus = web::Data::new(health.prometheus);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(
-                datastream_http::header_limit::reject_large_headers,
-            ))
-            .wrap(actix_web::middleware::from_fn(
-                datastream_http::request_metrics::record,
-            ))
-            .app_data(service.clone())
+    let readiness = web::Data::new(readiness);
+    let prometheus = web::Data::new(prometheus);
+    Server::serve(listener, 1, "generator API", shutdown, move |cfg| {
+        cfg.app_data(service.clone())
             .app_data(verifier.clone())
             .app_data(readiness.clone())
             .app_data(prometheus.clone())
-            .configure(configure)
+            .configure(configure);
     })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
-    Ok(Server::supervise(server, addr, shutdown, "generator API"))
 }
 
 /// Ready while the broker connection is up.

@@ -175,16 +175,12 @@ async fn run(
     counters: Arc<GeneratorCounters>,
     stop: CancellationToken,
 ) {
-    let mut rng = SmallRng::from_os_rng();
-    let bounds = TimestampBounds::default();
+    let mut maker = ReadingMaker::new(counters.clone());
     let mut devices: Option<Devices> = None;
-    let mut last_timestamp = DateTime::<Utc>::MIN_UTC;
     let mut topic = String::with_capacity(96);
-    let mut last_fault_log: Option<Instant>;
     'configs: loop {
         let spec = spec_rx.borrow_and_update().clone();
-        counters.set_fault(None);
-        last_fault_log = None;
+        maker.new_spec();
         if !devices.as_ref().is_some_and(|d| d.fits(&spec)) {
             devices = None;
         }
@@ -208,50 +204,9 @@ async fn run(
             let due = schedule.due(last_round.into_std());
             counters.skipped.fetch_add(due.skipped, Ordering::Relaxed);
             for _ in 0..due.now {
-                // Timestamps are taken when a reading is made, and never
-                // repeat within a generator (the unique key would drop one).
-                let now = Utc::now().max(last_timestamp + chrono::Duration::microseconds(1));
-                last_timestamp = now;
-                let index = state.next;
-                state.next = (state.next + 1) % state.count;
-                let id2 = state.first_id2 + index as i32;
-                let mut scratch = state.model.start();
-                let position = state
-                    .positions
-                    .get_mut(index as usize)
-                    .unwrap_or(&mut scratch);
-                let value = state.model.next_value(now, position, &mut rng);
-                let reading = Id2::new(i64::from(id2)).and_then(|id2| {
-                    Reading::new(
-                        value,
-                        spec.sensor_type().clone(),
-                        spec.id1().clone(),
-                        id2,
-                        now,
-                        &bounds,
-                        now,
-                    )
-                });
-                let reading = match reading {
-                    Ok(r) => r,
-                    Err(error) => {
-                        // Defence in depth: configs are validated so that
-                        // this cannot happen. If it does, the status says
-                        // why, and the log says so once a minute, not once
-                        // a reading.
-                        let errors = counters.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                        if last_fault_log.is_none_or(|t| t.elapsed() >= FAULT_LOG_INTERVAL) {
-                            last_fault_log = Some(Instant::now());
-                            tracing::error!(generator = spec.name(), %error, errors, "made an invalid reading");
-                            counters.set_fault(Some(format!("made an invalid reading: {error}")));
-                        }
-                        continue;
-                    }
+                let Some(payload) = maker.make(&spec, state, &mut topic) else {
+                    continue;
                 };
-                topic.clear();
-                topic.push_str(&state.topic_prefix);
-                let _ = write!(topic, "{id2}");
-                let payload = encode_reading(&reading);
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     sent = client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload) => {
@@ -264,6 +219,95 @@ async fn run(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Makes a generator's readings, one device after the other.
+struct ReadingMaker {
+    rng: SmallRng,
+    bounds: TimestampBounds,
+    /// Timestamps never repeat within a generator (the unique key would
+    /// drop one).
+    last_timestamp: DateTime<Utc>,
+    last_fault_log: Option<Instant>,
+    counters: Arc<GeneratorCounters>,
+}
+
+impl ReadingMaker {
+    fn new(counters: Arc<GeneratorCounters>) -> Self {
+        Self {
+            rng: SmallRng::from_os_rng(),
+            bounds: TimestampBounds::default(),
+            last_timestamp: DateTime::<Utc>::MIN_UTC,
+            last_fault_log: None,
+            counters,
+        }
+    }
+
+    /// A new spec: no fault yet.
+    fn new_spec(&mut self) {
+        self.counters.set_fault(None);
+        self.last_fault_log = None;
+    }
+
+    /// The next device's reading, taken now: its payload, with its topic
+    /// written into `topic`; `None` if it fails validation (counted).
+    fn make(
+        &mut self,
+        spec: &GeneratorSpec,
+        state: &mut Devices,
+        topic: &mut String,
+    ) -> Option<Vec<u8>> {
+        let now = Utc::now().max(self.last_timestamp + chrono::Duration::microseconds(1));
+        self.last_timestamp = now;
+        let index = state.next;
+        state.next = (state.next + 1) % state.count;
+        let id2 = state.first_id2 + index as i32;
+        let mut scratch = state.model.start();
+        let position = state
+            .positions
+            .get_mut(index as usize)
+            .unwrap_or(&mut scratch);
+        let value = state.model.next_value(now, position, &mut self.rng);
+        let reading = Id2::new(i64::from(id2)).and_then(|id2| {
+            Reading::new(
+                value,
+                spec.sensor_type().clone(),
+                spec.id1().clone(),
+                id2,
+                now,
+                &self.bounds,
+                now,
+            )
+        });
+        match reading {
+            Ok(reading) => {
+                topic.clear();
+                topic.push_str(&state.topic_prefix);
+                let _ = write!(topic, "{id2}");
+                Some(encode_reading(&reading))
+            }
+            Err(error) => {
+                self.fault(spec, &error);
+                None
+            }
+        }
+    }
+
+    /// Defence in depth: configs are validated so that a reading cannot
+    /// fail. If one does, the status says why, and the log says so once a
+    /// minute, not once a reading.
+    fn fault(&mut self, spec: &GeneratorSpec, error: &datastream_schema::ReadingError) {
+        let errors = self.counters.errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if self
+            .last_fault_log
+            .is_none_or(|t| t.elapsed() >= FAULT_LOG_INTERVAL)
+        {
+            self.last_fault_log = Some(Instant::now());
+            tracing::error!(generator = spec.name(), %error, errors, "made an invalid reading");
+            self.counters
+                .set_fault(Some(format!("made an invalid reading: {error}")));
         }
     }
 }

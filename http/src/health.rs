@@ -2,7 +2,7 @@
 
 use crate::readiness::SharedReadiness;
 use crate::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Map, Value};
 use std::net::TcpListener;
@@ -25,25 +25,14 @@ pub fn serve(
     state: HealthState,
     shutdown: CancellationToken,
 ) -> std::io::Result<Server> {
-    let addr = listener.local_addr()?;
     let readiness = web::Data::new(state.readiness);
     let prometheus = web::Data::new(state.prometheus);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(
-                crate::header_limit::reject_large_headers,
-            ))
-            .app_data(readiness.clone())
+    Server::serve(listener, 1, "health endpoint", shutdown, move |cfg| {
+        cfg.app_data(readiness.clone())
             .app_data(prometheus.clone())
             .configure(configure)
-            .default_service(web::to(crate::routing::not_found))
+            .default_service(web::to(crate::routing::not_found));
     })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
-    Ok(Server::supervise(server, addr, shutdown, "health endpoint"))
 }
 
 /// Registers `/healthz`, `/readyz` and `/metrics`; expects a

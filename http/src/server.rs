@@ -1,7 +1,8 @@
 //! `Server`: a running actix-web server, stopped gracefully by a
 //! cancellation token.
 
-use std::net::SocketAddr;
+use actix_web::{middleware, web, App, HttpServer};
+use std::net::{SocketAddr, TcpListener};
 use tokio_util::sync::CancellationToken;
 
 /// A running HTTP server.
@@ -11,6 +12,37 @@ pub struct Server {
 }
 
 impl Server {
+    /// Serves an app of the project on `listener` with `workers` threads
+    /// until `shutdown`: whatever `configure` registers (routes and app
+    /// data), behind the header limit and per-route request metrics every
+    /// service has. `what` names it in the log.
+    pub fn serve<F>(
+        listener: TcpListener,
+        workers: usize,
+        what: &'static str,
+        shutdown: CancellationToken,
+        configure: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let addr = listener.local_addr()?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(
+                    crate::header_limit::reject_large_headers,
+                ))
+                .wrap(middleware::from_fn(crate::request_metrics::record))
+                .configure(configure.clone())
+        })
+        .workers(workers.max(1))
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self::supervise(server, addr, shutdown, what))
+    }
+
     /// Runs `server` (bound to `addr`) until `shutdown`, then stops it
     /// gracefully; `what` names it in the log.
     pub fn supervise(

@@ -33,6 +33,22 @@ use tokio_util::sync::CancellationToken;
 /// broker restart, brokers that do not persist shared subscriptions
 /// (Mosquitto 2.0) drop what is published until an ingestor resubscribes.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+
+/// The connection's state between events.
+struct Link {
+    connected: bool,
+    reconnect_delay: Duration,
+    /// Intake paused for a full backlog (for the log).
+    paused: bool,
+}
+
+/// Whether the receiver carries on after an event.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
 
 pub(crate) struct Receiver {
     pub client: AsyncClient,
@@ -52,94 +68,132 @@ impl Receiver {
     /// so the broker redelivers them), but polling continues so that the
     /// writer's last acks and the disconnect reach the broker.
     pub async fn run(mut self, stop: CancellationToken) {
-        let filter = self.filter.clone();
-        let mut connected = false;
-        let mut reconnect_delay = Duration::from_millis(100);
-        let mut paused = false;
+        let mut link = Link {
+            connected: false,
+            reconnect_delay: FIRST_RECONNECT_DELAY,
+            paused: false,
+        };
         loop {
-            if self.ledger.unacked() >= self.max_backlog
-                && self.ledger.acks_pending() == 0
-                && !stop.is_cancelled()
-            {
-                self.metrics
-                    .unacked(self.ledger.unacked(), self.ledger.acks_pending());
-                if !paused {
-                    tracing::warn!(
-                        unacked = self.ledger.unacked(),
-                        "backlog full; pausing intake until the database catches up"
-                    );
-                    paused = true;
-                }
-                tokio::select! {
-                    _ = self.ledger.wait_for_writer(self.max_backlog) => {}
-                    _ = stop.cancelled() => {}
-                }
+            if self.backlog_full(&stop) {
+                self.pause(&mut link, &stop).await;
                 continue;
             }
             // Resume (for the log) only with some room, so a backlog hovering
             // at its limit does not log every batch.
-            if paused && self.ledger.unacked() < self.max_backlog - self.max_backlog / 10 {
+            if link.paused && self.ledger.unacked() < self.max_backlog - self.max_backlog / 10 {
                 tracing::info!("backlog below its limit; resuming intake");
-                paused = false;
+                link.paused = false;
             }
             let event = self.eventloop.poll().await;
-            match event {
-                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                    tracing::info!(
-                        session_present = ack.session_present,
-                        filter = %filter,
-                        "ingestor connected to MQTT broker"
-                    );
-                    connected = true;
-                    reconnect_delay = Duration::from_millis(100);
-                    // Subscribing again is harmless when the session kept the
-                    // subscription, and required when the broker forgot it.
-                    if let Err(error) = self.client.try_subscribe(&filter, QoS::AtLeastOnce) {
-                        tracing::error!(%error, "could not queue the subscription");
-                    }
-                }
-                Ok(Event::Incoming(Incoming::SubAck(_))) => self.ledger.set_subscribed(true),
-                Ok(Event::Incoming(Incoming::Publish(publish))) => {
-                    if stop.is_cancelled() {
-                        continue;
-                    }
-                    let delivery = self.decode(publish);
-                    let unacked = self.ledger.received();
-                    if unacked.is_multiple_of(256) {
-                        self.metrics.unacked(unacked, self.ledger.acks_pending());
-                    }
-                    if self.deliveries.send(delivery).is_err() {
-                        // The writer has gone: nothing more can be acked.
-                        return;
-                    }
-                }
-                Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => {
-                    if let Some(rest) = self.ledger.ack_sent(pkid) {
-                        self.write_acks(rest).await;
-                    }
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-                Ok(_) => {}
-                Err(error) => {
-                    if stop.is_cancelled() && matches!(error, ConnectionError::RequestsDone) {
-                        return;
-                    }
-                    if connected {
-                        tracing::warn!(%error, "lost the MQTT broker; reconnecting");
-                    } else {
-                        tracing::debug!(%error, "MQTT broker still unreachable");
-                    }
-                    connected = false;
-                    self.ledger.set_subscribed(false);
-                    self.metrics.reconnect();
-                    if stop.is_cancelled() {
-                        return;
-                    }
-                    tokio::time::sleep(reconnect_delay).await;
-                    reconnect_delay = (reconnect_delay * 2).min(MAX_RECONNECT_DELAY);
-                }
+            if self.handle(event, &mut link, &stop).await == Flow::Stop {
+                return;
             }
         }
+    }
+
+    /// Whether intake must pause: the backlog is at its bound and no ack
+    /// waits to go out (stopping with one queued would deadlock, see the
+    /// module docs).
+    fn backlog_full(&self, stop: &CancellationToken) -> bool {
+        self.ledger.unacked() >= self.max_backlog
+            && self.ledger.acks_pending() == 0
+            && !stop.is_cancelled()
+    }
+
+    /// Waits, not polling, until the writer has acked some of the backlog.
+    async fn pause(&mut self, link: &mut Link, stop: &CancellationToken) {
+        self.metrics
+            .unacked(self.ledger.unacked(), self.ledger.acks_pending());
+        if !link.paused {
+            tracing::warn!(
+                unacked = self.ledger.unacked(),
+                "backlog full; pausing intake until the database catches up"
+            );
+            link.paused = true;
+        }
+        tokio::select! {
+            _ = self.ledger.wait_for_writer(self.max_backlog) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+
+    /// Handles one event of the connection.
+    async fn handle(
+        &mut self,
+        event: Result<Event, ConnectionError>,
+        link: &mut Link,
+        stop: &CancellationToken,
+    ) -> Flow {
+        match event {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                tracing::info!(
+                    session_present = ack.session_present,
+                    filter = %self.filter,
+                    "ingestor connected to MQTT broker"
+                );
+                link.connected = true;
+                link.reconnect_delay = FIRST_RECONNECT_DELAY;
+                // Subscribing again is harmless when the session kept the
+                // subscription, and required when the broker forgot it.
+                if let Err(error) = self.client.try_subscribe(&self.filter, QoS::AtLeastOnce) {
+                    tracing::error!(%error, "could not queue the subscription");
+                }
+            }
+            Ok(Event::Incoming(Incoming::SubAck(_))) => self.ledger.set_subscribed(true),
+            Ok(Event::Incoming(Incoming::Publish(publish))) if !stop.is_cancelled() => {
+                return self.forward(publish);
+            }
+            Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => {
+                if let Some(rest) = self.ledger.ack_sent(pkid) {
+                    self.write_acks(rest).await;
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return Flow::Stop,
+            Ok(_) => {}
+            Err(error) => return self.lost(error, link, stop).await,
+        }
+        Flow::Continue
+    }
+
+    /// Decodes a message and hands it to the writer.
+    fn forward(&mut self, publish: rumqttc::Publish) -> Flow {
+        let delivery = self.decode(publish);
+        let unacked = self.ledger.received();
+        if unacked.is_multiple_of(256) {
+            self.metrics.unacked(unacked, self.ledger.acks_pending());
+        }
+        if self.deliveries.send(delivery).is_err() {
+            // The writer has gone: nothing more can be acked.
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    /// The connection failed: wait (growing to a second) before rumqttc's
+    /// next poll reconnects, unless stopping.
+    async fn lost(
+        &mut self,
+        error: ConnectionError,
+        link: &mut Link,
+        stop: &CancellationToken,
+    ) -> Flow {
+        if stop.is_cancelled() && matches!(error, ConnectionError::RequestsDone) {
+            return Flow::Stop;
+        }
+        if link.connected {
+            tracing::warn!(%error, "lost the MQTT broker; reconnecting");
+        } else {
+            tracing::debug!(%error, "MQTT broker still unreachable");
+        }
+        link.connected = false;
+        self.ledger.set_subscribed(false);
+        self.metrics.reconnect();
+        if stop.is_cancelled() {
+            return Flow::Stop;
+        }
+        tokio::time::sleep(link.reconnect_delay).await;
+        link.reconnect_delay = (link.reconnect_delay * 2).min(MAX_RECONNECT_DELAY);
+        Flow::Continue
     }
 
     /// Writes the rest of an ack batch whose doorbell just went out, with

@@ -127,52 +127,10 @@ impl ReadingFilter {
             .map(SensorType::parse)
             .transpose()
             .map_err(|e| field_err("sensor_type", e))?;
-        let mut from = p
-            .from
-            .map(parse_timestamp)
-            .transpose()
-            .map_err(|_| FilterError::new("from", "must be an RFC 3339 timestamp"))?;
-        let mut to =
-            p.to.map(parse_timestamp)
-                .transpose()
-                .map_err(|_| FilterError::new("to", "must be an RFC 3339 timestamp"))?;
-        if let Some(d) = p.duration {
-            let span = parse_duration(d)?;
-            match (from, to) {
-                (Some(_), Some(_)) => {
-                    return Err(FilterError::new(
-                        "duration",
-                        "cannot be combined with both from and to",
-                    ))
-                }
-                (Some(f), None) => to = Some(f + span),
-                (None, Some(t)) => from = Some(t - span),
-                (None, None) => {
-                    from = Some(now - span);
-                    to = Some(now);
-                }
-            }
-        }
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(FilterError::new("from", "must not be after to"));
-            }
-        }
-        // Any RFC 3339 time is a valid bound, and a duration may reach
-        // 2,700 years back; no reading lies outside what every backend can
-        // store, so bounds beyond it mean the same as its edges.
-        let (from, to) = (from.map(storable), to.map(storable));
+        let (from, to) = parse_window(p.from, p.to, p.duration, now)?;
         let limit = match p.limit {
             None => DEFAULT_LIMIT,
-            Some(s) => match s.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(FilterError::new(
-                        "limit",
-                        format!("must be an integer from 1 to {MAX_LIMIT}"),
-                    ))
-                }
-            },
+            Some(s) => parse_number("limit", s, 1..=MAX_LIMIT)?,
         };
         let order = match p.order {
             None => Order::default(),
@@ -180,13 +138,10 @@ impl ReadingFilter {
             Some("desc") => Order::Desc,
             Some(_) => return Err(FilterError::new("order", "must be asc or desc")),
         };
-        let page = match p.page {
-            None => None,
-            Some(s) => match s.parse::<u32>() {
-                Ok(n) if n >= 1 => Some(n),
-                _ => return Err(FilterError::new("page", "must be an integer from 1")),
-            },
-        };
+        let page = p
+            .page
+            .map(|s| parse_number("page", s, 1..=u32::MAX))
+            .transpose()?;
         Ok(Self {
             id1,
             id2,
@@ -197,10 +152,9 @@ impl ReadingFilter {
             order,
             page,
             after: None,
-            skip: page
-                .map(|p| u64::from(p - 1) * u64::from(limit))
-                .unwrap_or(0),
-        })
+            skip: 0,
+        }
+        .with_limit(limit))
     }
 
     /// Continues after `cursor` (keyset paging); refused together with `page`.
@@ -299,6 +253,72 @@ impl ReadingFilter {
     pub fn after(&self) -> Option<PageCursor> {
         self.after
     }
+}
+
+/// `from` (inclusive) and `to` (exclusive), each optional.
+type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The time window `from`, `to` and `duration` describe (see
+/// [`ReadingFilter::parse`]), moved into what can be stored.
+fn parse_window(
+    from: Option<&str>,
+    to: Option<&str>,
+    duration: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Window, FilterError> {
+    let bound = |field: &'static str, text: Option<&str>| {
+        text.map(parse_timestamp)
+            .transpose()
+            .map_err(|_| FilterError::new(field, "must be an RFC 3339 timestamp"))
+    };
+    let (mut from, mut to) = (bound("from", from)?, bound("to", to)?);
+    if let Some(d) = duration {
+        let span = parse_duration(d)?;
+        match (from, to) {
+            (Some(_), Some(_)) => {
+                return Err(FilterError::new(
+                    "duration",
+                    "cannot be combined with both from and to",
+                ))
+            }
+            (Some(f), None) => to = Some(f + span),
+            (None, Some(t)) => from = Some(t - span),
+            (None, None) => {
+                from = Some(now - span);
+                to = Some(now);
+            }
+        }
+    }
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(FilterError::new("from", "must not be after to"));
+        }
+    }
+    // Any RFC 3339 time is a valid bound, and a duration may reach 2,700
+    // years back; no reading lies outside what every backend can store, so
+    // bounds beyond it mean the same as its edges.
+    Ok((from.map(storable), to.map(storable)))
+}
+
+/// A whole number in `range`, or an error naming `field`.
+fn parse_number(
+    field: &'static str,
+    text: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, FilterError> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            FilterError::new(
+                field,
+                format!(
+                    "must be an integer from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 /// `at`, moved into the range of times every backend can store (MySQL's

@@ -9,16 +9,15 @@
 //! Ingestors run as real child processes (`datastream ingestor`), so their
 //! memory can be read and nothing is shared with the publishers.
 
+mod pipeline;
+mod report;
+
 use crate::broker_drops::BrokerDrops;
-use crate::publish::{publish, PublishPlan};
 use anyhow::{Context, Result};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::timestamp::format_timestamp;
-use datastream_schema::{
-    FilterParams, Id1, Id2, MqttUrl, Order, Reading, ReadingFilter, SensorType, SharedStore,
-    TimestampBounds,
-};
+use datastream_schema::{Id1, Id2, MqttUrl, Reading, SensorType, SharedStore, TimestampBounds};
 use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
+use pipeline::Pipeline;
 use rand::distr::{Alphabetic, SampleString};
 use std::time::{Duration, Instant};
 
@@ -94,7 +93,6 @@ pub struct IngestTarget {
 /// Runs the benchmark against `target`'s broker and database.
 pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestReport> {
     let mqtt = MqttUrl::parse(&target.mqtt_url)?;
-    let store = target.store.clone();
     let run_id = Alphabetic
         .sample_string(&mut rand::rng(), 8)
         .to_ascii_uppercase();
@@ -108,26 +106,17 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
 
     eprintln!("[1/4] storage limit: direct INSERT IGNORE, batches of 1000");
     let storage_rows_per_sec =
-        direct_insert_rate(&store, &format!("BENCH{run_id}D"), bench.count).await?;
+        direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), bench.count).await?;
 
     eprintln!("[2/4] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
         let ingestors = start_ingestors(target, &run_id, "n", 1, Some(1)).await?;
-        let run = Pipeline {
-            store: &store,
-            mqtt: &mqtt,
-            ingestors: &ingestors,
-            publishers: bench.publishers,
-            // The naive consumer's pattern: one reading per message and transaction.
-            per_message: 1,
-        }
-        .run(
-            &format!("BENCH{run_id}N"),
-            bench.naive_count,
-            None,
-            &mut drops,
-        )
-        .await?;
+        // The naive consumer's pattern: one reading per message and transaction.
+        let pipeline = pipeline(target, &mqtt, &ingestors, bench.publishers, 1);
+        let id1 = format!("BENCH{run_id}N");
+        let run = pipeline
+            .run(&id1, bench.naive_count, None, &mut drops)
+            .await?;
         stop(ingestors, &mqtt).await;
         run
     };
@@ -137,47 +126,35 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         bench.ingestors
     );
     let ingestors = start_ingestors(target, &run_id, "p", bench.ingestors, None).await?;
-    let full = Pipeline {
-        store: &store,
-        mqtt: &mqtt,
-        ingestors: &ingestors,
-        publishers: bench.publishers,
-        per_message: bench.per_message,
-    }
-    .run(
-        &format!("BENCH{run_id}F"),
-        bench.count,
-        bench.rate,
-        &mut drops,
-    )
-    .await?;
-
-    let paced = if bench.rate.is_none() {
-        let rate = (full.landed_per_sec / 2.0).max(1.0);
-        eprintln!("[4/4] pipeline at half the landed rate: {rate:.0}/s");
-        Some(
-            Pipeline {
-                store: &store,
-                mqtt: &mqtt,
-                ingestors: &ingestors,
-                publishers: bench.publishers,
-                per_message: bench.per_message,
-            }
-            .run(
-                &format!("BENCH{run_id}H"),
-                bench.count,
-                Some(rate),
-                &mut drops,
+    let pipeline = pipeline(
+        target,
+        &mqtt,
+        &ingestors,
+        bench.publishers,
+        bench.per_message,
+    );
+    let id1 = format!("BENCH{run_id}F");
+    let full = pipeline
+        .run(&id1, bench.count, bench.rate, &mut drops)
+        .await?;
+    let paced = match bench.rate {
+        None => {
+            let rate = (full.landed_per_sec / 2.0).max(1.0);
+            eprintln!("[4/4] pipeline at half the landed rate: {rate:.0}/s");
+            let id1 = format!("BENCH{run_id}H");
+            Some(
+                pipeline
+                    .run(&id1, bench.count, Some(rate), &mut drops)
+                    .await?,
             )
-            .await?,
-        )
-    } else {
-        eprintln!("[4/4] skipped: --rate given");
-        None
+        }
+        Some(_) => {
+            eprintln!("[4/4] skipped: --rate given");
+            None
+        }
     };
     let ingestor_peak_rss = ingestors.iter().filter_map(|i| i.peak_rss_bytes()).max();
     stop(ingestors, &mqtt).await;
-
     Ok(IngestReport {
         storage_rows_per_sec,
         naive,
@@ -185,6 +162,23 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         paced,
         ingestor_peak_rss,
     })
+}
+
+/// A pipeline over `target`'s store and these ingestors.
+fn pipeline<'a>(
+    target: &'a IngestTarget,
+    mqtt: &'a MqttUrl,
+    ingestors: &'a [ServiceProcess],
+    publishers: usize,
+    per_message: usize,
+) -> Pipeline<'a> {
+    Pipeline {
+        store: &target.store,
+        mqtt,
+        ingestors,
+        publishers,
+        per_message,
+    }
 }
 
 /// Starts `n` ingestor processes in one group and waits until all are ready.
@@ -257,144 +251,6 @@ async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Res
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// What a pipeline run publishes to and measures.
-struct Pipeline<'a> {
-    store: &'a SharedStore,
-    mqtt: &'a MqttUrl,
-    ingestors: &'a [ServiceProcess],
-    publishers: usize,
-    per_message: usize,
-}
-
-impl Pipeline<'_> {
-    /// Publishes `count` readings for `id1` and measures how fast and how
-    /// completely they land; `drops` names the broker's part in any loss.
-    async fn run(
-        &self,
-        id1: &str,
-        count: usize,
-        rate: Option<f64>,
-        drops: &mut Option<BrokerDrops>,
-    ) -> Result<PipelineRun> {
-        let (store, mqtt, ingestors) = (self.store, self.mqtt, self.ingestors);
-        let drop_mark = drops.as_ref().map(BrokerDrops::mark);
-        let per_message = self.per_message;
-        let publishers = self.publishers.clamp(1, count.max(1));
-        let duplicates_before = total(ingestors, "duplicate").await;
-        let inserted_before = total(ingestors, "inserted").await;
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for p in 0..publishers {
-            let share = count / publishers + usize::from(p < count % publishers);
-            tasks.push(tokio::spawn(publish(PublishPlan {
-                mqtt: mqtt.clone(),
-                client_id: format!("bench-pub-{id1}-{p}").to_ascii_lowercase(),
-                id1: id1.to_owned(),
-                id2: p as u32,
-                count: share,
-                rate: rate.map(|r| r / publishers as f64),
-                per_message,
-            })));
-        }
-        let mut publish_time = Duration::ZERO;
-        for t in tasks {
-            publish_time = publish_time.max(t.await??);
-        }
-
-        // Progress comes from the ingestors' own counters: polling COUNT(*) on
-        // the table would compete with the inserts being measured.
-        let mut landed = 0;
-        let mut last_progress = Instant::now();
-        let landed_at = loop {
-            let now_count = total(ingestors, "inserted").await - inserted_before;
-            if now_count > landed {
-                landed = now_count;
-                last_progress = Instant::now();
-            }
-            if landed >= count as u64 {
-                break started.elapsed();
-            }
-            if last_progress.elapsed() > Duration::from_secs(30) {
-                break started.elapsed() - Duration::from_secs(30);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let filter = ReadingFilter::default().with_id1(Id1::parse(id1)?);
-        let stored = store.count(&filter).await?;
-        let mut latencies = latencies(store, id1, publishers).await?;
-        latencies.sort();
-        let lost = count as u64 - stored.min(count as u64);
-        // Worth a wait for the broker's $SYS updates (20–30 s) only when
-        // something is missing.
-        let broker_dropped = match (drops.as_mut(), drop_mark) {
-            (Some(drops), Some(mark)) if lost > 0 => drops.since(mark).await,
-            _ => None,
-        };
-        Ok(PipelineRun {
-            rate,
-            published_per_sec: count as f64 / publish_time.as_secs_f64(),
-            landed_per_sec: landed as f64 / landed_at.as_secs_f64(),
-            p50: percentile(&latencies, 0.50),
-            p99: percentile(&latencies, 0.99),
-            lost,
-            broker_dropped,
-            per_message,
-            duplicates: total(ingestors, "duplicate").await - duplicates_before,
-        })
-    }
-}
-
-/// `datastream_ingest_readings_total{outcome}` summed over the ingestors.
-async fn total(ingestors: &[ServiceProcess], outcome: &str) -> u64 {
-    let mut sum = 0;
-    for i in ingestors {
-        sum += i.readings_total(outcome).await;
-    }
-    sum
-}
-
-/// `created_at − timestamp` of every stored reading of the run: the
-/// timestamp is the publish time, `created_at` the database's insert time.
-async fn latencies(store: &SharedStore, id1: &str, publishers: usize) -> Result<Vec<Duration>> {
-    let mut out = Vec::new();
-    for p in 0..publishers {
-        let id2 = p.to_string();
-        let mut from: Option<String> = None;
-        loop {
-            let filter = ReadingFilter::parse(
-                FilterParams {
-                    id1: Some(id1),
-                    id2: Some(&id2),
-                    from: from.as_deref(),
-                    limit: Some("10000"),
-                    order: Some("asc"),
-                    ..Default::default()
-                },
-                Utc::now() + ChronoDuration::days(1),
-            )?
-            .with_order(Order::Asc);
-            let page = store.query(&filter).await?;
-            let Some(last) = page.last() else { break };
-            from = Some(format_timestamp(
-                last.timestamp + ChronoDuration::microseconds(1),
-            ));
-            out.extend(
-                page.iter()
-                    .map(|r| (r.created_at - r.timestamp).to_std().unwrap_or_default()),
-            );
-        }
-    }
-    Ok(out)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 impl PipelineRun {
     /// Readings lost that the broker's own drops do not account for (only
     /// known where the broker reported its drops).
@@ -404,81 +260,6 @@ impl PipelineRun {
             self.lost
                 .saturating_sub(dropped.saturating_mul(self.per_message as u64)),
         )
-    }
-}
-
-impl IngestReport {
-    /// Every pipeline run, in the order they ran.
-    fn runs(&self) -> impl Iterator<Item = &PipelineRun> {
-        [&self.naive, &self.full]
-            .into_iter()
-            .chain(self.paced.as_ref())
-    }
-
-    /// The report as printed by `datastream bench ingest`.
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        let row = |name: &str, r: &PipelineRun| {
-            format!(
-                "  {name:<34} {:>9.0}/s published {:>9.0}/s landed   p50 {:>6.1} ms  p99 {:>7.1} ms   lost {}{}  duplicates absorbed {}\n",
-                r.published_per_sec,
-                r.landed_per_sec,
-                r.p50.as_secs_f64() * 1e3,
-                r.p99.as_secs_f64() * 1e3,
-                r.lost,
-                r.broker_dropped.map_or(String::new(), |n| format!(
-                    " (broker dropped {n} message{})",
-                    if n == 1 { "" } else { "s" }
-                )),
-                r.duplicates
-            )
-        };
-        s.push_str("results\n");
-        s.push_str(&format!(
-            "  {:<34} {:>9.0}/s rows\n",
-            "storage limit (INSERT IGNORE ×1000)", self.storage_rows_per_sec
-        ));
-        s.push_str(&row("naive pipeline (batch of 1)", &self.naive));
-        s.push_str(&row("pipeline, full speed", &self.full));
-        if let Some(p) = &self.paced {
-            let name = format!("pipeline at {:.0}/s", p.rate.unwrap_or_default());
-            s.push_str(&row(&name, p));
-        }
-        s.push_str("ratios\n");
-        s.push_str(&format!(
-            "  landed ÷ storage limit   {:>6.2}   (target ≥ 0.6)\n",
-            self.full.landed_per_sec / self.storage_rows_per_sec
-        ));
-        s.push_str(&format!(
-            "  landed ÷ naive pipeline  {:>6.1}   (target ≥ 10)\n",
-            self.full.landed_per_sec / self.naive.landed_per_sec
-        ));
-        if let Some(p) = &self.paced {
-            s.push_str(&format!(
-                "  p99 at half rate         {:>6.1} ms (target < 250 ms)\n",
-                p.p99.as_secs_f64() * 1e3
-            ));
-        }
-        if let Some(rss) = self.ingestor_peak_rss {
-            s.push_str(&format!(
-                "  ingestor peak RSS        {:>6.1} MiB (target < 64 MiB)\n",
-                rss as f64 / (1024.0 * 1024.0)
-            ));
-        }
-        if self.runs().any(|r| r.broker_dropped.unwrap_or(0) > 0) {
-            s.push_str(
-                "note: the broker dropped messages, so readings were lost before any ingestor saw them: its\n\
-                 \x20     per-client queue filled (Mosquitto's max_queued_messages, 1000 unless set); run it with\n\
-                 \x20     the project's mosquitto.conf, which lifts the limit\n",
-            );
-        }
-        let unexplained: u64 = self.runs().filter_map(PipelineRun::unexplained_loss).sum();
-        if unexplained > 0 {
-            s.push_str(&format!(
-                "WARNING: {unexplained} reading(s) lost beyond what the broker dropped: the pipeline lost data; please report it\n"
-            ));
-        }
-        s
     }
 }
 

@@ -7,7 +7,7 @@
 //! backend that could not would fail to compile here rather than at run
 //! time.
 
-use super::query::{filter_conditions, filtered_readings};
+use super::query::{filter_conditions, filtered_readings, SqlTypes};
 use super::rows::{NewUserRow, ReadingRow, UserRow};
 use super::{
     InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore, WRITE_CHUNK,
@@ -18,13 +18,12 @@ use crate::reading::Reading;
 use crate::user::{Role, User, Username};
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use diesel::backend::{Backend, DieselReserveSpecialization};
 use diesel::query_builder::{
     BoxedDeleteStatement, BoxedSelectStatement, BoxedUpdateStatement, FromClause, InsertStatement,
     QueryFragment, QueryId,
 };
 use diesel::query_dsl::methods::BoxedDsl;
-use diesel::sql_types::{BigInt, Double, HasSqlType, Integer, Text, Timestamp};
+use diesel::sql_types::{BigInt, Double, Integer, Text, Timestamp};
 use diesel::{ExpressionMethods, Insertable, QueryDsl};
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 use diesel_async::pooled_connection::PoolableConnection;
@@ -39,14 +38,7 @@ pub type OwnedFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// What differs between the diesel backends.
 pub(crate) trait DieselBackend: Send + Sync + 'static {
     /// The diesel backend (SQL dialect).
-    type Db: Backend
-        + DieselReserveSpecialization
-        + HasSqlType<Text>
-        + HasSqlType<Integer>
-        + HasSqlType<BigInt>
-        + HasSqlType<Double>
-        + HasSqlType<Timestamp>
-        + 'static;
+    type Db: SqlTypes + 'static;
     /// The pooled async connection.
     type Conn: AsyncConnection<Backend = Self::Db>
         + SimpleAsyncConnection
@@ -121,11 +113,18 @@ where
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
-/// Runs a backend's blocking migration step on a blocking thread.
-pub(crate) async fn migrate_blocking(
-    migrate: impl FnOnce() -> Result<(), StoreError> + Send + 'static,
+/// Runs a backend's blocking `migrate` step against `target` (its URL or
+/// path) on a blocking thread, unless told not to (a read replica).
+pub(crate) async fn run_migrations(
+    migrations: super::Migrations,
+    target: &str,
+    migrate: fn(&str) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    tokio::task::spawn_blocking(migrate)
+    if migrations == super::Migrations::Skip {
+        return Ok(());
+    }
+    let target = target.to_owned();
+    tokio::task::spawn_blocking(move || migrate(&target))
         .await
         .map_err(|e| StoreError::Migration(e.to_string()))?
 }

@@ -3,7 +3,7 @@
 //! other operation is `DieselStore`'s.
 
 use super::connection_health::ConnectionHealth;
-use super::diesel_store::{build_pool, checkout, migrate_blocking, DieselBackend, OwnedFuture};
+use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
 use super::mysql_session::configure_session;
 use super::rows::NewReadingRow;
 use super::{Migrations, StoreError};
@@ -39,10 +39,7 @@ impl MysqlBackend {
         migrations: Migrations,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
-        if migrations == Migrations::Run {
-            let url = url.to_owned();
-            migrate_blocking(move || migrate(&url)).await?;
-        }
+        run_migrations(migrations, url, migrate).await?;
         let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
             url,
             pool_config(),

@@ -7,21 +7,38 @@ use chrono::NaiveDateTime;
 use diesel::backend::{Backend, DieselReserveSpecialization};
 use diesel::query_dsl::methods::BoxedDsl;
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Integer, Text, Timestamp};
+use diesel::sql_types::{BigInt, Double, HasSqlType, Integer, Text, Timestamp};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
+
+/// A diesel backend with every SQL type the tables use.
+pub(super) trait SqlTypes:
+    Backend
+    + DieselReserveSpecialization
+    + HasSqlType<Text>
+    + HasSqlType<Integer>
+    + HasSqlType<BigInt>
+    + HasSqlType<Double>
+    + HasSqlType<Timestamp>
+{
+}
+
+impl<DB> SqlTypes for DB where
+    DB: Backend
+        + DieselReserveSpecialization
+        + HasSqlType<Text>
+        + HasSqlType<Integer>
+        + HasSqlType<BigInt>
+        + HasSqlType<Double>
+        + HasSqlType<Timestamp>
+{
+}
 
 /// `sensor_data` rows matching `filter`'s conditions, ordered by
 /// `(timestamp, id)` in the filter's direction. Paging (`limit`) is applied
 /// by the caller.
 pub(super) fn filtered_readings<'a, DB>(filter: &ReadingFilter) -> sensor_data::BoxedQuery<'a, DB>
 where
-    DB: Backend
-        + DieselReserveSpecialization
-        + HasSqlType<Text>
-        + HasSqlType<Integer>
-        + HasSqlType<Timestamp>
-        + HasSqlType<BigInt>
-        + 'a,
+    DB: SqlTypes + 'a,
     String: ToSql<Text, DB>,
     i32: ToSql<Integer, DB>,
     i64: ToSql<BigInt, DB>,
@@ -67,12 +84,7 @@ pub(super) fn filter_conditions<'a, DB>(
     filter: &ReadingFilter,
 ) -> sensor_data::BoxedQuery<'a, DB>
 where
-    DB: Backend
-        + DieselReserveSpecialization
-        + HasSqlType<Text>
-        + HasSqlType<Integer>
-        + HasSqlType<Timestamp>
-        + 'a,
+    DB: SqlTypes + 'a,
     String: ToSql<Text, DB>,
     i32: ToSql<Integer, DB>,
     NaiveDateTime: ToSql<Timestamp, DB>,

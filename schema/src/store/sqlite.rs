@@ -4,7 +4,7 @@
 //! blocking thread because diesel's SQLite batch-insert path exists only
 //! there.
 
-use super::diesel_store::{build_pool, checkout, migrate_blocking, DieselBackend, OwnedFuture};
+use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
 use super::rows::NewReadingRow;
 use super::{Migrations, StoreError};
 use crate::db::{sensor_data, SQLITE_MIGRATIONS};
@@ -45,10 +45,7 @@ impl SqliteBackend {
         migrations: Migrations,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
-        if migrations == Migrations::Run {
-            let path = path.to_owned();
-            migrate_blocking(move || migrate(&path)).await?;
-        }
+        run_migrations(migrations, path, migrate).await?;
         let mut config = ManagerConfig::<Conn>::default();
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
