@@ -243,18 +243,16 @@ impl ServiceProcess {
 
     /// The status of `/readyz`, or 0 when it does not answer.
     pub async fn readyz_status(&self) -> u16 {
-        match reqwest::get(format!("{}/readyz", self.base_url())).await {
-            Ok(resp) => resp.status().as_u16(),
-            Err(_) => 0,
-        }
+        get(format!("{}/readyz", self.base_url()))
+            .await
+            .map_or(0, |(status, _)| status)
     }
 
     /// `datastream_ingest_readings_total{outcome="…"}` from `/metrics`.
     pub async fn readings_total(&self, outcome: &str) -> u64 {
-        let Ok(resp) = reqwest::get(format!("{}/metrics", self.base_url())).await else {
+        let Some((_, body)) = get(format!("{}/metrics", self.base_url())).await else {
             return 0;
         };
-        let body = resp.text().await.unwrap_or_default();
         let key = format!("datastream_ingest_readings_total{{outcome=\"{outcome}\"}} ");
         body.lines()
             .find_map(|l| l.strip_prefix(&key))
@@ -300,6 +298,24 @@ impl ServiceProcess {
             .map_err(io("sending SIGTERM"))?;
         self.child.wait().map_err(io("waiting for the exit"))
     }
+}
+
+/// A GET on the local service, off the async workers: its status and body,
+/// or `None` when nothing answers.
+async fn get(url: String) -> Option<(u16, String)> {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut resp = agent.get(&url).call().ok()?;
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Some((resp.status().as_u16(), body))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 impl Drop for ServiceProcess {
