@@ -3,6 +3,7 @@
 
 use crate::listen::ListenAddr;
 use anyhow::{bail, Context, Result};
+use datastream_schema::store::StoreOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,6 +20,10 @@ pub struct Settings {
     /// Connections each database pool keeps open; unset: the backend's
     /// default (MySQL 8, SQLite 4).
     pub database_pool_size: Option<usize>,
+    /// Keep hourly rollups and the device catalog as readings are written
+    /// (analytics then read rollups instead of rows). Off is for measuring
+    /// what they cost; turned on again, every hour is rebuilt.
+    pub rollups: bool,
     /// External broker; unset means `up` starts the embedded one.
     pub mqtt_url: Option<String>,
     /// Where the embedded broker listens (`up` moves off a taken default).
@@ -70,6 +75,7 @@ impl Default for Settings {
             database_url: "sqlite://datastream.db".into(),
             database_read_url: None,
             database_pool_size: None,
+            rollups: true,
             mqtt_url: None,
             mqtt_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 1883))),
             mqtt_users: None,
@@ -98,6 +104,7 @@ pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_READ_URL",
     "DATABASE_POOL_SIZE",
+    "ROLLUPS",
     "MQTT_URL",
     "MQTT_LISTEN",
     "MQTT_USERS",
@@ -120,6 +127,14 @@ pub const ENV_VARS: &[&str] = &[
 ];
 
 impl Settings {
+    /// How the store is opened.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            pool_size: self.database_pool_size,
+            rollups: self.rollups,
+        }
+    }
+
     /// Loads defaults, then `file` (TOML, keys as the field names), then the
     /// environment. Flags are applied by the caller afterwards.
     pub fn load(file: Option<&Path>) -> Result<Self> {

@@ -253,7 +253,7 @@ async fn start_up_generators(
 /// configured pool size, with a message that says which database failed.
 pub async fn open_store(settings: &Settings) -> Result<SharedStore> {
     let url = &settings.database_url;
-    store::connect_with(url, settings.database_pool_size)
+    store::connect_with(url, settings.store_options())
         .await
         .with_context(|| format!("opening database {}", store::redact_url(url)))
 }
@@ -287,7 +287,7 @@ pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -
     .context("JWT_SECRET refused")?;
     Ok(match &settings.database_read_url {
         Some(url) => {
-            let replica = store::connect_replica(url, settings.database_pool_size)
+            let replica = store::connect_replica(url, settings.store_options())
                 .await
                 .with_context(|| format!("opening read replica {}", store::redact_url(url)))?;
             state.with_read_replica(replica)

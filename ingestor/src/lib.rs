@@ -25,11 +25,13 @@ mod delivery;
 mod log_limit;
 mod metrics;
 mod receiver;
+mod rollup_refresher;
 mod status;
 mod writer;
 
 pub use config::IngestConfig;
 pub use metrics::IngestMetrics;
+pub use rollup_refresher::RollupRefresher;
 pub use status::IngestStatus;
 
 use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
@@ -58,6 +60,7 @@ const MAX_OUTGOING_PACKET: usize = 2 * dead_letter::MAX_DEAD_LETTER_BYTES;
 pub struct Ingestor {
     status: watch::Receiver<IngestStatus>,
     task: JoinHandle<()>,
+    refresher: RollupRefresher,
 }
 
 impl Ingestor {
@@ -66,8 +69,14 @@ impl Ingestor {
     pub fn start(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) -> Self {
         let ledger = AckLedger::new();
         let status = ledger.subscribe();
+        // The writer of readings also keeps their rollups exact.
+        let refresher = RollupRefresher::start(store.clone(), shutdown.clone());
         let task = tokio::spawn(run(config, store, shutdown, ledger));
-        Self { status, task }
+        Self {
+            status,
+            task,
+            refresher,
+        }
     }
 
     /// Waits until the ingestor is subscribed to its shared group (so
@@ -89,6 +98,7 @@ impl Ingestor {
         if let Err(error) = self.task.await {
             tracing::error!(%error, "ingestor task failed");
         }
+        self.refresher.join().await;
     }
 }
 

@@ -38,3 +38,83 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Hours whose rollups may not match their rows (the refresher rebuilds
+    /// them); every other hour's rollups are exact.
+    rollup_dirty (bucket) {
+        bucket -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One row (id 1) while rollups are stale: a writer ran with them off.
+    rollup_stale (id) {
+        id -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Per device and hour: the aggregate of its readings.
+    rollup_device_hour (id1, id2, sensor_type, bucket) {
+        id1 -> Varchar,
+        id2 -> Integer,
+        sensor_type -> Varchar,
+        bucket -> Timestamp,
+        reading_count -> BigInt,
+        value_sum -> Double,
+        value_min -> Double,
+        value_max -> Double,
+        first_at -> Timestamp,
+        first_value -> Double,
+        last_at -> Timestamp,
+        last_value -> Double,
+    }
+}
+
+diesel::table! {
+    /// Per sensor type and hour, over every device.
+    rollup_type_hour (sensor_type, bucket) {
+        sensor_type -> Varchar,
+        bucket -> Timestamp,
+        reading_count -> BigInt,
+        value_sum -> Double,
+        value_min -> Double,
+        value_max -> Double,
+        first_at -> Timestamp,
+        first_value -> Double,
+        last_at -> Timestamp,
+        last_value -> Double,
+    }
+}
+
+diesel::table! {
+    /// Per `id1`, sensor type and hour, over every `id2`.
+    rollup_id1_hour (id1, sensor_type, bucket) {
+        id1 -> Varchar,
+        sensor_type -> Varchar,
+        bucket -> Timestamp,
+        reading_count -> BigInt,
+        value_sum -> Double,
+        value_min -> Double,
+        value_max -> Double,
+        first_at -> Timestamp,
+        first_value -> Double,
+        last_at -> Timestamp,
+        last_value -> Double,
+    }
+}
+
+diesel::table! {
+    /// The device catalog: one row per device with stored readings in clean
+    /// hours' rollups (the store adds what dirty hours hold).
+    devices (id1, id2, sensor_type) {
+        id1 -> Varchar,
+        id2 -> Integer,
+        sensor_type -> Varchar,
+        first_seen -> Timestamp,
+        last_seen -> Timestamp,
+        last_value -> Double,
+        reading_count -> BigInt,
+    }
+}

@@ -13,6 +13,7 @@
 //! and store modules convert at the edge.
 #![deny(missing_docs)]
 
+pub mod analytics;
 mod db;
 pub mod filter;
 pub mod mqtt_url;

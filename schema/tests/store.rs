@@ -367,9 +367,15 @@ async fn mysql_connections_killed_by_the_server_are_replaced() {
         return;
     };
     let name = db.url().rsplit('/').next().unwrap().to_owned();
-    let store = datastream_schema::store::connect_with(db.url(), Some(2))
-        .await
-        .unwrap();
+    let store = datastream_schema::store::connect_with(
+        db.url(),
+        datastream_schema::store::StoreOptions {
+            pool_size: Some(2),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let family = filter_for(&unique_id1());
     // Two at once, so the pool opens both its connections.
     let (a, b) = tokio::join!(store.query(&family), store.query(&family));

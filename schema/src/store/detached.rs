@@ -13,12 +13,15 @@
 //! and this spawn is the only hand-off between it and the database.
 
 use super::{
-    InsertOutcome, OwnedFuture, ReadingStore, Store, StoreError, StoredReading, UserStore,
+    AnalyticsStore, InsertOutcome, OwnedFuture, ReadingStore, Store, StoreError, StoredReading,
+    UserStore,
 };
+use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
 use crate::user::{Role, User, Username};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -113,6 +116,33 @@ impl<S: Store + 'static> UserStore for Detached<S> {
         let (username, hash) = (username.clone(), password_hash.to_owned());
         self.run(|s| async move { s.create_user(&username, &hash, role).await })
             .await
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> AnalyticsStore for Detached<S> {
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, StoreError> {
+        let query = query.clone();
+        self.run(|s| async move { s.aggregate(&query).await }).await
+    }
+
+    async fn devices(
+        &self,
+        query: &DeviceQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Device>, StoreError> {
+        let query = query.clone();
+        self.run(|s| async move { s.devices(&query, now).await })
+            .await
+    }
+
+    async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError> {
+        self.run(|s| async move { s.refresh_rollups(now, most).await })
+            .await
+    }
+
+    async fn dirty_hours(&self) -> Result<u64, StoreError> {
+        self.run(|s| async move { s.dirty_hours().await }).await
     }
 }
 

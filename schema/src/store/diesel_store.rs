@@ -7,12 +7,14 @@
 //! backend that could not would fail to compile here rather than at run
 //! time.
 
+use super::analytics_store::{DirtyMark, StaleMark};
 use super::query::{filter_conditions, filtered_readings, SqlTypes};
+use super::rollup_rows::{StaleRow, WriteMarks};
 use super::rows::{NewUserRow, ReadingRow, UserRow};
 use super::{
     InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore, WRITE_CHUNK,
 };
-use crate::db::{sensor_data, users};
+use crate::db::{rollup_dirty, rollup_stale, sensor_data, users};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
 use crate::user::{Role, User, Username};
@@ -57,6 +59,13 @@ pub(crate) trait DieselBackend: Send + Sync + 'static {
     /// Checks a connection out of the pool (see [`checkout`]).
     fn conn(&self) -> impl Future<Output = Result<Self::Pooled, StoreError>> + Send;
 
+    /// Marks every hour that has readings dirty (a constant statement: no
+    /// input reaches it).
+    const MARK_EVERY_HOUR: &'static str;
+
+    /// Whether writes keep the rollups (`StoreOptions::rollups`).
+    fn rollups(&self) -> bool;
+
     /// Inserts `readings` (not empty) in one transaction, ignoring existing
     /// keys; returns how many rows were new.
     fn insert_rows(
@@ -67,7 +76,7 @@ pub(crate) trait DieselBackend: Send + Sync + 'static {
 
 /// The store over backend `B`.
 pub(crate) struct DieselStore<B> {
-    backend: Arc<B>,
+    pub(super) backend: Arc<B>,
 }
 
 impl<B: DieselBackend> DieselStore<B> {
@@ -77,7 +86,7 @@ impl<B: DieselBackend> DieselStore<B> {
         }
     }
 
-    async fn conn(&self) -> Result<B::Pooled, StoreError> {
+    pub(super) async fn conn(&self) -> Result<B::Pooled, StoreError> {
         self.backend.conn().await
     }
 }
@@ -131,6 +140,9 @@ pub(crate) async fn run_migrations(
 
 /// `sensor_data` rows, boxed.
 type ReadingsQuery<DB> = sensor_data::BoxedQuery<'static, DB>;
+/// Ids and timestamps of `sensor_data` rows.
+type IdsAndTimes<DB> =
+    BoxedSelectStatement<'static, (BigInt, Timestamp), FromClause<sensor_data::table>, DB>;
 /// One `BIGINT` column of `sensor_data` (ids, or a count).
 type SensorDataBigInts<DB> =
     BoxedSelectStatement<'static, BigInt, FromClause<sensor_data::table>, DB>;
@@ -163,6 +175,9 @@ where
     NaiveDateTime: diesel::serialize::ToSql<Timestamp, B::Db>,
     ReadingsQuery<B::Db>: LoadQuery<'static, B::Conn, ReadingRow>,
     SensorDataBigInts<B::Db>: LoadQuery<'static, B::Conn, i64>,
+    IdsAndTimes<B::Db>: LoadQuery<'static, B::Conn, (i64, NaiveDateTime)>,
+    DirtyMark: ExecuteDsl<B::Conn>,
+    StaleMark: ExecuteDsl<B::Conn>,
     ValueUpdate<B::Db>: ExecuteDsl<B::Conn>,
     diesel::dsl::EqAny<sensor_data::id, Vec<i64>>: QueryFragment<B::Db>,
     BoxedDeleteStatement<'static, B::Db, sensor_data::table>: ExecuteDsl<B::Conn>,
@@ -244,13 +259,15 @@ where
     i32: diesel::serialize::ToSql<Integer, B::Db>,
     i64: diesel::serialize::ToSql<BigInt, B::Db>,
     NaiveDateTime: diesel::serialize::ToSql<Timestamp, B::Db>,
-    SensorDataBigInts<B::Db>: LoadQuery<'static, B::Conn, i64>,
+    IdsAndTimes<B::Db>: LoadQuery<'static, B::Conn, (i64, NaiveDateTime)>,
     sensor_data::table: BoxedDsl<'static, B::Db, Output = sensor_data::BoxedQuery<'static, B::Db>>,
+    DirtyMark: ExecuteDsl<B::Conn>,
+    StaleMark: ExecuteDsl<B::Conn>,
 {
     /// Runs the statement `apply` builds on the ids of the rows `filter`
     /// matches, [`WRITE_CHUNK`] ids at a time in id order, each chunk its own
-    /// short statement, until a chunk comes back short. Returns the rows
-    /// changed.
+    /// short transaction that also marks the hours it changes dirty, until a
+    /// chunk comes back short. Returns the rows changed.
     async fn in_chunks<S>(
         &self,
         filter: &ReadingFilter,
@@ -263,22 +280,72 @@ where
         let mut total = 0;
         loop {
             let mut conn = self.conn().await?;
-            let ids: Vec<i64> = filter_conditions(sensor_data::table.into_boxed::<B::Db>(), filter)
-                .select(sensor_data::id)
-                .filter(sensor_data::id.gt(last))
-                .order(sensor_data::id.asc())
-                .limit(WRITE_CHUNK)
-                .load(&mut *conn)
-                .await?;
-            let Some(&max) = ids.last() else {
+            let rows: Vec<(i64, NaiveDateTime)> =
+                filter_conditions(sensor_data::table.into_boxed::<B::Db>(), filter)
+                    .select((sensor_data::id, sensor_data::timestamp))
+                    .filter(sensor_data::id.gt(last))
+                    .order(sensor_data::id.asc())
+                    .limit(WRITE_CHUNK)
+                    .load(&mut *conn)
+                    .await?;
+            let Some(&(max, _)) = rows.last() else {
                 return Ok(total);
             };
-            let full = ids.len() as i64 == WRITE_CHUNK;
+            let full = rows.len() as i64 == WRITE_CHUNK;
             last = max;
-            total += apply(ids).execute(&mut *conn).await? as u64;
+            let marks =
+                WriteMarks::for_times(self.backend.rollups(), rows.iter().map(|r| r.1.and_utc()));
+            let ids = rows.into_iter().map(|(id, _)| id).collect();
+            total += in_transaction(&mut *conn, &marks, apply(ids)).await?;
             if !full {
                 return Ok(total);
             }
+        }
+    }
+}
+
+/// Runs `statement` in a transaction that first records `marks`.
+async fn in_transaction<C, S>(
+    conn: &mut C,
+    marks: &WriteMarks,
+    statement: S,
+) -> Result<u64, StoreError>
+where
+    C: AsyncConnection + Send,
+    S: ExecuteDsl<C> + Send + 'static,
+    DirtyMark: ExecuteDsl<C>,
+    StaleMark: ExecuteDsl<C>,
+{
+    use diesel_async::TransactionManager;
+    C::TransactionManager::begin_transaction(conn).await?;
+    let result = async {
+        match marks {
+            WriteMarks::Hours(hours) => {
+                for hour in hours {
+                    diesel::insert_or_ignore_into(rollup_dirty::table)
+                        .values(*hour)
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            WriteMarks::Stale => {
+                diesel::insert_or_ignore_into(rollup_stale::table)
+                    .values(StaleRow::ROW)
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok::<_, StoreError>(statement.execute(conn).await? as u64)
+    }
+    .await;
+    match result {
+        Ok(n) => {
+            C::TransactionManager::commit_transaction(conn).await?;
+            Ok(n)
+        }
+        Err(error) => {
+            let _ = C::TransactionManager::rollback_transaction(conn).await;
+            Err(error)
         }
     }
 }
@@ -351,7 +418,7 @@ where
 #[async_trait]
 impl<B: DieselBackend> Store for DieselStore<B>
 where
-    Self: ReadingStore + UserStore,
+    Self: ReadingStore + UserStore + super::AnalyticsStore,
 {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;

@@ -7,15 +7,18 @@
 //! differs (connection setup, migrations and the batch insert). Nothing of
 //! diesel appears in this module's public types.
 
+mod analytics_store;
 mod connection_health;
 mod detached;
 mod diesel_store;
 mod mysql;
 mod mysql_session;
 mod query;
+mod rollup_rows;
 mod rows;
 mod sqlite;
 
+use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
 use crate::user::{Role, User, Username};
@@ -148,9 +151,30 @@ pub trait UserStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Analytics: exact time-bucket aggregates and the device catalog, from
+/// hourly rollups kept exact, and raw rows where rollups do not reach.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// The buckets `query` asks for, by start and group; empty buckets are
+    /// left out. Equals the same grouping over the matching rows.
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, StoreError>;
+    /// Every device with stored readings that `query` selects at `now`, by
+    /// sensor type, `id1`, `id2`.
+    async fn devices(
+        &self,
+        query: &DeviceQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Device>, StoreError>;
+    /// Rebuilds the rollups of at most `most` dirty hours that ended before
+    /// `now` (oldest first); returns how many it rebuilt.
+    async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError>;
+    /// Hours whose rollups wait for a rebuild.
+    async fn dirty_hours(&self) -> Result<u64, StoreError>;
+}
+
 /// The whole store, as the services use it.
 #[async_trait]
-pub trait Store: ReadingStore + UserStore {
+pub trait Store: ReadingStore + UserStore + AnalyticsStore {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `mysql` or `sqlite`, for logs.
@@ -177,36 +201,55 @@ pub enum Migrations {
 /// migrations, and returns the store, each operation [`Detached`] so that
 /// no caller can cancel a query half-way.
 pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
-    connect_with(url, None).await
+    connect_with(url, StoreOptions::default()).await
 }
 
-/// Like [`connect`], keeping `pool_size` connections open (`None`: the
-/// backend's default, [`MYSQL_POOL_SIZE`] or [`SQLITE_POOL_SIZE`]).
-pub async fn connect_with(url: &str, pool_size: Option<usize>) -> Result<SharedStore, StoreError> {
-    open(url, Migrations::Run, pool_size).await
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Connections the pool keeps open (`None`: the backend's default,
+    /// [`MYSQL_POOL_SIZE`] or [`SQLITE_POOL_SIZE`]).
+    pub pool_size: Option<usize>,
+    /// Whether writes keep the hourly rollups and the device catalog
+    /// (`ROLLUPS`, on by default). Off, analytics read raw rows; turned on
+    /// again, every hour is rebuilt.
+    pub rollups: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: None,
+            rollups: true,
+        }
+    }
+}
+
+/// Like [`connect`], with `options`.
+pub async fn connect_with(url: &str, options: StoreOptions) -> Result<SharedStore, StoreError> {
+    open(url, Migrations::Run, options).await
 }
 
 /// Connects to a read replica (`DATABASE_READ_URL`): like [`connect`], but
 /// never migrates; the replica gets the schema from its primary.
-pub async fn connect_replica(
-    url: &str,
-    pool_size: Option<usize>,
-) -> Result<SharedStore, StoreError> {
-    open(url, Migrations::Skip, pool_size).await
+pub async fn connect_replica(url: &str, options: StoreOptions) -> Result<SharedStore, StoreError> {
+    open(url, Migrations::Skip, options).await
 }
 
 async fn open(
     url: &str,
     migrations: Migrations,
-    pool_size: Option<usize>,
+    options: StoreOptions,
 ) -> Result<SharedStore, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let pool_size = pool_size.unwrap_or(SQLITE_POOL_SIZE);
-        let backend = sqlite::SqliteBackend::open(path, migrations, pool_size).await?;
+        let pool_size = options.pool_size.unwrap_or(SQLITE_POOL_SIZE);
+        let backend =
+            sqlite::SqliteBackend::open(path, migrations, pool_size, options.rollups).await?;
         Ok(Arc::new(Detached::new(DieselStore::new(backend))))
     } else if url.starts_with("mysql://") {
-        let pool_size = pool_size.unwrap_or(MYSQL_POOL_SIZE);
-        let backend = mysql::MysqlBackend::open(url, migrations, pool_size).await?;
+        let pool_size = options.pool_size.unwrap_or(MYSQL_POOL_SIZE);
+        let backend =
+            mysql::MysqlBackend::open(url, migrations, pool_size, options.rollups).await?;
         Ok(Arc::new(Detached::new(DieselStore::new(backend))))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))

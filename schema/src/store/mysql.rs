@@ -5,9 +5,10 @@
 use super::connection_health::ConnectionHealth;
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
 use super::mysql_session::configure_session;
+use super::rollup_rows::{StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
 use super::{Migrations, StoreError};
-use crate::db::{sensor_data, MYSQL_MIGRATIONS};
+use crate::db::{rollup_dirty, rollup_stale, sensor_data, MYSQL_MIGRATIONS};
 use crate::reading::Reading;
 use diesel::mysql::Mysql;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -29,6 +30,7 @@ pub const MYSQL_POOL_SIZE: usize = 8;
 /// The MySQL or MariaDB backend.
 pub(crate) struct MysqlBackend {
     pool: Pool<AsyncMysqlConnection>,
+    rollups: bool,
 }
 
 impl MysqlBackend {
@@ -38,6 +40,7 @@ impl MysqlBackend {
         url: &str,
         migrations: Migrations,
         pool_size: usize,
+        rollups: bool,
     ) -> Result<Self, StoreError> {
         run_migrations(migrations, url, migrate).await?;
         let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
@@ -46,6 +49,7 @@ impl MysqlBackend {
         );
         Ok(Self {
             pool: build_pool(manager, pool_size)?,
+            rollups,
         })
     }
 }
@@ -107,6 +111,8 @@ impl DieselBackend for MysqlBackend {
     // InnoDB takes concurrent inserts into one table.
     const CONCURRENT_WRITERS: bool = true;
 
+    const MARK_EVERY_HOUR: &'static str = "INSERT IGNORE INTO rollup_dirty (bucket) SELECT DISTINCT DATE_FORMAT(`timestamp`, '%Y-%m-%d %H:00:00') FROM sensor_data";
+
     type Pooled = Object<AsyncMysqlConnection>;
 
     fn conn(
@@ -115,15 +121,36 @@ impl DieselBackend for MysqlBackend {
         checkout(&self.pool)
     }
 
+    fn rollups(&self) -> bool {
+        self.rollups
+    }
+
+    /// One transaction: the rollup marks first (so that a refresher taking
+    /// a mark waits for this write), then the rows.
     fn insert_rows(
         self: Arc<Self>,
         readings: Arc<[Reading]>,
     ) -> OwnedFuture<Result<u64, StoreError>> {
         Box::pin(async move {
             let rows: Vec<NewReadingRow<'_>> = readings.iter().map(NewReadingRow::from).collect();
+            let marks = WriteMarks::for_readings(self.rollups, &readings);
             let mut conn = self.conn().await?;
             let inserted = conn
                 .transaction(async |conn| {
+                    match &marks {
+                        WriteMarks::Hours(hours) => {
+                            diesel::insert_or_ignore_into(rollup_dirty::table)
+                                .values(hours)
+                                .execute(conn)
+                                .await?
+                        }
+                        WriteMarks::Stale => {
+                            diesel::insert_or_ignore_into(rollup_stale::table)
+                                .values(StaleRow::ROW)
+                                .execute(conn)
+                                .await?
+                        }
+                    };
                     let mut inserted = 0u64;
                     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                         let n = diesel::insert_or_ignore_into(sensor_data::table)

@@ -5,9 +5,10 @@
 //! there.
 
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
+use super::rollup_rows::{StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
 use super::{Migrations, StoreError};
-use crate::db::{sensor_data, SQLITE_MIGRATIONS};
+use crate::db::{rollup_dirty, rollup_stale, sensor_data, SQLITE_MIGRATIONS};
 use crate::reading::Reading;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -35,6 +36,7 @@ const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mo
 /// The SQLite backend, on one database file.
 pub(crate) struct SqliteBackend {
     pool: Pool<Conn>,
+    rollups: bool,
 }
 
 impl SqliteBackend {
@@ -44,6 +46,7 @@ impl SqliteBackend {
         path: &str,
         migrations: Migrations,
         pool_size: usize,
+        rollups: bool,
     ) -> Result<Self, StoreError> {
         run_migrations(migrations, path, migrate).await?;
         let mut config = ManagerConfig::<Conn>::default();
@@ -60,6 +63,7 @@ impl SqliteBackend {
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
         Ok(Self {
             pool: build_pool(manager, pool_size)?,
+            rollups,
         })
     }
 }
@@ -87,24 +91,43 @@ impl DieselBackend for SqliteBackend {
     // One writer at a time: a second transaction only waits for the lock.
     const CONCURRENT_WRITERS: bool = false;
 
+    const MARK_EVERY_HOUR: &'static str = "INSERT OR IGNORE INTO rollup_dirty (bucket) SELECT DISTINCT strftime('%Y-%m-%d %H:00:00', \"timestamp\") FROM sensor_data";
+
     type Pooled = Object<Conn>;
 
     fn conn(&self) -> impl Future<Output = Result<Object<Conn>, StoreError>> + Send {
         checkout(&self.pool)
     }
 
-    /// One `IMMEDIATE` transaction on a blocking thread.
+    fn rollups(&self) -> bool {
+        self.rollups
+    }
+
+    /// One `IMMEDIATE` transaction on a blocking thread: the rollup marks,
+    /// then the rows.
     fn insert_rows(
         self: Arc<Self>,
         readings: Arc<[Reading]>,
     ) -> OwnedFuture<Result<u64, StoreError>> {
         Box::pin(async move {
+            let marks = WriteMarks::for_readings(self.rollups, &readings);
             let mut conn = self.conn().await?;
             let inserted = conn
                 .spawn_blocking(move |conn| {
                     let rows: Vec<NewReadingRow<'_>> =
                         readings.iter().map(NewReadingRow::from).collect();
                     conn.immediate_transaction(|conn| {
+                        match &marks {
+                            WriteMarks::Hours(hours) => diesel::RunQueryDsl::execute(
+                                diesel::insert_or_ignore_into(rollup_dirty::table).values(hours),
+                                conn,
+                            )?,
+                            WriteMarks::Stale => diesel::RunQueryDsl::execute(
+                                diesel::insert_or_ignore_into(rollup_stale::table)
+                                    .values(StaleRow::ROW),
+                                conn,
+                            )?,
+                        };
                         let mut inserted = 0u64;
                         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                             let insert =

@@ -1,0 +1,79 @@
+-- Hourly rollups of sensor_data and the device catalog, kept exact by the
+-- rollup refresher (docs/DECISIONS.md, "Exact rollups: dirty hours").
+-- An hour listed in rollup_dirty has rollups that may not match its rows;
+-- every other hour's rollups match them exactly.
+CREATE TABLE rollup_dirty (
+    bucket TIMESTAMP NOT NULL PRIMARY KEY
+);
+
+CREATE TABLE rollup_device_hour (
+    id1 VARCHAR(32) NOT NULL,
+    id2 INTEGER NOT NULL,
+    sensor_type VARCHAR(64) NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    reading_count BIGINT NOT NULL,
+    value_sum DOUBLE NOT NULL,
+    value_min DOUBLE NOT NULL,
+    value_max DOUBLE NOT NULL,
+    first_at TIMESTAMP NOT NULL,
+    first_value DOUBLE NOT NULL,
+    last_at TIMESTAMP NOT NULL,
+    last_value DOUBLE NOT NULL,
+    PRIMARY KEY (id1, id2, sensor_type, bucket)
+);
+CREATE INDEX idx_rollup_device_hour_bucket ON rollup_device_hour (bucket);
+
+CREATE TABLE rollup_type_hour (
+    sensor_type VARCHAR(64) NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    reading_count BIGINT NOT NULL,
+    value_sum DOUBLE NOT NULL,
+    value_min DOUBLE NOT NULL,
+    value_max DOUBLE NOT NULL,
+    first_at TIMESTAMP NOT NULL,
+    first_value DOUBLE NOT NULL,
+    last_at TIMESTAMP NOT NULL,
+    last_value DOUBLE NOT NULL,
+    PRIMARY KEY (sensor_type, bucket)
+);
+CREATE INDEX idx_rollup_type_hour_bucket ON rollup_type_hour (bucket);
+
+CREATE TABLE rollup_id1_hour (
+    id1 VARCHAR(32) NOT NULL,
+    sensor_type VARCHAR(64) NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    reading_count BIGINT NOT NULL,
+    value_sum DOUBLE NOT NULL,
+    value_min DOUBLE NOT NULL,
+    value_max DOUBLE NOT NULL,
+    first_at TIMESTAMP NOT NULL,
+    first_value DOUBLE NOT NULL,
+    last_at TIMESTAMP NOT NULL,
+    last_value DOUBLE NOT NULL,
+    PRIMARY KEY (id1, sensor_type, bucket)
+);
+CREATE INDEX idx_rollup_id1_hour_bucket ON rollup_id1_hour (bucket);
+
+CREATE TABLE devices (
+    id1 VARCHAR(32) NOT NULL,
+    id2 INTEGER NOT NULL,
+    sensor_type VARCHAR(64) NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL,
+    last_value DOUBLE NOT NULL,
+    reading_count BIGINT NOT NULL,
+    PRIMARY KEY (id1, id2, sensor_type)
+);
+CREATE INDEX idx_devices_last_seen ON devices (last_seen);
+
+-- Present while some writer runs with rollups off (ROLLUPS=off): its
+-- writes mark no hours, so the refresher marks every hour dirty and
+-- removes this row, and answers read rows until it has.
+CREATE TABLE rollup_stale (
+    id INTEGER NOT NULL PRIMARY KEY
+);
+
+-- Readings stored before this migration: every hour they fall in is dirty,
+-- and the refresher builds its rollups.
+INSERT INTO rollup_dirty (bucket)
+    SELECT DISTINCT strftime('%Y-%m-%d %H:00:00', "timestamp") FROM sensor_data;

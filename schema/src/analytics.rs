@@ -1,0 +1,500 @@
+//! Analytics in the domain: time buckets, how readings are grouped, the
+//! aggregate of a group, and the questions the analytics endpoints ask.
+//!
+//! Everything here is plain arithmetic on readings; where the numbers come
+//! from (rollups or raw rows) is the store's business. An [`Aggregate`]
+//! merges with another exactly as if both sets of readings had been
+//! aggregated at once, which is what lets rollups stand in for rows.
+
+use crate::filter::{parse_duration, FilterError, FilterParams, ReadingFilter};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+/// Buckets a request may ask for at most, per `max_points`: more is a 400.
+pub const MAX_BUCKETS_PER_POINT: i64 = 10;
+/// `max_points` when the request does not say.
+pub const DEFAULT_MAX_POINTS: u32 = 1_000;
+/// The largest `max_points` accepted.
+pub const MAX_MAX_POINTS: u32 = 10_000;
+/// The window of a request that gives no `from`, `to` or `duration`.
+pub const DEFAULT_WINDOW: Duration = Duration::hours(24);
+
+/// The intervals an automatic choice picks from, in seconds.
+const LADDER: [i64; 21] = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200,
+    86_400, 172_800, 604_800, 2_592_000,
+];
+/// The shortest and the longest interval: 1 s and 30 days.
+const SHORTEST: i64 = 1;
+const LONGEST: i64 = 30 * 86_400;
+
+/// A bucket width: whole seconds from 1 s to 30 days. Buckets are aligned to
+/// the Unix epoch in UTC: a bucket starts at a multiple of its width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Interval(i64);
+
+impl Interval {
+    /// Parses `90s`, `15m`, `2h`, `7d` (the `duration` syntax), 1 s to 30 d.
+    pub fn parse(text: &str) -> Result<Self, FilterError> {
+        let seconds = parse_duration(text)
+            .map_err(|_| {
+                FilterError::new(
+                    "interval",
+                    "must be a whole number with s, m, h or d, from 1s to 30d, e.g. 1h",
+                )
+            })?
+            .num_seconds();
+        Self::from_seconds(seconds)
+    }
+
+    /// An interval of `seconds`, 1 s to 30 d.
+    pub fn from_seconds(seconds: i64) -> Result<Self, FilterError> {
+        if (SHORTEST..=LONGEST).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err(FilterError::new("interval", "must be from 1s to 30d"))
+        }
+    }
+
+    /// The shortest interval of the ladder (1 s, 2 s, 5 s, … 1 h, … 30 d)
+    /// that cuts `window` into at most `max_points` buckets.
+    pub fn automatic(window: Duration, max_points: u32) -> Self {
+        let seconds = window.num_seconds().max(1);
+        let chosen = LADDER
+            .iter()
+            .copied()
+            .find(|w| buckets_in(seconds, *w) <= i64::from(max_points))
+            .unwrap_or(LONGEST);
+        Self(chosen)
+    }
+
+    /// The width in seconds.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+
+    /// The start of the bucket `at` falls in.
+    pub fn bucket_of(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let start = at.timestamp().div_euclid(self.0) * self.0;
+        Utc.timestamp_opt(start, 0).single().unwrap_or(at)
+    }
+
+    /// The text form: the largest unit that divides it (`90s`, `15m`, `1h`).
+    pub fn label(self) -> String {
+        match self.0 {
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+            s if s % 60 == 0 => format!("{}m", s / 60),
+            s => format!("{s}s"),
+        }
+    }
+}
+
+/// How many buckets of `width` seconds a window of `seconds` touches at most.
+fn buckets_in(seconds: i64, width: i64) -> i64 {
+    seconds.div_euclid(width) + 1
+}
+
+/// What readings are grouped by, besides their bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GroupBy {
+    /// One group per device: `sensor_type`, `id1`, `id2` (the default).
+    #[default]
+    Device,
+    /// One group per sensor type.
+    SensorType,
+    /// One group per `id1`.
+    Id1,
+    /// One group for everything.
+    None,
+}
+
+impl GroupBy {
+    /// Parses `device`, `sensor_type`, `id1` or `none`.
+    pub fn parse(text: &str) -> Result<Self, FilterError> {
+        match text {
+            "device" => Ok(Self::Device),
+            "sensor_type" => Ok(Self::SensorType),
+            "id1" => Ok(Self::Id1),
+            "none" => Ok(Self::None),
+            _ => Err(FilterError::new(
+                "group_by",
+                "must be device, sensor_type, id1 or none",
+            )),
+        }
+    }
+
+    /// The group a reading of this device belongs to.
+    pub fn key(self, sensor_type: &str, id1: &str, id2: i32) -> GroupKey {
+        match self {
+            Self::Device => GroupKey {
+                sensor_type: Some(sensor_type.to_owned()),
+                id1: Some(id1.to_owned()),
+                id2: Some(id2),
+            },
+            Self::SensorType => GroupKey {
+                sensor_type: Some(sensor_type.to_owned()),
+                ..GroupKey::default()
+            },
+            Self::Id1 => GroupKey {
+                id1: Some(id1.to_owned()),
+                ..GroupKey::default()
+            },
+            Self::None => GroupKey::default(),
+        }
+    }
+}
+
+/// The fields a group is keyed by; those not grouped on are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct GroupKey {
+    /// The sensor type, when grouped by device or sensor type.
+    pub sensor_type: Option<String>,
+    /// `id1`, when grouped by device or `id1`.
+    pub id1: Option<String>,
+    /// `id2`, when grouped by device.
+    pub id2: Option<i32>,
+}
+
+/// A value at an instant: a bucket's first or last reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// Its value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// Ordered by time, then by value: readings of different devices may
+    /// share a timestamp, and `first`/`last` must not depend on the order
+    /// rows are read in.
+    fn before(&self, other: &Sample) -> bool {
+        match self.at.cmp(&other.at) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => self.value.total_cmp(&other.value).is_lt(),
+        }
+    }
+}
+
+/// The aggregate of a set of readings: count, sum, min, max, and the
+/// earliest and latest reading (ties between readings of one instant go to
+/// the smaller value for `first` and the larger for `last`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregate {
+    /// Readings.
+    pub count: u64,
+    /// Sum of their values.
+    pub sum: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// The earliest reading.
+    pub first: Sample,
+    /// The latest reading.
+    pub last: Sample,
+}
+
+impl Aggregate {
+    /// The aggregate of one reading.
+    pub fn of(at: DateTime<Utc>, value: f64) -> Self {
+        let sample = Sample { at, value };
+        Self {
+            count: 1,
+            sum: value,
+            min: value,
+            max: value,
+            first: sample,
+            last: sample,
+        }
+    }
+
+    /// Adds `other` in: the aggregate of both sets of readings.
+    pub fn merge(&mut self, other: &Aggregate) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if other.first.before(&self.first) {
+            self.first = other.first;
+        }
+        if self.last.before(&other.last) {
+            self.last = other.last;
+        }
+    }
+
+    /// The mean value.
+    pub fn avg(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
+
+/// One bucket of one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// Where the bucket starts.
+    pub start: DateTime<Utc>,
+    /// Which group.
+    pub key: GroupKey,
+    /// Its readings' aggregate.
+    pub aggregate: Aggregate,
+}
+
+/// A question for `GET /readings/aggregate`: which readings (the filter's
+/// conditions, within `[from, to)`), in buckets of which width, grouped how.
+#[derive(Debug, Clone)]
+pub struct AggregateQuery {
+    conditions: ReadingFilter,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    interval: Interval,
+    group_by: GroupBy,
+}
+
+/// The parameters of an aggregate request, as received.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AggregateParams<'a> {
+    /// The readings filters (`limit`, `order`, `page` are not taken).
+    pub filter: FilterParams<'a>,
+    /// Bucket width (`duration` syntax); `None`: chosen automatically.
+    pub interval: Option<&'a str>,
+    /// `device`, `sensor_type`, `id1` or `none`; `None`: `device`.
+    pub group_by: Option<&'a str>,
+    /// The most buckets an automatic interval may make (default 1,000).
+    pub max_points: Option<&'a str>,
+}
+
+impl AggregateQuery {
+    /// Parses a request at instant `now`. Without `from`, the window starts
+    /// [`DEFAULT_WINDOW`] before its end; without `to`, it ends at `now`.
+    pub fn parse(p: AggregateParams<'_>, now: DateTime<Utc>) -> Result<Self, FilterError> {
+        let conditions = ReadingFilter::parse(p.filter, now)?;
+        let to = conditions.to().unwrap_or(now);
+        let from = conditions.from().unwrap_or(to - DEFAULT_WINDOW);
+        if from >= to {
+            return Err(FilterError::new("from", "must be before to"));
+        }
+        let max_points = match p.max_points {
+            None => DEFAULT_MAX_POINTS,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_MAX_POINTS).contains(n))
+                .ok_or_else(|| {
+                    FilterError::new(
+                        "max_points",
+                        format!("must be an integer from 1 to {MAX_MAX_POINTS}"),
+                    )
+                })?,
+        };
+        let interval = match p.interval {
+            None => Interval::automatic(to - from, max_points),
+            Some(text) => Interval::parse(text)?,
+        };
+        let buckets = buckets_in((to - from).num_seconds(), interval.seconds());
+        let most = i64::from(max_points) * MAX_BUCKETS_PER_POINT;
+        if buckets > most {
+            return Err(FilterError::new(
+                "interval",
+                format!(
+                    "makes {buckets} buckets of this window, more than {most} (max_points × {MAX_BUCKETS_PER_POINT}); choose a longer interval or a shorter window"
+                ),
+            ));
+        }
+        let group_by = p
+            .group_by
+            .map(GroupBy::parse)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Self {
+            conditions,
+            from,
+            to,
+            interval,
+            group_by,
+        })
+    }
+
+    /// Which readings: `id1`, `id2`, `sensor_type` (the time bounds are
+    /// [`from`](Self::from) and [`to`](Self::to)).
+    pub fn conditions(&self) -> &ReadingFilter {
+        &self.conditions
+    }
+    /// Inclusive start of the window.
+    pub fn from(&self) -> DateTime<Utc> {
+        self.from
+    }
+    /// Exclusive end of the window.
+    pub fn to(&self) -> DateTime<Utc> {
+        self.to
+    }
+    /// Bucket width.
+    pub fn interval(&self) -> Interval {
+        self.interval
+    }
+    /// Grouping.
+    pub fn group_by(&self) -> GroupBy {
+        self.group_by
+    }
+}
+
+/// One device as the catalog lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// Its sensor type.
+    pub sensor_type: String,
+    /// Its `id1`.
+    pub id1: String,
+    /// Its `id2`.
+    pub id2: i32,
+    /// Its earliest stored reading.
+    pub first_seen: DateTime<Utc>,
+    /// Its latest stored reading.
+    pub last_seen: DateTime<Utc>,
+    /// That reading's value.
+    pub last_value: f64,
+    /// Readings stored.
+    pub count: u64,
+}
+
+/// A question for `GET /devices`.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceQuery {
+    conditions: ReadingFilter,
+    silent_for: Option<Duration>,
+}
+
+impl DeviceQuery {
+    /// Parses `sensor_type`, `id1`, `id2` and `silent_for` (`duration`
+    /// syntax: devices whose latest reading is older than that).
+    pub fn parse(
+        filter: FilterParams<'_>,
+        silent_for: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, FilterError> {
+        let conditions = ReadingFilter::parse(filter, now)?;
+        let silent_for = silent_for
+            .map(|text| {
+                parse_duration(text).map_err(|_| {
+                    FilterError::new(
+                        "silent_for",
+                        "must be a whole number with s, m, h or d, e.g. 10m",
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            conditions,
+            silent_for,
+        })
+    }
+
+    /// Which devices: `id1`, `id2`, `sensor_type`.
+    pub fn conditions(&self) -> &ReadingFilter {
+        &self.conditions
+    }
+
+    /// Whether `device` answers the question at `now`.
+    pub fn selects(&self, device: &Device, now: DateTime<Utc>) -> bool {
+        let c = &self.conditions;
+        c.sensor_type()
+            .is_none_or(|t| t.as_str() == device.sensor_type)
+            && c.id1().is_none_or(|i| i.as_str() == device.id1)
+            && c.id2().is_none_or(|i| i.get() == device.id2)
+            && self
+                .silent_for
+                .is_none_or(|quiet| device.last_seen < now - quiet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).unwrap()
+    }
+
+    #[test]
+    fn intervals_parse_like_durations_within_1s_to_30d() {
+        assert_eq!(Interval::parse("1h").unwrap().seconds(), 3_600);
+        assert_eq!(Interval::parse("30d").unwrap().seconds(), 2_592_000);
+        for bad in ["0s", "31d", "1w", "", "1.5h"] {
+            assert_eq!(Interval::parse(bad).unwrap_err().field, "interval", "{bad}");
+        }
+    }
+
+    #[test]
+    fn buckets_are_aligned_to_the_epoch() {
+        let hour = Interval::parse("1h").unwrap();
+        assert_eq!(hour.bucket_of(at(7_199)), at(3_600));
+        assert_eq!(hour.bucket_of(at(7_200)), at(7_200));
+        assert_eq!(hour.bucket_of(at(-1)), at(-3_600));
+    }
+
+    #[test]
+    fn an_automatic_interval_makes_at_most_max_points_buckets() {
+        let day = Interval::automatic(Duration::days(30), 1_000);
+        assert_eq!(day.label(), "1h");
+        assert_eq!(
+            Interval::automatic(Duration::minutes(10), 1_000).label(),
+            "1s"
+        );
+        assert_eq!(Interval::automatic(Duration::days(30), 10).label(), "7d");
+    }
+
+    #[test]
+    fn merging_aggregates_is_aggregating_at_once() {
+        let mut a = Aggregate::of(at(10), 3.0);
+        a.merge(&Aggregate::of(at(5), 7.0));
+        a.merge(&Aggregate::of(at(20), 1.0));
+        assert_eq!((a.count, a.sum, a.min, a.max), (3, 11.0, 1.0, 7.0));
+        assert_eq!((a.first.value, a.last.value), (7.0, 1.0));
+    }
+
+    #[test]
+    fn ties_in_time_go_to_the_smaller_first_and_the_larger_last() {
+        let mut a = Aggregate::of(at(10), 3.0);
+        a.merge(&Aggregate::of(at(10), 1.0));
+        a.merge(&Aggregate::of(at(10), 5.0));
+        assert_eq!((a.first.value, a.last.value), (1.0, 5.0));
+    }
+
+    #[test]
+    fn too_many_buckets_is_a_400_naming_interval() {
+        let now = at(1_000_000);
+        let e = AggregateQuery::parse(
+            AggregateParams {
+                filter: FilterParams {
+                    duration: Some("30d"),
+                    ..Default::default()
+                },
+                interval: Some("1s"),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "interval");
+    }
+
+    #[test]
+    fn bad_group_by_and_max_points_are_named() {
+        let now = at(1_000_000);
+        let bad = |group_by, max_points| {
+            AggregateQuery::parse(
+                AggregateParams {
+                    group_by,
+                    max_points,
+                    ..Default::default()
+                },
+                now,
+            )
+            .unwrap_err()
+            .field
+        };
+        assert_eq!(bad(Some("colour"), None), "group_by");
+        assert_eq!(bad(None, Some("0")), "max_points");
+    }
+}

@@ -1,0 +1,1038 @@
+//! The analytics of `DieselStore`: exact time-bucket aggregates, the device
+//! catalog, and the refresher that keeps the hourly rollups exact.
+//!
+//! The invariant: an hour not listed in `rollup_dirty` has rollups that
+//! equal the aggregate of its rows. Every write marks the hours it touches
+//! in the same transaction (the batch insert, an edit or delete chunk), and
+//! the refresher rebuilds a marked hour from its rows in one transaction
+//! that starts by deleting the mark — the row lock on the mark orders it
+//! after any writer still holding that hour. An answer therefore reads
+//! rollups for clean whole hours and rows for everything else: the edges of
+//! the window, dirty hours, and intervals that are not whole hours.
+
+use super::diesel_store::{DieselBackend, DieselStore};
+use super::query::{filter_conditions, SqlTypes};
+use super::rollup_rows::{
+    hour_of, DeviceHourRow, DeviceRow, DirtyRow, Id1HourRow, NewDeviceHourRow, NewId1HourRow,
+    NewTypeHourRow, RawRow, StaleRow, TypeHourRow,
+};
+use super::{AnalyticsStore, StoreError};
+use crate::analytics::{
+    Aggregate, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy, GroupKey, Interval,
+};
+use crate::db::{
+    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
+    sensor_data,
+};
+use crate::filter::ReadingFilter;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::query_builder::{
+    BoxedDeleteStatement, BoxedSelectStatement, FromClause, InsertOrIgnoreStatement,
+    InsertStatement,
+};
+use diesel::query_dsl::methods::BoxedDsl;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Double, Integer, Text, Timestamp};
+use diesel::{ExpressionMethods, Insertable, QueryDsl};
+use diesel_async::methods::{ExecuteDsl, LoadQuery};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use futures_util::TryStreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Dirty hours in a window beyond which an answer reads the window's rows
+/// instead of rollups (right after an upgrade, every hour is dirty).
+const MOST_DIRTY_HOURS: usize = 48;
+/// An hour is refreshed only once it has ended this long ago: readings
+/// still arriving for it would only mark it again.
+const SETTLE: i64 = 5;
+
+/// A reading's device, time and value, as selected from `sensor_data`.
+type RawColumns = (Text, Text, Integer, Timestamp, Double);
+type RawQuery<DB> = BoxedSelectStatement<'static, RawColumns, FromClause<sensor_data::table>, DB>;
+type DeviceInsert = InsertStatement<
+    rollup_device_hour::table,
+    <NewDeviceHourRow as Insertable<rollup_device_hour::table>>::Values,
+>;
+type TypeInsert = InsertStatement<
+    rollup_type_hour::table,
+    <NewTypeHourRow as Insertable<rollup_type_hour::table>>::Values,
+>;
+type Id1Insert = InsertStatement<
+    rollup_id1_hour::table,
+    <NewId1HourRow as Insertable<rollup_id1_hour::table>>::Values,
+>;
+type CatalogInsert =
+    InsertStatement<devices::table, <DeviceRow as Insertable<devices::table>>::Values>;
+/// Marking the rollups stale.
+pub(super) type StaleMark = InsertOrIgnoreStatement<
+    rollup_stale::table,
+    <StaleRow as Insertable<rollup_stale::table>>::Values,
+>;
+/// Marking an hour dirty.
+pub(super) type DirtyMark = InsertOrIgnoreStatement<
+    rollup_dirty::table,
+    <DirtyRow as Insertable<rollup_dirty::table>>::Values,
+>;
+
+#[async_trait]
+impl<B: DieselBackend> AnalyticsStore for DieselStore<B>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    i64: ToSql<BigInt, B::Db>,
+    f64: ToSql<Double, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    sensor_data::table: BoxedDsl<'static, B::Db, Output = sensor_data::BoxedQuery<'static, B::Db>>,
+    rollup_dirty::table:
+        BoxedDsl<'static, B::Db, Output = rollup_dirty::BoxedQuery<'static, B::Db>>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_device_hour::BoxedQuery<'static, B::Db>>,
+    rollup_type_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_type_hour::BoxedQuery<'static, B::Db>>,
+    rollup_id1_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_id1_hour::BoxedQuery<'static, B::Db>>,
+    devices::table: BoxedDsl<'static, B::Db, Output = devices::BoxedQuery<'static, B::Db>>,
+    rollup_stale::table:
+        BoxedDsl<'static, B::Db, Output = rollup_stale::BoxedQuery<'static, B::Db>>,
+    rollup_stale::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, StaleRow>,
+    BoxedDeleteStatement<'static, B::Db, rollup_stale::table>: ExecuteDsl<B::Conn>,
+    RawQuery<B::Db>: LoadQuery<'static, B::Conn, RawRow>,
+    rollup_dirty::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DirtyRow>,
+    rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
+    rollup_type_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, TypeHourRow>,
+    rollup_id1_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, Id1HourRow>,
+    devices::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceRow>,
+    BoxedDeleteStatement<'static, B::Db, rollup_dirty::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
+    DeviceInsert: ExecuteDsl<B::Conn>,
+    TypeInsert: ExecuteDsl<B::Conn>,
+    Id1Insert: ExecuteDsl<B::Conn>,
+    CatalogInsert: ExecuteDsl<B::Conn>,
+{
+    async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<Bucket>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut buckets = Buckets::new(q.interval(), q.group_by());
+        let mut raw = vec![(q.from(), q.to())];
+        let usable = self.rollups_usable(&mut *conn).await?;
+        if usable && q.interval().seconds() % 3_600 == 0 {
+            let (first, end) = (ceil_hour(q.from()), floor_hour(q.to()));
+            if first < end {
+                let dirty = dirty_hours_in(&mut *conn, first, end).await?;
+                if dirty.len() <= MOST_DIRTY_HOURS {
+                    let table = HourTable::for_query(q);
+                    let rows = table.load(&mut *conn, q.conditions(), first, end).await?;
+                    for (bucket, key, aggregate) in rows {
+                        if !dirty.contains(&bucket) {
+                            buckets.add_group(bucket.and_utc(), key, q.group_by(), &aggregate);
+                        }
+                    }
+                    raw = outside_clean_hours(q.from(), q.to(), first, end, &dirty);
+                }
+            }
+        }
+        for (from, to) in raw {
+            let filter = q.conditions().clone().within(from, to);
+            let rows = raw_rows(&filter).load_stream::<RawRow>(&mut *conn).await?;
+            let mut rows = std::pin::pin!(rows);
+            while let Some(r) = rows.try_next().await? {
+                let key = q.group_by().key(&r.sensor_type, &r.id1, r.id2);
+                buckets.add(
+                    r.timestamp.and_utc(),
+                    key,
+                    &Aggregate::of(r.timestamp.and_utc(), r.value),
+                );
+            }
+        }
+        Ok(buckets.into_sorted())
+    }
+
+    async fn devices(
+        &self,
+        q: &DeviceQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Device>, StoreError> {
+        let mut conn = self.conn().await?;
+        if !self.rollups_usable(&mut *conn).await? {
+            let all = per_device(&mut *conn, q.conditions()).await?;
+            return Ok(all
+                .into_iter()
+                .map(|(key, a)| key.device(&a))
+                .filter(|d| q.selects(d, now))
+                .collect());
+        }
+        let mut catalog: BTreeMap<DeviceKey, Aggregate> = BTreeMap::new();
+        let rows: Vec<DeviceRow> = catalog_query(q.conditions()).load(&mut *conn).await?;
+        for r in rows {
+            let device = Device::from(r);
+            catalog.insert(DeviceKey::of(&device), device_aggregate(&device));
+        }
+        // What the dirty hours hold replaces what their rollups said.
+        let dirty: Vec<DirtyRow> = rollup_dirty::table.into_boxed().load(&mut *conn).await?;
+        correct_for_dirty_hours(&mut *conn, q.conditions(), &dirty, &mut catalog).await?;
+        Ok(catalog
+            .into_iter()
+            .filter(|(_, a)| a.count > 0)
+            .map(|(key, a)| key.device(&a))
+            .filter(|d| q.selects(d, now))
+            .collect())
+    }
+
+    async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError> {
+        if !self.backend.rollups() {
+            return Ok(0);
+        }
+        let settled = (now - Duration::seconds(3_600 + SETTLE)).naive_utc();
+        let mut conn = self.conn().await?;
+        clear_stale::<B>(&mut *conn).await?;
+        let hours: Vec<DirtyRow> = rollup_dirty::table
+            .into_boxed()
+            .filter(rollup_dirty::bucket.le(settled))
+            .order(rollup_dirty::bucket.asc())
+            .limit(most as i64)
+            .load(&mut *conn)
+            .await?;
+        let mut refreshed = 0;
+        for hour in hours {
+            if refresh_hour(&mut *conn, hour.bucket).await? {
+                refreshed += 1;
+            }
+        }
+        Ok(refreshed)
+    }
+
+    async fn dirty_hours(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let all: Vec<DirtyRow> = rollup_dirty::table.into_boxed().load(&mut *conn).await?;
+        Ok(all.len() as u64)
+    }
+}
+
+impl<B: DieselBackend> DieselStore<B>
+where
+    rollup_stale::table:
+        BoxedDsl<'static, B::Db, Output = rollup_stale::BoxedQuery<'static, B::Db>>,
+    rollup_stale::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, StaleRow>,
+{
+    /// Whether answers may read rollups: this process keeps them, and no
+    /// writer with rollups off has left them stale.
+    async fn rollups_usable(&self, conn: &mut B::Conn) -> Result<bool, StoreError> {
+        if !self.backend.rollups() {
+            return Ok(false);
+        }
+        let stale: Vec<StaleRow> = rollup_stale::table.into_boxed().load(conn).await?;
+        Ok(stale.is_empty())
+    }
+}
+
+/// When a writer with rollups off has marked them stale: marks every hour
+/// that has readings dirty and removes the stale row, in one transaction
+/// that starts by deleting that row (a writer still marking it waits, and
+/// its readings are seen by the scan).
+async fn clear_stale<B: DieselBackend>(conn: &mut B::Conn) -> Result<(), StoreError>
+where
+    BoxedDeleteStatement<'static, B::Db, rollup_stale::table>: ExecuteDsl<B::Conn>,
+{
+    use diesel_async::{SimpleAsyncConnection, TransactionManager};
+    <B::Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
+    let result = async {
+        let taken = diesel::delete(rollup_stale::table)
+            .into_boxed::<B::Db>()
+            .execute(conn)
+            .await?;
+        if taken > 0 {
+            tracing::warn!(
+                "rollups were left stale by a writer with ROLLUPS=off; rebuilding every hour"
+            );
+            conn.batch_execute(B::MARK_EVERY_HOUR).await?;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            <B::Conn as AsyncConnection>::TransactionManager::commit_transaction(conn).await?;
+            Ok(())
+        }
+        Err(error) => {
+            let _ =
+                <B::Conn as AsyncConnection>::TransactionManager::rollback_transaction(conn).await;
+            Err(error)
+        }
+    }
+}
+
+/// The first whole hour at or after `at`.
+fn ceil_hour(at: DateTime<Utc>) -> NaiveDateTime {
+    let hour = hour_of(at);
+    if hour == at.naive_utc() {
+        hour
+    } else {
+        hour + Duration::hours(1)
+    }
+}
+
+/// The start of the hour `at` falls in.
+fn floor_hour(at: DateTime<Utc>) -> NaiveDateTime {
+    hour_of(at)
+}
+
+/// What of `[from, to)` rollups do not cover: the part before the first
+/// whole hour, after the last, and each dirty hour (adjacent ones joined).
+fn outside_clean_hours(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    first: NaiveDateTime,
+    end: NaiveDateTime,
+    dirty: &BTreeSet<NaiveDateTime>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    let mut push = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        if a >= b {
+            return;
+        }
+        match ranges.last_mut() {
+            Some(last) if last.1 == a => last.1 = b,
+            _ => ranges.push((a, b)),
+        }
+    };
+    push(from, first.and_utc());
+    for hour in dirty {
+        push(hour.and_utc(), (*hour + Duration::hours(1)).and_utc());
+    }
+    push(end.and_utc(), to);
+    ranges
+}
+
+/// Buckets being filled: partial aggregates merged by bucket and group.
+struct Buckets {
+    interval: Interval,
+    by_bucket: BTreeMap<(DateTime<Utc>, GroupKey), Aggregate>,
+}
+
+impl Buckets {
+    fn new(interval: Interval, _group_by: GroupBy) -> Self {
+        Self {
+            interval,
+            by_bucket: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the aggregate of readings taken in the bucket of `at`.
+    fn add(&mut self, at: DateTime<Utc>, key: GroupKey, aggregate: &Aggregate) {
+        let start = self.interval.bucket_of(at);
+        match self.by_bucket.get_mut(&(start, key.clone())) {
+            Some(existing) => existing.merge(aggregate),
+            None => {
+                self.by_bucket.insert((start, key), *aggregate);
+            }
+        }
+    }
+
+    /// Adds an hourly rollup of `key`'s readings, regrouped by `group_by`.
+    fn add_group(&mut self, hour: DateTime<Utc>, key: GroupKey, group_by: GroupBy, a: &Aggregate) {
+        let regrouped = group_by.key(
+            key.sensor_type.as_deref().unwrap_or(""),
+            key.id1.as_deref().unwrap_or(""),
+            key.id2.unwrap_or(0),
+        );
+        self.add(hour, regrouped, a);
+    }
+
+    fn into_sorted(self) -> Vec<Bucket> {
+        self.by_bucket
+            .into_iter()
+            .map(|((start, key), aggregate)| Bucket {
+                start,
+                key,
+                aggregate,
+            })
+            .collect()
+    }
+}
+
+/// Which hourly rollup answers a query: the coarsest that still has the
+/// query's filters and grouping among its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HourTable {
+    /// Per device: any filter, any grouping.
+    Device,
+    /// Per `id1` and sensor type: no `id2` filter, not grouped by device.
+    Id1,
+    /// Per sensor type: neither `id1` nor `id2`, grouped by type or not.
+    Type,
+}
+
+impl HourTable {
+    fn for_query(q: &AggregateQuery) -> Self {
+        let c = q.conditions();
+        match q.group_by() {
+            GroupBy::Device => Self::Device,
+            _ if c.id2().is_some() => Self::Device,
+            GroupBy::Id1 => Self::Id1,
+            _ if c.id1().is_some() => Self::Id1,
+            GroupBy::SensorType | GroupBy::None => Self::Type,
+        }
+    }
+
+    /// The clean-or-not rollup rows of `[first, end)` matching `c`, keyed
+    /// as far as this table knows the device.
+    async fn load<C, DB>(
+        self,
+        conn: &mut C,
+        c: &ReadingFilter,
+        first: NaiveDateTime,
+        end: NaiveDateTime,
+    ) -> Result<Vec<(NaiveDateTime, GroupKey, Aggregate)>, StoreError>
+    where
+        C: AsyncConnection<Backend = DB> + Send,
+        DB: SqlTypes + 'static,
+        String: ToSql<Text, DB>,
+        i32: ToSql<Integer, DB>,
+        NaiveDateTime: ToSql<Timestamp, DB>,
+        rollup_device_hour::table:
+            BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+        rollup_type_hour::table:
+            BoxedDsl<'static, DB, Output = rollup_type_hour::BoxedQuery<'static, DB>>,
+        rollup_id1_hour::table:
+            BoxedDsl<'static, DB, Output = rollup_id1_hour::BoxedQuery<'static, DB>>,
+        rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+        rollup_type_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, TypeHourRow>,
+        rollup_id1_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, Id1HourRow>,
+    {
+        Ok(match self {
+            Self::Device => device_rollups(conn, c, None, first, end)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let key = GroupBy::Device.key(&r.sensor_type, &r.id1, r.id2);
+                    (r.bucket, key, r.aggregate())
+                })
+                .collect(),
+            Self::Id1 => id1_rollups(conn, c, first, end)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let key = GroupKey {
+                        sensor_type: Some(r.sensor_type.clone()),
+                        id1: Some(r.id1.clone()),
+                        id2: None,
+                    };
+                    (r.bucket, key, r.aggregate())
+                })
+                .collect(),
+            Self::Type => type_rollups(conn, c, first, end)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let key = GroupKey {
+                        sensor_type: Some(r.sensor_type.clone()),
+                        ..GroupKey::default()
+                    };
+                    (r.bucket, key, r.aggregate())
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Rollup rows per `id1` and sensor type of `[first, end)` matching `c`.
+async fn id1_rollups<C, DB>(
+    conn: &mut C,
+    c: &ReadingFilter,
+    first: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Result<Vec<Id1HourRow>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    rollup_id1_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_id1_hour::BoxedQuery<'static, DB>>,
+    rollup_id1_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, Id1HourRow>,
+{
+    let mut q = rollup_id1_hour::table
+        .into_boxed()
+        .filter(rollup_id1_hour::bucket.ge(first))
+        .filter(rollup_id1_hour::bucket.lt(end));
+    if let Some(v) = c.id1() {
+        q = q.filter(rollup_id1_hour::id1.eq(v.as_str().to_owned()));
+    }
+    if let Some(v) = c.sensor_type() {
+        q = q.filter(rollup_id1_hour::sensor_type.eq(v.as_str().to_owned()));
+    }
+    Ok(q.load(conn).await?)
+}
+
+/// Rollup rows per sensor type of `[first, end)` matching `c`.
+async fn type_rollups<C, DB>(
+    conn: &mut C,
+    c: &ReadingFilter,
+    first: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Result<Vec<TypeHourRow>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    rollup_type_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_type_hour::BoxedQuery<'static, DB>>,
+    rollup_type_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, TypeHourRow>,
+{
+    let mut q = rollup_type_hour::table
+        .into_boxed()
+        .filter(rollup_type_hour::bucket.ge(first))
+        .filter(rollup_type_hour::bucket.lt(end));
+    if let Some(v) = c.sensor_type() {
+        q = q.filter(rollup_type_hour::sensor_type.eq(v.as_str().to_owned()));
+    }
+    Ok(q.load(conn).await?)
+}
+
+/// The dirty hours in `[first, end)`.
+async fn dirty_hours_in<C, DB>(
+    conn: &mut C,
+    first: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Result<BTreeSet<NaiveDateTime>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    rollup_dirty::table: BoxedDsl<'static, DB, Output = rollup_dirty::BoxedQuery<'static, DB>>,
+    rollup_dirty::BoxedQuery<'static, DB>: LoadQuery<'static, C, DirtyRow>,
+{
+    let rows: Vec<DirtyRow> = rollup_dirty::table
+        .into_boxed()
+        .filter(rollup_dirty::bucket.ge(first))
+        .filter(rollup_dirty::bucket.lt(end))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.bucket).collect())
+}
+
+/// Every reading `filter` matches (conditions and time bounds): its device,
+/// time and value.
+fn raw_rows<DB>(filter: &ReadingFilter) -> RawQuery<DB>
+where
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
+{
+    filter_conditions(sensor_data::table.into_boxed::<DB>(), filter).select((
+        sensor_data::sensor_type,
+        sensor_data::id1,
+        sensor_data::id2,
+        sensor_data::timestamp,
+        sensor_data::sensor_value,
+    ))
+}
+
+/// The catalog rows matching the device conditions of `c`.
+fn catalog_query<DB>(c: &ReadingFilter) -> devices::BoxedQuery<'static, DB>
+where
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
+{
+    let mut q = devices::table.into_boxed::<DB>();
+    if let Some(v) = c.id1() {
+        q = q.filter(devices::id1.eq(v.as_str().to_owned()));
+    }
+    if let Some(v) = c.id2() {
+        q = q.filter(devices::id2.eq(v.get()));
+    }
+    if let Some(v) = c.sensor_type() {
+        q = q.filter(devices::sensor_type.eq(v.as_str().to_owned()));
+    }
+    q.order((
+        devices::sensor_type.asc(),
+        devices::id1.asc(),
+        devices::id2.asc(),
+    ))
+}
+
+/// A device, ordered by sensor type, `id1`, `id2`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct DeviceKey {
+    pub(super) sensor_type: String,
+    pub(super) id1: String,
+    pub(super) id2: i32,
+}
+
+impl DeviceKey {
+    fn of(d: &Device) -> Self {
+        Self {
+            sensor_type: d.sensor_type.clone(),
+            id1: d.id1.clone(),
+            id2: d.id2,
+        }
+    }
+
+    fn device(self, a: &Aggregate) -> Device {
+        Device {
+            sensor_type: self.sensor_type,
+            id1: self.id1,
+            id2: self.id2,
+            first_seen: a.first.at,
+            last_seen: a.last.at,
+            last_value: a.last.value,
+            count: a.count,
+        }
+    }
+}
+
+/// A catalog row as an aggregate: what it records of the device's readings
+/// (count, first and last; sum, min and max are not kept and not read).
+fn device_aggregate(d: &Device) -> Aggregate {
+    let mut a = Aggregate::of(d.first_seen, d.last_value);
+    a.count = d.count;
+    a.last.at = d.last_seen;
+    a.last.value = d.last_value;
+    a
+}
+
+/// What the dirty hours change about one device's catalog entry.
+#[derive(Default)]
+struct Correction {
+    /// Readings its dirty hours' rollups counted.
+    stale: u64,
+    /// Its dirty hours' rows.
+    rows: Option<Aggregate>,
+}
+
+/// The catalog reflects every hour's rollups; for a dirty hour, what its
+/// rows hold replaces what its rollups said: counts move by the difference,
+/// and a first or last reading recorded in a dirty hour is looked up again
+/// among the clean hours (it may have been deleted or edited).
+async fn correct_for_dirty_hours<C, DB>(
+    conn: &mut C,
+    c: &ReadingFilter,
+    dirty: &[DirtyRow],
+    catalog: &mut BTreeMap<DeviceKey, Aggregate>,
+) -> Result<(), StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+{
+    let hours: BTreeSet<NaiveDateTime> = dirty.iter().map(|d| d.bucket).collect();
+    let mut corrections: BTreeMap<DeviceKey, Correction> = BTreeMap::new();
+    for hour in &hours {
+        let end = *hour + Duration::hours(1);
+        for r in device_rollups(conn, c, None, *hour, end).await? {
+            corrections.entry(r.key()).or_default().stale += r.aggregate().count;
+        }
+        let filter = c.clone().within(hour.and_utc(), end.and_utc());
+        for (key, rows) in per_device(conn, &filter).await? {
+            let entry = &mut corrections.entry(key).or_default().rows;
+            match entry {
+                Some(a) => a.merge(&rows),
+                None => *entry = Some(rows),
+            }
+        }
+    }
+    let dirty_hour = |at: DateTime<Utc>| hours.contains(&hour_of(at));
+    for (key, correction) in corrections {
+        let recorded = catalog.get(&key).copied();
+        let mut exact = match recorded {
+            Some(a) if dirty_hour(a.first.at) || dirty_hour(a.last.at) => {
+                clean_extremes(conn, &key, &hours).await?
+            }
+            other => other,
+        };
+        let count = recorded
+            .map_or(0, |a| a.count)
+            .saturating_sub(correction.stale)
+            + correction.rows.map_or(0, |r| r.count);
+        if let Some(rows) = correction.rows {
+            match &mut exact {
+                Some(a) => a.merge(&rows),
+                None => exact = Some(rows),
+            }
+        }
+        match exact {
+            Some(mut a) if count > 0 => {
+                a.count = count;
+                catalog.insert(key, a);
+            }
+            _ => {
+                catalog.remove(&key);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The earliest and latest reading of `key` among the clean hours' rollups,
+/// as an aggregate (count left at 0; the caller sets it).
+async fn clean_extremes<C, DB>(
+    conn: &mut C,
+    key: &DeviceKey,
+    dirty: &BTreeSet<NaiveDateTime>,
+) -> Result<Option<Aggregate>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+{
+    // Among the first (last) `dirty.len() + 1` hours of the device, one is
+    // clean if any is.
+    let look = dirty.len() as i64 + 1;
+    let of_device = || {
+        rollup_device_hour::table
+            .into_boxed::<DB>()
+            .filter(rollup_device_hour::id1.eq(key.id1.clone()))
+            .filter(rollup_device_hour::id2.eq(key.id2))
+            .filter(rollup_device_hour::sensor_type.eq(key.sensor_type.clone()))
+            .limit(look)
+    };
+    let earliest: Vec<DeviceHourRow> = of_device()
+        .order(rollup_device_hour::bucket.asc())
+        .load(conn)
+        .await?;
+    let latest: Vec<DeviceHourRow> = of_device()
+        .order(rollup_device_hour::bucket.desc())
+        .load(conn)
+        .await?;
+    let clean = |r: &&DeviceHourRow| !dirty.contains(&r.bucket);
+    Ok(
+        match (earliest.iter().find(clean), latest.iter().find(clean)) {
+            (Some(first), Some(last)) => {
+                let mut a = first.aggregate();
+                a.last = last.aggregate().last;
+                a.count = 0;
+                Some(a)
+            }
+            _ => None,
+        },
+    )
+}
+
+/// Rollup rows per device of `[first, end)` matching `c` (and `id2` when
+/// given), in no particular order.
+async fn device_rollups<C, DB>(
+    conn: &mut C,
+    c: &ReadingFilter,
+    id2: Option<i32>,
+    first: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Result<Vec<DeviceHourRow>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+{
+    let mut q = rollup_device_hour::table
+        .into_boxed()
+        .filter(rollup_device_hour::bucket.ge(first))
+        .filter(rollup_device_hour::bucket.lt(end));
+    if let Some(v) = c.id1() {
+        q = q.filter(rollup_device_hour::id1.eq(v.as_str().to_owned()));
+    }
+    if let Some(v) = id2.or(c.id2().map(|v| v.get())) {
+        q = q.filter(rollup_device_hour::id2.eq(v));
+    }
+    if let Some(v) = c.sensor_type() {
+        q = q.filter(rollup_device_hour::sensor_type.eq(v.as_str().to_owned()));
+    }
+    Ok(q.load(conn).await?)
+}
+
+/// Rebuilds the rollups of `hour` from its rows, in one transaction that
+/// starts by taking the hour's dirty mark; `false` when another refresher
+/// took it first.
+async fn refresh_hour<C, DB>(conn: &mut C, hour: NaiveDateTime) -> Result<bool, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+    f64: ToSql<Double, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
+    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+    devices::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceRow>,
+    BoxedDeleteStatement<'static, DB, rollup_dirty::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_device_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_type_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_id1_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, devices::table>: ExecuteDsl<C>,
+    DeviceInsert: ExecuteDsl<C>,
+    TypeInsert: ExecuteDsl<C>,
+    Id1Insert: ExecuteDsl<C>,
+    CatalogInsert: ExecuteDsl<C>,
+{
+    use diesel_async::TransactionManager;
+    C::TransactionManager::begin_transaction(conn).await?;
+    let result = rebuild_hour(conn, hour).await;
+    match result {
+        Ok(done) => {
+            C::TransactionManager::commit_transaction(conn).await?;
+            Ok(done)
+        }
+        Err(error) => {
+            let _ = C::TransactionManager::rollback_transaction(conn).await;
+            Err(error)
+        }
+    }
+}
+
+/// The work of [`refresh_hour`], inside its transaction.
+async fn rebuild_hour<C, DB>(conn: &mut C, hour: NaiveDateTime) -> Result<bool, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+    f64: ToSql<Double, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
+    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+    devices::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceRow>,
+    BoxedDeleteStatement<'static, DB, rollup_dirty::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_device_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_type_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_id1_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, devices::table>: ExecuteDsl<C>,
+    DeviceInsert: ExecuteDsl<C>,
+    TypeInsert: ExecuteDsl<C>,
+    Id1Insert: ExecuteDsl<C>,
+    CatalogInsert: ExecuteDsl<C>,
+{
+    let taken = diesel::delete(rollup_dirty::table)
+        .filter(rollup_dirty::bucket.eq(hour))
+        .into_boxed::<DB>()
+        .execute(conn)
+        .await?;
+    if taken == 0 {
+        return Ok(false);
+    }
+    let end = hour + Duration::hours(1);
+    let everything = ReadingFilter::default();
+    let fresh = per_device(
+        conn,
+        &everything.clone().within(hour.and_utc(), end.and_utc()),
+    )
+    .await?;
+    let stale: BTreeMap<DeviceKey, Aggregate> = device_rollups(conn, &everything, None, hour, end)
+        .await?
+        .into_iter()
+        .map(|r| (r.key(), r.aggregate()))
+        .collect();
+    replace_hour_rollups(conn, hour, &fresh).await?;
+    let touched: BTreeSet<&DeviceKey> = fresh.keys().chain(stale.keys()).collect();
+    for key in touched {
+        update_catalog(conn, key, stale.get(key), fresh.get(key), hour).await?;
+    }
+    Ok(true)
+}
+
+/// The readings `filter` matches, aggregated per device, read as a stream
+/// (an hour of a busy site does not fit in memory as rows).
+async fn per_device<C, DB>(
+    conn: &mut C,
+    filter: &ReadingFilter,
+) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
+    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
+{
+    let mut devices: BTreeMap<DeviceKey, Aggregate> = BTreeMap::new();
+    let rows = raw_rows::<DB>(filter).load_stream::<RawRow>(conn).await?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(r) = rows.try_next().await? {
+        let one = Aggregate::of(r.timestamp.and_utc(), r.value);
+        let key = DeviceKey {
+            sensor_type: r.sensor_type,
+            id1: r.id1,
+            id2: r.id2,
+        };
+        match devices.get_mut(&key) {
+            Some(a) => a.merge(&one),
+            None => {
+                devices.insert(key, one);
+            }
+        }
+    }
+    Ok(devices)
+}
+
+/// Replaces `hour`'s rows of the three rollup tables with those `fresh`
+/// (per device) makes.
+async fn replace_hour_rollups<C, DB>(
+    conn: &mut C,
+    hour: NaiveDateTime,
+    fresh: &BTreeMap<DeviceKey, Aggregate>,
+) -> Result<(), StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    BoxedDeleteStatement<'static, DB, rollup_device_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_type_hour::table>: ExecuteDsl<C>,
+    BoxedDeleteStatement<'static, DB, rollup_id1_hour::table>: ExecuteDsl<C>,
+    DeviceInsert: ExecuteDsl<C>,
+    TypeInsert: ExecuteDsl<C>,
+    Id1Insert: ExecuteDsl<C>,
+{
+    diesel::delete(rollup_device_hour::table)
+        .filter(rollup_device_hour::bucket.eq(hour))
+        .into_boxed::<DB>()
+        .execute(conn)
+        .await?;
+    diesel::delete(rollup_type_hour::table)
+        .filter(rollup_type_hour::bucket.eq(hour))
+        .into_boxed::<DB>()
+        .execute(conn)
+        .await?;
+    diesel::delete(rollup_id1_hour::table)
+        .filter(rollup_id1_hour::bucket.eq(hour))
+        .into_boxed::<DB>()
+        .execute(conn)
+        .await?;
+    let mut per_type: BTreeMap<&str, Aggregate> = BTreeMap::new();
+    let mut per_id1: BTreeMap<(&str, &str), Aggregate> = BTreeMap::new();
+    for (key, a) in fresh {
+        let row = NewDeviceHourRow::new(key.id1.clone(), key.id2, key.sensor_type.clone(), hour, a);
+        diesel::insert_into(rollup_device_hour::table)
+            .values(row)
+            .execute(conn)
+            .await?;
+        merge_into(per_type.entry(&key.sensor_type), a);
+        merge_into(per_id1.entry((&key.id1, &key.sensor_type)), a);
+    }
+    for (sensor_type, a) in per_type {
+        let row = NewTypeHourRow::new(sensor_type.to_owned(), hour, &a);
+        diesel::insert_into(rollup_type_hour::table)
+            .values(row)
+            .execute(conn)
+            .await?;
+    }
+    for ((id1, sensor_type), a) in per_id1 {
+        let row = NewId1HourRow::new(id1.to_owned(), sensor_type.to_owned(), hour, &a);
+        diesel::insert_into(rollup_id1_hour::table)
+            .values(row)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn merge_into<K: Ord>(entry: std::collections::btree_map::Entry<'_, K, Aggregate>, a: &Aggregate) {
+    match entry {
+        std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(a),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(*a);
+        }
+    }
+}
+
+/// Moves `key`'s catalog row from what `stale` (the hour's old rollup) said
+/// to what `fresh` (its new one) says. A first or last reading that lay in
+/// `hour` and is gone or changed is looked up among the device's rollups.
+async fn update_catalog<C, DB>(
+    conn: &mut C,
+    key: &DeviceKey,
+    stale: Option<&Aggregate>,
+    fresh: Option<&Aggregate>,
+    hour: NaiveDateTime,
+) -> Result<(), StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+    devices::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceRow>,
+    BoxedDeleteStatement<'static, DB, devices::table>: ExecuteDsl<C>,
+    CatalogInsert: ExecuteDsl<C>,
+{
+    let of_device = ReadingFilter::for_device(&key.sensor_type, &key.id1, key.id2);
+    let recorded: Option<Aggregate> = catalog_query::<DB>(&of_device)
+        .load::<DeviceRow>(conn)
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| device_aggregate(&Device::from(r)));
+    let count = recorded
+        .map_or(0, |a| a.count)
+        .saturating_sub(stale.map_or(0, |a| a.count))
+        + fresh.map_or(0, |a| a.count);
+    diesel::delete(devices::table)
+        .filter(devices::id1.eq(key.id1.clone()))
+        .filter(devices::id2.eq(key.id2))
+        .filter(devices::sensor_type.eq(key.sensor_type.clone()))
+        .into_boxed::<DB>()
+        .execute(conn)
+        .await?;
+    if count == 0 {
+        return Ok(());
+    }
+    let in_hour = |a: &Aggregate| hour_of(a.first.at) == hour || hour_of(a.last.at) == hour;
+    let mut exact = match recorded {
+        Some(a) if !in_hour(&a) => Some(a),
+        _ => clean_extremes(conn, key, &BTreeSet::new()).await?,
+    };
+    if let Some(f) = fresh {
+        match &mut exact {
+            Some(a) => a.merge(f),
+            None => exact = Some(*f),
+        }
+    }
+    let Some(mut a) = exact else {
+        return Ok(());
+    };
+    a.count = count;
+    let row = DeviceRow::new(key.id1.clone(), key.id2, key.sensor_type.clone(), &a);
+    diesel::insert_into(devices::table)
+        .values(row)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

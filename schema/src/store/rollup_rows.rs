@@ -1,0 +1,226 @@
+//! Diesel row types of the rollup tables and the device catalog, and their
+//! conversion to and from the domain's aggregates.
+
+use crate::analytics::{Aggregate, Device, Sample};
+use crate::db::{
+    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
+};
+use crate::reading::Reading;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::{Insertable, Queryable};
+
+/// An hour whose rollups may not match its rows.
+#[derive(Queryable, Insertable, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[diesel(table_name = rollup_dirty)]
+pub(crate) struct DirtyRow {
+    pub(super) bucket: NaiveDateTime,
+}
+
+/// The row saying rollups are stale (a writer ran with them off).
+#[derive(Queryable, Insertable, Debug, Clone, Copy)]
+#[diesel(table_name = rollup_stale)]
+pub(super) struct StaleRow {
+    pub(super) id: i32,
+}
+
+impl StaleRow {
+    /// The one row there is.
+    pub(super) const ROW: Self = Self { id: 1 };
+}
+
+/// What a write transaction records for the rollups besides its change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteMarks {
+    /// Rollups on: the hours the write touches become dirty.
+    Hours(Vec<DirtyRow>),
+    /// Rollups off: the rollups as a whole become stale.
+    Stale,
+}
+
+impl WriteMarks {
+    /// The marks for a write touching readings taken at `times`.
+    pub(super) fn for_times(rollups: bool, times: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
+        if !rollups {
+            return Self::Stale;
+        }
+        let hours: std::collections::BTreeSet<NaiveDateTime> =
+            times.into_iter().map(hour_of).collect();
+        Self::Hours(
+            hours
+                .into_iter()
+                .map(|bucket| DirtyRow { bucket })
+                .collect(),
+        )
+    }
+
+    /// The marks for inserting `readings`.
+    pub(crate) fn for_readings(rollups: bool, readings: &[Reading]) -> Self {
+        Self::for_times(rollups, readings.iter().map(Reading::timestamp))
+    }
+}
+
+/// A reading as the rollups see it: its device, time and value.
+#[derive(Queryable, Debug, Clone)]
+pub(super) struct RawRow {
+    pub(super) sensor_type: String,
+    pub(super) id1: String,
+    pub(super) id2: i32,
+    pub(super) timestamp: NaiveDateTime,
+    pub(super) value: f64,
+}
+
+/// The aggregate columns every rollup table ends with.
+fn aggregate(
+    reading_count: i64,
+    value_sum: f64,
+    value_min: f64,
+    value_max: f64,
+    first: (NaiveDateTime, f64),
+    last: (NaiveDateTime, f64),
+) -> Aggregate {
+    Aggregate {
+        count: reading_count.max(0) as u64,
+        sum: value_sum,
+        min: value_min,
+        max: value_max,
+        first: Sample {
+            at: first.0.and_utc(),
+            value: first.1,
+        },
+        last: Sample {
+            at: last.0.and_utc(),
+            value: last.1,
+        },
+    }
+}
+
+macro_rules! rollup_row {
+    ($name:ident, $new:ident, $table:ident, { $($key:ident: $ty:ty),* }) => {
+        /// A row of the table of the same name, as read.
+        #[derive(Queryable, Debug, Clone)]
+        pub(super) struct $name {
+            $(pub(super) $key: $ty,)*
+            pub(super) bucket: NaiveDateTime,
+            reading_count: i64,
+            value_sum: f64,
+            value_min: f64,
+            value_max: f64,
+            first_at: NaiveDateTime,
+            first_value: f64,
+            last_at: NaiveDateTime,
+            last_value: f64,
+        }
+
+        impl $name {
+            /// Its readings' aggregate.
+            pub(super) fn aggregate(&self) -> Aggregate {
+                aggregate(
+                    self.reading_count,
+                    self.value_sum,
+                    self.value_min,
+                    self.value_max,
+                    (self.first_at, self.first_value),
+                    (self.last_at, self.last_value),
+                )
+            }
+        }
+
+        /// A row to write into the table of the same name.
+        #[derive(Insertable, Debug, Clone)]
+        #[diesel(table_name = $table)]
+        pub(super) struct $new {
+            $(pub(super) $key: $ty,)*
+            pub(super) bucket: NaiveDateTime,
+            reading_count: i64,
+            value_sum: f64,
+            value_min: f64,
+            value_max: f64,
+            first_at: NaiveDateTime,
+            first_value: f64,
+            last_at: NaiveDateTime,
+            last_value: f64,
+        }
+
+        impl $new {
+            pub(super) fn new($($key: $ty,)* bucket: NaiveDateTime, a: &Aggregate) -> Self {
+                Self {
+                    $($key,)*
+                    bucket,
+                    reading_count: a.count as i64,
+                    value_sum: a.sum,
+                    value_min: a.min,
+                    value_max: a.max,
+                    first_at: a.first.at.naive_utc(),
+                    first_value: a.first.value,
+                    last_at: a.last.at.naive_utc(),
+                    last_value: a.last.value,
+                }
+            }
+        }
+    };
+}
+
+rollup_row!(DeviceHourRow, NewDeviceHourRow, rollup_device_hour, { id1: String, id2: i32, sensor_type: String });
+
+impl DeviceHourRow {
+    /// Its device.
+    pub(super) fn key(&self) -> super::analytics_store::DeviceKey {
+        super::analytics_store::DeviceKey {
+            sensor_type: self.sensor_type.clone(),
+            id1: self.id1.clone(),
+            id2: self.id2,
+        }
+    }
+}
+rollup_row!(TypeHourRow, NewTypeHourRow, rollup_type_hour, { sensor_type: String });
+rollup_row!(Id1HourRow, NewId1HourRow, rollup_id1_hour, { id1: String, sensor_type: String });
+
+/// A `devices` row.
+#[derive(Queryable, Insertable, Debug, Clone)]
+#[diesel(table_name = devices)]
+pub(super) struct DeviceRow {
+    pub(super) id1: String,
+    pub(super) id2: i32,
+    pub(super) sensor_type: String,
+    pub(super) first_seen: NaiveDateTime,
+    pub(super) last_seen: NaiveDateTime,
+    pub(super) last_value: f64,
+    pub(super) reading_count: i64,
+}
+
+impl DeviceRow {
+    /// The catalog row of a device whose readings aggregate to `a`.
+    pub(super) fn new(id1: String, id2: i32, sensor_type: String, a: &Aggregate) -> Self {
+        Self {
+            id1,
+            id2,
+            sensor_type,
+            first_seen: a.first.at.naive_utc(),
+            last_seen: a.last.at.naive_utc(),
+            last_value: a.last.value,
+            reading_count: a.count as i64,
+        }
+    }
+}
+
+impl From<DeviceRow> for Device {
+    fn from(r: DeviceRow) -> Self {
+        Device {
+            sensor_type: r.sensor_type,
+            id1: r.id1,
+            id2: r.id2,
+            first_seen: r.first_seen.and_utc(),
+            last_seen: r.last_seen.and_utc(),
+            last_value: r.last_value,
+            count: r.reading_count.max(0) as u64,
+        }
+    }
+}
+
+/// The hour `at` falls in, as the rollup tables store it.
+pub(super) fn hour_of(at: DateTime<Utc>) -> NaiveDateTime {
+    let start = at.timestamp().div_euclid(3_600) * 3_600;
+    DateTime::<Utc>::from_timestamp(start, 0)
+        .unwrap_or(at)
+        .naive_utc()
+}

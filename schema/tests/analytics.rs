@@ -1,0 +1,490 @@
+//! Analytics are exact: after any mix of inserts, redelivered duplicates,
+//! PATCH and DELETE by filter, with the rollups refreshed partly or not at
+//! all, every aggregate and every catalog entry equals a plain GROUP BY
+//! over the stored rows at that moment. Run against SQLite and (when
+//! available) MariaDB.
+
+use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
+use datastream_schema::analytics::{AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery};
+use datastream_schema::store::StoreOptions;
+use datastream_schema::{
+    FilterParams, Id1, Id2, Reading, ReadingFilter, SensorType, SharedStore, StoredReading,
+    TimestampBounds,
+};
+use datastream_test_support::TestDb;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::collections::BTreeMap;
+
+const TYPES: [&str; 2] = ["temperature", "humidity"];
+const SITES: [&str; 2] = ["SITEA", "SITEB"];
+/// Readings fall in the 8 hours from `T0`.
+const SPAN_SECS: i64 = 8 * 3_600;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap()
+}
+
+/// A device by index: type, site, id2.
+fn device(i: usize) -> (&'static str, &'static str, i64) {
+    (TYPES[i % 2], SITES[(i / 2) % 2], 1 + (i / 4) as i64 % 2)
+}
+
+/// A reading generated as (device, second, microsecond, value in cents).
+type Seed = (usize, i64, u32, i32);
+
+fn reading((d, secs, micros, cents): Seed) -> Reading {
+    let (sensor_type, id1, id2) = device(d);
+    Reading::new(
+        f64::from(cents) / 100.0,
+        SensorType::parse(sensor_type).unwrap(),
+        Id1::parse(id1).unwrap(),
+        Id2::new(id2).unwrap(),
+        t0() + Duration::seconds(secs) + Duration::microseconds(i64::from(micros)),
+        &TimestampBounds::default(),
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+/// Which readings an edit or a question is about: an optional type, site
+/// and id2, and an optional window in seconds from `T0`.
+#[derive(Debug, Clone)]
+struct Selection {
+    sensor_type: Option<&'static str>,
+    id1: Option<&'static str>,
+    id2: Option<i64>,
+    window: Option<(i64, i64)>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Insert(Vec<Seed>),
+    /// Readings sent before, sent again with another value (by index into
+    /// what was sent, wrapping): the stored value must not change.
+    Redeliver(Vec<(usize, i32)>),
+    Patch(Selection, i32),
+    Delete(Selection),
+    /// Rebuilds at most this many dirty hours.
+    Refresh(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Question {
+    selection: Selection,
+    interval: &'static str,
+    group_by: &'static str,
+    /// The zone `from` and `to` are written in, in minutes east of UTC.
+    zone_minutes: i32,
+    silent_for: &'static str,
+}
+
+fn seed() -> impl Strategy<Value = Seed> {
+    // Seconds cluster on hour edges half the time.
+    let secs = prop_oneof![
+        0..SPAN_SECS,
+        (0..8i64, -2..2i64).prop_map(|(h, d)| (h * 3_600 + d).clamp(0, SPAN_SECS - 1)),
+    ];
+    (
+        0..8usize,
+        secs,
+        prop_oneof![Just(0u32), 0..1_000_000u32],
+        -5_000..5_000i32,
+    )
+}
+
+fn selection() -> impl Strategy<Value = Selection> {
+    let edge = prop_oneof![(0..9i64).prop_map(|h| h * 3_600), -600..SPAN_SECS + 600,];
+    (
+        prop::option::of(prop::sample::select(TYPES.to_vec())),
+        prop::option::of(prop::sample::select(SITES.to_vec())),
+        prop::option::of(1..3i64),
+        prop::option::of((edge.clone(), edge)),
+    )
+        .prop_map(|(sensor_type, id1, id2, window)| Selection {
+            sensor_type,
+            id1,
+            id2,
+            window: window.map(|(a, b)| (a.min(b), a.max(b) + 1)),
+        })
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => prop::collection::vec(seed(), 1..40).prop_map(Step::Insert),
+        1 => prop::collection::vec((any::<usize>(), -5_000..5_000i32), 1..10)
+            .prop_map(Step::Redeliver),
+        1 => (selection(), -5_000..5_000i32).prop_map(|(s, v)| Step::Patch(s, v)),
+        1 => selection().prop_map(Step::Delete),
+        2 => (1..12usize).prop_map(Step::Refresh),
+    ]
+}
+
+fn question() -> impl Strategy<Value = Question> {
+    (
+        selection(),
+        prop::sample::select(vec!["1h", "2h", "1d", "30m", "7m", "90s", "3h"]),
+        prop::sample::select(vec!["device", "sensor_type", "id1", "none"]),
+        prop::sample::select(vec![0, 330, -480, 60]),
+        prop::sample::select(vec!["1s", "2h", "5h"]),
+    )
+        .prop_map(
+            |(selection, interval, group_by, zone_minutes, silent_for)| Question {
+                selection,
+                interval,
+                group_by,
+                zone_minutes,
+                silent_for,
+            },
+        )
+}
+
+/// `T0 + secs` written as RFC 3339 in a zone `zone_minutes` east of UTC.
+fn in_zone(secs: i64, zone_minutes: i32) -> String {
+    let zone = FixedOffset::east_opt(zone_minutes * 60).unwrap();
+    (t0() + Duration::seconds(secs))
+        .with_timezone(&zone)
+        .to_rfc3339()
+}
+
+fn filter_of(s: &Selection) -> ReadingFilter {
+    let (from, to) = s.window.map_or((None, None), |(a, b)| {
+        (Some(in_zone(a, 0)), Some(in_zone(b, 0)))
+    });
+    let id2 = s.id2.map(|v| v.to_string());
+    ReadingFilter::parse(
+        FilterParams {
+            sensor_type: s.sensor_type,
+            id1: s.id1,
+            id2: id2.as_deref(),
+            from: from.as_deref(),
+            to: to.as_deref(),
+            ..FilterParams::default()
+        },
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+async fn apply(store: &SharedStore, step: &Step, sent: &mut Vec<Seed>) {
+    match step {
+        Step::Insert(seeds) => {
+            sent.extend(seeds);
+            let batch: Vec<Reading> = seeds.iter().copied().map(reading).collect();
+            store.insert_batch(batch.into()).await.unwrap();
+        }
+        Step::Redeliver(picks) => {
+            if sent.is_empty() {
+                return;
+            }
+            let batch: Vec<Reading> = picks
+                .iter()
+                .map(|&(i, cents)| {
+                    let (d, secs, micros, _) = sent[i % sent.len()];
+                    reading((d, secs, micros, cents))
+                })
+                .collect();
+            store.insert_batch(batch.into()).await.unwrap();
+        }
+        Step::Patch(s, cents) => {
+            store
+                .update_value(&filter_of(s), f64::from(*cents) / 100.0)
+                .await
+                .unwrap();
+        }
+        Step::Delete(s) => {
+            store.delete(&filter_of(s)).await.unwrap();
+        }
+        Step::Refresh(most) => {
+            // Far enough ahead that every hour has settled.
+            let later = Utc::now() + Duration::days(3_650);
+            store.refresh_rollups(later, *most).await.unwrap();
+        }
+    }
+}
+
+async fn all_rows(store: &SharedStore) -> Vec<StoredReading> {
+    let rows = store
+        .query(&ReadingFilter::default().with_limit(10_000))
+        .await
+        .unwrap();
+    assert!(rows.len() < 10_000, "the reference needs every row");
+    rows
+}
+
+fn selected(s: &Selection, r: &StoredReading) -> bool {
+    s.sensor_type.is_none_or(|t| t == r.sensor_type)
+        && s.id1.is_none_or(|i| i == r.id1)
+        && s.id2.is_none_or(|i| i == i64::from(r.id2))
+}
+
+/// The answer of a plain `GROUP BY bucket, <group>` over `rows`, written
+/// without the store's aggregate code: (bucket, type, id1, id2) →
+/// (count, sum, min, max, first, last), first and last broken by value on
+/// equal times (smaller first, larger last).
+type Expected = BTreeMap<(i64, Option<String>, Option<String>, Option<i32>), Row>;
+type Row = (u64, f64, f64, f64, f64, f64);
+
+fn group_by(q: &Question, from: i64, to: i64, interval: i64, rows: &[StoredReading]) -> Expected {
+    let mut groups: BTreeMap<_, Vec<&StoredReading>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| selected(&q.selection, r)) {
+        let t = r.timestamp.timestamp();
+        let since_t0 = (r.timestamp - t0()).num_microseconds().unwrap();
+        if since_t0 < from * 1_000_000 || since_t0 >= to * 1_000_000 {
+            continue;
+        }
+        let bucket = t.div_euclid(interval) * interval;
+        let key = match q.group_by {
+            "device" => (
+                bucket,
+                Some(r.sensor_type.clone()),
+                Some(r.id1.clone()),
+                Some(r.id2),
+            ),
+            "sensor_type" => (bucket, Some(r.sensor_type.clone()), None, None),
+            "id1" => (bucket, None, Some(r.id1.clone()), None),
+            _ => (bucket, None, None, None),
+        };
+        groups.entry(key).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(key, mut rs)| {
+            rs.sort_by(|a, b| {
+                (a.timestamp, a.sensor_value)
+                    .partial_cmp(&(b.timestamp, b.sensor_value))
+                    .unwrap()
+            });
+            let values: Vec<f64> = rs.iter().map(|r| r.sensor_value).collect();
+            let row = (
+                rs.len() as u64,
+                values.iter().sum(),
+                values.iter().copied().fold(f64::INFINITY, f64::min),
+                values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                values[0],
+                values[values.len() - 1],
+            );
+            (key, row)
+        })
+        .collect()
+}
+
+fn answered(buckets: &[Bucket]) -> Expected {
+    buckets
+        .iter()
+        .map(|b| {
+            let a = &b.aggregate;
+            let key = (
+                b.start.timestamp(),
+                b.key.sensor_type.clone(),
+                b.key.id1.clone(),
+                b.key.id2,
+            );
+            (
+                key,
+                (a.count, a.sum, a.min, a.max, a.first.value, a.last.value),
+            )
+        })
+        .collect()
+}
+
+fn same(expected: &Expected, got: &Expected) -> bool {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    expected.len() == got.len()
+        && expected.iter().zip(got).all(|((ke, e), (kg, g))| {
+            ke == kg
+                && e.0 == g.0
+                && close(e.1, g.1)
+                && (e.2, e.3, e.4, e.5) == (g.2, g.3, g.4, g.5)
+        })
+}
+
+async fn check_aggregate(store: &SharedStore, q: &Question, rows: &[StoredReading]) {
+    let (from, to) = q.selection.window.unwrap_or((-3_600, SPAN_SECS + 3_600));
+    let (from_text, to_text) = (in_zone(from, q.zone_minutes), in_zone(to, q.zone_minutes));
+    let id2 = q.selection.id2.map(|v| v.to_string());
+    let parsed = AggregateQuery::parse(
+        AggregateParams {
+            filter: FilterParams {
+                sensor_type: q.selection.sensor_type,
+                id1: q.selection.id1,
+                id2: id2.as_deref(),
+                from: Some(&from_text),
+                to: Some(&to_text),
+                ..FilterParams::default()
+            },
+            interval: Some(q.interval),
+            group_by: Some(q.group_by),
+            max_points: Some("10000"),
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    let got = answered(&store.aggregate(&parsed).await.unwrap());
+    let expected = group_by(q, from, to, parsed.interval().seconds(), rows);
+    assert!(
+        same(&expected, &got),
+        "{q:?}\nexpected {expected:#?}\ngot {got:#?}"
+    );
+}
+
+async fn check_devices(store: &SharedStore, q: &Question, rows: &[StoredReading]) {
+    let now = t0() + Duration::hours(9);
+    let id2 = q.selection.id2.map(|v| v.to_string());
+    let parsed = DeviceQuery::parse(
+        FilterParams {
+            sensor_type: q.selection.sensor_type,
+            id1: q.selection.id1,
+            id2: id2.as_deref(),
+            ..FilterParams::default()
+        },
+        Some(q.silent_for),
+        now,
+    )
+    .unwrap();
+    let quiet = datastream_schema::filter::parse_duration(q.silent_for).unwrap();
+    let mut expected: BTreeMap<(String, String, i32), Device> = BTreeMap::new();
+    for r in rows.iter().filter(|r| selected(&q.selection, r)) {
+        let key = (r.sensor_type.clone(), r.id1.clone(), r.id2);
+        let d = expected.entry(key).or_insert_with(|| Device {
+            sensor_type: r.sensor_type.clone(),
+            id1: r.id1.clone(),
+            id2: r.id2,
+            first_seen: r.timestamp,
+            last_seen: r.timestamp,
+            last_value: r.sensor_value,
+            count: 0,
+        });
+        d.count += 1;
+        d.first_seen = d.first_seen.min(r.timestamp);
+        if r.timestamp >= d.last_seen {
+            d.last_seen = r.timestamp;
+            d.last_value = r.sensor_value;
+        }
+    }
+    let expected: Vec<Device> = expected
+        .into_values()
+        .filter(|d| d.last_seen < now - quiet)
+        .collect();
+    let got = store.devices(&parsed, now).await.unwrap();
+    assert_eq!(expected, got, "{q:?}");
+}
+
+/// Runs `cases` random histories, each on a new database from `db`.
+fn every_answer_equals_a_plain_group_by(cases: u32, db: impl Fn() -> Option<TestDb>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let history = (
+        prop::collection::vec((step(), prop::collection::vec(question(), 2)), 1..8),
+        prop::collection::vec(question(), 4),
+    );
+    let result = runner.run(&history, |(steps, finally)| {
+        let Some(db) = db() else { return Ok(()) };
+        runtime.block_on(async {
+            let store = datastream_schema::store::connect_with(db.url(), StoreOptions::default())
+                .await
+                .unwrap();
+            let mut sent = Vec::new();
+            for (step, questions) in &steps {
+                apply(&store, step, &mut sent).await;
+                let rows = all_rows(&store).await;
+                for q in questions {
+                    check_aggregate(&store, q, &rows).await;
+                    check_devices(&store, q, &rows).await;
+                }
+            }
+            // Once every hour is rebuilt, answers come from rollups alone.
+            apply(&store, &Step::Refresh(1_000), &mut sent).await;
+            assert_eq!(store.dirty_hours().await.unwrap(), 0);
+            let rows = all_rows(&store).await;
+            for q in &finally {
+                check_aggregate(&store, q, &rows).await;
+                check_devices(&store, q, &rows).await;
+            }
+        });
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+#[test]
+fn aggregates_and_devices_equal_a_plain_group_by_on_sqlite() {
+    every_answer_equals_a_plain_group_by(48, || Some(TestDb::sqlite()));
+}
+
+#[test]
+fn aggregates_and_devices_equal_a_plain_group_by_on_mysql() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    every_answer_equals_a_plain_group_by(16, || runtime.block_on(TestDb::mysql()));
+}
+
+/// Writes with rollups off, then with them on again: the refresher marks
+/// every hour dirty, and answers stay exact before and after it has run.
+async fn turning_rollups_back_on_rebuilds_every_hour(db: TestDb) {
+    let open = |rollups| {
+        datastream_schema::store::connect_with(
+            db.url(),
+            StoreOptions {
+                rollups,
+                ..StoreOptions::default()
+            },
+        )
+    };
+    let on = open(true).await.unwrap();
+    let mut sent = Vec::new();
+    let first: Vec<Seed> = (0..40)
+        .map(|i| (i % 8, i as i64 * 600, 0, i as i32))
+        .collect();
+    apply(&on, &Step::Insert(first), &mut sent).await;
+    apply(&on, &Step::Refresh(1_000), &mut sent).await;
+    let off = open(false).await.unwrap();
+    let more: Vec<Seed> = (0..40)
+        .map(|i| (i % 8, i as i64 * 600 + 7, 0, -(i as i32)))
+        .collect();
+    apply(&off, &Step::Insert(more), &mut sent).await;
+    let everything = Question {
+        selection: Selection {
+            sensor_type: None,
+            id1: None,
+            id2: None,
+            window: None,
+        },
+        interval: "1h",
+        group_by: "device",
+        zone_minutes: 0,
+        silent_for: "1s",
+    };
+    let rows = all_rows(&on).await;
+    assert_eq!(rows.len(), 80);
+    // Before the refresher runs, the stale mark sends answers to the rows.
+    check_aggregate(&on, &everything, &rows).await;
+    check_devices(&on, &everything, &rows).await;
+    apply(&on, &Step::Refresh(1_000), &mut sent).await;
+    assert_eq!(on.dirty_hours().await.unwrap(), 0);
+    for group_by in ["device", "sensor_type", "none"] {
+        let q = Question {
+            group_by,
+            ..everything.clone()
+        };
+        check_aggregate(&on, &q, &rows).await;
+    }
+    check_devices(&on, &everything, &rows).await;
+}
+
+#[tokio::test]
+async fn turning_rollups_back_on_rebuilds_every_hour_on_sqlite() {
+    turning_rollups_back_on_rebuilds_every_hour(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn turning_rollups_back_on_rebuilds_every_hour_on_mysql() {
+    if let Some(db) = TestDb::mysql().await {
+        turning_rollups_back_on_rebuilds_every_hour(db).await;
+    }
+}
