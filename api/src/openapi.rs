@@ -2,7 +2,7 @@
 //! request/response types, and the Swagger UI that serves it (all assets
 //! compiled into the binary: no network at build time or in the browser).
 
-use crate::routes::{auth, readings, users};
+use crate::routes::{analytics, auth, export, readings, users};
 use datastream_http::error::{ErrorBody, ErrorDetail};
 use datastream_http::health;
 use datastream_http::openapi::BearerAuth;
@@ -11,10 +11,11 @@ use utoipa::OpenApi;
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "datastream", description = "Sensor readings: query, edit and delete them; manage users."),
+    info(title = "datastream", description = "Sensor readings: query, aggregate, export, edit and delete them; the device catalog; manage users."),
     paths(
         auth::login,
         readings::list, readings::get_one, readings::update, readings::delete,
+        analytics::aggregate, analytics::devices, export::export,
         users::list, users::create, users::delete,
         health::healthz, health::readyz, health::metrics,
     ),
@@ -22,12 +23,15 @@ use utoipa::OpenApi;
         readings::ReadingDto, readings::ReadingsPage, readings::PageInfo, readings::ReadingPatch,
         auth::LoginRequest, auth::LoginResponse,
         users::UserDto, users::NewUser, users::RoleDto, readings::SortOrder,
+        analytics::AggregateResponse, analytics::BucketDto, analytics::GroupByDto,
+        analytics::DevicesResponse, analytics::DeviceDto, export::ExportFormat,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Log in for a bearer token"),
         (name = "readings", description = "Sensor readings"),
+        (name = "analytics", description = "Time-bucket aggregates, the device catalog, streamed export"),
         (name = "users", description = "Users and roles (admin)"),
         (name = "operations", description = "Health and metrics"),
     )

@@ -1,6 +1,8 @@
 //! HTTP routes, one module per resource.
 
+pub mod analytics;
 pub mod auth;
+pub mod export;
 mod page_json;
 pub mod readings;
 pub mod users;
@@ -25,6 +27,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::patch().to(readings::update))
                         .route(web::delete().to(readings::delete))
                         .default_service(method_not_allowed("GET, PATCH, DELETE")),
+                )
+                // Before `/readings/{id}`, which would take these names as ids.
+                .service(
+                    web::resource("/readings/aggregate")
+                        .route(web::get().to(analytics::aggregate))
+                        .default_service(method_not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/readings/export")
+                        .route(web::get().to(export::export))
+                        .default_service(method_not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/devices")
+                        .route(web::get().to(analytics::devices))
+                        .default_service(method_not_allowed("GET")),
                 )
                 .service(
                     web::resource("/readings/{id}")

@@ -43,7 +43,7 @@ pub fn write_readings_page(
 }
 
 /// One reading, its fields in `ReadingDto`'s order.
-fn write_reading(out: &mut Vec<u8>, r: &StoredReading) -> io::Result<()> {
+pub(super) fn write_reading(out: &mut Vec<u8>, r: &StoredReading) -> io::Result<()> {
     out.extend_from_slice(b"{\"id\":");
     CompactFormatter.write_i64(out, r.id)?;
     out.extend_from_slice(b",\"sensor_value\":");

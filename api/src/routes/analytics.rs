@@ -1,0 +1,269 @@
+//! `/api/v1/readings/aggregate` (time buckets) and `/api/v1/devices` (the
+//! device catalog). Any logged-in user may read them; nothing here writes.
+
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use datastream_http::{ApiError, Authenticated, ErrorBody};
+use datastream_schema::analytics::{AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery};
+use datastream_schema::timestamp::timestamp_text;
+use datastream_schema::FilterParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Parameters of `/api/v1/readings/aggregate`, as received.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AggregateRequest {
+    /// Device id part 1.
+    #[param(pattern = r"^[A-Z]{1,32}$", example = "ABC")]
+    id1: Option<String>,
+    /// Device id part 2.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647, example = 1)]
+    id2: Option<String>,
+    /// Sensor type.
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
+    sensor_type: Option<String>,
+    /// Inclusive start, RFC 3339 with any offset (default: 24 hours before
+    /// `to`). Must be before `to`.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// Exclusive end, RFC 3339 with any offset (default: now).
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// The window as a span (`15m`, `7d`): with `from` it sets `to`, with
+    /// `to` it sets `from`, alone it means the last span up to now.
+    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "7d")]
+    duration: Option<String>,
+    /// Bucket width, `1s` to `30d`; buckets are aligned to the Unix epoch
+    /// in UTC. Omitted: the shortest of 1s, 2s, 5s, 10s, 15s, 30s, 1m, 2m,
+    /// 5m, 10m, 15m, 30m, 1h, 2h, 3h, 6h, 12h, 1d, 2d, 7d, 30d that makes at
+    /// most `max_points` buckets. At most `max_points` × 10 buckets.
+    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "1h")]
+    interval: Option<String>,
+    /// `device` (default: `sensor_type`, `id1`, `id2`), `sensor_type`,
+    /// `id1` or `none`. Fields not grouped on are absent from the answer.
+    #[param(value_type = Option<GroupByDto>)]
+    group_by: Option<String>,
+    /// The most buckets an automatic interval makes (default 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    max_points: Option<String>,
+}
+
+/// How buckets are grouped.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the `group_by` parameter; requests read it as text
+pub enum GroupByDto {
+    /// One group per device.
+    Device,
+    /// One group per sensor type.
+    SensorType,
+    /// One group per `id1`.
+    Id1,
+    /// One group.
+    None,
+}
+
+impl AggregateRequest {
+    fn query(&self) -> Result<AggregateQuery, ApiError> {
+        let params = AggregateParams {
+            filter: FilterParams {
+                id1: self.id1.as_deref(),
+                id2: self.id2.as_deref(),
+                sensor_type: self.sensor_type.as_deref(),
+                from: self.from.as_deref(),
+                to: self.to.as_deref(),
+                duration: self.duration.as_deref(),
+                ..FilterParams::default()
+            },
+            interval: self.interval.as_deref(),
+            group_by: self.group_by.as_deref(),
+            max_points: self.max_points.as_deref(),
+        };
+        Ok(AggregateQuery::parse(params, Utc::now())?)
+    }
+}
+
+/// One bucket of one group.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BucketDto {
+    /// Start of the bucket (inclusive), UTC.
+    #[serde(with = "timestamp_text")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00Z")]
+    pub bucket: DateTime<Utc>,
+    /// Sensor type, when grouped by device or sensor type.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sensor_type: Option<String>,
+    /// `id1`, when grouped by device or `id1`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id1: Option<String>,
+    /// `id2`, when grouped by device.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id2: Option<i32>,
+    /// Readings in the bucket (at least 1: empty buckets are left out).
+    pub count: u64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean value.
+    pub avg: f64,
+    /// Sum of the values.
+    pub sum: f64,
+    /// The value with the earliest timestamp (on a tie, the smaller value).
+    pub first: f64,
+    /// The value with the latest timestamp (on a tie, the larger value).
+    pub last: f64,
+}
+
+impl From<Bucket> for BucketDto {
+    fn from(b: Bucket) -> Self {
+        let a = b.aggregate;
+        Self {
+            bucket: b.start,
+            sensor_type: b.key.sensor_type,
+            id1: b.key.id1,
+            id2: b.key.id2,
+            count: a.count,
+            min: a.min,
+            max: a.max,
+            avg: a.avg(),
+            sum: a.sum,
+            first: a.first.value,
+            last: a.last.value,
+        }
+    }
+}
+
+/// Body of `GET /api/v1/readings/aggregate`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AggregateResponse {
+    /// The bucket width used (`1h`, `15m`, …).
+    #[schema(example = "1h")]
+    pub interval: String,
+    /// Buckets in time order, then by group.
+    pub data: Vec<BucketDto>,
+}
+
+/// Time-bucket aggregates (count, min, max, avg, sum, first, last) of the
+/// readings matching the filters, exactly as a `GROUP BY` over the stored
+/// readings would give them.
+#[utoipa::path(get, path = "/api/v1/readings/aggregate", operation_id = "aggregate_readings", tag = "analytics",
+    params(AggregateRequest),
+    responses(
+        (status = 200, description = "Non-empty buckets, in time order", body = AggregateResponse),
+        (status = 400, description = "A bad parameter, named in `field` (`interval`, `group_by`, `max_points`, a filter); `interval` also when it makes more than `max_points` × 10 buckets", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn aggregate(
+    _user: Authenticated,
+    state: web::Data<AppState>,
+    request: web::Query<AggregateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let query = request.query()?;
+    let buckets = state.reads.aggregate(&query).await?;
+    Ok(HttpResponse::Ok().json(AggregateResponse {
+        interval: query.interval().label(),
+        data: buckets.into_iter().map(BucketDto::from).collect(),
+    }))
+}
+
+/// Parameters of `/api/v1/devices`, as received.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DevicesRequest {
+    /// Device id part 1.
+    #[param(pattern = r"^[A-Z]{1,32}$", example = "ABC")]
+    id1: Option<String>,
+    /// Device id part 2.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647, example = 1)]
+    id2: Option<String>,
+    /// Sensor type.
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
+    sensor_type: Option<String>,
+    /// Only devices whose latest reading is older than this span (`10m`,
+    /// `2h`): the ones that went quiet.
+    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "10m")]
+    silent_for: Option<String>,
+}
+
+/// One device in the catalog.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeviceDto {
+    /// Sensor type.
+    pub sensor_type: String,
+    /// Device id part 1.
+    pub id1: String,
+    /// Device id part 2.
+    pub id2: i32,
+    /// Its earliest stored reading.
+    #[serde(with = "timestamp_text")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00.123456Z")]
+    pub first_seen: DateTime<Utc>,
+    /// Its latest stored reading.
+    #[serde(with = "timestamp_text")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T09:41:00.5Z")]
+    pub last_seen: DateTime<Utc>,
+    /// The value of that reading.
+    pub last_value: f64,
+    /// Readings stored.
+    pub count: u64,
+}
+
+impl From<Device> for DeviceDto {
+    fn from(d: Device) -> Self {
+        Self {
+            sensor_type: d.sensor_type,
+            id1: d.id1,
+            id2: d.id2,
+            first_seen: d.first_seen,
+            last_seen: d.last_seen,
+            last_value: d.last_value,
+            count: d.count,
+        }
+    }
+}
+
+/// Body of `GET /api/v1/devices`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DevicesResponse {
+    /// Devices by sensor type, `id1`, `id2`.
+    pub data: Vec<DeviceDto>,
+}
+
+/// The devices that have stored readings, one row per (`sensor_type`,
+/// `id1`, `id2`), answered from the device catalog rather than the
+/// readings table.
+#[utoipa::path(get, path = "/api/v1/devices", operation_id = "list_devices", tag = "analytics",
+    params(DevicesRequest),
+    responses(
+        (status = 200, description = "Matching devices", body = DevicesResponse),
+        (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn devices(
+    _user: Authenticated,
+    state: web::Data<AppState>,
+    request: web::Query<DevicesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let query = DeviceQuery::parse(
+        FilterParams {
+            id1: request.id1.as_deref(),
+            id2: request.id2.as_deref(),
+            sensor_type: request.sensor_type.as_deref(),
+            ..FilterParams::default()
+        },
+        request.silent_for.as_deref(),
+        now,
+    )?;
+    let devices = state.reads.devices(&query, now).await?;
+    Ok(HttpResponse::Ok().json(DevicesResponse {
+        data: devices.into_iter().map(DeviceDto::from).collect(),
+    }))
+}

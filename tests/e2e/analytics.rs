@@ -1,0 +1,272 @@
+//! Aggregates, the device catalog and export through the REST API, on
+//! readings that came in over MQTT and were then edited and deleted.
+
+use crate::support::{publish, TestSystem};
+use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
+use datastream_schema::timestamp::format_timestamp;
+use datastream_test_support::{unique_id1, TestDb};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// The start of the hour five hours ago: the refresher has settled it.
+fn five_hours_ago() -> DateTime<Utc> {
+    (Utc::now() - ChronoDuration::hours(5))
+        .duration_trunc(ChronoDuration::hours(1))
+        .unwrap()
+}
+
+/// Publishes, for `id1`, one reading per device (id2 0 and 1) every 10
+/// minutes over three hours from `start` (36 readings), value = minutes
+/// from `start`; waits until all are stored.
+async fn seed(sys: &TestSystem, id1: &str, start: DateTime<Utc>) {
+    let client = sys.publisher().await;
+    for minute in (0..180).step_by(10) {
+        for id2 in 0..2 {
+            let at = start + ChronoDuration::minutes(minute);
+            let body = json!({"sensor_value": minute as f64, "sensor_type": "temperature",
+                "id1": id1, "id2": id2, "timestamp": format_timestamp(at)});
+            publish(
+                &client,
+                &format!("sensors/temperature/{id1}/{id2}"),
+                body.to_string(),
+            )
+            .await;
+        }
+    }
+    let stored = sys
+        .wait_for_readings(&format!("id1={id1}&limit=100"), 36, Duration::from_secs(15))
+        .await;
+    assert_eq!(stored.len(), 36);
+}
+
+/// Waits until the ingestor's refresher has rebuilt every dirty hour, so
+/// that the answers below come from rollups.
+async fn wait_for_clean_rollups(sys: &TestSystem) {
+    let store = datastream_schema::connect(sys.db.url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.dirty_hours().await.unwrap() > 0 {
+        assert!(Instant::now() < deadline, "rollups still dirty after 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn get_json(sys: &TestSystem, path: &str, token: &str) -> (u16, Value) {
+    let resp = sys.get(path, token).await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_devices_and_exports_follow_edits_and_deletes() {
+    analytics_follow_edits_and_deletes(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_devices_and_exports_follow_edits_and_deletes_on_mariadb() {
+    if let Some(db) = TestDb::mysql().await {
+        analytics_follow_edits_and_deletes(db).await;
+    }
+}
+
+async fn analytics_follow_edits_and_deletes(db: TestDb) {
+    let sys = TestSystem::start(db, None, vec![]).await;
+    let id1 = unique_id1();
+    let start = five_hours_ago();
+    seed(&sys, &id1, start).await;
+    wait_for_clean_rollups(&sys).await;
+    let token = sys.admin_token().await;
+    let window = format!(
+        "from={}&to={}",
+        urlencode(&format_timestamp(start)),
+        urlencode(&format_timestamp(start + ChronoDuration::hours(3)))
+    );
+
+    let (status, body) = get_json(
+        &sys,
+        &format!("/api/v1/readings/aggregate?id1={id1}&{window}&interval=1h&group_by=none"),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["interval"], "1h");
+    let hours = body["data"].as_array().unwrap();
+    assert_eq!(hours.len(), 3);
+    // Hour 0 holds minutes 0..50 of both devices: 12 readings.
+    let first = &hours[0];
+    assert_eq!(first["bucket"], format_timestamp(start));
+    assert_eq!(
+        (
+            first["count"].as_u64(),
+            first["min"].as_f64(),
+            first["max"].as_f64()
+        ),
+        (Some(12), Some(0.0), Some(50.0))
+    );
+    assert_eq!(
+        (first["sum"].as_f64(), first["avg"].as_f64()),
+        (Some(300.0), Some(25.0))
+    );
+    assert_eq!(
+        (first["first"].as_f64(), first["last"].as_f64()),
+        (Some(0.0), Some(50.0))
+    );
+    assert!(first.get("id1").is_none() && first.get("sensor_type").is_none());
+
+    let (_, devices) = get_json(&sys, &format!("/api/v1/devices?id1={id1}"), &token).await;
+    let devices = devices["data"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[0]["count"], 18);
+    assert_eq!(devices[0]["last_value"], 170.0);
+
+    // Delete device 1 and edit device 0: answers change at once, before
+    // the refresher has caught up.
+    let deleted = sys
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/readings?id1={id1}&id2=1"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status().as_u16(), 200);
+    let patched = sys
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/readings?id1={id1}&id2=0"),
+            &token,
+            Some(json!({"sensor_value": 2.5})),
+        )
+        .await;
+    assert_eq!(patched.status().as_u16(), 200);
+    let (_, body) = get_json(
+        &sys,
+        &format!("/api/v1/readings/aggregate?id1={id1}&{window}&interval=1h"),
+        &token,
+    )
+    .await;
+    let hours = body["data"].as_array().unwrap();
+    assert_eq!(hours.len(), 3);
+    assert!(hours
+        .iter()
+        .all(|h| h["id2"] == 0 && h["count"] == 6 && h["sum"] == 15.0));
+    let (_, devices) = get_json(&sys, &format!("/api/v1/devices?id1={id1}"), &token).await;
+    assert_eq!(devices["data"].as_array().unwrap().len(), 1);
+    assert_eq!(devices["data"][0]["last_value"], 2.5);
+
+    // The export holds what is left, oldest first, in both formats.
+    let csv = sys
+        .get(
+            &format!("/api/v1/readings/export?id1={id1}&format=csv"),
+            &token,
+        )
+        .await;
+    assert_eq!(csv.status().as_u16(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,sensor_value,sensor_type,id1,id2,timestamp,created_at,updated_at"
+    );
+    assert_eq!(lines.len(), 1 + 18);
+    let times: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(5).unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    let ndjson = sys
+        .get(
+            &format!("/api/v1/readings/export?id1={id1}&format=ndjson"),
+            &token,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let readings: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(readings.len(), 18);
+    assert!(readings
+        .iter()
+        .all(|r| r["sensor_value"] == 2.5 && r["id2"] == 0));
+
+    wait_for_clean_rollups(&sys).await;
+    let (_, after) = get_json(
+        &sys,
+        &format!("/api/v1/readings/aggregate?id1={id1}&{window}&interval=1h"),
+        &token,
+    )
+    .await;
+    assert_eq!(after, body, "rebuilt rollups answer as the rows did");
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_refuse_bad_parameters_naming_the_field() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let token = sys.admin_token().await;
+    let cases = [
+        ("/api/v1/readings/aggregate?interval=0s", "interval"),
+        ("/api/v1/readings/aggregate?interval=31d", "interval"),
+        (
+            "/api/v1/readings/aggregate?interval=1s&duration=30d",
+            "interval",
+        ),
+        ("/api/v1/readings/aggregate?group_by=site", "group_by"),
+        ("/api/v1/readings/aggregate?max_points=0", "max_points"),
+        ("/api/v1/readings/aggregate?limit=5", "limit"),
+        ("/api/v1/readings/aggregate?id2=x", "id2"),
+        ("/api/v1/devices?silent_for=soon", "silent_for"),
+        ("/api/v1/devices?from=2026-01-01T00:00:00Z", "from"),
+        ("/api/v1/readings/export?format=xlsx", "format"),
+        ("/api/v1/readings/export?order=desc", "order"),
+    ];
+    for (path, field) in cases {
+        let (status, body) = get_json(&sys, path, &token).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_read_analytics_and_nobody_writes_there() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let viewer = sys.user_token("vic", "viewer").await;
+    let admin = sys.admin_token().await;
+    for path in [
+        "/api/v1/readings/aggregate",
+        "/api/v1/devices",
+        "/api/v1/readings/export",
+    ] {
+        assert_eq!(
+            sys.get(path, &viewer).await.status().as_u16(),
+            200,
+            "{path}"
+        );
+        for method in [Method::POST, Method::PATCH, Method::DELETE] {
+            let resp = sys.send(method.clone(), path, &admin, None).await;
+            assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+            assert_eq!(resp.headers()["allow"], "GET");
+        }
+        let anonymous = sys
+            .http
+            .get(format!("{}{path}", sys.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401, "{path}");
+    }
+    sys.stop().await;
+}
+
+/// `+` in an offset must reach the server as `%2B`.
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
