@@ -131,6 +131,17 @@ async function main() {
   expectThat("the delete removed readings", deleted.json?.deleted >= 1, deleted.text);
   const gone = await api.run("readings", "get_reading", { params: { id: first.id } });
   expect("GET /api/v1/readings/{id} after the delete", gone, 404);
+  const hourly = await api.run("analytics", "aggregate_readings", {
+    params: { sensor_type: first.sensor_type, duration: "1d", interval: "1h", group_by: "sensor_type" },
+  });
+  expect("GET /api/v1/readings/aggregate", hourly, 200);
+  expectThat("the aggregate has hourly buckets", hourly.json?.interval === "1h" && Array.isArray(hourly.json?.data), hourly.text);
+  const devices = await api.run("analytics", "list_devices", { params: { sensor_type: first.sensor_type } });
+  expect("GET /api/v1/devices", devices, 200);
+  expectThat("the catalog lists devices", devices.json?.data?.length >= 1, devices.text);
+  const exported = await api.run("analytics", "export_readings", { params: { duration: "1h", format: "csv" } });
+  expect("GET /api/v1/readings/export", exported, 200);
+  expectThat("the export starts with its header row", exported.text.startsWith("id,sensor_value"), exported.text);
   expect(
     "POST /api/v1/users",
     await api.run("users", "create_user", {
