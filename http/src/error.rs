@@ -171,6 +171,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %detail, "database unavailable");
                 ApiError::Unavailable("database")
             }
+            StoreError::Contention(detail) => {
+                tracing::warn!(error = %detail, "database busy");
+                ApiError::Unavailable("database")
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

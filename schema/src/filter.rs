@@ -214,17 +214,6 @@ impl ReadingFilter {
         self
     }
 
-    /// The readings of one device (for the store's own lookups; the values
-    /// come from rows already stored, so they are trusted).
-    pub(crate) fn for_device(sensor_type: &str, id1: &str, id2: i32) -> Self {
-        Self {
-            sensor_type: SensorType::parse(sensor_type).ok(),
-            id1: Id1::parse(id1).ok(),
-            id2: Id2::new(i64::from(id2)).ok(),
-            ..Self::default()
-        }
-    }
-
     /// Sets the order.
     pub fn with_order(mut self, order: Order) -> Self {
         self.order = order;

@@ -488,3 +488,96 @@ async fn turning_rollups_back_on_rebuilds_every_hour_on_mysql() {
         turning_rollups_back_on_rebuilds_every_hour(db).await;
     }
 }
+
+/// Writers, edits, deletes and two refreshers running at once on the same
+/// hours: once all have stopped and the last marks are rebuilt, every
+/// answer still equals the rows.
+async fn concurrent_writes_and_refreshers_leave_rollups_exact(db: TestDb) {
+    let store = datastream_schema::store::connect_with(db.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for writer in 0..3u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..30u32 {
+                let seeds: Vec<Seed> = (0..20u32)
+                    .map(|i| {
+                        let n = writer * 10_000 + round * 20 + i;
+                        (
+                            n as usize % 8,
+                            i64::from(n * 37) % SPAN_SECS,
+                            n,
+                            (n % 5_000) as i32,
+                        )
+                    })
+                    .collect();
+                apply(&store, &Step::Insert(seeds), &mut Vec::new()).await;
+            }
+        }));
+    }
+    {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10i64 {
+                let hours = Selection {
+                    sensor_type: Some(TYPES[round as usize % 2]),
+                    id1: None,
+                    id2: None,
+                    window: Some((round % 8 * 3_600, (round % 8 + 1) * 3_600)),
+                };
+                apply(
+                    &store,
+                    &Step::Patch(hours.clone(), round as i32),
+                    &mut Vec::new(),
+                )
+                .await;
+                if round % 3 == 0 {
+                    apply(&store, &Step::Delete(hours), &mut Vec::new()).await;
+                }
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..40 {
+                apply(&store, &Step::Refresh(3), &mut Vec::new()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    apply(&store, &Step::Refresh(1_000), &mut Vec::new()).await;
+    assert_eq!(store.dirty_hours().await.unwrap(), 0);
+    let rows = all_rows(&store).await;
+    for group_by in ["device", "sensor_type", "id1", "none"] {
+        let q = Question {
+            selection: Selection {
+                sensor_type: None,
+                id1: None,
+                id2: None,
+                window: None,
+            },
+            interval: "1h",
+            group_by,
+            zone_minutes: 0,
+            silent_for: "1s",
+        };
+        check_aggregate(&store, &q, &rows).await;
+        check_devices(&store, &q, &rows).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_and_refreshers_leave_rollups_exact_on_sqlite() {
+    concurrent_writes_and_refreshers_leave_rollups_exact(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_and_refreshers_leave_rollups_exact_on_mysql() {
+    if let Some(db) = TestDb::mysql().await {
+        concurrent_writes_and_refreshers_leave_rollups_exact(db).await;
+    }
+}

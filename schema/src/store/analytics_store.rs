@@ -12,6 +12,7 @@
 
 use super::diesel_store::{DieselBackend, DieselStore};
 use super::query::{filter_conditions, SqlTypes};
+use super::rollup_refresh;
 use super::rollup_rows::{
     hour_of, DeviceHourRow, DeviceRow, DirtyRow, Id1HourRow, NewDeviceHourRow, NewId1HourRow,
     NewTypeHourRow, RawRow, StaleRow, TypeHourRow,
@@ -49,7 +50,8 @@ const SETTLE: i64 = 5;
 
 /// A reading's device, time and value, as selected from `sensor_data`.
 type RawColumns = (Text, Text, Integer, Timestamp, Double);
-type RawQuery<DB> = BoxedSelectStatement<'static, RawColumns, FromClause<sensor_data::table>, DB>;
+pub(super) type RawQuery<DB> =
+    BoxedSelectStatement<'static, RawColumns, FromClause<sensor_data::table>, DB>;
 type DeviceInsert = InsertStatement<
     rollup_device_hour::table,
     <NewDeviceHourRow as Insertable<rollup_device_hour::table>>::Values,
@@ -187,21 +189,13 @@ where
         }
         let settled = (now - Duration::seconds(3_600 + SETTLE)).naive_utc();
         let mut conn = self.conn().await?;
-        clear_stale::<B>(&mut *conn).await?;
-        let hours: Vec<DirtyRow> = rollup_dirty::table
-            .into_boxed()
-            .filter(rollup_dirty::bucket.le(settled))
-            .order(rollup_dirty::bucket.asc())
-            .limit(most as i64)
-            .load(&mut *conn)
-            .await?;
-        let mut refreshed = 0;
-        for hour in hours {
-            if refresh_hour(&mut *conn, hour.bucket).await? {
-                refreshed += 1;
-            }
+        if !B::begin_refresh(&mut conn).await? {
+            return Ok(0);
         }
-        Ok(refreshed)
+        let refreshed = rollup_refresh::refresh_settled::<B>(&mut conn, settled, most).await;
+        // Released even after a failure: the connection goes back to the pool.
+        B::end_refresh(&mut conn).await?;
+        refreshed
     }
 
     async fn dirty_hours(&self) -> Result<u64, StoreError> {
@@ -225,43 +219,6 @@ where
         }
         let stale: Vec<StaleRow> = rollup_stale::table.into_boxed().load(conn).await?;
         Ok(stale.is_empty())
-    }
-}
-
-/// When a writer with rollups off has marked them stale: marks every hour
-/// that has readings dirty and removes the stale row, in one transaction
-/// that starts by deleting that row (a writer still marking it waits, and
-/// its readings are seen by the scan).
-async fn clear_stale<B: DieselBackend>(conn: &mut B::Conn) -> Result<(), StoreError>
-where
-    BoxedDeleteStatement<'static, B::Db, rollup_stale::table>: ExecuteDsl<B::Conn>,
-{
-    use diesel_async::{SimpleAsyncConnection, TransactionManager};
-    <B::Conn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
-    let result = async {
-        let taken = diesel::delete(rollup_stale::table)
-            .into_boxed::<B::Db>()
-            .execute(conn)
-            .await?;
-        if taken > 0 {
-            tracing::warn!(
-                "rollups were left stale by a writer with ROLLUPS=off; rebuilding every hour"
-            );
-            conn.batch_execute(B::MARK_EVERY_HOUR).await?;
-        }
-        Ok::<_, StoreError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            <B::Conn as AsyncConnection>::TransactionManager::commit_transaction(conn).await?;
-            Ok(())
-        }
-        Err(error) => {
-            let _ =
-                <B::Conn as AsyncConnection>::TransactionManager::rollback_transaction(conn).await;
-            Err(error)
-        }
     }
 }
 
@@ -518,7 +475,7 @@ where
 
 /// Every reading `filter` matches (conditions and time bounds): its device,
 /// time and value.
-fn raw_rows<DB>(filter: &ReadingFilter) -> RawQuery<DB>
+pub(super) fn raw_rows<DB>(filter: &ReadingFilter) -> RawQuery<DB>
 where
     DB: SqlTypes + 'static,
     String: ToSql<Text, DB>,
@@ -569,7 +526,7 @@ pub(super) struct DeviceKey {
 }
 
 impl DeviceKey {
-    fn of(d: &Device) -> Self {
+    pub(super) fn of(d: &Device) -> Self {
         Self {
             sensor_type: d.sensor_type.clone(),
             id1: d.id1.clone(),
@@ -592,7 +549,7 @@ impl DeviceKey {
 
 /// A catalog row as an aggregate: what it records of the device's readings
 /// (count, first and last; sum, min and max are not kept and not read).
-fn device_aggregate(d: &Device) -> Aggregate {
+pub(super) fn device_aggregate(d: &Device) -> Aggregate {
     let mut a = Aggregate::of(d.first_seen, d.last_value);
     a.count = d.count;
     a.last.at = d.last_seen;
@@ -682,7 +639,7 @@ where
 
 /// The earliest and latest reading of `key` among the clean hours' rollups,
 /// as an aggregate (count left at 0; the caller sets it).
-async fn clean_extremes<C, DB>(
+pub(super) async fn clean_extremes<C, DB>(
     conn: &mut C,
     key: &DeviceKey,
     dirty: &BTreeSet<NaiveDateTime>,
@@ -732,7 +689,7 @@ where
 
 /// Rollup rows per device of `[first, end)` matching `c` (and `id2` when
 /// given), in no particular order.
-async fn device_rollups<C, DB>(
+pub(super) async fn device_rollups<C, DB>(
     conn: &mut C,
     c: &ReadingFilter,
     id2: Option<i32>,
@@ -765,108 +722,9 @@ where
     Ok(q.load(conn).await?)
 }
 
-/// Rebuilds the rollups of `hour` from its rows, in one transaction that
-/// starts by taking the hour's dirty mark; `false` when another refresher
-/// took it first.
-async fn refresh_hour<C, DB>(conn: &mut C, hour: NaiveDateTime) -> Result<bool, StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    String: ToSql<Text, DB>,
-    i32: ToSql<Integer, DB>,
-    i64: ToSql<BigInt, DB>,
-    f64: ToSql<Double, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
-    rollup_device_hour::table:
-        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
-    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
-    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
-    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
-    devices::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceRow>,
-    BoxedDeleteStatement<'static, DB, rollup_dirty::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_device_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_type_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_id1_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, devices::table>: ExecuteDsl<C>,
-    DeviceInsert: ExecuteDsl<C>,
-    TypeInsert: ExecuteDsl<C>,
-    Id1Insert: ExecuteDsl<C>,
-    CatalogInsert: ExecuteDsl<C>,
-{
-    use diesel_async::TransactionManager;
-    C::TransactionManager::begin_transaction(conn).await?;
-    let result = rebuild_hour(conn, hour).await;
-    match result {
-        Ok(done) => {
-            C::TransactionManager::commit_transaction(conn).await?;
-            Ok(done)
-        }
-        Err(error) => {
-            let _ = C::TransactionManager::rollback_transaction(conn).await;
-            Err(error)
-        }
-    }
-}
-
-/// The work of [`refresh_hour`], inside its transaction.
-async fn rebuild_hour<C, DB>(conn: &mut C, hour: NaiveDateTime) -> Result<bool, StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    String: ToSql<Text, DB>,
-    i32: ToSql<Integer, DB>,
-    i64: ToSql<BigInt, DB>,
-    f64: ToSql<Double, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
-    rollup_device_hour::table:
-        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
-    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
-    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
-    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
-    devices::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceRow>,
-    BoxedDeleteStatement<'static, DB, rollup_dirty::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_device_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_type_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_id1_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, devices::table>: ExecuteDsl<C>,
-    DeviceInsert: ExecuteDsl<C>,
-    TypeInsert: ExecuteDsl<C>,
-    Id1Insert: ExecuteDsl<C>,
-    CatalogInsert: ExecuteDsl<C>,
-{
-    let taken = diesel::delete(rollup_dirty::table)
-        .filter(rollup_dirty::bucket.eq(hour))
-        .into_boxed::<DB>()
-        .execute(conn)
-        .await?;
-    if taken == 0 {
-        return Ok(false);
-    }
-    let end = hour + Duration::hours(1);
-    let everything = ReadingFilter::default();
-    let fresh = per_device(
-        conn,
-        &everything.clone().within(hour.and_utc(), end.and_utc()),
-    )
-    .await?;
-    let stale: BTreeMap<DeviceKey, Aggregate> = device_rollups(conn, &everything, None, hour, end)
-        .await?
-        .into_iter()
-        .map(|r| (r.key(), r.aggregate()))
-        .collect();
-    replace_hour_rollups(conn, hour, &fresh).await?;
-    let touched: BTreeSet<&DeviceKey> = fresh.keys().chain(stale.keys()).collect();
-    for key in touched {
-        update_catalog(conn, key, stale.get(key), fresh.get(key), hour).await?;
-    }
-    Ok(true)
-}
-
 /// The readings `filter` matches, aggregated per device, read as a stream
 /// (an hour of a busy site does not fit in memory as rows).
-async fn per_device<C, DB>(
+pub(super) async fn per_device<C, DB>(
     conn: &mut C,
     filter: &ReadingFilter,
 ) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
@@ -897,142 +755,4 @@ where
         }
     }
     Ok(devices)
-}
-
-/// Replaces `hour`'s rows of the three rollup tables with those `fresh`
-/// (per device) makes.
-async fn replace_hour_rollups<C, DB>(
-    conn: &mut C,
-    hour: NaiveDateTime,
-    fresh: &BTreeMap<DeviceKey, Aggregate>,
-) -> Result<(), StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    BoxedDeleteStatement<'static, DB, rollup_device_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_type_hour::table>: ExecuteDsl<C>,
-    BoxedDeleteStatement<'static, DB, rollup_id1_hour::table>: ExecuteDsl<C>,
-    DeviceInsert: ExecuteDsl<C>,
-    TypeInsert: ExecuteDsl<C>,
-    Id1Insert: ExecuteDsl<C>,
-{
-    diesel::delete(rollup_device_hour::table)
-        .filter(rollup_device_hour::bucket.eq(hour))
-        .into_boxed::<DB>()
-        .execute(conn)
-        .await?;
-    diesel::delete(rollup_type_hour::table)
-        .filter(rollup_type_hour::bucket.eq(hour))
-        .into_boxed::<DB>()
-        .execute(conn)
-        .await?;
-    diesel::delete(rollup_id1_hour::table)
-        .filter(rollup_id1_hour::bucket.eq(hour))
-        .into_boxed::<DB>()
-        .execute(conn)
-        .await?;
-    let mut per_type: BTreeMap<&str, Aggregate> = BTreeMap::new();
-    let mut per_id1: BTreeMap<(&str, &str), Aggregate> = BTreeMap::new();
-    for (key, a) in fresh {
-        let row = NewDeviceHourRow::new(key.id1.clone(), key.id2, key.sensor_type.clone(), hour, a);
-        diesel::insert_into(rollup_device_hour::table)
-            .values(row)
-            .execute(conn)
-            .await?;
-        merge_into(per_type.entry(&key.sensor_type), a);
-        merge_into(per_id1.entry((&key.id1, &key.sensor_type)), a);
-    }
-    for (sensor_type, a) in per_type {
-        let row = NewTypeHourRow::new(sensor_type.to_owned(), hour, &a);
-        diesel::insert_into(rollup_type_hour::table)
-            .values(row)
-            .execute(conn)
-            .await?;
-    }
-    for ((id1, sensor_type), a) in per_id1 {
-        let row = NewId1HourRow::new(id1.to_owned(), sensor_type.to_owned(), hour, &a);
-        diesel::insert_into(rollup_id1_hour::table)
-            .values(row)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
-}
-
-fn merge_into<K: Ord>(entry: std::collections::btree_map::Entry<'_, K, Aggregate>, a: &Aggregate) {
-    match entry {
-        std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(a),
-        std::collections::btree_map::Entry::Vacant(e) => {
-            e.insert(*a);
-        }
-    }
-}
-
-/// Moves `key`'s catalog row from what `stale` (the hour's old rollup) said
-/// to what `fresh` (its new one) says. A first or last reading that lay in
-/// `hour` and is gone or changed is looked up among the device's rollups.
-async fn update_catalog<C, DB>(
-    conn: &mut C,
-    key: &DeviceKey,
-    stale: Option<&Aggregate>,
-    fresh: Option<&Aggregate>,
-    hour: NaiveDateTime,
-) -> Result<(), StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    String: ToSql<Text, DB>,
-    i32: ToSql<Integer, DB>,
-    i64: ToSql<BigInt, DB>,
-    rollup_device_hour::table:
-        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
-    devices::table: BoxedDsl<'static, DB, Output = devices::BoxedQuery<'static, DB>>,
-    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
-    devices::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceRow>,
-    BoxedDeleteStatement<'static, DB, devices::table>: ExecuteDsl<C>,
-    CatalogInsert: ExecuteDsl<C>,
-{
-    let of_device = ReadingFilter::for_device(&key.sensor_type, &key.id1, key.id2);
-    let recorded: Option<Aggregate> = catalog_query::<DB>(&of_device)
-        .load::<DeviceRow>(conn)
-        .await?
-        .into_iter()
-        .next()
-        .map(|r| device_aggregate(&Device::from(r)));
-    let count = recorded
-        .map_or(0, |a| a.count)
-        .saturating_sub(stale.map_or(0, |a| a.count))
-        + fresh.map_or(0, |a| a.count);
-    diesel::delete(devices::table)
-        .filter(devices::id1.eq(key.id1.clone()))
-        .filter(devices::id2.eq(key.id2))
-        .filter(devices::sensor_type.eq(key.sensor_type.clone()))
-        .into_boxed::<DB>()
-        .execute(conn)
-        .await?;
-    if count == 0 {
-        return Ok(());
-    }
-    let in_hour = |a: &Aggregate| hour_of(a.first.at) == hour || hour_of(a.last.at) == hour;
-    let mut exact = match recorded {
-        Some(a) if !in_hour(&a) => Some(a),
-        _ => clean_extremes(conn, key, &BTreeSet::new()).await?,
-    };
-    if let Some(f) = fresh {
-        match &mut exact {
-            Some(a) => a.merge(f),
-            None => exact = Some(*f),
-        }
-    }
-    let Some(mut a) = exact else {
-        return Ok(());
-    };
-    a.count = count;
-    let row = DeviceRow::new(key.id1.clone(), key.id2, key.sensor_type.clone(), &a);
-    diesel::insert_into(devices::table)
-        .values(row)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

@@ -9,8 +9,9 @@
 
 use super::analytics_store::{DirtyMark, StaleMark};
 use super::query::{filter_conditions, filtered_readings, SqlTypes};
-use super::rollup_rows::{StaleRow, WriteMarks};
+use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::{NewUserRow, ReadingRow, UserRow};
+use super::transaction::{self, ConnWork};
 use super::{
     InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore, WRITE_CHUNK,
 };
@@ -65,6 +66,33 @@ pub(crate) trait DieselBackend: Send + Sync + 'static {
 
     /// Whether writes keep the rollups (`StoreOptions::rollups`).
     fn rollups(&self) -> bool;
+
+    /// Becomes the one refresher at work (across processes), or `false`
+    /// when another is: refreshers one at a time cannot deadlock on the
+    /// catalog and rollup rows they share. Released by
+    /// [`end_refresh`](Self::end_refresh).
+    fn begin_refresh(conn: &mut Self::Conn) -> ConnWork<'_, bool>;
+
+    /// Lets another refresher work.
+    fn end_refresh(conn: &mut Self::Conn) -> ConnWork<'_, ()>;
+
+    /// Takes `hour`'s dirty mark inside the caller's transaction: `true`
+    /// when taken, `false` when it is gone (another refresher took it) or a
+    /// writer holds it right now (the hour is left for the next round). A
+    /// refresher never waits for a writer's lock: queued behind writers, it
+    /// would close a cycle between two of them.
+    fn claim_hour(conn: &mut Self::Conn, hour: NaiveDateTime) -> ConnWork<'_, bool>;
+
+    /// The catalog rows of the devices whose `id1` is in `id1s`, locked
+    /// until the transaction ends where the database locks rows (MySQL:
+    /// two refreshers must not both move one device's row; SQLite has one
+    /// writer at a time anyway).
+    fn catalog_for_update(conn: &mut Self::Conn, id1s: Vec<String>)
+        -> ConnWork<'_, Vec<DeviceRow>>;
+
+    /// Writes an hour's rebuilt rollups and replaces the catalog rows it
+    /// carries, inside the caller's transaction, in multi-row statements.
+    fn write_hour(conn: &mut Self::Conn, rollups: HourRollups) -> ConnWork<'_, ()>;
 
     /// Inserts `readings` (not empty) in one transaction, ignoring existing
     /// keys; returns how many rows were new.
@@ -192,7 +220,9 @@ where
                 return Ok(InsertOutcome::default());
             }
             let total = readings.len() as u64;
-            let inserted = backend.insert_rows(readings).await?;
+            let inserted =
+                transaction::retrying_contention(|| backend.clone().insert_rows(readings.clone()))
+                    .await?;
             Ok(InsertOutcome {
                 inserted,
                 duplicate: total - inserted,
@@ -295,8 +325,11 @@ where
             last = max;
             let marks =
                 WriteMarks::for_times(self.backend.rollups(), rows.iter().map(|r| r.1.and_utc()));
-            let ids = rows.into_iter().map(|(id, _)| id).collect();
-            total += in_transaction(&mut *conn, &marks, apply(ids)).await?;
+            let ids: Vec<i64> = rows.into_iter().map(|(id, _)| id).collect();
+            total += transaction::retrying_contention_on(&mut *conn, |conn| {
+                Box::pin(in_transaction(conn, marks.clone(), apply(ids.clone())))
+            })
+            .await?;
             if !full {
                 return Ok(total);
             }
@@ -307,7 +340,7 @@ where
 /// Runs `statement` in a transaction that first records `marks`.
 async fn in_transaction<C, S>(
     conn: &mut C,
-    marks: &WriteMarks,
+    marks: WriteMarks,
     statement: S,
 ) -> Result<u64, StoreError>
 where
@@ -316,38 +349,28 @@ where
     DirtyMark: ExecuteDsl<C>,
     StaleMark: ExecuteDsl<C>,
 {
-    use diesel_async::TransactionManager;
-    C::TransactionManager::begin_transaction(conn).await?;
-    let result = async {
-        match marks {
-            WriteMarks::Hours(hours) => {
-                for hour in hours {
-                    diesel::insert_or_ignore_into(rollup_dirty::table)
-                        .values(*hour)
+    transaction::in_transaction(conn, |conn| {
+        Box::pin(async move {
+            match marks {
+                WriteMarks::Hours(hours) => {
+                    for hour in hours {
+                        diesel::insert_or_ignore_into(rollup_dirty::table)
+                            .values(hour)
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                WriteMarks::Stale => {
+                    diesel::insert_or_ignore_into(rollup_stale::table)
+                        .values(StaleRow::ROW)
                         .execute(conn)
                         .await?;
                 }
             }
-            WriteMarks::Stale => {
-                diesel::insert_or_ignore_into(rollup_stale::table)
-                    .values(StaleRow::ROW)
-                    .execute(conn)
-                    .await?;
-            }
-        }
-        Ok::<_, StoreError>(statement.execute(conn).await? as u64)
-    }
-    .await;
-    match result {
-        Ok(n) => {
-            C::TransactionManager::commit_transaction(conn).await?;
-            Ok(n)
-        }
-        Err(error) => {
-            let _ = C::TransactionManager::rollback_transaction(conn).await;
-            Err(error)
-        }
-    }
+            Ok(statement.execute(conn).await? as u64)
+        })
+    })
+    .await
 }
 
 #[async_trait]

@@ -14,9 +14,11 @@ mod diesel_store;
 mod mysql;
 mod mysql_session;
 mod query;
+mod rollup_refresh;
 mod rollup_rows;
 mod rows;
 mod sqlite;
+mod transaction;
 
 use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
 use crate::filter::ReadingFilter;
@@ -48,6 +50,10 @@ pub enum StoreError {
     /// A unique key was violated (e.g. an existing username).
     #[error("already exists")]
     Conflict,
+    /// The transaction lost a deadlock or waited too long for a lock, and
+    /// retrying it did not help: trying again later will.
+    #[error("database busy: {0}")]
+    Contention(String),
     /// Any other database error; its cause is the driver's error.
     #[error("database error: {0}")]
     Query(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -62,6 +68,13 @@ impl From<diesel::result::Error> for StoreError {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict,
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())
+            }
+            // InnoDB's 1213 and 1205; diesel gives them no kind of their own.
+            Error::DatabaseError(_, info)
+                if info.message().starts_with("Deadlock found")
+                    || info.message().starts_with("Lock wait timeout") =>
+            {
+                StoreError::Contention(info.message().to_owned())
             }
             other => StoreError::Query(Box::new(other)),
         }

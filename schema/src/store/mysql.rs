@@ -5,11 +5,16 @@
 use super::connection_health::ConnectionHealth;
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
 use super::mysql_session::configure_session;
-use super::rollup_rows::{StaleRow, WriteMarks};
+use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
+use super::transaction::ConnWork;
 use super::{Migrations, StoreError};
-use crate::db::{rollup_dirty, rollup_stale, sensor_data, MYSQL_MIGRATIONS};
+use crate::db::{
+    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
+    sensor_data, MYSQL_MIGRATIONS,
+};
 use crate::reading::Reading;
+use chrono::NaiveDateTime;
 use diesel::mysql::Mysql;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -123,6 +128,105 @@ impl DieselBackend for MysqlBackend {
 
     fn rollups(&self) -> bool {
         self.rollups
+    }
+
+    fn begin_refresh(conn: &mut AsyncMysqlConnection) -> ConnWork<'_, bool> {
+        Box::pin(async move {
+            let got: Vec<Option<i32>> =
+                diesel::select(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Integer>,
+                >("GET_LOCK('datastream_rollup_refresh', 0)"))
+                .load(conn)
+                .await?;
+            Ok(matches!(got.as_slice(), [Some(1)]))
+        })
+    }
+
+    fn end_refresh(conn: &mut AsyncMysqlConnection) -> ConnWork<'_, ()> {
+        use diesel_async::SimpleAsyncConnection;
+        Box::pin(async move {
+            conn.batch_execute("DO RELEASE_LOCK('datastream_rollup_refresh')")
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn claim_hour(conn: &mut AsyncMysqlConnection, hour: NaiveDateTime) -> ConnWork<'_, bool> {
+        use diesel::{ExpressionMethods, QueryDsl};
+        Box::pin(async move {
+            let locked = rollup_dirty::table
+                .filter(rollup_dirty::bucket.eq(hour))
+                .select(rollup_dirty::bucket)
+                .for_update()
+                .no_wait()
+                .load::<NaiveDateTime>(conn)
+                .await;
+            match locked {
+                Ok(rows) if rows.is_empty() => Ok(false),
+                Ok(_) => {
+                    diesel::delete(rollup_dirty::table.filter(rollup_dirty::bucket.eq(hour)))
+                        .execute(conn)
+                        .await?;
+                    Ok(true)
+                }
+                // NOWAIT found the mark locked: a writer is at this hour.
+                Err(diesel::result::Error::DatabaseError(_, info))
+                    if info.message().contains("Lock wait timeout") =>
+                {
+                    Ok(false)
+                }
+                Err(error) => Err(error.into()),
+            }
+        })
+    }
+
+    fn catalog_for_update(
+        conn: &mut AsyncMysqlConnection,
+        id1s: Vec<String>,
+    ) -> ConnWork<'_, Vec<DeviceRow>> {
+        use diesel::{ExpressionMethods, QueryDsl};
+        Box::pin(async move {
+            let mut rows = Vec::new();
+            for chunk in id1s.chunks(ROWS_PER_STATEMENT) {
+                let locked: Vec<DeviceRow> = devices::table
+                    .filter(devices::id1.eq_any(chunk))
+                    .for_update()
+                    .load(conn)
+                    .await?;
+                rows.extend(locked);
+            }
+            Ok(rows)
+        })
+    }
+
+    fn write_hour(conn: &mut AsyncMysqlConnection, rollups: HourRollups) -> ConnWork<'_, ()> {
+        Box::pin(async move {
+            for chunk in rollups.devices.chunks(ROWS_PER_STATEMENT) {
+                diesel::insert_into(rollup_device_hour::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .await?;
+            }
+            for chunk in rollups.types.chunks(ROWS_PER_STATEMENT) {
+                diesel::insert_into(rollup_type_hour::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .await?;
+            }
+            for chunk in rollups.id1s.chunks(ROWS_PER_STATEMENT) {
+                diesel::insert_into(rollup_id1_hour::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .await?;
+            }
+            for chunk in rollups.catalog.chunks(ROWS_PER_STATEMENT) {
+                diesel::replace_into(devices::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        })
     }
 
     /// One transaction: the rollup marks first (so that a refresher taking

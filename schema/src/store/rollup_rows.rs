@@ -224,3 +224,57 @@ pub(super) fn hour_of(at: DateTime<Utc>) -> NaiveDateTime {
         .unwrap_or(at)
         .naive_utc()
 }
+
+/// An hour's rebuilt rollups, ready to write, and the catalog rows of the
+/// devices it touched.
+#[derive(Debug, Default)]
+pub(crate) struct HourRollups {
+    pub(super) devices: Vec<NewDeviceHourRow>,
+    pub(super) types: Vec<NewTypeHourRow>,
+    pub(super) id1s: Vec<NewId1HourRow>,
+    pub(super) catalog: Vec<DeviceRow>,
+}
+
+impl HourRollups {
+    /// The rows of `hour` for readings aggregating to `fresh` per device,
+    /// regrouped per sensor type and per `id1`.
+    pub(super) fn new(
+        hour: NaiveDateTime,
+        fresh: &std::collections::BTreeMap<super::analytics_store::DeviceKey, Aggregate>,
+        catalog: Vec<DeviceRow>,
+    ) -> Self {
+        use std::collections::BTreeMap;
+        let mut per_type: BTreeMap<&str, Aggregate> = BTreeMap::new();
+        let mut per_id1: BTreeMap<(&str, &str), Aggregate> = BTreeMap::new();
+        let mut devices = Vec::with_capacity(fresh.len());
+        for (key, a) in fresh {
+            devices.push(NewDeviceHourRow::new(
+                key.id1.clone(),
+                key.id2,
+                key.sensor_type.clone(),
+                hour,
+                a,
+            ));
+            per_type
+                .entry(&key.sensor_type)
+                .and_modify(|t| t.merge(a))
+                .or_insert(*a);
+            per_id1
+                .entry((&key.id1, &key.sensor_type))
+                .and_modify(|t| t.merge(a))
+                .or_insert(*a);
+        }
+        Self {
+            devices,
+            types: per_type
+                .into_iter()
+                .map(|(t, a)| NewTypeHourRow::new(t.to_owned(), hour, &a))
+                .collect(),
+            id1s: per_id1
+                .into_iter()
+                .map(|((id1, t), a)| NewId1HourRow::new(id1.to_owned(), t.to_owned(), hour, &a))
+                .collect(),
+            catalog,
+        }
+    }
+}

@@ -5,11 +5,16 @@
 //! there.
 
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
-use super::rollup_rows::{StaleRow, WriteMarks};
+use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
+use super::transaction::ConnWork;
 use super::{Migrations, StoreError};
-use crate::db::{rollup_dirty, rollup_stale, sensor_data, SQLITE_MIGRATIONS};
+use crate::db::{
+    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
+    sensor_data, SQLITE_MIGRATIONS,
+};
 use crate::reading::Reading;
+use chrono::NaiveDateTime;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -101,6 +106,82 @@ impl DieselBackend for SqliteBackend {
 
     fn rollups(&self) -> bool {
         self.rollups
+    }
+
+    /// SQLite runs one write transaction at a time: refreshers take turns
+    /// by themselves.
+    fn begin_refresh(_conn: &mut Conn) -> ConnWork<'_, bool> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn end_refresh(_conn: &mut Conn) -> ConnWork<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Deleting the mark takes the write lock (a writer in progress is
+    /// waited for: with one writer at a time there is no cycle to close).
+    fn claim_hour(conn: &mut Conn, hour: NaiveDateTime) -> ConnWork<'_, bool> {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use diesel_async::RunQueryDsl;
+        Box::pin(async move {
+            let taken = diesel::delete(rollup_dirty::table.filter(rollup_dirty::bucket.eq(hour)))
+                .execute(conn)
+                .await?;
+            Ok(taken > 0)
+        })
+    }
+
+    /// Plain reads: the transaction already holds SQLite's one write lock.
+    fn catalog_for_update(conn: &mut Conn, id1s: Vec<String>) -> ConnWork<'_, Vec<DeviceRow>> {
+        Box::pin(async move {
+            let rows = conn
+                .spawn_blocking(move |conn| {
+                    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+                    let mut rows = Vec::new();
+                    for chunk in id1s.chunks(ROWS_PER_STATEMENT) {
+                        let found: Vec<DeviceRow> = devices::table
+                            .filter(devices::id1.eq_any(chunk))
+                            .load(conn)?;
+                        rows.extend(found);
+                    }
+                    Ok(rows)
+                })
+                .await?;
+            Ok(rows)
+        })
+    }
+
+    /// Sync diesel on the transaction's connection: its multi-row insert
+    /// exists only there.
+    fn write_hour(conn: &mut Conn, rollups: HourRollups) -> ConnWork<'_, ()> {
+        Box::pin(async move {
+            conn.spawn_blocking(move |conn| {
+                use diesel::RunQueryDsl;
+                for chunk in rollups.devices.chunks(ROWS_PER_STATEMENT) {
+                    diesel::insert_into(rollup_device_hour::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+                for chunk in rollups.types.chunks(ROWS_PER_STATEMENT) {
+                    diesel::insert_into(rollup_type_hour::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+                for chunk in rollups.id1s.chunks(ROWS_PER_STATEMENT) {
+                    diesel::insert_into(rollup_id1_hour::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+                for chunk in rollups.catalog.chunks(ROWS_PER_STATEMENT) {
+                    diesel::replace_into(devices::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(())
+        })
     }
 
     /// One `IMMEDIATE` transaction on a blocking thread: the rollup marks,

@@ -1,0 +1,313 @@
+//! The refresher's half of the rollups: rebuilding one dirty hour, and
+//! recovering from a writer that ran with rollups off.
+//!
+//! A rebuild is one transaction that starts by deleting the hour's dirty
+//! mark (so a writer still holding that hour is waited for, and a second
+//! refresher finds nothing to take), reads the hour's rows, and replaces
+//! the hour in the three rollup tables. The device catalog is kept equal to
+//! the sum of every device's hourly rollups: its rows are locked, moved by
+//! the difference between the hour's old and new rollup, and written back
+//! in bulk. Only when a device's first or last reading lay in the hour and
+//! none of its readings are left there is a second lookup needed.
+
+use super::analytics_store::{
+    clean_extremes, device_aggregate, device_rollups, per_device, DeviceKey, RawQuery,
+};
+use super::diesel_store::DieselBackend;
+use super::query::SqlTypes;
+use super::rollup_rows::{hour_of, DeviceHourRow, DeviceRow, DirtyRow, HourRollups};
+use super::transaction::in_transaction;
+use super::StoreError;
+use crate::analytics::{Aggregate, Device};
+use crate::db::{
+    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
+    sensor_data,
+};
+use crate::filter::ReadingFilter;
+use chrono::{Duration, NaiveDateTime};
+use diesel::query_builder::BoxedDeleteStatement;
+use diesel::query_dsl::methods::BoxedDsl;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::{ExpressionMethods, QueryDsl};
+use diesel_async::methods::{ExecuteDsl, LoadQuery};
+use diesel_async::RunQueryDsl;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// When a writer with rollups off has marked them stale: marks every hour
+/// that has readings dirty and removes the stale row, in one transaction
+/// that starts by deleting that row (a writer still marking it waits, and
+/// its readings are seen by the scan).
+async fn clear_stale<B: DieselBackend>(conn: &mut B::Conn) -> Result<(), StoreError>
+where
+    BoxedDeleteStatement<'static, B::Db, rollup_stale::table>: ExecuteDsl<B::Conn>,
+{
+    in_transaction(conn, |conn| {
+        Box::pin(async move {
+            let taken = diesel::delete(rollup_stale::table)
+                .into_boxed::<B::Db>()
+                .execute(conn)
+                .await?;
+            if taken > 0 {
+                use diesel_async::SimpleAsyncConnection;
+                tracing::warn!(
+                    "rollups were left stale by a writer with ROLLUPS=off; rebuilding every hour"
+                );
+                conn.batch_execute(B::MARK_EVERY_HOUR).await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Rebuilds at most `most` dirty hours that ended by `settled`, oldest
+/// first (after recovering from stale rollups); returns how many.
+pub(super) async fn refresh_settled<B: DieselBackend>(
+    conn: &mut B::Conn,
+    settled: NaiveDateTime,
+    most: usize,
+) -> Result<usize, StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    i64: ToSql<BigInt, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    sensor_data::table: BoxedDsl<'static, B::Db, Output = sensor_data::BoxedQuery<'static, B::Db>>,
+    rollup_dirty::table:
+        BoxedDsl<'static, B::Db, Output = rollup_dirty::BoxedQuery<'static, B::Db>>,
+    rollup_dirty::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DirtyRow>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_device_hour::BoxedQuery<'static, B::Db>>,
+    RawQuery<B::Db>: LoadQuery<'static, B::Conn, super::rollup_rows::RawRow>,
+    rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
+    BoxedDeleteStatement<'static, B::Db, rollup_stale::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
+{
+    clear_stale::<B>(conn).await?;
+    let hours: Vec<DirtyRow> = rollup_dirty::table
+        .into_boxed()
+        .filter(rollup_dirty::bucket.le(settled))
+        .order(rollup_dirty::bucket.asc())
+        .limit(i64::try_from(most).unwrap_or(i64::MAX))
+        .load(conn)
+        .await?;
+    let mut refreshed = 0;
+    for hour in hours {
+        if refresh_hour::<B>(conn, hour.bucket).await? {
+            refreshed += 1;
+        }
+    }
+    Ok(refreshed)
+}
+
+/// Rebuilds the rollups of `hour` from its rows; `false` when its mark is
+/// gone or held by a writer.
+async fn refresh_hour<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+) -> Result<bool, StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    i64: ToSql<BigInt, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    sensor_data::table: BoxedDsl<'static, B::Db, Output = sensor_data::BoxedQuery<'static, B::Db>>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_device_hour::BoxedQuery<'static, B::Db>>,
+    RawQuery<B::Db>: LoadQuery<'static, B::Conn, super::rollup_rows::RawRow>,
+    rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
+    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
+{
+    in_transaction(conn, |conn| Box::pin(rebuild_hour::<B>(conn, hour))).await
+}
+
+/// The work of [`refresh_hour`], inside its transaction.
+async fn rebuild_hour<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+) -> Result<bool, StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    i64: ToSql<BigInt, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    sensor_data::table: BoxedDsl<'static, B::Db, Output = sensor_data::BoxedQuery<'static, B::Db>>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_device_hour::BoxedQuery<'static, B::Db>>,
+    RawQuery<B::Db>: LoadQuery<'static, B::Conn, super::rollup_rows::RawRow>,
+    rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
+    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
+{
+    if !B::claim_hour(conn, hour).await? {
+        return Ok(false);
+    }
+    let end = hour + Duration::hours(1);
+    let everything = ReadingFilter::default();
+    let fresh = per_device(
+        conn,
+        &everything.clone().within(hour.and_utc(), end.and_utc()),
+    )
+    .await?;
+    let stale: BTreeMap<DeviceKey, Aggregate> = device_rollups(conn, &everything, None, hour, end)
+        .await?
+        .into_iter()
+        .map(|r| (r.key(), r.aggregate()))
+        .collect();
+    let touched: BTreeSet<DeviceKey> = fresh.keys().chain(stale.keys()).cloned().collect();
+    let id1s: BTreeSet<String> = touched.iter().map(|k| k.id1.clone()).collect();
+    let recorded: BTreeMap<DeviceKey, Aggregate> =
+        B::catalog_for_update(conn, id1s.into_iter().collect())
+            .await?
+            .into_iter()
+            .map(|row| {
+                let device = Device::from(row);
+                (DeviceKey::of(&device), device_aggregate(&device))
+            })
+            .collect();
+    let mut catalog = Vec::new();
+    for key in touched {
+        let change = HourChange {
+            hour,
+            recorded: recorded.get(&key),
+            stale: stale.get(&key),
+            fresh: fresh.get(&key),
+        };
+        match change.catalog_entry(conn, &key).await? {
+            Some(a) => catalog.push(DeviceRow::new(key.id1, key.id2, key.sensor_type, &a)),
+            None => delete_catalog_row::<B>(conn, &key).await?,
+        }
+    }
+    delete_hour_rollups::<B>(conn, hour).await?;
+    B::write_hour(conn, HourRollups::new(hour, &fresh, catalog)).await?;
+    Ok(true)
+}
+
+/// What rebuilding one hour does to one device.
+struct HourChange<'a> {
+    hour: NaiveDateTime,
+    /// Its catalog row (the sum of all its hourly rollups).
+    recorded: Option<&'a Aggregate>,
+    /// The hour's old rollup of it.
+    stale: Option<&'a Aggregate>,
+    /// The hour's new rollup of it.
+    fresh: Option<&'a Aggregate>,
+}
+
+impl HourChange<'_> {
+    /// The device's catalog entry after the change; `None` when no reading
+    /// of it is left.
+    async fn catalog_entry<C, DB>(
+        &self,
+        conn: &mut C,
+        key: &DeviceKey,
+    ) -> Result<Option<Aggregate>, StoreError>
+    where
+        C: diesel_async::AsyncConnection<Backend = DB> + Send,
+        DB: SqlTypes + 'static,
+        String: ToSql<Text, DB>,
+        i32: ToSql<Integer, DB>,
+        i64: ToSql<BigInt, DB>,
+        rollup_device_hour::table:
+            BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+        rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+    {
+        let count = self
+            .recorded
+            .map_or(0, |a| a.count)
+            .saturating_sub(self.stale.map_or(0, |a| a.count))
+            + self.fresh.map_or(0, |a| a.count);
+        if count == 0 {
+            return Ok(None);
+        }
+        let Some(&recorded) = self.recorded else {
+            return Ok(self.fresh.map(|f| Aggregate { count, ..*f }));
+        };
+        let mut entry = recorded;
+        let first_here = hour_of(recorded.first.at) == self.hour;
+        let last_here = hour_of(recorded.last.at) == self.hour;
+        // A first (last) reading in this hour means every other hour of the
+        // device is later (earlier): the hour's new rollup decides, unless
+        // nothing of the device is left in it.
+        let replacement = match self.fresh {
+            Some(fresh) => Some(*fresh),
+            None if first_here || last_here => {
+                clean_extremes(conn, key, &BTreeSet::from([self.hour])).await?
+            }
+            None => None,
+        };
+        if let Some(other) = replacement {
+            if first_here {
+                entry.first = other.first;
+            }
+            if last_here {
+                entry.last = other.last;
+            }
+        } else if first_here || last_here {
+            return Ok(None);
+        }
+        if let Some(fresh) = self.fresh {
+            entry.merge(fresh);
+        }
+        entry.count = count;
+        Ok(Some(entry))
+    }
+}
+
+/// Deletes `hour` from the three rollup tables.
+async fn delete_hour_rollups<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+) -> Result<(), StoreError>
+where
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
+{
+    diesel::delete(rollup_device_hour::table)
+        .filter(rollup_device_hour::bucket.eq(hour))
+        .into_boxed::<B::Db>()
+        .execute(conn)
+        .await?;
+    diesel::delete(rollup_type_hour::table)
+        .filter(rollup_type_hour::bucket.eq(hour))
+        .into_boxed::<B::Db>()
+        .execute(conn)
+        .await?;
+    diesel::delete(rollup_id1_hour::table)
+        .filter(rollup_id1_hour::bucket.eq(hour))
+        .into_boxed::<B::Db>()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes a device whose readings are all gone from the catalog.
+async fn delete_catalog_row<B: DieselBackend>(
+    conn: &mut B::Conn,
+    key: &DeviceKey,
+) -> Result<(), StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
+{
+    diesel::delete(devices::table)
+        .filter(devices::id1.eq(key.id1.clone()))
+        .filter(devices::id2.eq(key.id2))
+        .filter(devices::sensor_type.eq(key.sensor_type.clone()))
+        .into_boxed::<B::Db>()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
