@@ -138,6 +138,10 @@ pub struct IngestBenchArgs {
     /// JSON arrays, as gateways that batch do.
     #[arg(long, default_value_t = 1)]
     pub per_message: usize,
+    /// Readings in the backlog drained with rollups off and on (four
+    /// runs); 0 skips the step.
+    #[arg(long, default_value_t = 200_000)]
+    pub drain_count: usize,
 }
 
 #[derive(Args)]

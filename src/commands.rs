@@ -135,6 +135,7 @@ pub async fn bench_ingest(settings: &Settings, args: IngestBenchArgs) -> Result<
         ingestors: args.ingestors,
         naive_count: args.naive_count,
         per_message: args.per_message,
+        drain_count: args.drain_count,
     };
     let report = ingest::run(&target, &bench).await?;
     print!("{}", report.render());

@@ -22,6 +22,9 @@ pub struct PublishPlan {
     pub rate: Option<f64>,
     /// Readings per MQTT message (1: one JSON object; more: a JSON array).
     pub per_message: usize,
+    /// How far in the past the readings are stamped (zero: now), as a
+    /// gateway catching up after an outage sends them.
+    pub backdate: ChronoDuration,
 }
 
 /// Publishes the plan's readings at QoS 1, each stamped with the time it is
@@ -99,7 +102,7 @@ fn message(
         payload.push('[');
     }
     for k in 0..count {
-        let now = Utc::now().trunc_subsecs(6);
+        let now = (Utc::now() - plan.backdate).trunc_subsecs(6);
         let ts = if now > *last {
             now
         } else {

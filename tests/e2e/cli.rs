@@ -199,7 +199,8 @@ async fn bench_generate_delivers_each_scenario_at_its_rate_beside_the_baseline()
 
 /// The shipped ingest benchmark runs end to end against the test broker
 /// (few enough readings that a stock Mosquitto's 1,000-message queue cannot
-/// drop any) and finds every reading stored in each of its pipelines.
+/// drop any) and finds every reading stored in each of its pipelines and
+/// each drained backlog.
 #[tokio::test]
 async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
     let Some(mqtt) = datastream_test_support::external_mqtt() else {
@@ -209,7 +210,7 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
     let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
         .args(["--database-url", db.url(), "--mqtt-url", &mqtt])
         .args(["bench", "ingest", "--count", "400", "--naive-count", "100"])
-        .args(["--publishers", "2"])
+        .args(["--publishers", "2", "--drain-count", "300"])
         .output()
         .expect("running datastream bench ingest");
     let stdout = stdout_of_success(&out);
@@ -230,6 +231,7 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
         "landed ÷ naive pipeline",
         "p99 at half rate",
         "ingestor peak RSS",
+        "backlog drain, rollups on ÷ off",
     ] {
         assert!(stdout.contains(ratio), "{ratio} missing from:\n{stdout}");
     }

@@ -9,8 +9,11 @@
 //! Ingestors run as real child processes (`datastream ingestor`), so their
 //! memory can be read and nothing is shared with the publishers.
 
+mod drain;
 mod pipeline;
 mod report;
+
+pub use drain::DrainReport;
 
 use crate::broker_drops::BrokerDrops;
 use anyhow::{Context, Result};
@@ -37,6 +40,9 @@ pub struct IngestBench {
     pub naive_count: usize,
     /// Readings per MQTT message (a JSON array when more than one).
     pub per_message: usize,
+    /// Readings in each backlog drained with rollups off and on (0 skips
+    /// that step).
+    pub drain_count: usize,
 }
 
 /// One pipeline run's figures.
@@ -76,6 +82,8 @@ pub struct IngestReport {
     pub paced: Option<PipelineRun>,
     /// Highest peak RSS among the ingestor processes, bytes.
     pub ingestor_peak_rss: Option<u64>,
+    /// Backlog drain rates with rollups off and on.
+    pub drain: Option<DrainReport>,
 }
 
 /// Where the benchmark runs.
@@ -104,11 +112,11 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     let mut drops =
         BrokerDrops::follow(&mqtt, &format!("bench-sys-{run_id}").to_ascii_lowercase()).await;
 
-    eprintln!("[1/4] storage limit: direct INSERT IGNORE, batches of 1000");
+    eprintln!("[1/5] storage limit: direct INSERT IGNORE, batches of 1000");
     let storage_rows_per_sec =
         direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), bench.count).await?;
 
-    eprintln!("[2/4] naive pipeline: INGEST_BATCH_MAX=1");
+    eprintln!("[2/5] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
         let ingestors = start_ingestors(target, &run_id, "n", 1, Some(1)).await?;
         // The naive consumer's pattern: one reading per message and transaction.
@@ -122,7 +130,7 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     };
 
     eprintln!(
-        "[3/4] pipeline at full speed, {} ingestor(s)",
+        "[3/5] pipeline at full speed, {} ingestor(s)",
         bench.ingestors
     );
     let ingestors = start_ingestors(target, &run_id, "p", bench.ingestors, None).await?;
@@ -140,7 +148,7 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     let paced = match bench.rate {
         None => {
             let rate = (full.landed_per_sec / 2.0).max(1.0);
-            eprintln!("[4/4] pipeline at half the landed rate: {rate:.0}/s");
+            eprintln!("[4/5] pipeline at half the landed rate: {rate:.0}/s");
             let id1 = format!("BENCH{run_id}H");
             Some(
                 pipeline
@@ -149,18 +157,36 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
             )
         }
         Some(_) => {
-            eprintln!("[4/4] skipped: --rate given");
+            eprintln!("[4/5] skipped: --rate given");
             None
         }
     };
     let ingestor_peak_rss = ingestors.iter().filter_map(|i| i.peak_rss_bytes()).max();
     stop(ingestors, &mqtt).await;
+    let drain = if bench.drain_count > 0 {
+        eprintln!(
+            "[5/5] draining a backlog of {} readings, rollups off / on / on / off",
+            bench.drain_count
+        );
+        let drain = drain::Drain {
+            target,
+            mqtt: &mqtt,
+            run_id: &run_id,
+            count: bench.drain_count,
+            publishers: bench.publishers,
+            per_message: bench.per_message,
+        };
+        Some(drain.measure().await?)
+    } else {
+        None
+    };
     Ok(IngestReport {
         storage_rows_per_sec,
         naive,
         full,
         paced,
         ingestor_peak_rss,
+        drain,
     })
 }
 

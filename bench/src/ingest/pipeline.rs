@@ -48,6 +48,7 @@ impl Pipeline<'_> {
                 count: share,
                 rate: rate.map(|r| r / publishers as f64),
                 per_message,
+                backdate: ChronoDuration::zero(),
             })));
         }
         let mut publish_time = Duration::ZERO;

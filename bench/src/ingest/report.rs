@@ -60,6 +60,15 @@ impl IngestReport {
                 rss as f64 / (1024.0 * 1024.0)
             ));
         }
+        if let Some(d) = &self.drain {
+            s.push_str(&format!(
+                "  backlog drain, rollups on ÷ off {:>6.2}   (target ≥ 0.9; {} readings: off {:.0}/s, on {:.0}/s)\n",
+                d.ratio(),
+                d.count,
+                d.mean(false),
+                d.mean(true)
+            ));
+        }
         if self.runs().any(|r| r.broker_dropped.unwrap_or(0) > 0) {
             s.push_str(
                 "note: the broker dropped messages, so readings were lost before any ingestor saw them: its\n\

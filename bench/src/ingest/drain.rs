@@ -1,0 +1,169 @@
+//! What keeping rollups costs ingest: the rate at which an ingestor drains
+//! a backlog queued on the broker, with `ROLLUPS=off` and `ROLLUPS=on`.
+//!
+//! Each run queues `count` readings for a stopped ingestor's persistent
+//! session, then starts it and times until all are stored. The readings are
+//! stamped one to three hours back (a gateway catching up after an outage),
+//! so their hours have ended and the refresher rebuilds them while the
+//! backlog drains: the whole cost of rollups, marks and rebuilds, is in the
+//! figure. Runs go off, on, on, off, so that drift of the machine over the
+//! four runs weighs on both sides alike.
+
+use super::{stop, IngestTarget};
+use crate::publish::{publish, PublishPlan};
+use anyhow::{bail, Context, Result};
+use chrono::Duration as ChronoDuration;
+use datastream_schema::{Id1, MqttUrl, ReadingFilter};
+use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
+use std::time::{Duration, Instant};
+
+/// Drain rates measured, readings per second.
+#[derive(Debug, Clone)]
+pub struct DrainReport {
+    /// Readings per run.
+    pub count: usize,
+    /// With rollups off, each run.
+    pub off: Vec<f64>,
+    /// With rollups on, each run.
+    pub on: Vec<f64>,
+}
+
+impl DrainReport {
+    /// Mean rate with rollups on ÷ mean rate with them off.
+    pub fn ratio(&self) -> f64 {
+        mean(&self.on) / mean(&self.off)
+    }
+
+    /// Mean of the runs with rollups `on`.
+    pub fn mean(&self, on: bool) -> f64 {
+        mean(if on { &self.on } else { &self.off })
+    }
+}
+
+fn mean(rates: &[f64]) -> f64 {
+    rates.iter().sum::<f64>() / rates.len().max(1) as f64
+}
+
+/// What every drain run shares.
+pub(super) struct Drain<'a> {
+    pub(super) target: &'a IngestTarget,
+    pub(super) mqtt: &'a MqttUrl,
+    pub(super) run_id: &'a str,
+    pub(super) count: usize,
+    pub(super) publishers: usize,
+    pub(super) per_message: usize,
+}
+
+impl Drain<'_> {
+    /// The four runs: off, on, on, off.
+    pub(super) async fn measure(&self) -> Result<DrainReport> {
+        let mut report = DrainReport {
+            count: self.count,
+            off: Vec::new(),
+            on: Vec::new(),
+        };
+        for (n, rollups) in [false, true, true, false].into_iter().enumerate() {
+            let rate = self.run(n, rollups).await?;
+            eprintln!(
+                "  rollups {}: {rate:.0} readings/s",
+                if rollups { "on " } else { "off" }
+            );
+            if rollups {
+                report.on.push(rate);
+            } else {
+                report.off.push(rate);
+            }
+        }
+        Ok(report)
+    }
+
+    /// One run: queue the backlog, start the ingestor, time the drain.
+    async fn run(&self, n: usize, rollups: bool) -> Result<f64> {
+        // Letters only: an id1 takes no digits.
+        let tag = format!("r{}", char::from(b'a' + n as u8));
+        let group = format!("bench-{}-{tag}", self.run_id).to_ascii_lowercase();
+        let spec = IngestorSpec {
+            database_url: self.target.database_url.clone(),
+            mqtt_url: self.target.mqtt_url.clone(),
+            group: Some(group.clone()),
+            client_id: format!("{group}-0"),
+            env: vec![(
+                "ROLLUPS".to_owned(),
+                if rollups { "true" } else { "false" }.to_owned(),
+            )],
+        };
+        // Subscribes once, so that the broker keeps a session to queue for.
+        self.start(&spec).await?.terminate()?;
+        let id1 = format!("BENCH{}{}", self.run_id, tag.to_ascii_uppercase());
+        self.queue_backlog(&id1).await?;
+        let started = Instant::now();
+        let ingestor = self.start(&spec).await?;
+        let drained = wait_inserted(&ingestor, self.count as u64).await;
+        let took = started.elapsed();
+        stop(vec![ingestor], self.mqtt).await;
+        let filter = ReadingFilter::default().with_id1(Id1::parse(&id1)?);
+        let stored = self.target.store.count(&filter).await?;
+        if !drained || stored < self.count as u64 {
+            bail!(
+                "the backlog did not drain: {stored} of {} readings stored",
+                self.count
+            );
+        }
+        Ok(self.count as f64 / took.as_secs_f64())
+    }
+
+    async fn start(&self, spec: &IngestorSpec) -> Result<ServiceProcess> {
+        ServiceProcess::start(
+            &self.target.binary,
+            ServiceCommand::ingestor(spec),
+            Duration::from_secs(30),
+        )
+        .await
+        .context("starting an ingestor")
+    }
+
+    /// Publishes the backlog: each publisher a device of its own, stamped
+    /// one, two or three hours back.
+    async fn queue_backlog(&self, id1: &str) -> Result<()> {
+        let publishers = self.publishers.clamp(1, self.count.max(1));
+        let mut tasks = Vec::new();
+        for p in 0..publishers {
+            let share = self.count / publishers + usize::from(p < self.count % publishers);
+            tasks.push(tokio::spawn(publish(PublishPlan {
+                mqtt: self.mqtt.clone(),
+                client_id: format!("bench-pub-{id1}-{p}").to_ascii_lowercase(),
+                id1: id1.to_owned(),
+                id2: p as u32,
+                count: share,
+                rate: None,
+                per_message: self.per_message,
+                backdate: ChronoDuration::hours(1 + (p % 3) as i64),
+            })));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `ingestor` has inserted `count` readings, or made no
+/// progress for 30 s; returns whether it got there.
+async fn wait_inserted(ingestor: &ServiceProcess, count: u64) -> bool {
+    let mut landed = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        let now = ingestor.readings_total("inserted").await;
+        if now >= count {
+            return true;
+        }
+        if now > landed {
+            landed = now;
+            last_progress = Instant::now();
+        }
+        if last_progress.elapsed() > Duration::from_secs(30) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
