@@ -151,6 +151,7 @@ pub async fn bench_query(settings: &Settings, args: QueryBenchArgs) -> Result<()
         api_workers: settings.api_workers.max(1),
         pool_size: settings.database_pool_size,
         deep_page: args.deep_page,
+        database_url: settings.database_url.clone(),
     };
     let report = query::run(system::open_store(settings).await?, &bench).await?;
     print!("{}", query::render(&report, &bench));

@@ -133,6 +133,10 @@ async fn bench_query_reports_every_shape_beside_its_sql_baseline() {
         "page 20 by cursor",
         "page 20 by offset",
         "cursor page 20 ÷ page 1 (p50, interleaved):",
+        "one sensor type, 30 days, hourly, by type",
+        "one device, 30 days, automatic interval",
+        "/devices, every device",
+        "rows as CSV",
     ] {
         assert!(stdout.contains(shape), "{shape} missing from:\n{stdout}");
     }

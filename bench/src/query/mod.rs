@@ -10,8 +10,11 @@
 //! every client alternating between them, for the cursor's ratio: two
 //! shapes timed minutes apart on a shared machine differ by its drift.
 
+mod analytics;
 mod load;
 mod report;
+
+pub use analytics::{AnalyticsReport, ExportResult};
 mod shapes;
 mod timing;
 
@@ -26,7 +29,7 @@ use datastream_schema::{FilterParams, PageCursor, Role, SharedStore, StoreError,
 use shapes::{page_label, QueryMaker, Shape, PAGE_1};
 use std::sync::Arc;
 use std::time::Duration;
-use timing::{filter, time_http, time_http_interleaved, time_store};
+use timing::{filter, time_http, time_http_interleaved, time_store, READINGS};
 use tokio_util::sync::CancellationToken;
 
 const ID1: &str = "QUERYBENCH";
@@ -54,6 +57,9 @@ pub struct QueryBench {
     /// The deep page compared with page 1, by cursor and by offset (10,000
     /// for the figures; the table needs 100 rows per page).
     pub deep_page: u32,
+    /// The database's URL: on MariaDB, the analytics baselines run the same
+    /// questions through the `mariadb` client.
+    pub database_url: String,
 }
 
 impl QueryBench {
@@ -94,6 +100,8 @@ pub struct QueryReport {
     /// target's figure, free of the machine's drift between shapes timed one
     /// after the other.
     pub interleaved: (Timing, Timing),
+    /// Aggregates, the device catalog and the export.
+    pub analytics: AnalyticsReport,
 }
 
 /// Latency and throughput of one series.
@@ -138,10 +146,12 @@ pub async fn run(store: SharedStore, bench: &QueryBench) -> Result<QueryReport> 
         deep_by_cursor.as_ref(),
     )
     .await?;
+    let analytics = analytics::run(&store, &api, bench, span_end).await?;
     api.stop().await?;
     Ok(QueryReport {
         shapes: results,
         interleaved,
+        analytics,
     })
 }
 
@@ -247,10 +257,10 @@ async fn time_shape(
     };
     let addr = api.server.addr();
     if !shape.slow {
-        time_http(addr, &api.token, &warm_up, make_query).await?;
+        time_http(addr, &api.token, &warm_up, READINGS, make_query).await?;
     }
     let cpu_before = threads_cpu(API_THREADS);
-    let api_timing = time_http(addr, &api.token, &shape_bench, make_query).await?;
+    let api_timing = time_http(addr, &api.token, &shape_bench, READINGS, make_query).await?;
     // CPU time is counted in 10 ms ticks: a per-request figure needs enough
     // requests (a slow shape's three are not).
     let api_cpu = cpu_before

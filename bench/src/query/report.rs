@@ -1,7 +1,7 @@
 //! `bench query`'s report as printed.
 
 use super::shapes::page_label;
-use super::{QueryBench, QueryReport};
+use super::{AnalyticsReport, QueryBench, QueryReport};
 
 /// The report as printed.
 pub fn render(report: &QueryReport, bench: &QueryBench) -> String {
@@ -35,5 +35,75 @@ pub fn render(report: &QueryReport, bench: &QueryBench) -> String {
         bench.interleaved_requests(),
         deep_page = page_label(bench.deep_page()),
     ));
+    s.push_str(&render_analytics(&report.analytics));
+    s
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The analytics section: each shape's API latency beside the same-run
+/// baseline and the target.
+fn render_analytics(a: &AnalyticsReport) -> String {
+    let mut s = String::from("analytics\n");
+    if a.rollup_hours > 0 {
+        s.push_str(&format!(
+            "  rollups of {} hours built before timing, in {:.1} s\n",
+            a.rollup_hours,
+            a.rollup_build.as_secs_f64()
+        ));
+    }
+    let t = &a.type_hourly;
+    s.push_str(&format!(
+        "  {:<44} API p50 {:>7.2}ms p99 {:>7.2}ms {:>7.0} req/s (target p99 ≤ 50 ms)\n",
+        "one sensor type, 30 days, hourly, by type",
+        ms(t.p50),
+        ms(t.p99),
+        t.per_sec
+    ));
+    match &a.group_by {
+        Some(g) => s.push_str(&format!(
+            "  {:<44} p50 {:>9.0}ms p99 {:>9.0}ms → API {:.0}× faster at p50 (target ≥ 50×)\n",
+            "  the same as a plain GROUP BY on MariaDB",
+            ms(g.p50),
+            ms(g.p99),
+            g.p50.as_secs_f64() / t.p50.as_secs_f64().max(1e-9)
+        )),
+        None => s.push_str(
+            "    plain GROUP BY baseline: n/a (needs MariaDB and its `mariadb` client)\n",
+        ),
+    }
+    for (name, t) in [
+        ("one device, 30 days, automatic interval", &a.device_auto),
+        ("/devices, every device", &a.devices),
+    ] {
+        s.push_str(&format!(
+            "  {name:<44} API p50 {:>7.2}ms p99 {:>7.2}ms {:>7.0} req/s (target p99 ≤ 20 ms)\n",
+            ms(t.p50),
+            ms(t.p99),
+            t.per_sec
+        ));
+    }
+    let e = &a.export;
+    s.push_str(&format!(
+        "  {:<44} API {:>9.0} rows/s",
+        format!("export of {} rows as CSV", e.rows),
+        e.api_rows_per_sec
+    ));
+    match e.baseline_rows_per_sec {
+        Some(b) => s.push_str(&format!(
+            ", mariadb --batch {b:.0} rows/s → {:.2}× (target ≥ 0.5)",
+            e.api_rows_per_sec / b
+        )),
+        None => s.push_str(", mariadb --batch: n/a (needs MariaDB)"),
+    }
+    if let Some(growth) = e.rss_growth {
+        s.push_str(&format!(
+            "; resident memory +{:.1} MiB (target < 32 MiB)",
+            growth as f64 / (1024.0 * 1024.0)
+        ));
+    }
+    s.push('\n');
     s
 }

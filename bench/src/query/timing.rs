@@ -53,18 +53,23 @@ where
     Ok((all, started.elapsed()))
 }
 
-/// Times the queries over HTTP, one keep-alive connection per client.
+/// Where the reading shapes go.
+pub(super) const READINGS: &str = "/api/v1/readings";
+
+/// Times the queries of `path` over HTTP, one keep-alive connection per
+/// client.
 pub(super) async fn time_http(
     addr: SocketAddr,
     token: &str,
     bench: &QueryBench,
+    path: &str,
     make_query: &(dyn Fn() -> String + Send + Sync),
 ) -> Result<Timing> {
     let work = plan(bench, make_query)
         .into_iter()
         .map(|queries| queries.into_iter().map(|q| (0, q)).collect())
         .collect();
-    let (mut series, total) = http_series(addr, token, work, 1).await?;
+    let (mut series, total) = http_series(addr, token, path, work, 1).await?;
     Ok(timing(series.remove(0), total))
 }
 
@@ -88,18 +93,19 @@ pub(super) async fn time_http_interleaved(
                 .collect()
         })
         .collect();
-    let (mut series, total) = http_series(addr, token, work, 2).await?;
+    let (mut series, total) = http_series(addr, token, READINGS, work, 2).await?;
     let second = series.pop().unwrap_or_default();
     let first = series.pop().unwrap_or_default();
     Ok((timing(first, total), timing(second, total)))
 }
 
-/// Sends each client's queries, tagged with their series (`0..series`), on
+/// Sends each client's queries to `path`, tagged with their series (`0..series`), on
 /// a keep-alive connection of its own, all clients at once; returns each
 /// series' latencies and the time the whole took.
 async fn http_series(
     addr: SocketAddr,
     token: &str,
+    path: &str,
     work: Vec<Vec<(usize, String)>>,
     series: usize,
 ) -> Result<(Vec<Vec<Duration>>, Duration)> {
@@ -111,6 +117,7 @@ async fn http_series(
         .into_iter()
         .map(|queries| {
             let token = format!("Bearer {token}");
+            let path = path.to_owned();
             tokio::task::spawn_blocking(move || -> Result<Vec<(usize, Duration)>> {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
@@ -120,11 +127,7 @@ async fn http_series(
                 let mut latencies = Vec::with_capacity(queries.len());
                 for (tag, q) in queries {
                     let t = Instant::now();
-                    get(
-                        &agent,
-                        &format!("http://{addr}/api/v1/readings?{q}"),
-                        &token,
-                    )?;
+                    get(&agent, &format!("http://{addr}{path}?{q}"), &token)?;
                     latencies.push((tag, t.elapsed()));
                 }
                 Ok(latencies)

@@ -1,0 +1,346 @@
+//! `bench query`'s analytics shapes: aggregates, the device catalog and the
+//! streamed export, each beside what the database itself does with the same
+//! question in the same run (a plain `GROUP BY`, and `mariadb --batch` for
+//! the export's rows) where the database is MariaDB.
+
+use super::timing::{enc, time_http, timing};
+use super::{BenchApi, QueryBench, Timing, DEVICES, ID1, SPAN_DAYS, TYPES};
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use datastream_schema::timestamp::format_timestamp;
+use datastream_schema::SharedStore;
+use rand::Rng;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Times a plain `GROUP BY` takes: it runs for seconds.
+const GROUP_BY_RUNS: usize = 3;
+/// Times each export is run, alternating with its baseline.
+const EXPORT_RUNS: usize = 2;
+
+/// What the analytics shapes measured.
+#[derive(Debug, Clone)]
+pub struct AnalyticsReport {
+    /// How long the refresher took to rebuild the hours left dirty by the
+    /// load (0 when a previous run had built them).
+    pub rollup_build: Duration,
+    /// Hours it rebuilt.
+    pub rollup_hours: usize,
+    /// One sensor type, all devices, 30 days, hourly, grouped by type.
+    pub type_hourly: Timing,
+    /// The same question as a plain `GROUP BY` on MariaDB.
+    pub group_by: Option<Timing>,
+    /// One device, 30 days, automatic interval.
+    pub device_auto: Timing,
+    /// `/devices`, every device.
+    pub devices: Timing,
+    /// The CSV export of a tenth of the table.
+    pub export: ExportResult,
+}
+
+/// The export's figures.
+#[derive(Debug, Clone)]
+pub struct ExportResult {
+    /// Rows in the exported file.
+    pub rows: u64,
+    /// Through the API, rows per second (mean of the runs).
+    pub api_rows_per_sec: f64,
+    /// `mariadb --batch` on the same rows.
+    pub baseline_rows_per_sec: Option<f64>,
+    /// Growth of the process's resident memory during the export, bytes.
+    pub rss_growth: Option<u64>,
+}
+
+/// Runs the analytics shapes against `api`.
+pub(super) async fn run(
+    store: &SharedStore,
+    api: &BenchApi,
+    bench: &QueryBench,
+    span_end: DateTime<Utc>,
+) -> Result<AnalyticsReport> {
+    let (rollup_build, rollup_hours) = build_rollups(store).await?;
+    let span_start = span_end - ChronoDuration::days(SPAN_DAYS);
+    let window = format!(
+        "from={}&to={}",
+        enc(&format_timestamp(span_start)),
+        enc(&format_timestamp(span_end))
+    );
+    let cli = MariadbCli::for_url(&bench.database_url);
+
+    eprintln!("timing: one sensor type, 30 days, hourly");
+    let by_type = window.clone();
+    let type_hourly = time_warm(api, bench, "/api/v1/readings/aggregate", move || {
+        let t = TYPES[rand::rng().random_range(0..TYPES.len())];
+        format!("sensor_type={t}&{by_type}&interval=1h&group_by=sensor_type")
+    })
+    .await?;
+    let group_by = match &cli {
+        Some(cli) => {
+            eprintln!("timing: the same as a plain GROUP BY on MariaDB ({GROUP_BY_RUNS} runs)");
+            Some(cli.time_group_by(span_start, span_end)?)
+        }
+        None => None,
+    };
+
+    eprintln!("timing: one device, 30 days, automatic interval");
+    let by_device = window.clone();
+    let device_auto = time_warm(api, bench, "/api/v1/readings/aggregate", move || {
+        let id2 = rand::rng().random_range(0..DEVICES);
+        format!("id1={ID1}&id2={id2}&{by_device}")
+    })
+    .await?;
+
+    eprintln!("timing: /devices");
+    let devices = time_warm(api, bench, "/api/v1/devices", String::new).await?;
+
+    let export = time_export(api, cli.as_ref(), span_end).await?;
+    Ok(AnalyticsReport {
+        rollup_build,
+        rollup_hours,
+        type_hourly,
+        group_by,
+        device_auto,
+        devices,
+        export,
+    })
+}
+
+/// Rebuilds every settled dirty hour, as the ingestor's refresher would.
+async fn build_rollups(store: &SharedStore) -> Result<(Duration, usize)> {
+    let started = Instant::now();
+    let mut hours = 0;
+    loop {
+        let n = store.refresh_rollups(Utc::now(), 64).await?;
+        hours += n;
+        if n == 0 {
+            break;
+        }
+        eprint!("\rbuilding rollups: {hours} hours");
+    }
+    if hours > 0 {
+        eprintln!(" in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok((started.elapsed(), hours))
+}
+
+/// Times a shape after an untimed warm-up, like the reading shapes.
+async fn time_warm(
+    api: &BenchApi,
+    bench: &QueryBench,
+    path: &str,
+    make_query: impl Fn() -> String + Send + Sync + 'static,
+) -> Result<Timing> {
+    let warm_up = QueryBench {
+        requests: (bench.requests / 10).min(1_000).max(bench.clients),
+        ..bench.clone()
+    };
+    let addr = api.server.addr();
+    time_http(addr, &api.token, &warm_up, path, &make_query).await?;
+    time_http(addr, &api.token, bench, path, &make_query).await
+}
+
+/// The CSV export of the last tenth of the span (a tenth of the table),
+/// alternating with `mariadb --batch` on the same rows.
+async fn time_export(
+    api: &BenchApi,
+    cli: Option<&MariadbCli>,
+    span_end: DateTime<Utc>,
+) -> Result<ExportResult> {
+    let from = span_end - ChronoDuration::days(SPAN_DAYS) / 10;
+    let url = format!(
+        "http://{}/api/v1/readings/export?id1={ID1}&from={}&to={}&format=csv",
+        api.server.addr(),
+        enc(&format_timestamp(from)),
+        enc(&format_timestamp(span_end))
+    );
+    let (mut api_rates, mut baseline_rates, mut rows, mut rss_growth) =
+        (Vec::new(), Vec::new(), 0, None);
+    for run in 1..=EXPORT_RUNS {
+        eprintln!("timing: export as CSV, run {run} of {EXPORT_RUNS}");
+        let token = format!("Bearer {}", api.token);
+        let url = url.clone();
+        let (n, took, growth) =
+            tokio::task::spawn_blocking(move || export_once(&url, &token)).await??;
+        rows = n;
+        api_rates.push(n as f64 / took.as_secs_f64());
+        rss_growth = rss_growth.max(growth);
+        if let Some(cli) = cli {
+            let (n, took) = cli.time_rows(from, span_end)?;
+            if n != rows {
+                bail!("mariadb --batch returned {n} rows, the export {rows}");
+            }
+            baseline_rates.push(n as f64 / took.as_secs_f64());
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Ok(ExportResult {
+        rows,
+        api_rows_per_sec: mean(&api_rates),
+        baseline_rows_per_sec: (!baseline_rates.is_empty()).then(|| mean(&baseline_rates)),
+        rss_growth,
+    })
+}
+
+/// One export read to the end: its rows, how long it took, and how far the
+/// process's resident memory rose meanwhile (sampled every 10 ms).
+fn export_once(url: &str, authorization: &str) -> Result<(u64, Duration, Option<u64>)> {
+    let before = resident_bytes();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before.unwrap_or(0)));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(now) = resident_bytes() {
+                    peak.fetch_max(now, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(url)
+        .header("Authorization", authorization)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    if resp.status() != 200 {
+        bail!("{url} answered {}", resp.status());
+    }
+    let lines = count_lines(resp.body_mut().with_config().limit(u64::MAX).reader())?;
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let growth = before.map(|b| peak.load(Ordering::Relaxed).saturating_sub(b));
+    Ok((lines.saturating_sub(1), took, growth))
+}
+
+/// Newlines in everything `reader` gives, read in 64 KiB pieces.
+fn count_lines(mut reader: impl Read) -> Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 0u64;
+    loop {
+        let n = reader.read(&mut buf).context("reading the export")?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
+/// This process's resident memory (VmRSS), on Linux.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The `mariadb` command-line client on the benchmark's database: the
+/// baselines run the same question through it.
+struct MariadbCli {
+    host: String,
+    port: String,
+    user: String,
+    password: Option<String>,
+    database: String,
+}
+
+impl MariadbCli {
+    /// For a `mysql://user[:password]@host[:port]/database` URL, when the
+    /// `mariadb` client is installed.
+    fn for_url(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("mysql://")?;
+        let (userinfo, hostpart) = rest.rsplit_once('@')?;
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p.to_owned())),
+            None => (userinfo, None),
+        };
+        let (hostport, database) = hostpart.split_once('/')?;
+        let database = database.split('?').next()?.to_owned();
+        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+        let installed = Command::new("mariadb")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        installed.then(|| Self {
+            host: host.to_owned(),
+            port: port.to_owned(),
+            user: user.to_owned(),
+            password,
+            database,
+        })
+    }
+
+    /// Runs `sql` with `--batch`; returns the lines it printed (header
+    /// included) and how long it took, output read to the end.
+    fn run(&self, sql: &str) -> Result<(u64, Duration)> {
+        let started = Instant::now();
+        let mut command = Command::new("mariadb");
+        command
+            .args([
+                "--batch", "-h", &self.host, "-P", &self.port, "-u", &self.user,
+            ])
+            .arg(&self.database)
+            .args(["-e", sql])
+            .stdout(Stdio::piped());
+        if let Some(p) = &self.password {
+            command.env("MYSQL_PWD", p);
+        }
+        let mut child = command.spawn().context("running mariadb")?;
+        let stdout = child.stdout.take().context("mariadb's output")?;
+        let lines = count_lines(stdout)?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("mariadb failed ({status}) on: {sql}");
+        }
+        Ok((lines, started.elapsed()))
+    }
+
+    /// The type-hourly question as a plain `GROUP BY`, a random type per
+    /// run.
+    fn time_group_by(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Timing> {
+        let started = Instant::now();
+        let mut latencies = Vec::new();
+        for _ in 0..GROUP_BY_RUNS {
+            let t = TYPES[rand::rng().random_range(0..TYPES.len())];
+            let sql = format!(
+                "SET time_zone = '+00:00'; \
+                 SELECT FLOOR(UNIX_TIMESTAMP(`timestamp`) / 3600) AS hour, sensor_type, \
+                 COUNT(*), MIN(sensor_value), MAX(sensor_value), AVG(sensor_value), SUM(sensor_value) \
+                 FROM sensor_data WHERE sensor_type = '{t}' AND `timestamp` >= '{}' AND `timestamp` < '{}' \
+                 GROUP BY hour, sensor_type",
+                sql_time(from),
+                sql_time(to)
+            );
+            latencies.push(self.run(&sql)?.1);
+        }
+        Ok(timing(latencies, started.elapsed()))
+    }
+
+    /// The export's rows, as `mariadb --batch` prints them.
+    fn time_rows(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(u64, Duration)> {
+        let sql = format!(
+            "SELECT id, sensor_value, sensor_type, id1, id2, `timestamp`, created_at, updated_at \
+             FROM sensor_data WHERE id1 = '{ID1}' AND `timestamp` >= '{}' AND `timestamp` < '{}' \
+             ORDER BY `timestamp`, id",
+            sql_time(from),
+            sql_time(to)
+        );
+        let (lines, took) = self.run(&sql)?;
+        Ok((lines.saturating_sub(1), took))
+    }
+}
+
+/// A UTC instant as a MySQL DATETIME literal (the store keeps UTC).
+fn sql_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
