@@ -44,6 +44,8 @@ diesel::table! {
     /// them); every other hour's rollups are exact.
     rollup_dirty (bucket) {
         bucket -> Timestamp,
+        /// When the hour was first marked since its last rebuild.
+        marked_at -> Timestamp,
     }
 }
 

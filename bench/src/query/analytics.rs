@@ -108,16 +108,21 @@ pub(super) async fn run(
     })
 }
 
-/// Rebuilds every settled dirty hour, as the ingestor's refresher would.
+/// Rebuilds the dirty hours, as the ingestor's refresher would, until none
+/// is left or none has become ready for 20 s (an hour is rebuilt once it
+/// has ended and its first mark is 10 s old).
 async fn build_rollups(store: &SharedStore) -> Result<(Duration, usize)> {
     let started = Instant::now();
     let mut hours = 0;
-    loop {
+    let mut last_progress = Instant::now();
+    while store.dirty_hours().await? > 0 && last_progress.elapsed() < Duration::from_secs(20) {
         let n = store.refresh_rollups(Utc::now(), 64).await?;
-        hours += n;
         if n == 0 {
-            break;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
         }
+        hours += n;
+        last_progress = Instant::now();
         eprint!("\rbuilding rollups: {hours} hours");
     }
     if hours > 0 {

@@ -47,6 +47,11 @@ const MOST_DIRTY_HOURS: usize = 48;
 /// An hour is refreshed only once it has ended this long ago: readings
 /// still arriving for it would only mark it again.
 const SETTLE: i64 = 5;
+/// ... and once it was first marked this long ago (seconds): an hour a
+/// backlog or a backfill is still writing is rebuilt once it is done, or
+/// every so often, rather than after every batch. Answers stay exact
+/// meanwhile; they read its rows.
+const QUIET: i64 = 10;
 
 /// A reading's device, time and value, as selected from `sensor_data`.
 type RawColumns = (Text, Text, Integer, Timestamp, Double);
@@ -188,11 +193,12 @@ where
             return Ok(0);
         }
         let settled = (now - Duration::seconds(3_600 + SETTLE)).naive_utc();
+        let quiet = (now - Duration::seconds(QUIET)).naive_utc();
         let mut conn = self.conn().await?;
         if !B::begin_refresh(&mut conn).await? {
             return Ok(0);
         }
-        let refreshed = rollup_refresh::refresh_settled::<B>(&mut conn, settled, most).await;
+        let refreshed = rollup_refresh::refresh_settled::<B>(&mut conn, settled, quiet, most).await;
         // Released even after a failure: the connection goes back to the pool.
         B::end_refresh(&mut conn).await?;
         refreshed

@@ -178,8 +178,11 @@ pub trait AnalyticsStore: Send + Sync {
         query: &DeviceQuery,
         now: DateTime<Utc>,
     ) -> Result<Vec<Device>, StoreError>;
-    /// Rebuilds the rollups of at most `most` dirty hours that ended before
-    /// `now` (oldest first); returns how many it rebuilt.
+    /// Rebuilds the rollups of at most `most` dirty hours, oldest first,
+    /// that ended at least 5 s before `now` and were first marked at least
+    /// 10 s before it (an hour still being written is left to settle);
+    /// returns how many it rebuilt. Returns 0 at once while another
+    /// refresher is at work.
     async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError>;
     /// Hours whose rollups wait for a rebuild.
     async fn dirty_hours(&self) -> Result<u64, StoreError>;

@@ -116,7 +116,7 @@ impl DieselBackend for MysqlBackend {
     // InnoDB takes concurrent inserts into one table.
     const CONCURRENT_WRITERS: bool = true;
 
-    const MARK_EVERY_HOUR: &'static str = "INSERT IGNORE INTO rollup_dirty (bucket) SELECT DISTINCT DATE_FORMAT(`timestamp`, '%Y-%m-%d %H:00:00') FROM sensor_data";
+    const MARK_EVERY_HOUR: &'static str = "INSERT IGNORE INTO rollup_dirty (bucket, marked_at) SELECT DISTINCT DATE_FORMAT(`timestamp`, '%Y-%m-%d %H:00:00'), UTC_TIMESTAMP(6) FROM sensor_data";
 
     type Pooled = Object<AsyncMysqlConnection>;
 

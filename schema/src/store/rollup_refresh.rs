@@ -61,11 +61,13 @@ where
     .await
 }
 
-/// Rebuilds at most `most` dirty hours that ended by `settled`, oldest
-/// first (after recovering from stale rollups); returns how many.
+/// Rebuilds at most `most` dirty hours that ended by `settled` and were
+/// first marked by `quiet`, oldest first (after recovering from stale
+/// rollups); returns how many.
 pub(super) async fn refresh_settled<B: DieselBackend>(
     conn: &mut B::Conn,
     settled: NaiveDateTime,
+    quiet: NaiveDateTime,
     most: usize,
 ) -> Result<usize, StoreError>
 where
@@ -91,6 +93,7 @@ where
     let hours: Vec<DirtyRow> = rollup_dirty::table
         .into_boxed()
         .filter(rollup_dirty::bucket.le(settled))
+        .filter(rollup_dirty::marked_at.le(quiet))
         .order(rollup_dirty::bucket.asc())
         .limit(i64::try_from(most).unwrap_or(i64::MAX))
         .load(conn)

@@ -14,6 +14,9 @@ use diesel::{Insertable, Queryable};
 #[diesel(table_name = rollup_dirty)]
 pub(crate) struct DirtyRow {
     pub(super) bucket: NaiveDateTime,
+    /// When the hour was first marked since its last rebuild (a repeated
+    /// mark is ignored, so this stays).
+    pub(super) marked_at: NaiveDateTime,
 }
 
 /// The row saying rollups are stale (a writer ran with them off).
@@ -45,10 +48,11 @@ impl WriteMarks {
         }
         let hours: std::collections::BTreeSet<NaiveDateTime> =
             times.into_iter().map(hour_of).collect();
+        let marked_at = Utc::now().naive_utc();
         Self::Hours(
             hours
                 .into_iter()
-                .map(|bucket| DirtyRow { bucket })
+                .map(|bucket| DirtyRow { bucket, marked_at })
                 .collect(),
         )
     }

@@ -96,7 +96,7 @@ impl DieselBackend for SqliteBackend {
     // One writer at a time: a second transaction only waits for the lock.
     const CONCURRENT_WRITERS: bool = false;
 
-    const MARK_EVERY_HOUR: &'static str = "INSERT OR IGNORE INTO rollup_dirty (bucket) SELECT DISTINCT strftime('%Y-%m-%d %H:00:00', \"timestamp\") FROM sensor_data";
+    const MARK_EVERY_HOUR: &'static str = "INSERT OR IGNORE INTO rollup_dirty (bucket, marked_at) SELECT DISTINCT strftime('%Y-%m-%d %H:00:00', \"timestamp\"), strftime('%Y-%m-%d %H:%M:%f', 'now') FROM sensor_data";
 
     type Pooled = Object<Conn>;
 

@@ -1,9 +1,12 @@
 -- Hourly rollups of sensor_data and the device catalog, kept exact by the
 -- rollup refresher (docs/DECISIONS.md, "Exact rollups: dirty hours").
 -- An hour listed in rollup_dirty has rollups that may not match its rows;
--- every other hour's rollups match them exactly.
+-- every other hour's rollups match them exactly. marked_at is when it was
+-- first marked since its last rebuild: the refresher lets an hour that is
+-- still being written wait a little (QUIET in analytics_store.rs).
 CREATE TABLE rollup_dirty (
-    bucket TIMESTAMP NOT NULL PRIMARY KEY
+    bucket TIMESTAMP NOT NULL PRIMARY KEY,
+    marked_at TIMESTAMP NOT NULL
 );
 
 CREATE TABLE rollup_device_hour (
@@ -75,5 +78,6 @@ CREATE TABLE rollup_stale (
 
 -- Readings stored before this migration: every hour they fall in is dirty,
 -- and the refresher builds its rollups.
-INSERT INTO rollup_dirty (bucket)
-    SELECT DISTINCT strftime('%Y-%m-%d %H:00:00', "timestamp") FROM sensor_data;
+INSERT INTO rollup_dirty (bucket, marked_at)
+    SELECT DISTINCT strftime('%Y-%m-%d %H:00:00', "timestamp"), strftime('%Y-%m-%d %H:%M:%f', 'now')
+    FROM sensor_data;
