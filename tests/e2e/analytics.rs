@@ -45,7 +45,7 @@ async fn seed(sys: &TestSystem, id1: &str, start: DateTime<Utc>) {
 async fn wait_for_clean_rollups(sys: &TestSystem) {
     let store = datastream_schema::connect(sys.db.url()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while store.dirty_hours().await.unwrap() > 0 {
+    while store.dirty_hours(Utc::now()).await.unwrap() > 0 {
         assert!(Instant::now() < deadline, "rollups still dirty after 20 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -62,11 +62,16 @@ impl IngestReport {
         }
         if let Some(d) = &self.drain {
             s.push_str(&format!(
-                "  backlog drain, rollups on ÷ off {:>6.2}   (target ≥ 0.9; {} readings: off {:.0}/s, on {:.0}/s)\n",
+                "  backlog drain, rollups on ÷ off {:>6.2}   (target ≥ 0.9; {} readings: off {:.0}/s, on {:.0}/s; rollups rebuilt {} s after)\n",
                 d.ratio(),
                 d.count,
                 d.mean(false),
-                d.mean(true)
+                d.mean(true),
+                d.caught_up
+                    .iter()
+                    .map(|c| format!("{:.1}", c.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
             ));
         }
         if self.runs().any(|r| r.broker_dropped.unwrap_or(0) > 0) {

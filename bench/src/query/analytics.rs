@@ -115,7 +115,9 @@ async fn build_rollups(store: &SharedStore) -> Result<(Duration, usize)> {
     let started = Instant::now();
     let mut hours = 0;
     let mut last_progress = Instant::now();
-    while store.dirty_hours().await? > 0 && last_progress.elapsed() < Duration::from_secs(20) {
+    while store.dirty_hours(Utc::now()).await? > 0
+        && last_progress.elapsed() < Duration::from_secs(20)
+    {
         let n = store.refresh_rollups(Utc::now(), 64).await?;
         if n == 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -204,10 +204,16 @@ where
         refreshed
     }
 
-    async fn dirty_hours(&self) -> Result<u64, StoreError> {
+    async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
-        let all: Vec<DirtyRow> = rollup_dirty::table.into_boxed().load(&mut *conn).await?;
-        Ok(all.len() as u64)
+        let last = (ended_by - Duration::hours(1)).naive_utc();
+        let dirty: Vec<DirtyRow> = rollup_dirty::table
+            .into_boxed()
+            .filter(rollup_dirty::bucket.le(last))
+            .load(&mut *conn)
+            .await?;
+        let stale: Vec<StaleRow> = rollup_stale::table.into_boxed().load(&mut *conn).await?;
+        Ok(dirty.len() as u64 + stale.len() as u64)
     }
 }
 

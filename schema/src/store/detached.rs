@@ -141,8 +141,9 @@ impl<S: Store + 'static> AnalyticsStore for Detached<S> {
             .await
     }
 
-    async fn dirty_hours(&self) -> Result<u64, StoreError> {
-        self.run(|s| async move { s.dirty_hours().await }).await
+    async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.run(move |s| async move { s.dirty_hours(ended_by).await })
+            .await
     }
 }
 

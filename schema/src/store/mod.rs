@@ -184,8 +184,9 @@ pub trait AnalyticsStore: Send + Sync {
     /// returns how many it rebuilt. Returns 0 at once while another
     /// refresher is at work.
     async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError>;
-    /// Hours whose rollups wait for a rebuild.
-    async fn dirty_hours(&self) -> Result<u64, StoreError>;
+    /// Hours that ended by `ended_by` and whose rollups wait for a rebuild
+    /// (plus one while a writer with rollups off has left them all stale).
+    async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// The whole store, as the services use it.
