@@ -55,7 +55,13 @@ class SwaggerPage {
       await tryOut.click();
     }
     for (const [name, value] of Object.entries(params)) {
-      await op.locator(`tr[data-param-name="${name}"] input`).fill(String(value));
+      // Enumerated parameters (group_by, format) are drop-downs, the rest text fields.
+      const row = op.locator(`tr[data-param-name="${name}"]`);
+      if (await row.locator("select").count()) {
+        await row.locator("select").selectOption(String(value));
+      } else {
+        await row.locator("input").fill(String(value));
+      }
     }
     if (body !== undefined) {
       await op.locator("textarea.body-param__text").fill(JSON.stringify(body));

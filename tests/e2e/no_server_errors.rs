@@ -9,7 +9,15 @@ use proptest::test_runner::{Config, TestRunner};
 /// The real parameters, an unknown one and an empty name.
 fn keys() -> Vec<&'static str> {
     let mut keys = crate::support::READING_PARAMS.to_vec();
-    keys.extend(["other", ""]);
+    keys.extend([
+        "interval",
+        "group_by",
+        "max_points",
+        "silent_for",
+        "format",
+        "other",
+        "",
+    ]);
     keys
 }
 
@@ -34,7 +42,11 @@ fn value() -> impl Strategy<Value = String> {
         Just("-1".to_owned()),
         Just("0".to_owned()),
         Just("15m".to_owned()),
+        Just("1s".to_owned()),
+        Just("30d".to_owned()),
         Just("desc".to_owned()),
+        Just("csv".to_owned()),
+        Just("none".to_owned()),
     ]
 }
 
@@ -54,6 +66,9 @@ fn query() -> impl Strategy<Value = String> {
 fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("/api/v1/readings".to_owned()),
+        Just("/api/v1/readings/aggregate".to_owned()),
+        Just("/api/v1/readings/export".to_owned()),
+        Just("/api/v1/devices".to_owned()),
         "[A-Za-z0-9%._-]{0,30}".prop_map(|s| format!("/api/v1/readings/{s}")),
         Just("/api/v1/users".to_owned()),
         "[A-Za-z0-9%._-]{1,30}".prop_map(|s| format!("/api/v1/users/{s}")),

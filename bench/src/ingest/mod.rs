@@ -164,19 +164,7 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     let ingestor_peak_rss = ingestors.iter().filter_map(|i| i.peak_rss_bytes()).max();
     stop(ingestors, &mqtt).await;
     let drain = if bench.drain_count > 0 {
-        eprintln!(
-            "[5/5] draining a backlog of {} readings, rollups off / on / on / off",
-            bench.drain_count
-        );
-        let drain = drain::Drain {
-            target,
-            mqtt: &mqtt,
-            run_id: &run_id,
-            count: bench.drain_count,
-            publishers: bench.publishers,
-            per_message: bench.per_message,
-        };
-        Some(drain.measure().await?)
+        Some(drain_backlog(target, bench, &mqtt, &run_id).await?)
     } else {
         None
     };
@@ -188,6 +176,28 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         ingestor_peak_rss,
         drain,
     })
+}
+
+/// Step 5: a backlog drained with rollups off and on.
+async fn drain_backlog(
+    target: &IngestTarget,
+    bench: &IngestBench,
+    mqtt: &MqttUrl,
+    run_id: &str,
+) -> Result<drain::DrainReport> {
+    eprintln!(
+        "[5/5] draining a backlog of {} readings, rollups off / on / on / off",
+        bench.drain_count
+    );
+    let drain = drain::Drain {
+        target,
+        mqtt,
+        run_id,
+        count: bench.drain_count,
+        publishers: bench.publishers,
+        per_message: bench.per_message,
+    };
+    drain.measure().await
 }
 
 /// A pipeline over `target`'s store and these ingestors.
