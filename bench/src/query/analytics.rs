@@ -4,7 +4,10 @@
 //! the export's rows) where the database is MariaDB.
 
 use super::timing::{enc, time_http, timing};
-use super::{BenchApi, QueryBench, Timing, DEVICES, ID1, SPAN_DAYS, TYPES};
+use super::{
+    BenchApi, QueryBench, Timing, API_THREADS, DEVICES, ID1, MIN_REQUESTS_FOR_CPU, SPAN_DAYS, TYPES,
+};
+use crate::thread_cpu::threads_cpu;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use datastream_schema::timestamp::format_timestamp;
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 const GROUP_BY_RUNS: usize = 3;
 /// Times each export is run, alternating with its baseline.
 const EXPORT_RUNS: usize = 2;
+/// Requests of a shape's one-client series.
+const ONE_CLIENT_REQUESTS: usize = 2_000;
 
 /// What the analytics shapes measured.
 #[derive(Debug, Clone)]
@@ -34,11 +39,23 @@ pub struct AnalyticsReport {
     /// The same question as a plain `GROUP BY` on MariaDB.
     pub group_by: Option<Timing>,
     /// One device, 30 days, automatic interval.
-    pub device_auto: Timing,
+    pub device_auto: ShapeLoad,
     /// `/devices`, every device.
-    pub devices: Timing,
+    pub devices: ShapeLoad,
     /// The CSV export of a tenth of the table.
     pub export: ExportResult,
+}
+
+/// A shape timed with every client and with one: the difference is time
+/// spent queued behind other requests for the machine's cores.
+#[derive(Debug, Clone)]
+pub struct ShapeLoad {
+    /// With the benchmark's clients.
+    pub all_clients: Timing,
+    /// With one client, nothing else asking.
+    pub one_client: Timing,
+    /// The API's CPU time per request, from the run with every client.
+    pub api_cpu: Option<Duration>,
 }
 
 /// The export's figures.
@@ -87,14 +104,14 @@ pub(super) async fn run(
 
     eprintln!("timing: one device, 30 days, automatic interval");
     let by_device = window.clone();
-    let device_auto = time_warm(api, bench, "/api/v1/readings/aggregate", move || {
+    let device_auto = time_load(api, bench, "/api/v1/readings/aggregate", move || {
         let id2 = rand::rng().random_range(0..DEVICES);
         format!("id1={ID1}&id2={id2}&{by_device}")
     })
     .await?;
 
     eprintln!("timing: /devices");
-    let devices = time_warm(api, bench, "/api/v1/devices", String::new).await?;
+    let devices = time_load(api, bench, "/api/v1/devices", String::new).await?;
 
     let export = time_export(api, cli.as_ref(), span_end).await?;
     Ok(AnalyticsReport {
@@ -141,12 +158,46 @@ async fn time_warm(
     make_query: impl Fn() -> String + Send + Sync + 'static,
 ) -> Result<Timing> {
     let warm_up = QueryBench {
-        requests: (bench.requests / 10).min(1_000).max(bench.clients),
+        requests: warm_up_requests(bench),
         ..bench.clone()
     };
     let addr = api.server.addr();
     time_http(addr, &api.token, &warm_up, path, &make_query).await?;
     time_http(addr, &api.token, bench, path, &make_query).await
+}
+
+/// Times a shape with every client (counting the API's CPU time), then
+/// with one.
+async fn time_load(
+    api: &BenchApi,
+    bench: &QueryBench,
+    path: &str,
+    make_query: impl Fn() -> String + Send + Sync + Clone + 'static,
+) -> Result<ShapeLoad> {
+    let cpu_before = threads_cpu(API_THREADS);
+    let all_clients = time_warm(api, bench, path, make_query.clone()).await?;
+    // The warm-up's requests are counted too: they are the same shape.
+    let sent = bench.requests + warm_up_requests(bench);
+    let api_cpu = cpu_before
+        .zip(threads_cpu(API_THREADS))
+        .filter(|_| sent >= MIN_REQUESTS_FOR_CPU)
+        .map(|(before, after)| after.saturating_sub(before) / sent as u32);
+    let alone = QueryBench {
+        clients: 1,
+        requests: ONE_CLIENT_REQUESTS.min(bench.requests),
+        ..bench.clone()
+    };
+    let one_client = time_http(api.server.addr(), &api.token, &alone, path, &make_query).await?;
+    Ok(ShapeLoad {
+        all_clients,
+        one_client,
+        api_cpu,
+    })
+}
+
+/// Untimed requests sent before a shape is timed.
+fn warm_up_requests(bench: &QueryBench) -> usize {
+    (bench.requests / 10).min(1_000).max(bench.clients)
 }
 
 /// The CSV export of the last tenth of the span (a tenth of the table),

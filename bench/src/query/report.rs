@@ -74,15 +74,26 @@ fn render_analytics(a: &AnalyticsReport) -> String {
             "    plain GROUP BY baseline: n/a (needs MariaDB and its `mariadb` client)\n",
         ),
     }
-    for (name, t) in [
+    for (name, shape) in [
         ("one device, 30 days, automatic interval", &a.device_auto),
         ("/devices, every device", &a.devices),
     ] {
+        let (t, one) = (&shape.all_clients, &shape.one_client);
         s.push_str(&format!(
             "  {name:<44} API p50 {:>7.2}ms p99 {:>7.2}ms {:>7.0} req/s (target p99 ≤ 20 ms)\n",
             ms(t.p50),
             ms(t.p99),
             t.per_sec
+        ));
+        let cpu = shape
+            .api_cpu
+            .map_or("n/a".to_owned(), |c| format!("{}µs", c.as_micros()));
+        s.push_str(&format!(
+            "  {:<44} API p50 {:>7.2}ms p99 {:>7.2}ms {:>7.0} req/s; API CPU/req {cpu}\n",
+            "  the same, one client",
+            ms(one.p50),
+            ms(one.p99),
+            one.per_sec
         ));
     }
     let e = &a.export;
