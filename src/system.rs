@@ -6,14 +6,14 @@ use crate::listen::ListenAddr;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
-use datastream_api::{ensure_admin, AdminBootstrap, AppState};
+use datastream_api::{ensure_admin, AdminBootstrap, AppState, LiveReadings};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
 use datastream_generator::{GeneratorService, GeneratorSpec, RunningService};
 use datastream_http::{
     ComponentState, DatabaseReadiness, HealthState, ReadinessCheck, Server, SharedReadiness,
     TokenVerifier,
 };
-use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor};
+use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor, LiveFeed};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
 use std::collections::HashMap;
@@ -89,6 +89,8 @@ impl System {
                 ingestor: ingestor.status(),
             }),
         };
+        let live = start_live_feed(settings, brokers.ingestor.clone(), api_port, &api);
+        let state = state.with_live_readings(live);
         let verifier = state.token_verifier();
         let api_server =
             datastream_api::start(listener, state, health, settings.api_workers, api.clone())?;
@@ -258,6 +260,30 @@ pub async fn open_store(settings: &Settings) -> Result<SharedStore> {
         .with_context(|| format!("opening database {}", store::redact_url(url)))
 }
 
+/// Starts this API process's live feed from `mqtt`, until `stop`: the
+/// readings its streams send.
+fn start_live_feed(
+    settings: &Settings,
+    mqtt: MqttUrl,
+    api_port: u16,
+    stop: &CancellationToken,
+) -> LiveReadings {
+    let live = LiveReadings::new(datastream_api::live::DEFAULT_CAPACITY);
+    let suffix = Alphanumeric.sample_string(&mut rand::rng(), 6);
+    let feed = LiveFeed {
+        mqtt,
+        client_id: format!("datastream-live-{api_port}-{suffix}"),
+        limits: decode_limits(settings),
+    };
+    let (readings, connection) = (live.clone(), live.clone());
+    tokio::spawn(feed.run(
+        move |r| readings.publish(r),
+        move |up| connection.set_connected(up),
+        stop.clone(),
+    ));
+    live
+}
+
 /// Builds the ingestor's configuration from the settings.
 pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> IngestConfig {
     IngestConfig {
@@ -267,11 +293,16 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
         batch_max: settings.ingest_batch_max,
         max_backlog: settings.ingest_max_backlog,
         flush_interval: Duration::from_millis(settings.ingest_flush_ms),
-        decode_limits: DecodeLimits {
-            max_payload_bytes: settings.ingest_max_payload_bytes,
-            ..DecodeLimits::default()
-        },
+        decode_limits: decode_limits(settings),
         ..IngestConfig::new(mqtt, client_id)
+    }
+}
+
+/// What a message must satisfy to be taken as readings.
+fn decode_limits(settings: &Settings) -> DecodeLimits {
+    DecodeLimits {
+        max_payload_bytes: settings.ingest_max_payload_bytes,
+        ..DecodeLimits::default()
     }
 }
 
@@ -408,6 +439,20 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     // A standalone service must listen where it was told: a load balancer
     // or another service expects it there.
     let listener = ListenAddr::chosen(settings.api_listen.addr()).bind("API_LISTEN")?;
+    // Live streams need a broker to listen to; without MQTT_URL they
+    // answer 503 naming it.
+    let state = match &settings.mqtt_url {
+        Some(url) => {
+            let port = listener.local_addr()?.port();
+            state.with_live_readings(start_live_feed(
+                settings,
+                MqttUrl::parse(url)?,
+                port,
+                &shutdown,
+            ))
+        }
+        None => state,
+    };
     let health = HealthState {
         prometheus: datastream_http::telemetry::prometheus(),
         readiness: Arc::new(DatabaseReadiness(store)) as SharedReadiness,

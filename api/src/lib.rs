@@ -16,11 +16,13 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
+pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod state;
 
 pub use bootstrap::{ensure_admin, AdminBootstrap};
+pub use live::LiveReadings;
 pub use state::AppState;
 
 use actix_web::web;
@@ -40,6 +42,14 @@ pub fn start(
     workers: usize,
     shutdown: CancellationToken,
 ) -> std::io::Result<Server> {
+    if let Some(live) = state.live.clone() {
+        // Open streams would hold the graceful stop until its timeout.
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            live.close();
+        });
+    }
     let readiness = web::Data::new(health.readiness);
     let prometheus = web::Data::new(health.prometheus);
     let verifier = web::Data::new(state.token_verifier());

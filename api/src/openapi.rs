@@ -2,7 +2,7 @@
 //! request/response types, and the Swagger UI that serves it (all assets
 //! compiled into the binary: no network at build time or in the browser).
 
-use crate::routes::{analytics, auth, export, readings, users};
+use crate::routes::{analytics, auth, export, readings, stream, users};
 use datastream_http::error::{ErrorBody, ErrorDetail};
 use datastream_http::health;
 use datastream_http::openapi::BearerAuth;
@@ -11,11 +11,11 @@ use utoipa::OpenApi;
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "datastream", description = "Sensor readings: query, aggregate, export, edit and delete them; the device catalog; manage users."),
+    info(title = "datastream", description = "Sensor readings: query, aggregate, export, watch live, edit and delete them; the device catalog; manage users."),
     paths(
         auth::login,
         readings::list, readings::get_one, readings::update, readings::delete,
-        analytics::aggregate, analytics::devices, export::export,
+        analytics::aggregate, analytics::devices, export::export, stream::stream,
         users::list, users::create, users::delete,
         health::healthz, health::readyz, health::metrics,
     ),
@@ -24,7 +24,7 @@ use utoipa::OpenApi;
         auth::LoginRequest, auth::LoginResponse,
         users::UserDto, users::NewUser, users::RoleDto, readings::SortOrder,
         analytics::AggregateResponse, analytics::BucketDto, analytics::GroupByDto,
-        analytics::DevicesResponse, analytics::DeviceDto, export::ExportFormat,
+        analytics::DevicesResponse, analytics::DeviceDto, export::ExportFormat, stream::LiveReadingDto,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),

@@ -2,6 +2,7 @@
 
 use crate::auth::{LoginThrottle, PasswordWorkers, UserDirectory};
 use crate::cursor::CursorCodec;
+use crate::live::LiveReadings;
 use datastream_http::auth::{SecretError, TokenKeys, TokenVerifier};
 use datastream_schema::SharedStore;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub struct AppState {
     pub logins: Arc<LoginThrottle>,
     /// Where passwords are hashed and checked, a few at a time.
     pub passwords: Arc<PasswordWorkers>,
+    /// Readings as they arrive from the broker, for live streams; `None`
+    /// when this process has no broker to listen to.
+    pub live: Option<LiveReadings>,
 }
 
 impl AppState {
@@ -41,6 +45,7 @@ impl AppState {
             logins: Arc::new(LoginThrottle::default()),
             passwords: Arc::new(PasswordWorkers::for_this_machine()),
             reads: store.clone(),
+            live: None,
             store,
         })
     }
@@ -56,6 +61,13 @@ impl AppState {
     /// its old value there for that long.
     pub fn with_read_replica(mut self, replica: SharedStore) -> Self {
         self.reads = replica;
+        self
+    }
+
+    /// Serves live streams from `live`, which the caller feeds from the
+    /// broker.
+    pub fn with_live_readings(mut self, live: LiveReadings) -> Self {
+        self.live = Some(live);
         self
     }
 }

@@ -22,6 +22,7 @@
 mod config;
 mod dead_letter;
 mod delivery;
+mod live_feed;
 mod log_limit;
 mod metrics;
 mod receiver;
@@ -30,6 +31,7 @@ mod status;
 mod writer;
 
 pub use config::IngestConfig;
+pub use live_feed::LiveFeed;
 pub use metrics::IngestMetrics;
 pub use rollup_refresher::RollupRefresher;
 pub use status::IngestStatus;

@@ -3,7 +3,7 @@
 //! Built from the raw strings of a request by [`ReadingFilter::parse`], so a
 //! filter that exists is valid; the store translates it into SQL.
 
-use crate::reading::{Id1, Id2, SensorType};
+use crate::reading::{Id1, Id2, Reading, SensorType};
 use crate::timestamp::parse_timestamp;
 use chrono::{DateTime, Duration, Utc};
 
@@ -218,6 +218,19 @@ impl ReadingFilter {
     pub fn with_order(mut self, order: Order) -> Self {
         self.order = order;
         self
+    }
+
+    /// Whether `reading` meets the device, sensor type and time conditions
+    /// (paging does not apply): how a live stream picks its readings.
+    pub fn matches(&self, reading: &Reading) -> bool {
+        self.id1.as_ref().is_none_or(|v| v == reading.id1())
+            && self.id2.is_none_or(|v| v == reading.id2())
+            && self
+                .sensor_type
+                .as_ref()
+                .is_none_or(|v| v == reading.sensor_type())
+            && self.from.is_none_or(|t| reading.timestamp() >= t)
+            && self.to.is_none_or(|t| reading.timestamp() < t)
     }
 
     /// `id1` to match, if any.

@@ -24,6 +24,7 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/readings/{id}", &["get"][..]),
         ("/api/v1/readings/aggregate", &["get"][..]),
         ("/api/v1/readings/export", &["get"][..]),
+        ("/api/v1/readings/stream", &["get"][..]),
         ("/api/v1/devices", &["get"][..]),
         ("/api/v1/users", &["get", "post"][..]),
         ("/api/v1/users/{username}", &["delete"][..]),

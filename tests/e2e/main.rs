@@ -10,6 +10,7 @@ mod front_door;
 mod generators;
 mod hostile_messages;
 mod ingest_faults;
+mod live_stream;
 mod no_server_errors;
 mod pipeline;
 mod support;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod export;
 mod page_json;
 pub mod readings;
+pub mod stream;
 pub mod users;
 
 use actix_web::web;
@@ -37,6 +38,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/readings/export")
                         .route(web::get().to(export::export))
+                        .default_service(method_not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/readings/stream")
+                        .route(web::get().to(stream::stream))
                         .default_service(method_not_allowed("GET")),
                 )
                 .service(

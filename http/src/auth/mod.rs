@@ -58,9 +58,28 @@ pub struct Authenticated {
     pub username: String,
     /// Role from the token.
     pub role: Role,
+    /// When the token expires, in seconds since the epoch (`exp`): a
+    /// long-lived response such as a stream ends then.
+    pub expires_at: u64,
+    /// The account the token names, to check later that it still exists.
+    pub account_id: i64,
+    /// That account's creation time (microseconds), part of its identity.
+    pub account_created: i64,
 }
 
 impl Authenticated {
+    /// Whether the account this token was issued to still exists, asking
+    /// the verifier's directory (always true for a service without one).
+    pub async fn still_valid(&self, verifier: &TokenVerifier) -> Result<bool, StoreError> {
+        match &verifier.users {
+            Some(users) => Ok(users
+                .account(&self.username)
+                .await?
+                .is_some_and(|a| a.id == self.account_id && a.created == self.account_created)),
+            None => Ok(true),
+        }
+    }
+
     /// Succeeds for admins only.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.role {
@@ -101,6 +120,9 @@ impl FromRequest for Authenticated {
             Ok(Authenticated {
                 username: claims.sub,
                 role,
+                expires_at: claims.exp,
+                account_id: claims.uid,
+                account_created: claims.created,
             })
         })
     }

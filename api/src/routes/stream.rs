@@ -1,0 +1,481 @@
+//! `/api/v1/readings/stream`: live readings as Server-Sent Events.
+//!
+//! Every stream reads the process's one live feed ([`LiveReadings`]) and
+//! keeps the readings its filters match. An event's id is the reading's
+//! timestamp in microseconds since the epoch; a client that reconnects
+//! with `Last-Event-ID` first gets what the database stored after it (at
+//! most [`RESUME_WINDOW`] back and [`RESUME_MOST`] readings), then the live
+//! readings, without the ones it has just been sent. A stream ends with a
+//! final event when its client falls too far behind (`overflow`), its token
+//! expires (`expired`) or its account is deleted (`revoked`), and when the
+//! server stops.
+
+use crate::live::LiveReadings;
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use datastream_http::auth::TokenVerifier;
+use datastream_http::{ApiError, Authenticated, ErrorBody};
+use datastream_schema::timestamp::format_timestamp;
+use datastream_schema::{FilterParams, Order, Reading, ReadingFilter, StoredReading};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{Instant, Interval};
+use utoipa::{IntoParams, ToSchema};
+
+/// How often a quiet stream sends a comment, so that proxies and browsers
+/// keep it open, and how often it checks that its account still exists.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How far back `Last-Event-ID` may resume from.
+pub const RESUME_WINDOW: ChronoDuration = ChronoDuration::minutes(5);
+/// The most stored readings a resumed stream is sent before the live ones.
+pub const RESUME_MOST: u32 = datastream_schema::filter::MAX_LIMIT;
+/// Matching readings written into one chunk of the body at most.
+const EVENTS_PER_CHUNK: usize = 256;
+
+/// Parameters of `/api/v1/readings/stream`, as received: which devices to
+/// watch. A live stream has no time window or paging.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamRequest {
+    /// Device id part 1.
+    #[param(pattern = r"^[A-Z]{1,32}$")]
+    id1: Option<String>,
+    /// Device id part 2.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647)]
+    id2: Option<String>,
+    /// Sensor type.
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$")]
+    sensor_type: Option<String>,
+}
+
+impl StreamRequest {
+    fn filter(&self) -> Result<ReadingFilter, ApiError> {
+        Ok(ReadingFilter::parse(
+            FilterParams {
+                id1: self.id1.as_deref(),
+                id2: self.id2.as_deref(),
+                sensor_type: self.sensor_type.as_deref(),
+                ..FilterParams::default()
+            },
+            Utc::now(),
+        )?)
+    }
+}
+
+/// One reading as a stream event's `data`: the fields a sensor sent.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LiveReadingDto {
+    /// Measured value.
+    pub sensor_value: f64,
+    /// Sensor type.
+    pub sensor_type: String,
+    /// Device id part 1.
+    pub id1: String,
+    /// Device id part 2.
+    pub id2: i32,
+    /// When it was measured, UTC, microseconds.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00.123456Z")]
+    pub timestamp: String,
+}
+
+/// Live readings matching the filters, as Server-Sent Events: one `data:`
+/// line of JSON per reading, its `id` the reading's timestamp in
+/// microseconds; a comment every 15 s. Reconnecting with `Last-Event-ID`
+/// first sends what was stored since (up to 5 minutes back).
+#[utoipa::path(get, path = "/api/v1/readings/stream", operation_id = "stream_readings", tag = "readings",
+    params(
+        StreamRequest,
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`; final events `overflow`, `expired` or `revoked` end it", content(
+            (LiveReadingDto = "text/event-stream", example = "id: 1764054000123456\ndata: {\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}\n\n"),
+        )),
+        (status = 400, description = "A bad filter or `Last-Event-ID`, named in `field`", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 503, description = "This API process has no live feed (`MQTT_URL` is not set)", body = ErrorBody),
+    ),
+    security(("bearer_auth" = [])))]
+pub async fn stream(
+    user: Authenticated,
+    state: web::Data<AppState>,
+    verifier: web::Data<TokenVerifier>,
+    request: web::Query<StreamRequest>,
+    http: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let live = state
+        .live
+        .as_ref()
+        .ok_or(ApiError::Unavailable("the live feed (set MQTT_URL)"))?;
+    let filter = request.filter()?;
+    let resume_after = last_event_id(&http)?;
+    // Subscribed before the gap is read: a reading arriving meanwhile is
+    // in one or the other (or both, and then sent once).
+    let receiver = live.subscribe();
+    let backlog = match resume_after {
+        Some(after) => stored_since(&state, &request, after).await?,
+        None => Vec::new(),
+    };
+    let events = Events::new(
+        live,
+        receiver,
+        filter,
+        backlog,
+        user,
+        verifier.get_ref().clone(),
+    );
+    let body = futures_util::stream::unfold(events, Events::next);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // nginx buffers responses unless told not to.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// The `Last-Event-ID` header as an instant, if sent.
+fn last_event_id(http: &HttpRequest) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(value) = http.headers().get("Last-Event-ID") else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad_request("Last-Event-ID", "must be an event id this stream sent");
+    let micros: i64 = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(bad)?;
+    DateTime::from_timestamp_micros(micros)
+        .map(Some)
+        .ok_or_else(bad)
+}
+
+/// Stored readings matching `request` after `after` (no further back than
+/// the resume window), oldest first.
+async fn stored_since(
+    state: &AppState,
+    request: &StreamRequest,
+    after: DateTime<Utc>,
+) -> Result<Vec<StoredReading>, ApiError> {
+    let now = Utc::now();
+    let from = format_timestamp(after.max(now - RESUME_WINDOW));
+    let gap = ReadingFilter::parse(
+        FilterParams {
+            id1: request.id1.as_deref(),
+            id2: request.id2.as_deref(),
+            sensor_type: request.sensor_type.as_deref(),
+            from: Some(&from),
+            ..FilterParams::default()
+        },
+        now,
+    )?
+    .with_order(Order::Asc)
+    .with_limit(RESUME_MOST);
+    let rows = state.reads.query(&gap).await?;
+    // `from` is inclusive; the event at `after` itself was delivered.
+    Ok(rows.into_iter().filter(|r| r.timestamp > after).collect())
+}
+
+/// Identity of a reading: its device, type and timestamp (the table's
+/// unique key), for not sending a resumed reading twice.
+type ReadingKey = (String, i32, String, i64);
+
+/// Where a stream is.
+struct Events {
+    receiver: Receiver<Arc<Reading>>,
+    filter: ReadingFilter,
+    backlog: VecDeque<StoredReading>,
+    /// Keys of the backlog's readings, skipped when they come live too.
+    sent_from_backlog: HashSet<ReadingKey>,
+    user: Authenticated,
+    verifier: TokenVerifier,
+    expires: Instant,
+    heartbeat: Interval,
+    closing: tokio_util::sync::CancellationToken,
+    started: bool,
+    done: bool,
+}
+
+/// What a stream does next.
+enum Step {
+    Chunk(Vec<u8>),
+    End(Vec<u8>),
+    Quiet,
+}
+
+impl Events {
+    fn new(
+        live: &LiveReadings,
+        receiver: Receiver<Arc<Reading>>,
+        filter: ReadingFilter,
+        backlog: Vec<StoredReading>,
+        user: Authenticated,
+        verifier: TokenVerifier,
+    ) -> Self {
+        let left = user
+            .expires_at
+            .saturating_sub(Utc::now().timestamp().max(0) as u64);
+        let sent_from_backlog = backlog
+            .iter()
+            .map(|r| {
+                (
+                    r.id1.clone(),
+                    r.id2,
+                    r.sensor_type.clone(),
+                    r.timestamp.timestamp_micros(),
+                )
+            })
+            .collect();
+        Self {
+            receiver,
+            filter,
+            backlog: backlog.into(),
+            sent_from_backlog,
+            user,
+            verifier,
+            expires: Instant::now() + Duration::from_secs(left),
+            heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
+            closing: live.closing(),
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The next chunk of the body; `None` once the stream has ended.
+    async fn next(mut self) -> Option<(Result<Bytes, ApiError>, Self)> {
+        if self.done {
+            return None;
+        }
+        let mut out = Vec::new();
+        if !self.started {
+            self.started = true;
+            // Browsers reconnect after this many milliseconds.
+            out.extend_from_slice(b"retry: 2000\n\n");
+            while let Some(r) = self.backlog.pop_front() {
+                write_stored(&mut out, &r);
+            }
+            return Some((Ok(Bytes::from(out)), self));
+        }
+        loop {
+            match self.step().await {
+                Step::Chunk(chunk) => return Some((Ok(Bytes::from(chunk)), self)),
+                Step::End(chunk) => {
+                    self.done = true;
+                    return Some((Ok(Bytes::from(chunk)), self));
+                }
+                Step::Quiet => continue,
+            }
+        }
+    }
+
+    /// Waits for the next thing to send.
+    async fn step(&mut self) -> Step {
+        tokio::select! {
+            biased;
+            _ = self.closing.cancelled() => Step::End(final_event("closing", "the server is stopping; reconnect")),
+            _ = tokio::time::sleep_until(self.expires) => {
+                Step::End(final_event("expired", "the token has expired; log in again"))
+            }
+            received = self.receiver.recv() => match received {
+                Ok(reading) => self.chunk_from(&reading),
+                Err(RecvError::Lagged(missed)) => Step::End(final_event(
+                    "overflow",
+                    &format!("this client fell {missed} readings behind; reconnect with Last-Event-ID"),
+                )),
+                Err(RecvError::Closed) => Step::End(final_event("closing", "the live feed has stopped")),
+            },
+            _ = self.heartbeat.tick() => match self.user.still_valid(&self.verifier).await {
+                Ok(false) => Step::End(final_event("revoked", "the token's user no longer exists")),
+                // A database hiccup does not end a stream; the next heartbeat asks again.
+                Ok(true) | Err(_) => Step::Chunk(b": heartbeat\n\n".to_vec()),
+            },
+        }
+    }
+
+    /// Events for `first` and whatever else is already waiting (up to a
+    /// chunk's worth), keeping the matching ones.
+    fn chunk_from(&mut self, first: &Reading) -> Step {
+        let mut out = Vec::new();
+        self.write_if_wanted(&mut out, first);
+        for _ in 1..EVENTS_PER_CHUNK {
+            match self.receiver.try_recv() {
+                Ok(reading) => self.write_if_wanted(&mut out, &reading),
+                Err(TryRecvError::Lagged(missed)) => {
+                    out.extend(final_event(
+                        "overflow",
+                        &format!("this client fell {missed} readings behind; reconnect with Last-Event-ID"),
+                    ));
+                    return Step::End(out);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        if out.is_empty() {
+            Step::Quiet
+        } else {
+            Step::Chunk(out)
+        }
+    }
+
+    fn write_if_wanted(&mut self, out: &mut Vec<u8>, reading: &Reading) {
+        if !self.filter.matches(reading) {
+            return;
+        }
+        if !self.sent_from_backlog.is_empty() {
+            let key = (
+                reading.id1().as_str().to_owned(),
+                reading.id2().get(),
+                reading.sensor_type().as_str().to_owned(),
+                reading.timestamp().timestamp_micros(),
+            );
+            if self.sent_from_backlog.remove(&key) {
+                return;
+            }
+        }
+        write_event(
+            out,
+            reading.timestamp(),
+            &LiveReadingDto {
+                sensor_value: reading.sensor_value(),
+                sensor_type: reading.sensor_type().as_str().to_owned(),
+                id1: reading.id1().as_str().to_owned(),
+                id2: reading.id2().get(),
+                timestamp: format_timestamp(reading.timestamp()),
+            },
+        );
+    }
+}
+
+fn write_stored(out: &mut Vec<u8>, r: &StoredReading) {
+    let timestamp = r.timestamp;
+    write_event(
+        out,
+        timestamp,
+        &LiveReadingDto {
+            sensor_value: r.sensor_value,
+            sensor_type: r.sensor_type.clone(),
+            id1: r.id1.clone(),
+            id2: r.id2,
+            timestamp: format_timestamp(timestamp),
+        },
+    );
+}
+
+/// `id: …` and `data: …` lines of one reading's event.
+fn write_event(out: &mut Vec<u8>, at: DateTime<Utc>, reading: &LiveReadingDto) {
+    out.extend_from_slice(format!("id: {}\ndata: ", at.timestamp_micros()).as_bytes());
+    // Serializing plain strings and numbers cannot fail.
+    let _ = serde_json::to_writer(&mut *out, reading);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The event that ends a stream, with why.
+fn final_event(name: &str, reason: &str) -> Vec<u8> {
+    let data = serde_json::json!({ "reason": reason });
+    format!("event: {name}\ndata: {data}\n\n").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datastream_http::auth::TokenKeys;
+    use datastream_schema::{Id1, Id2, Role, SensorType, TimestampBounds};
+
+    fn reading(id2: i64) -> Reading {
+        let now = Utc::now();
+        Reading::new(
+            1.0,
+            SensorType::parse("temperature").unwrap(),
+            Id1::parse("ABC").unwrap(),
+            Id2::new(id2).unwrap(),
+            now,
+            &TimestampBounds::default(),
+            now,
+        )
+        .unwrap()
+    }
+
+    fn events(live: &LiveReadings, filter: ReadingFilter) -> Events {
+        let keys = TokenKeys::new(&[7u8; 48], Duration::from_secs(3600)).unwrap();
+        let user = Authenticated {
+            username: "viewer".into(),
+            role: Role::Viewer,
+            expires_at: Utc::now().timestamp() as u64 + 3600,
+            account_id: 1,
+            account_created: 0,
+        };
+        Events::new(
+            live,
+            live.subscribe(),
+            filter,
+            Vec::new(),
+            user,
+            TokenVerifier::new(keys, None),
+        )
+    }
+
+    async fn body_of(events: Events) -> String {
+        let mut state = Some(events);
+        let mut body = String::new();
+        while let Some(current) = state.take() {
+            let Ok(Some((chunk, next))) =
+                tokio::time::timeout(Duration::from_millis(200), current.next()).await
+            else {
+                break;
+            };
+            body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            state = Some(next);
+        }
+        body
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_a_ring_behind_ends_with_overflow() {
+        let live = LiveReadings::new(4);
+        let stream = events(&live, ReadingFilter::default());
+        for _ in 0..10 {
+            live.publish(reading(1));
+        }
+        let body = body_of(stream).await;
+        assert!(body.contains("event: overflow"), "{body}");
+        assert!(body.ends_with("\n\n"));
+        assert!(!body.contains("data: {\"sensor_value\""), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_sends_only_what_its_filter_matches() {
+        let live = LiveReadings::new(16);
+        let filter = ReadingFilter::parse(
+            FilterParams {
+                id1: Some("ABC"),
+                id2: Some("2"),
+                ..FilterParams::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        let stream = events(&live, filter);
+        live.publish(reading(1));
+        live.publish(reading(2));
+        live.publish(reading(3));
+        let body = body_of(stream).await;
+        assert_eq!(body.matches("data: ").count(), 1, "{body}");
+        assert!(body.contains("\"id2\":2"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn closing_the_feed_ends_every_stream_with_a_closing_event() {
+        let live = LiveReadings::new(16);
+        let stream = events(&live, ReadingFilter::default());
+        live.close();
+        let body = body_of(stream).await;
+        assert!(body.contains("event: closing"), "{body}");
+    }
+}

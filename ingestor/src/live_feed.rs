@@ -1,0 +1,95 @@
+//! The live feed: a plain subscription to `sensors/#` (its own clean
+//! session, QoS 0, outside any shared group) whose valid readings go to a
+//! callback — an API process's live streams.
+//!
+//! It stores nothing and acks nothing, so it can never hold back or lose
+//! what the ingestors store: a reading it misses (a reconnect, a full
+//! client buffer) is still in the database, where a stream that reconnects
+//! with `Last-Event-ID` reads it. Invalid messages are skipped here; the
+//! ingestors dead-letter them.
+
+use chrono::Utc;
+use datastream_schema::{decode_message, DecodeLimits, MqttUrl, Reading};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The topics a feed watches.
+const FILTER: &str = "sensors/#";
+/// Wait between reconnection attempts.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// A live feed's connection settings.
+#[derive(Debug, Clone)]
+pub struct LiveFeed {
+    /// The broker, credentials included.
+    pub mqtt: MqttUrl,
+    /// Its MQTT client id (unique per process).
+    pub client_id: String,
+    /// What a message must satisfy to be passed on.
+    pub limits: DecodeLimits,
+}
+
+impl LiveFeed {
+    /// Passes every valid reading to `on_reading` and each connection
+    /// change to `on_connected`, reconnecting after failures, until `stop`.
+    pub async fn run(
+        self,
+        on_reading: impl Fn(Reading) + Send,
+        on_connected: impl Fn(bool) + Send,
+        stop: CancellationToken,
+    ) {
+        let mut options = MqttOptions::new(&self.client_id, self.mqtt.host(), self.mqtt.port());
+        options
+            .set_clean_session(true)
+            .set_keep_alive(Duration::from_secs(15))
+            .set_max_packet_size(crate::MAX_INCOMING_PACKET, crate::MAX_OUTGOING_PACKET);
+        if let Some((user, pass)) = self.mqtt.credentials() {
+            options.set_credentials(user, pass);
+        }
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        tracing::info!(mqtt = %self.mqtt, client_id = %self.client_id, "live feed starting");
+        let mut connected = false;
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => break,
+                event = eventloop.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    // A clean session forgets subscriptions: subscribe on
+                    // every connection.
+                    if let Err(error) = client.try_subscribe(FILTER, QoS::AtMostOnce) {
+                        tracing::warn!(%error, "live feed could not subscribe");
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    connected = true;
+                    on_connected(true);
+                    tracing::info!("live feed subscribed");
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(readings) =
+                        decode_message(&p.topic, &p.payload, &self.limits, Utc::now())
+                    {
+                        readings.into_iter().for_each(&on_reading);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    if connected {
+                        tracing::warn!(%error, "live feed lost the broker; reconnecting");
+                        connected = false;
+                        on_connected(false);
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+                    }
+                }
+            }
+        }
+        let _ = client.try_disconnect();
+        on_connected(false);
+    }
+}
