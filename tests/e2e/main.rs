@@ -5,6 +5,7 @@ mod analytics;
 mod api_writes;
 mod auth;
 mod cli;
+mod dashboard;
 mod docs;
 mod front_door;
 mod generators;

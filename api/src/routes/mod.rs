@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod dashboard;
 pub mod export;
 mod page_json;
 pub mod readings;
@@ -66,6 +67,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(users::delete))
                         .default_service(method_not_allowed("DELETE")),
                 ),
+        )
+        .service(
+            web::resource("/")
+                .route(web::get().to(dashboard::index))
+                .default_service(method_not_allowed("GET")),
+        )
+        .service(
+            web::resource("/assets/{name}")
+                .route(web::get().to(dashboard::asset))
+                .default_service(method_not_allowed("GET")),
         )
         .configure(datastream_http::health::configure)
         .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
