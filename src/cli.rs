@@ -84,6 +84,29 @@ pub enum BenchCommand {
     /// reading, against a bare publish loop. Uses MQTT_URL, else starts the
     /// embedded broker.
     Generate(GenerateBenchArgs),
+    /// Live-stream latency (publish → Server-Sent-Event client), delivery
+    /// and the API's memory with many clients, against mosquitto_sub on the
+    /// same readings. Needs MQTT_URL.
+    Stream(StreamBenchArgs),
+}
+
+#[derive(Args)]
+pub struct StreamBenchArgs {
+    /// Concurrent stream clients, each watching one device.
+    #[arg(long, default_value_t = 1_000)]
+    pub clients: usize,
+    /// Of those, how many watch the whole sensor type instead.
+    #[arg(long, default_value_t = 2)]
+    pub type_watchers: usize,
+    /// Readings published per second, over all devices.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub rate: f64,
+    /// Devices the readings are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    pub devices: u32,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 #[derive(Args)]

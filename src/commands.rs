@@ -1,11 +1,13 @@
 //! What each subcommand does, in terms of the parts: `main.rs` parses the
 //! command line and calls one of these.
 
-use crate::cli::{GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs};
+use crate::cli::{
+    GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs, StreamBenchArgs,
+};
 use anyhow::{bail, Context, Result};
 use datastream::system::{self, System};
 use datastream::{ListenAddr, Settings};
-use datastream_bench::{generate, ingest, query};
+use datastream_bench::{generate, ingest, query, stream};
 use datastream_generator::{default_fleet, run_fleet, GeneratorSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -183,5 +185,27 @@ pub async fn bench_generate(settings: &Settings, args: GenerateBenchArgs) -> Res
     };
     let results = generate::run(&mqtt, &bench).await?;
     print!("{}", generate::render(&results, &bench));
+    Ok(())
+}
+
+/// `datastream bench stream`: needs an external broker (the API under test
+/// runs as its own process and subscribes to it).
+pub async fn bench_stream(settings: &Settings, args: StreamBenchArgs) -> Result<()> {
+    let Some(mqtt_url) = settings.mqtt_url.clone() else {
+        bail!("bench stream needs an external broker: set MQTT_URL (e.g. a Mosquitto running the project's mosquitto.conf)");
+    };
+    let target = stream::StreamTarget {
+        mqtt_url,
+        binary: std::env::current_exe().context("locating the datastream binary")?,
+    };
+    let bench = stream::StreamBench {
+        clients: args.clients.max(1),
+        type_watchers: args.type_watchers.min(args.clients),
+        rate: args.rate.max(1.0),
+        devices: args.devices.max(1),
+        seconds: args.seconds.max(1),
+    };
+    let report = stream::run(&target, &bench).await?;
+    print!("{}", report.render(&bench));
     Ok(())
 }

@@ -8,7 +8,9 @@
 //! * [`query`]: read latency and requests/s through the API, against the
 //!   same queries straight on the store;
 //! * [`generate`]: readings one generator process makes, against a bare
-//!   publish loop.
+//!   publish loop;
+//! * [`stream`]: live-stream latency, delivery and the API's memory with
+//!   many Server-Sent-Event clients, against `mosquitto_sub`.
 //!
 //! Architecture invariant: benchmarks drive the product from outside (its
 //! processes, its HTTP API, its store trait); the product knows nothing of
@@ -20,4 +22,5 @@ pub mod generate;
 pub mod ingest;
 mod publish;
 pub mod query;
+pub mod stream;
 mod thread_cpu;

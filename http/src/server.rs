@@ -35,6 +35,14 @@ impl Server {
                 .wrap(middleware::from_fn(crate::request_metrics::record))
                 .configure(configure.clone())
         })
+        // Small writes go out at once: with Nagle's algorithm a live
+        // stream's next event waits for the client's delayed ACK (up to
+        // 40 ms on Linux) whenever the previous one is unacknowledged.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .workers(workers.max(1))
         .disable_signals()
         .shutdown_timeout(10)

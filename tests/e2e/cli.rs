@@ -240,3 +240,33 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
         assert!(stdout.contains(ratio), "{ratio} missing from:\n{stdout}");
     }
 }
+
+/// The shipped stream benchmark runs end to end against the test broker:
+/// every client gets every reading of its device (or type) that the broker
+/// delivered to `mosquitto_sub`, and the report names its targets.
+#[tokio::test]
+async fn bench_stream_delivers_every_reading_to_every_client_beside_mosquitto_sub() {
+    let Some(mqtt) = datastream_test_support::external_mqtt() else {
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .args(["--mqtt-url", &mqtt])
+        .args(["bench", "stream", "--clients", "20", "--type-watchers", "2"])
+        .args(["--rate", "200", "--devices", "10", "--seconds", "2"])
+        .output()
+        .expect("running datastream bench stream");
+    let stdout = stdout_of_success(&out);
+    let delivery = stdout
+        .lines()
+        .find(|l| l.contains("events expected / delivered"))
+        .unwrap_or_else(|| panic!("no delivery line in:\n{stdout}"));
+    assert!(delivery.contains("(0 short"), "{delivery}");
+    assert!(!delivery.contains("/ 0 "), "nothing delivered: {delivery}");
+    for figure in [
+        "stream, publish → client",
+        "mosquitto_sub, same readings",
+        "API resident memory",
+    ] {
+        assert!(stdout.contains(figure), "{figure} missing from:\n{stdout}");
+    }
+}

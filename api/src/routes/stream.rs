@@ -119,7 +119,7 @@ pub async fn stream(
     let resume_after = last_event_id(&http)?;
     // Subscribed before the gap is read: a reading arriving meanwhile is
     // in one or the other (or both, and then sent once).
-    let receiver = live.subscribe();
+    let receiver = live.subscribe(&filter);
     let backlog = match resume_after {
         Some(after) => stored_since(&state, &request, after).await?,
         None => Vec::new(),
@@ -413,7 +413,7 @@ mod tests {
         };
         Events::new(
             live,
-            live.subscribe(),
+            live.subscribe(&filter),
             filter,
             Vec::new(),
             user,
@@ -468,6 +468,28 @@ mod tests {
         let body = body_of(stream).await;
         assert_eq!(body.matches("data: ").count(), 1, "{body}");
         assert!(body.contains("\"id2\":2"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_device_stream_is_not_pushed_behind_by_other_devices_readings() {
+        let live = LiveReadings::new(4);
+        let filter = ReadingFilter::parse(
+            FilterParams {
+                id1: Some("ABC"),
+                id2: Some("1"),
+                ..FilterParams::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        let stream = events(&live, filter);
+        for _ in 0..100 {
+            live.publish(reading(2));
+        }
+        live.publish(reading(1));
+        let body = body_of(stream).await;
+        assert!(!body.contains("overflow"), "{body}");
+        assert_eq!(body.matches("data: ").count(), 1, "{body}");
     }
 
     #[tokio::test]
