@@ -144,6 +144,23 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
     drop(api);
     let _ = std::fs::remove_dir_all(&dir);
 
+    Ok(tally(
+        &results,
+        baseline,
+        &published,
+        api_idle_rss,
+        api_peak_rss,
+    ))
+}
+
+/// The report from what every client and `mosquitto_sub` received.
+fn tally(
+    results: &[ClientResult],
+    baseline: Option<Received>,
+    published: &Published,
+    api_idle_rss: Option<u64>,
+    api_peak_rss: Option<u64>,
+) -> StreamReport {
     // What a client should have had: what the broker delivered to
     // mosquitto_sub (so a message the broker or the publisher lost at the
     // window's edges is not blamed on the API), else what was published.
@@ -155,7 +172,7 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
     };
     let mut latencies: Vec<u64> = Vec::new();
     let (mut expected, mut delivered, mut short, mut overflowed) = (0, 0, 0, 0);
-    for c in &results {
+    for c in results {
         let want = expected_for(c);
         expected += want;
         delivered += c.latencies_us.len() as u64;
@@ -163,7 +180,7 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
         overflowed += usize::from(c.overflowed);
         latencies.extend(&c.latencies_us);
     }
-    Ok(StreamReport {
+    StreamReport {
         published: published.total,
         expected,
         delivered,
@@ -173,7 +190,7 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
         mosquitto_sub: baseline.map(|b| percentiles(b.latencies_us)),
         api_idle_rss,
         api_peak_rss,
-    })
+    }
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
