@@ -402,6 +402,19 @@ mod tests {
         .unwrap()
     }
 
+    /// The filter of one device, ABC/`id2`.
+    fn device_filter(id2: &str) -> ReadingFilter {
+        ReadingFilter::parse(
+            FilterParams {
+                id1: Some("ABC"),
+                id2: Some(id2),
+                ..FilterParams::default()
+            },
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
     fn events(live: &LiveReadings, filter: ReadingFilter) -> Events {
         let keys = TokenKeys::new(&[7u8; 48], Duration::from_secs(3600)).unwrap();
         let user = Authenticated {
@@ -452,16 +465,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_sends_only_what_its_filter_matches() {
         let live = LiveReadings::new(16);
-        let filter = ReadingFilter::parse(
-            FilterParams {
-                id1: Some("ABC"),
-                id2: Some("2"),
-                ..FilterParams::default()
-            },
-            Utc::now(),
-        )
-        .unwrap();
-        let stream = events(&live, filter);
+        let stream = events(&live, device_filter("2"));
         live.publish(reading(1));
         live.publish(reading(2));
         live.publish(reading(3));
@@ -473,16 +477,7 @@ mod tests {
     #[tokio::test]
     async fn a_device_stream_is_not_pushed_behind_by_other_devices_readings() {
         let live = LiveReadings::new(4);
-        let filter = ReadingFilter::parse(
-            FilterParams {
-                id1: Some("ABC"),
-                id2: Some("1"),
-                ..FilterParams::default()
-            },
-            Utc::now(),
-        )
-        .unwrap();
-        let stream = events(&live, filter);
+        let stream = events(&live, device_filter("1"));
         for _ in 0..100 {
             live.publish(reading(2));
         }
