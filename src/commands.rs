@@ -36,7 +36,7 @@ fn print_banner(e: &system::Endpoints, settings: &Settings) {
     );
     eprintln!("  database      {}", e.database);
     eprintln!(
-        "  dashboard     http://{}/  (log in as the admin below)",
+        "  dashboard     http://{}/  (log in as the admin)",
         e.api
     );
     eprintln!(
