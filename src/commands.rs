@@ -35,10 +35,7 @@ fn print_banner(e: &system::Endpoints, settings: &Settings) {
         }
     );
     eprintln!("  database      {}", e.database);
-    eprintln!(
-        "  dashboard     http://{}/  (log in as the admin)",
-        e.api
-    );
+    eprintln!("  dashboard     http://{}/  (log in as the admin)", e.api);
     eprintln!(
         "  REST API      http://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
         e.api
