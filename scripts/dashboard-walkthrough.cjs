@@ -84,7 +84,8 @@ async function main() {
   const device = await page.$$eval("#device option", (options) => options.map((o) => o.value).find((v) => v));
   check("the device picker lists devices from /devices", Boolean(device), "no device");
   await page.selectOption("#device", device);
-  await page.waitForFunction(() => document.getElementById("live-info").textContent === "connected" || /readings/.test(document.getElementById("live-info").textContent), null, { timeout: 10_000 });
+  // The page says "connecting…" until the chosen device's stream answers.
+  await page.waitForFunction(() => /^(connected|\d+ readings)$/.test(document.getElementById("live-info").textContent), null, { timeout: 10_000 });
   const [id1, id2] = device.split("/");
 
   // Another device's reading first: it must not show.

@@ -13,5 +13,6 @@ mod hostile_messages;
 mod ingest_faults;
 mod live_stream;
 mod no_server_errors;
+mod operator;
 mod pipeline;
 mod support;

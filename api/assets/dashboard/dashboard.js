@@ -151,15 +151,26 @@
    * the live chart, then the stream continues from there. */
   async function refresh() {
     stopStream();
+    $("live-info").textContent = "connecting…";
     live = { x: [], y: [] };
+    // The stream resumes after the newest reading shown (its event id is
+    // the timestamp in µs), so nothing stored meanwhile is missed.
+    let resumeAfter = String(Date.now() * 1000);
     try {
-      await loadLatest();
+      resumeAfter = (await loadLatest()) || resumeAfter;
     } catch (error) {
       status(error.message);
     }
     drawLive();
-    startStream();
+    startStream(resumeAfter);
     loadHistory().catch((error) => status(error.message));
+  }
+
+  /** A timestamp's event id: microseconds since the epoch, as text. */
+  function eventId(timestamp) {
+    const [whole, fraction = ""] = timestamp.replace("Z", "").split(".");
+    const micros = Date.parse(`${whole}Z`) * 1000 + Number(fraction.padEnd(6, "0").slice(0, 6));
+    return String(micros);
   }
 
   // --- History ------------------------------------------------------------
@@ -202,6 +213,8 @@
 
   // --- Latest readings and the live stream ---------------------------------
 
+  /** Loads the latest 20 readings into the table and the live chart;
+   * returns the newest one's event id (null when there is none). */
   async function loadLatest() {
     const params = filters();
     params.set("limit", "20");
@@ -213,6 +226,7 @@
       live.x.push(Date.parse(r.timestamp) / 1000);
       live.y.push(r.sensor_value);
     }
+    return page.data.length ? eventId(page.data[0].timestamp) : null;
   }
 
   function addRow(r) {
