@@ -275,12 +275,8 @@ fn start_live_feed(
         client_id: format!("datastream-live-{api_port}-{suffix}"),
         limits: decode_limits(settings),
     };
-    let (readings, connection) = (live.clone(), live.clone());
-    tokio::spawn(feed.run(
-        move |r| readings.publish(r),
-        move |up| connection.set_connected(up),
-        stop.clone(),
-    ));
+    let readings = live.clone();
+    tokio::spawn(feed.run(move |r| readings.publish(r), stop.clone()));
     live
 }
 

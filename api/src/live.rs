@@ -12,7 +12,6 @@
 
 use datastream_schema::{Reading, ReadingFilter};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +33,6 @@ pub struct LiveReadings {
     all: broadcast::Sender<Arc<Reading>>,
     devices: Arc<Mutex<HashMap<DeviceKey, broadcast::Sender<Arc<Reading>>>>>,
     device_capacity: usize,
-    connected: Arc<AtomicBool>,
     closing: CancellationToken,
 }
 
@@ -47,7 +45,6 @@ impl LiveReadings {
             all,
             devices: Arc::default(),
             device_capacity: capacity.clamp(1, MOST_PER_DEVICE),
-            connected: Arc::new(AtomicBool::new(false)),
             closing: CancellationToken::new(),
         }
     }
@@ -83,16 +80,6 @@ impl LiveReadings {
             .entry((id1.as_str().into(), id2.get()))
             .or_insert_with(|| broadcast::channel(self.device_capacity).0)
             .subscribe()
-    }
-
-    /// Records whether the feed is connected to the broker.
-    pub fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
-    }
-
-    /// Whether the feed is connected to the broker now.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
     }
 
     /// Ends every open stream (with a final `closing` event): the server

@@ -31,14 +31,9 @@ pub struct LiveFeed {
 }
 
 impl LiveFeed {
-    /// Passes every valid reading to `on_reading` and each connection
-    /// change to `on_connected`, reconnecting after failures, until `stop`.
-    pub async fn run(
-        self,
-        on_reading: impl Fn(Reading) + Send,
-        on_connected: impl Fn(bool) + Send,
-        stop: CancellationToken,
-    ) {
+    /// Passes every valid reading to `on_reading`, reconnecting after
+    /// failures (logged), until `stop`.
+    pub async fn run(self, on_reading: impl Fn(Reading) + Send, stop: CancellationToken) {
         let mut options = MqttOptions::new(&self.client_id, self.mqtt.host(), self.mqtt.port());
         options
             .set_clean_session(true)
@@ -65,7 +60,6 @@ impl LiveFeed {
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     connected = true;
-                    on_connected(true);
                     tracing::info!("live feed subscribed");
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -80,7 +74,6 @@ impl LiveFeed {
                     if connected {
                         tracing::warn!(%error, "live feed lost the broker; reconnecting");
                         connected = false;
-                        on_connected(false);
                     }
                     tokio::select! {
                         _ = stop.cancelled() => break,
@@ -90,6 +83,5 @@ impl LiveFeed {
             }
         }
         let _ = client.try_disconnect();
-        on_connected(false);
     }
 }
