@@ -49,6 +49,28 @@ impl TokenVerifier {
     pub fn new(tokens: TokenKeys, users: Option<Arc<dyn AccountDirectory>>) -> Self {
         Self { tokens, users }
     }
+
+    /// The role now of the account a token names (`username`, its id and
+    /// creation time), or `None` when that account no longer exists. The
+    /// token proves who signed in; the directory says whether that account
+    /// (not merely its name) still exists, and with which role now. Without
+    /// a directory, `token_role` holds until the token expires.
+    async fn current_role(
+        &self,
+        username: &str,
+        account_id: i64,
+        account_created: i64,
+        token_role: Role,
+    ) -> Result<Option<Role>, StoreError> {
+        let Some(users) = &self.users else {
+            return Ok(Some(token_role));
+        };
+        Ok(users
+            .account(username)
+            .await?
+            .filter(|a| a.id == account_id && a.created == account_created)
+            .map(|a| a.role))
+    }
 }
 
 /// The caller, proven by a valid bearer token.
@@ -71,13 +93,15 @@ impl Authenticated {
     /// Whether the account this token was issued to still exists, asking
     /// the verifier's directory (always true for a service without one).
     pub async fn still_valid(&self, verifier: &TokenVerifier) -> Result<bool, StoreError> {
-        match &verifier.users {
-            Some(users) => Ok(users
-                .account(&self.username)
-                .await?
-                .is_some_and(|a| a.id == self.account_id && a.created == self.account_created)),
-            None => Ok(true),
-        }
+        let role = verifier
+            .current_role(
+                &self.username,
+                self.account_id,
+                self.account_created,
+                self.role,
+            )
+            .await?;
+        Ok(role.is_some())
     }
 
     /// Succeeds for admins only.
@@ -94,29 +118,22 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
-        let verified = verifier
-            .as_ref()
+        let verified = req
+            .app_data::<web::Data<TokenVerifier>>()
+            .cloned()
             .ok_or_else(|| ApiError::Internal("TokenVerifier missing".into()))
-            .and_then(|v| verify_token(req, &v.tokens));
+            .and_then(|v| {
+                let claims = verify_token(req, &v.tokens)?;
+                Ok((v, claims))
+            });
         Box::pin(async move {
-            let claims = verified?;
+            let (verifier, claims) = verified?;
             let token_role =
                 Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-            let role = match verifier.and_then(|v| v.users.clone()) {
-                // The token proves who signed in; the directory says whether
-                // that account (not merely its name) still exists, and with
-                // which role now.
-                Some(users) => {
-                    users
-                        .account(&claims.sub)
-                        .await?
-                        .filter(|a| a.id == claims.uid && a.created == claims.created)
-                        .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?
-                        .role
-                }
-                None => token_role,
-            };
+            let role = verifier
+                .current_role(&claims.sub, claims.uid, claims.created, token_role)
+                .await?
+                .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
             Ok(Authenticated {
                 username: claims.sub,
                 role,
