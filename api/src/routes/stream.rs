@@ -20,8 +20,9 @@ use datastream_http::auth::TokenVerifier;
 use datastream_http::{ApiError, Authenticated, ErrorBody};
 use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::{FilterParams, Order, Reading, ReadingFilter, StoredReading};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -57,15 +58,21 @@ pub struct StreamRequest {
 }
 
 impl StreamRequest {
-    fn filter(&self) -> Result<ReadingFilter, ApiError> {
+    /// The request's device filters, from `from` on when given.
+    fn filter_from(
+        &self,
+        from: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ReadingFilter, ApiError> {
         Ok(ReadingFilter::parse(
             FilterParams {
                 id1: self.id1.as_deref(),
                 id2: self.id2.as_deref(),
                 sensor_type: self.sensor_type.as_deref(),
+                from,
                 ..FilterParams::default()
             },
-            Utc::now(),
+            now,
         )?)
     }
 }
@@ -115,24 +122,35 @@ pub async fn stream(
         .live
         .as_ref()
         .ok_or(ApiError::Unavailable("the live feed (set MQTT_URL)"))?;
-    let filter = request.filter()?;
+    let filter = request.filter_from(None, Utc::now())?;
     let resume_after = last_event_id(&http)?;
     // Subscribed before the gap is read: a reading arriving meanwhile is
     // in one or the other (or both, and then sent once).
     let receiver = live.subscribe(&filter);
-    let backlog = match resume_after {
+    let resumed = match resume_after {
         Some(after) => stored_since(&state, &request, after).await?,
         None => Vec::new(),
     };
+    // Browsers reconnect after `retry` milliseconds; then what was stored
+    // since the client's last event.
+    let mut first = b"retry: 2000\n\n".to_vec();
+    let resumed: Vec<(DateTime<Utc>, LiveReadingDto)> = resumed
+        .iter()
+        .map(|r| (r.timestamp, LiveReadingDto::from(r)))
+        .collect();
+    for (at, event) in &resumed {
+        write_event(&mut first, *at, event);
+    }
     let events = Events::new(
         live,
         receiver,
         filter,
-        backlog,
+        resumed.iter().map(|(_, event)| event.key()).collect(),
         user,
         verifier.get_ref().clone(),
     );
-    let body = futures_util::stream::unfold(events, Events::next);
+    let first = futures_util::stream::iter([Ok::<_, ApiError>(Bytes::from(first))]);
+    let body = first.chain(futures_util::stream::unfold(events, Events::next));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -166,40 +184,31 @@ async fn stored_since(
 ) -> Result<Vec<StoredReading>, ApiError> {
     let now = Utc::now();
     let from = format_timestamp(after.max(now - RESUME_WINDOW));
-    let gap = ReadingFilter::parse(
-        FilterParams {
-            id1: request.id1.as_deref(),
-            id2: request.id2.as_deref(),
-            sensor_type: request.sensor_type.as_deref(),
-            from: Some(&from),
-            ..FilterParams::default()
-        },
-        now,
-    )?
-    .with_order(Order::Asc)
-    .with_limit(RESUME_MOST);
+    let gap = request
+        .filter_from(Some(&from), now)?
+        .with_order(Order::Asc)
+        .with_limit(RESUME_MOST);
     let rows = state.reads.query(&gap).await?;
     // `from` is inclusive; the event at `after` itself was delivered.
     Ok(rows.into_iter().filter(|r| r.timestamp > after).collect())
 }
 
-/// Identity of a reading: its device, type and timestamp (the table's
+/// Identity of a reading: its device, type and timestamp text (the table's
 /// unique key), for not sending a resumed reading twice.
-type ReadingKey = (String, i32, String, i64);
+type ReadingKey = (String, i32, String, String);
 
 /// Where a stream is.
 struct Events {
     receiver: Receiver<Arc<Reading>>,
     filter: ReadingFilter,
-    backlog: VecDeque<StoredReading>,
-    /// Keys of the backlog's readings, skipped when they come live too.
+    /// Keys of the readings resumed from the store, skipped when they come
+    /// live too.
     sent_from_backlog: HashSet<ReadingKey>,
     user: Authenticated,
     verifier: TokenVerifier,
     expires: Instant,
     heartbeat: Interval,
     closing: tokio_util::sync::CancellationToken,
-    started: bool,
     done: bool,
 }
 
@@ -215,35 +224,22 @@ impl Events {
         live: &LiveReadings,
         receiver: Receiver<Arc<Reading>>,
         filter: ReadingFilter,
-        backlog: Vec<StoredReading>,
+        sent_from_backlog: HashSet<ReadingKey>,
         user: Authenticated,
         verifier: TokenVerifier,
     ) -> Self {
         let left = user
             .expires_at
             .saturating_sub(Utc::now().timestamp().max(0) as u64);
-        let sent_from_backlog = backlog
-            .iter()
-            .map(|r| {
-                (
-                    r.id1.clone(),
-                    r.id2,
-                    r.sensor_type.clone(),
-                    r.timestamp.timestamp_micros(),
-                )
-            })
-            .collect();
         Self {
             receiver,
             filter,
-            backlog: backlog.into(),
             sent_from_backlog,
             user,
             verifier,
             expires: Instant::now() + Duration::from_secs(left),
             heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
             closing: live.closing(),
-            started: false,
             done: false,
         }
     }
@@ -252,16 +248,6 @@ impl Events {
     async fn next(mut self) -> Option<(Result<Bytes, ApiError>, Self)> {
         if self.done {
             return None;
-        }
-        let mut out = Vec::new();
-        if !self.started {
-            self.started = true;
-            // Browsers reconnect after this many milliseconds.
-            out.extend_from_slice(b"retry: 2000\n\n");
-            while let Some(r) = self.backlog.pop_front() {
-                write_stored(&mut out, &r);
-            }
-            return Some((Ok(Bytes::from(out)), self));
         }
         loop {
             match self.step().await {
@@ -285,10 +271,7 @@ impl Events {
             }
             received = self.receiver.recv() => match received {
                 Ok(reading) => self.chunk_from(&reading),
-                Err(RecvError::Lagged(missed)) => Step::End(final_event(
-                    "overflow",
-                    &format!("this client fell {missed} readings behind; reconnect with Last-Event-ID"),
-                )),
+                Err(RecvError::Lagged(missed)) => Step::End(overflow_event(missed)),
                 Err(RecvError::Closed) => Step::End(final_event("closing", "the live feed has stopped")),
             },
             _ = self.heartbeat.tick() => match self.user.still_valid(&self.verifier).await {
@@ -308,10 +291,7 @@ impl Events {
             match self.receiver.try_recv() {
                 Ok(reading) => self.write_if_wanted(&mut out, &reading),
                 Err(TryRecvError::Lagged(missed)) => {
-                    out.extend(final_event(
-                        "overflow",
-                        &format!("this client fell {missed} readings behind; reconnect with Last-Event-ID"),
-                    ));
+                    out.extend(overflow_event(missed));
                     return Step::End(out);
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
@@ -328,52 +308,65 @@ impl Events {
         if !self.filter.matches(reading) {
             return;
         }
-        if !self.sent_from_backlog.is_empty() {
-            let key = (
-                reading.id1().as_str().to_owned(),
-                reading.id2().get(),
-                reading.sensor_type().as_str().to_owned(),
-                reading.timestamp().timestamp_micros(),
-            );
-            if self.sent_from_backlog.remove(&key) {
-                return;
-            }
+        let event = LiveReadingDto::from(reading);
+        if !self.sent_from_backlog.is_empty() && self.sent_from_backlog.remove(&event.key()) {
+            return;
         }
-        write_event(
-            out,
-            reading.timestamp(),
-            &LiveReadingDto {
-                sensor_value: reading.sensor_value(),
-                sensor_type: reading.sensor_type().as_str().to_owned(),
-                id1: reading.id1().as_str().to_owned(),
-                id2: reading.id2().get(),
-                timestamp: format_timestamp(reading.timestamp()),
-            },
-        );
+        write_event(out, reading.timestamp(), &event);
     }
 }
 
-fn write_stored(out: &mut Vec<u8>, r: &StoredReading) {
-    let timestamp = r.timestamp;
-    write_event(
-        out,
-        timestamp,
-        &LiveReadingDto {
+impl LiveReadingDto {
+    /// The reading's identity (the table's unique key).
+    fn key(&self) -> ReadingKey {
+        (
+            self.id1.clone(),
+            self.id2,
+            self.sensor_type.clone(),
+            self.timestamp.clone(),
+        )
+    }
+}
+
+impl From<&Reading> for LiveReadingDto {
+    fn from(r: &Reading) -> Self {
+        Self {
+            sensor_value: r.sensor_value(),
+            sensor_type: r.sensor_type().as_str().to_owned(),
+            id1: r.id1().as_str().to_owned(),
+            id2: r.id2().get(),
+            timestamp: format_timestamp(r.timestamp()),
+        }
+    }
+}
+
+impl From<&StoredReading> for LiveReadingDto {
+    fn from(r: &StoredReading) -> Self {
+        Self {
             sensor_value: r.sensor_value,
             sensor_type: r.sensor_type.clone(),
             id1: r.id1.clone(),
             id2: r.id2,
-            timestamp: format_timestamp(timestamp),
-        },
-    );
+            timestamp: format_timestamp(r.timestamp),
+        }
+    }
 }
 
-/// `id: …` and `data: …` lines of one reading's event.
+/// `id: …` and `data: …` lines of one reading's event, taken `at`; the id
+/// is `at` in microseconds since the epoch.
 fn write_event(out: &mut Vec<u8>, at: DateTime<Utc>, reading: &LiveReadingDto) {
     out.extend_from_slice(format!("id: {}\ndata: ", at.timestamp_micros()).as_bytes());
     // Serializing plain strings and numbers cannot fail.
     let _ = serde_json::to_writer(&mut *out, reading);
     out.extend_from_slice(b"\n\n");
+}
+
+/// The event that ends the stream of a client `missed` readings behind.
+fn overflow_event(missed: u64) -> Vec<u8> {
+    final_event(
+        "overflow",
+        &format!("this client fell {missed} readings behind; reconnect with Last-Event-ID"),
+    )
 }
 
 /// The event that ends a stream, with why.
@@ -428,7 +421,7 @@ mod tests {
             live,
             live.subscribe(&filter),
             filter,
-            Vec::new(),
+            HashSet::new(),
             user,
             TokenVerifier::new(keys, None),
         )
