@@ -96,11 +96,12 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
             .sample_string(&mut rand::rng(), 6)
             .to_ascii_uppercase()
     );
-    let dir = tempfile_dir()?;
+    // The API's throwaway database; removed when the run ends.
+    let dir = tempfile::tempdir()?;
     let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
     let secret = Alphanumeric.sample_string(&mut rand::rng(), 48);
     let command = ServiceCommand::api(
-        &format!("sqlite://{}/stream-bench.db", dir.display()),
+        &format!("sqlite://{}/stream-bench.db", dir.path().display()),
         &[
             ("JWT_SECRET", secret.as_str()),
             ("ADMIN_PASSWORD", password.as_str()),
@@ -142,7 +143,6 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
     // VmHWM: the most the process has held, clients connected included.
     let api_peak_rss = api.peak_rss_bytes();
     drop(api);
-    let _ = std::fs::remove_dir_all(&dir);
 
     Ok(tally(
         &results,
@@ -191,15 +191,6 @@ fn tally(
         api_idle_rss,
         api_peak_rss,
     }
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "datastream-stream-bench-{}",
-        Alphanumeric.sample_string(&mut rand::rng(), 8)
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 fn login(base: &str, password: &str) -> Result<String> {
