@@ -1,7 +1,8 @@
 //! `RollupRefresher`: rebuilds the rollups of hours that writes have marked
 //! dirty, so that analytics answer from rollups instead of rows. Every
-//! ingestor runs one; several refreshers at once are safe (each hour's mark
-//! is taken by exactly one, see the store's `analytics_store.rs`).
+//! ingestor runs one; only one works at a time (the store takes a named
+//! lock and the others skip the round, `rollup_refresh.rs`), and each
+//! hour's mark is taken by exactly one rebuild.
 
 use crate::log_limit::LogLimiter;
 use chrono::Utc;
