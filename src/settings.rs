@@ -4,6 +4,7 @@
 use crate::listen::ListenAddr;
 use anyhow::{bail, Context, Result};
 use datastream_schema::store::StoreOptions;
+use datastream_schema::RetentionPolicy;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -24,6 +25,12 @@ pub struct Settings {
     /// (analytics then read rollups instead of rows). Off is for measuring
     /// what they cost; turned on again, every hour is rebuilt.
     pub rollups: bool,
+    /// Raw readings older than this (`30d`, `12h`) are removed in the
+    /// background; unset keeps them forever. Needs `rollups`.
+    pub retention: Option<String>,
+    /// Hourly rollups older than this are removed; unset keeps them
+    /// forever. At least `retention`.
+    pub rollup_retention: Option<String>,
     /// External broker; unset means `up` starts the embedded one.
     pub mqtt_url: Option<String>,
     /// Where the embedded broker listens (`up` moves off a taken default).
@@ -76,6 +83,8 @@ impl Default for Settings {
             database_read_url: None,
             database_pool_size: None,
             rollups: true,
+            retention: None,
+            rollup_retention: None,
             mqtt_url: None,
             mqtt_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 1883))),
             mqtt_users: None,
@@ -105,6 +114,8 @@ pub const ENV_VARS: &[&str] = &[
     "DATABASE_READ_URL",
     "DATABASE_POOL_SIZE",
     "ROLLUPS",
+    "RETENTION",
+    "ROLLUP_RETENTION",
     "MQTT_URL",
     "MQTT_LISTEN",
     "MQTT_USERS",
@@ -172,7 +183,22 @@ impl Settings {
         if self.ingest_flush_ms == 0 {
             bail!("INGEST_FLUSH_MS must be at least 1");
         }
+        self.retention_policy()?;
         Ok(())
+    }
+
+    /// How long readings and rollups are kept; `None`: forever.
+    pub fn retention_policy(&self) -> Result<Option<RetentionPolicy>> {
+        match (&self.retention, &self.rollup_retention) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => bail!(
+                "ROLLUP_RETENTION needs RETENTION: rollups of hours whose readings are kept cannot be removed"
+            ),
+            (Some(_), _) if !self.rollups => bail!(
+                "RETENTION needs ROLLUPS on: retired hours are answered from their rollups"
+            ),
+            (Some(raw), rollups) => Ok(Some(RetentionPolicy::parse(raw, rollups.as_deref())?)),
+        }
     }
 
     /// The embedded broker's users from `MQTT_USERS` (`name:password,…`).

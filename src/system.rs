@@ -290,6 +290,8 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
         max_backlog: settings.ingest_max_backlog,
         flush_interval: Duration::from_millis(settings.ingest_flush_ms),
         decode_limits: decode_limits(settings),
+        // `Settings::load` refused a policy that does not parse.
+        retention: settings.retention_policy().ok().flatten(),
         ..IngestConfig::new(mqtt, client_id)
     }
 }

@@ -1,6 +1,6 @@
 //! `IngestConfig`: everything an ingestor needs to know.
 
-use datastream_schema::{DecodeLimits, MqttUrl};
+use datastream_schema::{DecodeLimits, MqttUrl, RetentionPolicy};
 use std::time::Duration;
 
 /// Settings of one ingestor.
@@ -26,6 +26,9 @@ pub struct IngestConfig {
     pub max_backlog: usize,
     /// Payload and timestamp limits for decoding.
     pub decode_limits: DecodeLimits,
+    /// How long readings and rollups are kept (`RETENTION`,
+    /// `ROLLUP_RETENTION`); `None` keeps everything.
+    pub retention: Option<RetentionPolicy>,
 }
 
 impl IngestConfig {
@@ -39,6 +42,7 @@ impl IngestConfig {
             flush_interval: Duration::from_millis(100),
             max_backlog: 50_000,
             decode_limits: DecodeLimits::default(),
+            retention: None,
         }
     }
 }

@@ -26,6 +26,7 @@ mod live_feed;
 mod log_limit;
 mod metrics;
 mod receiver;
+mod retention_sweeper;
 mod rollup_refresher;
 mod status;
 mod writer;
@@ -34,6 +35,7 @@ pub use config::IngestConfig;
 pub use live_feed::LiveFeed;
 pub use metrics::IngestMetrics;
 pub use rollup_refresher::RollupRefresher;
+pub use retention_sweeper::RetentionSweeper;
 pub use status::IngestStatus;
 
 use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
@@ -63,6 +65,7 @@ pub struct Ingestor {
     status: watch::Receiver<IngestStatus>,
     task: JoinHandle<()>,
     refresher: RollupRefresher,
+    sweeper: Option<RetentionSweeper>,
 }
 
 impl Ingestor {
@@ -73,11 +76,15 @@ impl Ingestor {
         let status = ledger.subscribe();
         // The writer of readings also keeps their rollups exact.
         let refresher = RollupRefresher::start(store.clone(), shutdown.clone());
+        let sweeper = config
+            .retention
+            .map(|policy| RetentionSweeper::start(store.clone(), policy, shutdown.clone()));
         let task = tokio::spawn(run(config, store, shutdown, ledger));
         Self {
             status,
             task,
             refresher,
+            sweeper,
         }
     }
 
@@ -101,6 +108,9 @@ impl Ingestor {
             tracing::error!(%error, "ingestor task failed");
         }
         self.refresher.join().await;
+        if let Some(sweeper) = self.sweeper {
+            sweeper.join().await;
+        }
     }
 }
 

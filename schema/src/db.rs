@@ -108,6 +108,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Retention's horizon (one row, id 1): raw readings before
+    /// `raw_before` are being removed, and rollups are the record there.
+    retention_horizon (id) {
+        id -> Integer,
+        raw_before -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// The device catalog: one row per device with stored readings in clean
     /// hours' rollups (the store adds what dirty hours hold).
     devices (id1, id2, sensor_type) {

@@ -18,6 +18,7 @@ mod db;
 pub mod filter;
 pub mod mqtt_url;
 pub mod reading;
+pub mod retention;
 pub mod store;
 pub mod timestamp;
 pub mod topic;
@@ -27,6 +28,7 @@ pub mod wire;
 pub use filter::{FilterError, FilterParams, Order, PageCursor, ReadingFilter};
 pub use mqtt_url::{MqttUrl, MqttUrlError};
 pub use reading::{Id1, Id2, Reading, ReadingError, SensorType, TimestampBounds};
+pub use retention::{RetentionError, RetentionPolicy, RetentionStep};
 pub use store::{
     connect, InsertOutcome, ReadingStore, SharedStore, Store, StoreError, StoredReading, UserStore,
 };

@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
 use datastream_schema::analytics::{AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery};
 use datastream_schema::store::StoreOptions;
 use datastream_schema::{
-    FilterParams, Id1, Id2, Reading, ReadingFilter, SensorType, SharedStore, StoredReading,
+    FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, SharedStore,
+    StoredReading,
     TimestampBounds,
 };
 use datastream_test_support::TestDb;
@@ -596,5 +597,108 @@ async fn concurrent_writes_and_refreshers_leave_rollups_exact_on_sqlite() {
 async fn concurrent_writes_and_refreshers_leave_rollups_exact_on_mysql() {
     if let Some(db) = TestDb::mysql().await {
         concurrent_writes_and_refreshers_leave_rollups_exact(db).await;
+    }
+}
+
+/// Applies retention at `now` until no more work is due.
+async fn retain(store: &SharedStore, policy: &RetentionPolicy, now: DateTime<Utc>) {
+    for _ in 0..1_000 {
+        let step = store.apply_retention(policy, now, 7).await.unwrap();
+        if !step.more {
+            return;
+        }
+    }
+    panic!("retention never finished");
+}
+
+fn everything(group_by: &'static str) -> Question {
+    Question {
+        selection: Selection {
+            sensor_type: None,
+            id1: None,
+            id2: None,
+            window: None,
+        },
+        interval: "1h",
+        group_by,
+        zone_minutes: 0,
+        silent_for: "1s",
+    }
+}
+
+/// Retention removes the rows of hours older than `RETENTION`, leaves
+/// their rollups as the record (hourly aggregates over them still equal
+/// what the rows gave), and the device catalog counts only what is stored;
+/// a reading written into a retired hour later is removed and changes no
+/// rollup; `ROLLUP_RETENTION` then removes old rollups.
+async fn retention_keeps_history_in_rollups(db: TestDb) {
+    let store = datastream_schema::store::connect_with(db.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    let mut sent = Vec::new();
+    let seeds: Vec<Seed> = (0..96)
+        .map(|i| (i % 8, i as i64 * 300 + (i as i64 % 3), 0, i as i32 * 7 - 300))
+        .collect();
+    apply(&store, &Step::Insert(seeds), &mut sent).await;
+    // One hour left dirty: retention must rebuild it before retiring it.
+    apply(&store, &Step::Refresh(3), &mut sent).await;
+    let before = all_rows(&store).await;
+    // Raw readings are kept for 2 h: at T0 + 6h, the first 4 hours go.
+    let horizon = t0() + Duration::hours(4);
+    let policy = RetentionPolicy::parse("2h", None).unwrap();
+    retain(&store, &policy, t0() + Duration::hours(6) + Duration::minutes(10)).await;
+    let after = all_rows(&store).await;
+    let kept: Vec<StoredReading> = before
+        .iter()
+        .filter(|r| r.timestamp >= horizon)
+        .cloned()
+        .collect();
+    assert_eq!(after, kept, "exactly the readings before the horizon went");
+    for group_by in ["device", "sensor_type", "id1", "none"] {
+        check_aggregate(&store, &everything(group_by), &before).await;
+    }
+    check_devices(&store, &everything("device"), &after).await;
+
+    // A late reading into a retired hour, and more readings after it.
+    let late = vec![(3, 600, 1, 4_242)];
+    let fresh: Vec<Seed> = (0..8).map(|d| (d, 5 * 3_600 + 60 * d as i64, 0, 1)).collect();
+    apply(&store, &Step::Insert(late), &mut sent).await;
+    apply(&store, &Step::Insert(fresh), &mut sent).await;
+    apply(&store, &Step::Refresh(1_000), &mut sent).await;
+    retain(&store, &policy, t0() + Duration::hours(6) + Duration::minutes(20)).await;
+    let after = all_rows(&store).await;
+    assert!(after.iter().all(|r| r.timestamp >= horizon), "the late reading went");
+    let history: Vec<StoredReading> = before
+        .iter()
+        .filter(|r| r.timestamp < horizon)
+        .chain(&after)
+        .cloned()
+        .collect();
+    for group_by in ["device", "none"] {
+        check_aggregate(&store, &everything(group_by), &history).await;
+    }
+    check_devices(&store, &everything("device"), &after).await;
+
+    // Rollups kept for 3 h: hours before T0 + 3h lose theirs.
+    let policy = RetentionPolicy::parse("2h", Some("3h")).unwrap();
+    retain(&store, &policy, t0() + Duration::hours(6) + Duration::minutes(30)).await;
+    let rollup_horizon = t0() + Duration::hours(3);
+    let remembered: Vec<StoredReading> = history
+        .into_iter()
+        .filter(|r| r.timestamp >= rollup_horizon)
+        .collect();
+    check_aggregate(&store, &everything("device"), &remembered).await;
+    check_devices(&store, &everything("device"), &after).await;
+}
+
+#[tokio::test]
+async fn retention_keeps_history_in_rollups_on_sqlite() {
+    retention_keeps_history_in_rollups(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn retention_keeps_history_in_rollups_on_mysql() {
+    if let Some(db) = TestDb::mysql().await {
+        retention_keeps_history_in_rollups(db).await;
     }
 }

@@ -12,6 +12,8 @@
 
 use super::diesel_store::{DieselBackend, DieselStore};
 use super::query::{filter_conditions, SqlTypes};
+use super::diesel_store::IdsAndTimes;
+use super::retention::{self, HorizonInsert, HorizonRow};
 use super::rollup_refresh;
 use super::rollup_rows::{
     hour_of, DeviceHourRow, DeviceRow, DirtyRow, Id1HourRow, NewDeviceHourRow, NewId1HourRow,
@@ -22,10 +24,11 @@ use crate::analytics::{
     Aggregate, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy, GroupKey, Interval,
 };
 use crate::db::{
-    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
-    sensor_data,
+    devices, retention_horizon, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale,
+    rollup_type_hour, sensor_data,
 };
 use crate::filter::ReadingFilter;
+use crate::retention::{RetentionPolicy, RetentionStep};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::query_builder::{
@@ -119,16 +122,30 @@ where
     TypeInsert: ExecuteDsl<B::Conn>,
     Id1Insert: ExecuteDsl<B::Conn>,
     CatalogInsert: ExecuteDsl<B::Conn>,
+    retention_horizon::table:
+        BoxedDsl<'static, B::Db, Output = retention_horizon::BoxedQuery<'static, B::Db>>,
+    retention_horizon::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, HorizonRow>,
+    BoxedDeleteStatement<'static, B::Db, retention_horizon::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, sensor_data::table>: ExecuteDsl<B::Conn>,
+    HorizonInsert: ExecuteDsl<B::Conn>,
+    IdsAndTimes<B::Db>: LoadQuery<'static, B::Conn, (i64, NaiveDateTime)>,
+    diesel::dsl::EqAny<sensor_data::id, Vec<i64>>: diesel::query_builder::QueryFragment<B::Db>,
 {
     async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<Bucket>, StoreError> {
         let mut conn = self.conn().await?;
         let mut buckets = Buckets::new(q.interval(), q.group_by());
         let mut raw = vec![(q.from(), q.to())];
         let usable = self.rollups_usable(&mut *conn).await?;
+        // Before retention's horizon the rows are gone (or going) and the
+        // rollups are the record: they are read whatever their marks say.
+        let horizon = retention::horizon(&mut *conn).await?;
         if usable && q.interval().seconds() % 3_600 == 0 {
             let (first, end) = (ceil_hour(q.from()), floor_hour(q.to()));
             if first < end {
-                let dirty = dirty_hours_in(&mut *conn, first, end).await?;
+                let mut dirty = dirty_hours_in(&mut *conn, first, end).await?;
+                if let Some(h) = horizon {
+                    dirty.retain(|hour| *hour >= h);
+                }
                 if dirty.len() <= MOST_DIRTY_HOURS {
                     let table = HourTable::for_query(q);
                     let rows = table.load(&mut *conn, q.conditions(), first, end).await?;
@@ -142,6 +159,10 @@ where
             }
         }
         for (from, to) in raw {
+            let from = horizon.map_or(from, |h| from.max(h.and_utc()));
+            if from >= to {
+                continue;
+            }
             let filter = q.conditions().clone().within(from, to);
             let rows = raw_rows(&filter).load_stream::<RawRow>(&mut *conn).await?;
             let mut rows = std::pin::pin!(rows);
@@ -177,9 +198,16 @@ where
             let device = Device::from(r);
             catalog.insert(DeviceKey::of(&device), device_aggregate(&device));
         }
-        // What the dirty hours hold replaces what their rollups said.
-        let dirty: Vec<DirtyRow> = rollup_dirty::table.into_boxed().load(&mut *conn).await?;
-        correct_for_dirty_hours(&mut *conn, q.conditions(), &dirty, &mut catalog).await?;
+        // What the dirty hours hold replaces what their rollups said
+        // (before retention's horizon, marks mean nothing: rollups are the
+        // record there and the catalog no longer counts those hours).
+        let horizon = retention::horizon(&mut *conn).await?;
+        let mut dirty = rollup_dirty::table.into_boxed();
+        if let Some(h) = horizon {
+            dirty = dirty.filter(rollup_dirty::bucket.ge(h));
+        }
+        let dirty: Vec<DirtyRow> = dirty.load(&mut *conn).await?;
+        correct_for_dirty_hours(&mut *conn, q.conditions(), &dirty, horizon, &mut catalog).await?;
         Ok(catalog
             .into_iter()
             .filter(|(_, a)| a.count > 0)
@@ -202,6 +230,30 @@ where
         // Released even after a failure: the connection goes back to the pool.
         B::end_refresh(&mut conn).await?;
         refreshed
+    }
+
+    async fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        chunk: usize,
+    ) -> Result<RetentionStep, StoreError> {
+        if !self.backend.rollups() {
+            // Retired hours are answered from rollups: without them,
+            // retention would lose history (the binary refuses the mix).
+            return Ok(RetentionStep::default());
+        }
+        let mut conn = self.conn().await?;
+        if !B::begin_refresh(&mut conn).await? {
+            return Ok(RetentionStep {
+                busy: true,
+                ..RetentionStep::default()
+            });
+        }
+        let step = retention::step::<B>(&mut conn, policy, now, chunk).await;
+        // Released even after a failure: the connection goes back to the pool.
+        B::end_refresh(&mut conn).await?;
+        step
     }
 
     async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -586,6 +638,7 @@ async fn correct_for_dirty_hours<C, DB>(
     conn: &mut C,
     c: &ReadingFilter,
     dirty: &[DirtyRow],
+    horizon: Option<NaiveDateTime>,
     catalog: &mut BTreeMap<DeviceKey, Aggregate>,
 ) -> Result<(), StoreError>
 where
@@ -622,7 +675,7 @@ where
         let recorded = catalog.get(&key).copied();
         let mut exact = match recorded {
             Some(a) if dirty_hour(a.first.at) || dirty_hour(a.last.at) => {
-                clean_extremes(conn, &key, &hours).await?
+                clean_extremes(conn, &key, &hours, horizon).await?
             }
             other => other,
         };
@@ -649,12 +702,14 @@ where
     Ok(())
 }
 
-/// The earliest and latest reading of `key` among the clean hours' rollups,
-/// as an aggregate (count left at 0; the caller sets it).
+/// The earliest and latest reading of `key` among the clean hours' rollups
+/// from `horizon` on (retention's: the hours before it are no longer
+/// counted), as an aggregate (count left at 0; the caller sets it).
 pub(super) async fn clean_extremes<C, DB>(
     conn: &mut C,
     key: &DeviceKey,
     dirty: &BTreeSet<NaiveDateTime>,
+    horizon: Option<NaiveDateTime>,
 ) -> Result<Option<Aggregate>, StoreError>
 where
     C: AsyncConnection<Backend = DB> + Send,
@@ -662,6 +717,7 @@ where
     String: ToSql<Text, DB>,
     i32: ToSql<Integer, DB>,
     i64: ToSql<BigInt, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
     rollup_device_hour::table:
         BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
     rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
@@ -670,12 +726,16 @@ where
     // clean if any is.
     let look = dirty.len() as i64 + 1;
     let of_device = || {
-        rollup_device_hour::table
+        let q = rollup_device_hour::table
             .into_boxed::<DB>()
             .filter(rollup_device_hour::id1.eq(key.id1.clone()))
             .filter(rollup_device_hour::id2.eq(key.id2))
             .filter(rollup_device_hour::sensor_type.eq(key.sensor_type.clone()))
-            .limit(look)
+            .limit(look);
+        match horizon {
+            Some(h) => q.filter(rollup_device_hour::bucket.ge(h)),
+            None => q,
+        }
     };
     let earliest: Vec<DeviceHourRow> = of_device()
         .order(rollup_device_hour::bucket.asc())

@@ -19,6 +19,7 @@ use super::{
 use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
+use crate::retention::{RetentionPolicy, RetentionStep};
 use crate::user::{Role, User, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -143,6 +144,17 @@ impl<S: Store + 'static> AnalyticsStore for Detached<S> {
 
     async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError> {
         self.run(move |s| async move { s.dirty_hours(ended_by).await })
+            .await
+    }
+
+    async fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        chunk: usize,
+    ) -> Result<RetentionStep, StoreError> {
+        let policy = *policy;
+        self.run(move |s| async move { s.apply_retention(&policy, now, chunk).await })
             .await
     }
 }

@@ -169,7 +169,7 @@ pub(crate) async fn run_migrations(
 /// `sensor_data` rows, boxed.
 type ReadingsQuery<DB> = sensor_data::BoxedQuery<'static, DB>;
 /// Ids and timestamps of `sensor_data` rows.
-type IdsAndTimes<DB> =
+pub(super) type IdsAndTimes<DB> =
     BoxedSelectStatement<'static, (BigInt, Timestamp), FromClause<sensor_data::table>, DB>;
 /// One `BIGINT` column of `sensor_data` (ids, or a count).
 type SensorDataBigInts<DB> =

@@ -14,6 +14,7 @@ mod diesel_store;
 mod mysql;
 mod mysql_session;
 mod query;
+mod retention;
 mod rollup_refresh;
 mod rollup_rows;
 mod rows;
@@ -23,6 +24,7 @@ mod transaction;
 use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
+use crate::retention::{RetentionPolicy, RetentionStep};
 use crate::user::{Role, User, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -187,6 +189,18 @@ pub trait AnalyticsStore: Send + Sync {
     /// Hours that ended by `ended_by` and whose rollups wait for a rebuild
     /// (plus one while a writer with rollups off has left them all stale).
     async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// One bounded step of retention at `now` (`crate::retention`):
+    /// retires up to a day of hours older than the policy's raw retention
+    /// (rollups then stand for them), deletes up to `chunk` of their rows
+    /// and, with rollup retention, up to a day of old rollups. Taken in
+    /// turns with the refresher, across processes: returns at once,
+    /// [`RetentionStep::busy`], while another is at work.
+    async fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        chunk: usize,
+    ) -> Result<RetentionStep, StoreError>;
 }
 
 /// The whole store, as the services use it.

@@ -15,13 +15,14 @@ use super::analytics_store::{
 };
 use super::diesel_store::DieselBackend;
 use super::query::SqlTypes;
+use super::retention::{self, HorizonRow};
 use super::rollup_rows::{hour_of, DeviceHourRow, DeviceRow, DirtyRow, HourRollups};
 use super::transaction::in_transaction;
 use super::StoreError;
 use crate::analytics::{Aggregate, Device};
 use crate::db::{
-    devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
-    sensor_data,
+    devices, retention_horizon, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale,
+    rollup_type_hour, sensor_data,
 };
 use crate::filter::ReadingFilter;
 use chrono::{Duration, NaiveDateTime};
@@ -84,14 +85,31 @@ where
     RawQuery<B::Db>: LoadQuery<'static, B::Conn, super::rollup_rows::RawRow>,
     rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
     BoxedDeleteStatement<'static, B::Db, rollup_stale::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_dirty::table>: ExecuteDsl<B::Conn>,
+    retention_horizon::table:
+        BoxedDsl<'static, B::Db, Output = retention_horizon::BoxedQuery<'static, B::Db>>,
+    retention_horizon::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, HorizonRow>,
     BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
     BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
     BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
     BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
 {
     clear_stale::<B>(conn).await?;
-    let hours: Vec<DirtyRow> = rollup_dirty::table
-        .into_boxed()
+    let horizon = retention::horizon(conn).await?;
+    if let Some(h) = horizon {
+        // A reading written before retention's horizon is due for removal:
+        // its hour keeps the rollups it was retired with.
+        diesel::delete(rollup_dirty::table)
+            .filter(rollup_dirty::bucket.lt(h))
+            .into_boxed::<B::Db>()
+            .execute(conn)
+            .await?;
+    }
+    let mut hours = rollup_dirty::table.into_boxed();
+    if let Some(h) = horizon {
+        hours = hours.filter(rollup_dirty::bucket.ge(h));
+    }
+    let hours: Vec<DirtyRow> = hours
         .filter(rollup_dirty::bucket.le(settled))
         .filter(rollup_dirty::marked_at.le(quiet))
         .order(rollup_dirty::bucket.asc())
@@ -100,7 +118,7 @@ where
         .await?;
     let mut refreshed = 0;
     for hour in hours {
-        if refresh_hour::<B>(conn, hour.bucket).await? {
+        if refresh_hour::<B>(conn, hour.bucket, horizon).await? {
             refreshed += 1;
         }
     }
@@ -108,10 +126,11 @@ where
 }
 
 /// Rebuilds the rollups of `hour` from its rows; `false` when its mark is
-/// gone or held by a writer.
-async fn refresh_hour<B: DieselBackend>(
+/// gone or held by a writer. `horizon` is retention's.
+pub(super) async fn refresh_hour<B: DieselBackend>(
     conn: &mut B::Conn,
     hour: NaiveDateTime,
+    horizon: Option<NaiveDateTime>,
 ) -> Result<bool, StoreError>
 where
     String: ToSql<Text, B::Db>,
@@ -128,13 +147,14 @@ where
     BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
     BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
 {
-    in_transaction(conn, |conn| Box::pin(rebuild_hour::<B>(conn, hour))).await
+    in_transaction(conn, |conn| Box::pin(rebuild_hour::<B>(conn, hour, horizon))).await
 }
 
 /// The work of [`refresh_hour`], inside its transaction.
 async fn rebuild_hour<B: DieselBackend>(
     conn: &mut B::Conn,
     hour: NaiveDateTime,
+    horizon: Option<NaiveDateTime>,
 ) -> Result<bool, StoreError>
 where
     String: ToSql<Text, B::Db>,
@@ -181,6 +201,7 @@ where
     for key in touched {
         let change = HourChange {
             hour,
+            horizon,
             recorded: recorded.get(&key),
             stale: stale.get(&key),
             fresh: fresh.get(&key),
@@ -195,21 +216,23 @@ where
     Ok(true)
 }
 
-/// What rebuilding one hour does to one device.
-struct HourChange<'a> {
-    hour: NaiveDateTime,
+/// What rebuilding (or retiring) one hour does to one device.
+pub(super) struct HourChange<'a> {
+    pub(super) hour: NaiveDateTime,
+    /// Retention's horizon: hours before it no longer count.
+    pub(super) horizon: Option<NaiveDateTime>,
     /// Its catalog row (the sum of all its hourly rollups).
-    recorded: Option<&'a Aggregate>,
+    pub(super) recorded: Option<&'a Aggregate>,
     /// The hour's old rollup of it.
-    stale: Option<&'a Aggregate>,
+    pub(super) stale: Option<&'a Aggregate>,
     /// The hour's new rollup of it.
-    fresh: Option<&'a Aggregate>,
+    pub(super) fresh: Option<&'a Aggregate>,
 }
 
 impl HourChange<'_> {
     /// The device's catalog entry after the change; `None` when no reading
     /// of it is left.
-    async fn catalog_entry<C, DB>(
+    pub(super) async fn catalog_entry<C, DB>(
         &self,
         conn: &mut C,
         key: &DeviceKey,
@@ -220,6 +243,7 @@ impl HourChange<'_> {
         String: ToSql<Text, DB>,
         i32: ToSql<Integer, DB>,
         i64: ToSql<BigInt, DB>,
+        NaiveDateTime: ToSql<Timestamp, DB>,
         rollup_device_hour::table:
             BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
         rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
@@ -244,7 +268,7 @@ impl HourChange<'_> {
         let replacement = match self.fresh {
             Some(fresh) => Some(*fresh),
             None if first_here || last_here => {
-                clean_extremes(conn, key, &BTreeSet::from([self.hour])).await?
+                clean_extremes(conn, key, &BTreeSet::from([self.hour]), self.horizon).await?
             }
             None => None,
         };
@@ -296,7 +320,7 @@ where
 }
 
 /// Removes a device whose readings are all gone from the catalog.
-async fn delete_catalog_row<B: DieselBackend>(
+pub(super) async fn delete_catalog_row<B: DieselBackend>(
     conn: &mut B::Conn,
     key: &DeviceKey,
 ) -> Result<(), StoreError>

@@ -1,0 +1,96 @@
+//! `RetentionSweeper`: applies `RETENTION` and `ROLLUP_RETENTION` in the
+//! background. Every ingestor runs one when retention is set; the store
+//! lets one work at a time (the refresher's lock, so the two take turns
+//! too), and each step is bounded: a day of hours retired, one chunk of
+//! rows deleted in one short statement.
+//!
+//! Ingest comes first: after a step the sweeper pauses as long as the step
+//! took, so it holds one database connection at most half the time, and
+//! when nothing is due it looks again a minute later.
+
+use crate::log_limit::LogLimiter;
+use chrono::Utc;
+use datastream_schema::{RetentionPolicy, SharedStore};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Raw rows deleted per statement.
+pub const DELETE_CHUNK: usize = 5_000;
+/// How often the sweeper looks when nothing was due.
+const IDLE_PERIOD: Duration = Duration::from_secs(60);
+/// How long it waits after a failed step (the database is away).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The running sweeper.
+pub struct RetentionSweeper {
+    task: JoinHandle<()>,
+}
+
+impl RetentionSweeper {
+    /// Starts applying `policy` to `store` until `stop` is cancelled.
+    pub fn start(store: SharedStore, policy: RetentionPolicy, stop: CancellationToken) -> Self {
+        tracing::info!(
+            retention = %humanize(policy.raw()),
+            rollup_retention = %policy.rollups().map_or_else(|| "forever".to_owned(), humanize),
+            "retention on: older raw readings are removed in the background"
+        );
+        Self {
+            task: tokio::spawn(run(store, policy, stop)),
+        }
+    }
+
+    /// Waits for the sweeper to finish its step and stop.
+    pub async fn join(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "retention sweeper failed");
+        }
+    }
+}
+
+fn humanize(d: chrono::Duration) -> String {
+    if d.num_seconds() % 86_400 == 0 {
+        format!("{}d", d.num_days())
+    } else {
+        format!("{}h", d.num_hours())
+    }
+}
+
+async fn run(store: SharedStore, policy: RetentionPolicy, stop: CancellationToken) {
+    let mut failures = LogLimiter::new(Duration::from_secs(60));
+    loop {
+        let started = Instant::now();
+        let pause = match store
+            .apply_retention(&policy, Utc::now(), DELETE_CHUNK)
+            .await
+        {
+            Ok(step) => {
+                metrics::counter!("datastream_retention_hours_retired_total")
+                    .increment(step.hours_retired);
+                metrics::counter!("datastream_retention_rows_deleted_total")
+                    .increment(step.rows_deleted);
+                metrics::counter!("datastream_retention_rollup_rows_deleted_total")
+                    .increment(step.rollup_rows_deleted);
+                if step.hours_retired > 0 {
+                    tracing::info!(hours = step.hours_retired, horizon = ?step.horizon,
+                        "retention retired hours; rollups stand for them from now on");
+                }
+                if step.more {
+                    started.elapsed().max(Duration::from_millis(10))
+                } else {
+                    IDLE_PERIOD
+                }
+            }
+            Err(error) => {
+                if let Some(suppressed) = failures.allow() {
+                    tracing::warn!(%error, suppressed, "applying retention failed; retrying");
+                }
+                RETRY_AFTER
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
