@@ -18,6 +18,7 @@
 #
 #   scripts/galera-cluster.sh            # uses target/debug/datastream (builds it if missing)
 #   DATASTREAM_BIN=path/to/datastream GALERA_SECONDS=20 scripts/galera-cluster.sh
+#   DATASTREAM_BENCH_BIN=target/release/datastream scripts/galera-cluster.sh   # figures for docs/SCALING.md
 #
 # Needs Debian's galera-4, mariadb-server, rsync, socat and mosquitto; run as
 # root (the nodes drop to the mysql user, as rsync SST requires).
@@ -251,13 +252,15 @@ pids=()
 mosquitto -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 50); do port_open "$mqtt_port" && break; sleep 0.1; done
 measure_count=${GALERA_MEASURE_COUNT:-50000}
+# A debug build measures itself more than the database: pass a release one.
+bench_bin=${DATASTREAM_BENCH_BIN:-$bin}
 measure() { # label, database url
-  DATABASE_URL="$2" "$bin" bench ingest --count "$measure_count" --rate 1000000000 \
+  DATABASE_URL="$2" "$bench_bin" bench ingest --count "$measure_count" --rate 1000000000 \
     --naive-count 500 --drain-count 0 >"$work/bench-$1.txt" 2>>"$work/bench.log" || fail "bench ingest on $1"
   local storage landed
-  storage=$(awk '/storage limit/ {gsub("/s", "", $(NF-1)); print $(NF-1)}' "$work/bench-$1.txt")
+  storage=$(awk '/storage limit \(INSERT/ {print $(NF-1)}' "$work/bench-$1.txt")
   landed=$(awk '/pipeline, full speed/ {for (i = 1; i <= NF; i++) if ($i == "landed") print $(i-1)}' "$work/bench-$1.txt")
-  echo "$1: storage limit ${storage} rows/s, pipeline ${landed%/s} readings/s landed"
+  echo "$1: storage limit ${storage%/s} rows/s, pipeline ${landed%/s} readings/s landed"
 }
 mariadb -uroot -h127.0.0.1 -P3306 -e "CREATE DATABASE dsgalera_single_$$"
 single=$(measure single "mysql://root@127.0.0.1:3306/dsgalera_single_$$")

@@ -199,6 +199,21 @@ pub struct GeneratorArgs {
     /// Generator name (default: {sensor_type}-{id1}-{id2}).
     #[arg(long, requires = "sensor_type")]
     pub name: Option<String>,
+    /// Stand for the devices id2..=id2-end instead of one (at most 10,000).
+    #[arg(long, requires = "sensor_type")]
+    pub id2_end: Option<i64>,
+    /// How values move: sine (daily cycle plus noise) or random_walk.
+    #[arg(long, requires = "sensor_type")]
+    pub model: Option<String>,
+    /// Lowest value (default: the sensor type's typical range).
+    #[arg(long, requires = "sensor_type", allow_negative_numbers = true)]
+    pub min: Option<f64>,
+    /// Highest value.
+    #[arg(long, requires = "sensor_type", allow_negative_numbers = true)]
+    pub max: Option<f64>,
+    /// Jitter (sine) or largest step (random walk).
+    #[arg(long, requires = "sensor_type")]
+    pub noise: Option<f64>,
 }
 
 impl Overrides {

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use datastream::system::{self, System};
 use datastream::{ListenAddr, Settings};
 use datastream_bench::{generate, ingest, query, stream};
-use datastream_generator::{default_fleet, run_fleet, GeneratorSpec};
+use datastream_generator::{
+    default_fleet, run_fleet, GeneratorSpec, ModelKind, ModelSettings, SpecError,
+};
 use tokio_util::sync::CancellationToken;
 
 /// `datastream up`: everything in one process until `shutdown`.
@@ -69,30 +71,47 @@ pub async fn broker(settings: &Settings, shutdown: CancellationToken) -> Result<
     Ok(())
 }
 
+/// The one generator `datastream generator --sensor-type …` runs.
+fn fixed_generator(
+    args: &GeneratorArgs,
+    sensor_type: &str,
+    id1: &str,
+    id2: i64,
+) -> Result<GeneratorSpec, SpecError> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{sensor_type}-{id1}-{id2}"));
+    let mut spec = GeneratorSpec::parse(&name, sensor_type, id1, id2, args.frequency_hz)?;
+    if let Some(last) = args.id2_end {
+        spec = spec.with_last_id2(last)?;
+    }
+    let kind = match args.model.as_deref() {
+        None => None,
+        Some(text) => Some(ModelKind::parse(text).ok_or_else(|| SpecError::Field {
+            field: "model".into(),
+            message: format!("must be sine or random_walk, got {text:?}"),
+        })?),
+    };
+    let model = ModelSettings::for_sensor_type(sensor_type)
+        .changed(kind, args.min, args.max, args.noise)?;
+    Ok(spec.with_model(model))
+}
+
 /// `datastream generator`: a fleet process, or one fixed generator.
 pub async fn generator(
     settings: Settings,
     args: GeneratorArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let GeneratorArgs {
-        fleet,
-        sensor_type,
-        frequency_hz,
-        id1,
-        id2,
-        name,
-    } = args;
-    let (Some(sensor_type), Some(id1), Some(id2)) = (sensor_type, id1, id2) else {
+    let (Some(sensor_type), Some(id1), Some(id2)) = (&args.sensor_type, &args.id1, args.id2) else {
         let mut settings = settings;
-        if let Some(fleet) = fleet {
+        if let Some(fleet) = args.fleet {
             settings.generator_fleet = fleet;
         }
         return system::run_generator_fleet(&settings, shutdown).await;
     };
-    let name = name.unwrap_or_else(|| format!("{sensor_type}-{id1}-{id2}"));
-    let spec = GeneratorSpec::parse(&name, &sensor_type, &id1, id2, frequency_hz)
-        .context("invalid generator")?;
+    let spec = fixed_generator(&args, sensor_type, id1, id2).context("invalid generator")?;
     let mqtt = system::external_mqtt(&settings)?;
     let client_id = format!("datastream-generator-{}", spec.name());
     run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;

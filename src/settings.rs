@@ -47,6 +47,12 @@ pub struct Settings {
     /// The fleet a generator process (and `up`'s generator service) runs:
     /// the generators whose config names it.
     pub generator_fleet: String,
+    /// Where `up` keeps its generator configs when it runs the embedded
+    /// broker, which forgets retained messages when it stops; unset: beside
+    /// the SQLite database (`datastream.generators.json` for
+    /// `datastream.db`), or `datastream-generators.json` in the working
+    /// directory with MySQL.
+    pub generators_file: Option<String>,
     /// HS256 secret, at least 32 bytes. `up` generates one when unset.
     pub jwt_secret: Option<String>,
     /// Access-token lifetime in seconds.
@@ -91,6 +97,7 @@ impl Default for Settings {
             api_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8080))),
             generator_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8081))),
             generator_fleet: "default".into(),
+            generators_file: None,
             jwt_secret: None,
             jwt_ttl_secs: 3600,
             admin_username: "admin".into(),
@@ -122,6 +129,7 @@ pub const ENV_VARS: &[&str] = &[
     "API_LISTEN",
     "GENERATOR_LISTEN",
     "GENERATOR_FLEET",
+    "GENERATORS_FILE",
     "JWT_SECRET",
     "JWT_TTL_SECS",
     "ADMIN_USERNAME",
@@ -185,6 +193,17 @@ impl Settings {
         }
         self.retention_policy()?;
         Ok(())
+    }
+
+    /// Where `up` keeps its generator configs on the embedded broker.
+    pub fn generators_file(&self) -> std::path::PathBuf {
+        if let Some(path) = &self.generators_file {
+            return path.into();
+        }
+        match self.database_url.strip_prefix("sqlite://") {
+            Some(db) => Path::new(db).with_extension("generators.json"),
+            None => "datastream-generators.json".into(),
+        }
     }
 
     /// How long readings and rollups are kept; `None`: forever.

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use datastream_api::{ensure_admin, AdminBootstrap, AppState, LiveReadings};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
-use datastream_generator::{GeneratorService, GeneratorSpec, RunningService};
+use datastream_generator::{ConfigFile, GeneratorService, GeneratorSpec, RunningService};
 use datastream_http::{
     ComponentState, DatabaseReadiness, HealthState, ReadinessCheck, Server, SharedReadiness,
     TokenVerifier,
@@ -101,10 +101,18 @@ impl System {
         }
 
         let generators_token = CancellationToken::new();
+        // The embedded broker forgets retained configs when it stops: a
+        // file keeps them.
+        let config_file = brokers
+            .embedded
+            .then(|| ConfigFile::new(settings.generators_file()));
         let (generator_task, generator_server) = start_up_generators(
             settings,
             &brokers.generator,
-            generators,
+            UpGenerators {
+                defaults: generators,
+                config_file,
+            },
             generator_listener,
             verifier,
             &generators_token,
@@ -223,12 +231,20 @@ fn start_up_ingestor(
     )
 }
 
-/// `up`'s generator service (seeded with `generators` when its fleet has
-/// none) and its REST API.
+/// The generators `up` starts with.
+struct UpGenerators {
+    /// Created when the fleet has none and no file says otherwise.
+    defaults: Vec<GeneratorSpec>,
+    /// Where the fleet's configs are kept when the broker cannot keep them.
+    config_file: Option<ConfigFile>,
+}
+
+/// `up`'s generator service (restored from its config file, or seeded
+/// with the defaults when its fleet has none) and its REST API.
 async fn start_up_generators(
     settings: &Settings,
     mqtt: &MqttUrl,
-    generators: Vec<GeneratorSpec>,
+    generators: UpGenerators,
     listener: std::net::TcpListener,
     verifier: TokenVerifier,
     stop: &CancellationToken,
@@ -237,10 +253,22 @@ async fn start_up_generators(
         GeneratorService::start(mqtt, &settings.generator_fleet, stop.clone())
             .await
             .context("starting the generator service")?;
+    let saved = match &generators.config_file {
+        Some(file) => file.load(&settings.generator_fleet)?,
+        None => None,
+    };
+    if let (Some(saved), Some(file)) = (&saved, &generators.config_file) {
+        tracing::info!(generators = saved.len(), file = %file.path().display(),
+            "restoring the generators saved by the last run");
+    }
     service
-        .seed_if_empty(generators)
+        .seed_if_empty(saved.unwrap_or(generators.defaults))
         .await
-        .context("creating the default generators")?;
+        .context("creating the generators")?;
+    if let Some(file) = generators.config_file {
+        // Ends with the service (its stop token); nothing waits for it.
+        drop(file.keep(service.clone(), stop.clone()));
+    }
     let server = datastream_generator::http::start_server(
         listener,
         service,

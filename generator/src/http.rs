@@ -138,6 +138,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .configure(health::configure)
+        .configure(datastream_http::routing::swagger_ui_redirect)
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}")
                 .url("/api-docs/openapi.json", GeneratorApiDoc::openapi()),

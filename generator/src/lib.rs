@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod config_file;
 pub mod fleet;
 pub mod http;
 pub mod model;
@@ -33,6 +34,7 @@ pub mod spec;
 pub mod status;
 
 pub use config::{apply_patch, parse_config, GeneratorConfig};
+pub use config_file::{ConfigFile, ConfigFileError};
 pub use fleet::{run_fleet, Fleet, FleetConnection};
 pub use model::{ModelKind, ModelSettings, ValueModel};
 pub use runner::CounterValues;

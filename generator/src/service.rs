@@ -197,6 +197,12 @@ impl GeneratorService {
         self.inner.connected.load(Ordering::Relaxed)
     }
 
+    /// Changes whenever the catalog changes (a config created, changed or
+    /// removed, by anyone).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+
     /// This process's fleet.
     pub fn fleet_name(&self) -> &str {
         &self.inner.fleet_name

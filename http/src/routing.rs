@@ -16,6 +16,20 @@ pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     })
 }
 
+/// `/swagger-ui` (as typed, without the slash) redirects to Swagger UI at
+/// `/swagger-ui/`, where it is served.
+pub fn swagger_ui_redirect(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/swagger-ui")
+            .route(web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header((actix_web::http::header::LOCATION, "/swagger-ui/"))
+                    .finish()
+            }))
+            .default_service(method_not_allowed("GET")),
+    );
+}
+
 /// Makes query string and path errors API errors (400 naming the field;
 /// JSON bodies are read by [`JsonBody`](crate::json_body::JsonBody), which
 /// names theirs). Every server of the project registers this so bad input

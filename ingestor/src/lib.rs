@@ -34,8 +34,8 @@ mod writer;
 pub use config::IngestConfig;
 pub use live_feed::LiveFeed;
 pub use metrics::IngestMetrics;
-pub use rollup_refresher::RollupRefresher;
 pub use retention_sweeper::RetentionSweeper;
+pub use rollup_refresher::RollupRefresher;
 pub use status::IngestStatus;
 
 use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};

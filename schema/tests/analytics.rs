@@ -9,8 +9,7 @@ use datastream_schema::analytics::{AggregateParams, AggregateQuery, Bucket, Devi
 use datastream_schema::store::StoreOptions;
 use datastream_schema::{
     FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, SharedStore,
-    StoredReading,
-    TimestampBounds,
+    StoredReading, TimestampBounds,
 };
 use datastream_test_support::TestDb;
 use proptest::prelude::*;
@@ -637,7 +636,14 @@ async fn retention_keeps_history_in_rollups(db: TestDb) {
         .unwrap();
     let mut sent = Vec::new();
     let seeds: Vec<Seed> = (0..96)
-        .map(|i| (i % 8, i as i64 * 300 + (i as i64 % 3), 0, i as i32 * 7 - 300))
+        .map(|i| {
+            (
+                i % 8,
+                i as i64 * 300 + (i as i64 % 3),
+                0,
+                i as i32 * 7 - 300,
+            )
+        })
         .collect();
     apply(&store, &Step::Insert(seeds), &mut sent).await;
     // One hour left dirty: retention must rebuild it before retiring it.
@@ -646,7 +652,12 @@ async fn retention_keeps_history_in_rollups(db: TestDb) {
     // Raw readings are kept for 2 h: at T0 + 6h, the first 4 hours go.
     let horizon = t0() + Duration::hours(4);
     let policy = RetentionPolicy::parse("2h", None).unwrap();
-    retain(&store, &policy, t0() + Duration::hours(6) + Duration::minutes(10)).await;
+    retain(
+        &store,
+        &policy,
+        t0() + Duration::hours(6) + Duration::minutes(10),
+    )
+    .await;
     let after = all_rows(&store).await;
     let kept: Vec<StoredReading> = before
         .iter()
@@ -661,13 +672,23 @@ async fn retention_keeps_history_in_rollups(db: TestDb) {
 
     // A late reading into a retired hour, and more readings after it.
     let late = vec![(3, 600, 1, 4_242)];
-    let fresh: Vec<Seed> = (0..8).map(|d| (d, 5 * 3_600 + 60 * d as i64, 0, 1)).collect();
+    let fresh: Vec<Seed> = (0..8)
+        .map(|d| (d, 5 * 3_600 + 60 * d as i64, 0, 1))
+        .collect();
     apply(&store, &Step::Insert(late), &mut sent).await;
     apply(&store, &Step::Insert(fresh), &mut sent).await;
     apply(&store, &Step::Refresh(1_000), &mut sent).await;
-    retain(&store, &policy, t0() + Duration::hours(6) + Duration::minutes(20)).await;
+    retain(
+        &store,
+        &policy,
+        t0() + Duration::hours(6) + Duration::minutes(20),
+    )
+    .await;
     let after = all_rows(&store).await;
-    assert!(after.iter().all(|r| r.timestamp >= horizon), "the late reading went");
+    assert!(
+        after.iter().all(|r| r.timestamp >= horizon),
+        "the late reading went"
+    );
     let history: Vec<StoredReading> = before
         .iter()
         .filter(|r| r.timestamp < horizon)
@@ -681,7 +702,12 @@ async fn retention_keeps_history_in_rollups(db: TestDb) {
 
     // Rollups kept for 3 h: hours before T0 + 3h lose theirs.
     let policy = RetentionPolicy::parse("2h", Some("3h")).unwrap();
-    retain(&store, &policy, t0() + Duration::hours(6) + Duration::minutes(30)).await;
+    retain(
+        &store,
+        &policy,
+        t0() + Duration::hours(6) + Duration::minutes(30),
+    )
+    .await;
     let rollup_horizon = t0() + Duration::hours(3);
     let remembered: Vec<StoredReading> = history
         .into_iter()

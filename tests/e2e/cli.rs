@@ -270,3 +270,99 @@ async fn bench_stream_delivers_every_reading_to_every_client_beside_mosquitto_su
         assert!(stdout.contains(figure), "{figure} missing from:\n{stdout}");
     }
 }
+
+/// `datastream generator --sensor-type …` with `ARGS`, on the broker at
+/// `mqtt_url`; killed when dropped.
+fn fixed_generator(mqtt_url: &str, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .env("MQTT_URL", mqtt_url)
+        .args([
+            "generator",
+            "--sensor-type",
+            "temperature",
+            "--id1",
+            "FIXED",
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running datastream generator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_generator_takes_a_device_range_a_model_and_a_value_range() {
+    let broker = datastream_test_support::embedded_broker();
+    let tap = datastream_test_support::MessageTap::start(&broker.url(), "sensors/#").await;
+    let mut child = fixed_generator(
+        &broker.url(),
+        &[
+            "--id2",
+            "5",
+            "--id2-end",
+            "7",
+            "--frequency-hz",
+            "20",
+            "--model",
+            "random_walk",
+            "--min",
+            "-40",
+            "--max",
+            "-30",
+        ],
+    );
+    let readings = tap
+        .wait_until_count(30, std::time::Duration::from_secs(15))
+        .await;
+    let _ = child.kill();
+    assert!(readings.len() >= 30, "only {} readings", readings.len());
+    let mut devices = std::collections::BTreeSet::new();
+    for p in &readings {
+        devices.insert(p.topic.clone());
+        let body: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        let value = body["sensor_value"].as_f64().unwrap();
+        assert!((-40.0..=-30.0).contains(&value), "{value} outside -40..-30");
+    }
+    let expected: std::collections::BTreeSet<String> = (5..=7)
+        .map(|id2| format!("sensors/temperature/FIXED/{id2}"))
+        .collect();
+    assert_eq!(devices, expected);
+}
+
+#[test]
+fn a_fixed_generator_refuses_a_bad_range_or_model_naming_the_field() {
+    for (args, field) in [
+        (&["--id2", "5", "--id2-end", "4"][..], "id2_end"),
+        (&["--id2", "5", "--model", "square"][..], "model"),
+        (
+            &["--id2", "5", "--min", "10", "--max", "5"][..],
+            "min and max",
+        ),
+    ] {
+        let out = fixed_generator("mqtt://127.0.0.1:9", args)
+            .wait_with_output()
+            .expect("waiting for datastream");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(field), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn migrate_on_a_database_that_does_not_exist_says_to_create_it() {
+    let Some(server) = datastream_test_support::mysql_server() else {
+        return;
+    };
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    let missing = datastream_test_support::unique_name("missing");
+    let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .args(["--database-url", &format!("{base}/{missing}"), "migrate"])
+        .output()
+        .expect("running datastream migrate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("CREATE DATABASE {missing}")),
+        "{stderr}"
+    );
+}

@@ -124,3 +124,26 @@ async fn every_operation_has_an_operation_id_of_its_own() {
     }
     sys.stop().await;
 }
+
+/// `/swagger-ui` as typed, without the slash, leads to Swagger UI on both
+/// services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_without_the_trailing_slash_redirects_to_it() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for base in [&sys.base, &sys.generators_base] {
+        let r = no_redirects
+            .get(format!("{base}/swagger-ui"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 308, "{base}");
+        assert_eq!(r.headers()["location"], "/swagger-ui/", "{base}");
+        let followed = reqwest::get(format!("{base}/swagger-ui")).await.unwrap();
+        assert_eq!(followed.status().as_u16(), 200, "{base}");
+    }
+    sys.stop().await;
+}

@@ -634,3 +634,64 @@ async fn a_config_with_an_invalid_fleet_name_gets_an_error_status() {
     );
     sys.stop().await;
 }
+
+/// The embedded broker forgets retained configs when it stops: `up` keeps
+/// them in a file and comes back with the generators it had, as changed,
+/// instead of its defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_the_embedded_broker_comes_back_with_the_generators_it_had() {
+    let defaults = || vec![datastream_generator::default_fleet().remove(0)];
+    let sys = TestSystem::start(TestDb::sqlite(), None, defaults()).await;
+    let token = sys.admin_token().await;
+    let id1 = unique_id1();
+    let created = sys
+        .send_generators(
+            Method::POST,
+            "/api/v1/generators",
+            &token,
+            Some(generator("kept", "humidity", &id1, 3.0)),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let default_name = defaults()[0].name().to_owned();
+    let removed = sys
+        .send_generators(
+            Method::DELETE,
+            &format!("/api/v1/generators/{default_name}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(removed.status().as_u16(), 204);
+    let paused = sys
+        .send_generators(
+            Method::PATCH,
+            "/api/v1/generators/kept",
+            &token,
+            Some(json!({"paused": true})),
+        )
+        .await;
+    assert_eq!(paused.status().as_u16(), 200);
+    let db = sys.stop().await;
+
+    let sys = TestSystem::start(db, None, defaults()).await;
+    let token = sys.admin_token().await;
+    let listed: Value = sys
+        .send_generators(Method::GET, "/api/v1/generators", &token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert_eq!(names, ["kept"], "{listed}");
+    let kept = &listed[0];
+    assert_eq!(kept["id1"], id1.as_str());
+    assert_eq!(kept["frequency_hz"], 3.0);
+    assert_eq!(kept["paused"], true);
+    sys.stop().await;
+}

@@ -83,6 +83,12 @@ impl TestSystem {
             ingest_flush_ms: 50,
             ..Settings::default()
         };
+        if !db.url().starts_with("sqlite://") {
+            // Beside the SQLite file by default; for MySQL, not in the
+            // working directory.
+            let file = std::env::temp_dir().join(format!("{}.json", unique_name("generators")));
+            settings.generators_file = Some(file.to_string_lossy().into_owned());
+        }
         adjust(&mut settings);
         let system = System::start(&settings, generators)
             .await

@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(method_not_allowed("GET")),
         )
         .configure(datastream_http::health::configure)
+        .configure(datastream_http::routing::swagger_ui_redirect)
         .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
             "/api-docs/openapi.json",
             <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),

@@ -10,9 +10,9 @@
 //! rollups for clean whole hours and rows for everything else: the edges of
 //! the window, dirty hours, and intervals that are not whole hours.
 
+use super::diesel_store::IdsAndTimes;
 use super::diesel_store::{DieselBackend, DieselStore};
 use super::query::{filter_conditions, SqlTypes};
-use super::diesel_store::IdsAndTimes;
 use super::retention::{self, HorizonInsert, HorizonRow};
 use super::rollup_refresh;
 use super::rollup_rows::{

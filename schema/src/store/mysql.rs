@@ -59,13 +59,29 @@ impl MysqlBackend {
     }
 }
 
+/// A connection error, with what to do about the common first-run one.
+fn with_hint(message: String) -> String {
+    match database_in_unknown_database(&message) {
+        Some(name) => format!(
+            "{message}: create it first, e.g. mariadb -e 'CREATE DATABASE {name}' (datastream creates its tables, not the database)"
+        ),
+        None => message,
+    }
+}
+
+/// The name in MySQL's `Unknown database 'NAME'`.
+fn database_in_unknown_database(message: &str) -> Option<&str> {
+    let rest = &message[message.find("Unknown database '")? + "Unknown database '".len()..];
+    rest.split('\'').next()
+}
+
 /// Applies pending migrations over a blocking connection (the wrapper
 /// blocks on the runtime, so this runs on a blocking thread).
 fn migrate(url: &str) -> Result<(), StoreError> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let mut conn = <AsyncConnectionWrapper<AsyncMysqlConnection> as Connection>::establish(url)
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        .map_err(|e| StoreError::Unavailable(with_hint(e.to_string())))?;
     // DDL commits implicitly, so a transaction cannot keep replicas that
     // start together from both applying a migration; a named lock does.
     conn.batch_execute("DO GET_LOCK('datastream_migrations', 60)")?;

@@ -169,7 +169,10 @@ where
         q = q.filter(sensor_data::timestamp.ge(h));
     }
     let oldest: Vec<RawRow> = q.load(conn).await?;
-    Ok(oldest.into_iter().next().map(|r| hour_of(r.timestamp.and_utc())))
+    Ok(oldest
+        .into_iter()
+        .next()
+        .map(|r| hour_of(r.timestamp.and_utc())))
 }
 
 /// Retires `hour`: rebuilds its rollups first if they are marked, then in
@@ -221,7 +224,10 @@ where
             return Ok(false);
         }
     }
-    in_transaction(conn, |conn| Box::pin(retire_in_transaction::<B>(conn, hour))).await?;
+    in_transaction(conn, |conn| {
+        Box::pin(retire_in_transaction::<B>(conn, hour))
+    })
+    .await?;
     Ok(true)
 }
 

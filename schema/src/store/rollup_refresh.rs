@@ -147,7 +147,10 @@ where
     BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
     BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
 {
-    in_transaction(conn, |conn| Box::pin(rebuild_hour::<B>(conn, hour, horizon))).await
+    in_transaction(conn, |conn| {
+        Box::pin(rebuild_hour::<B>(conn, hour, horizon))
+    })
+    .await
 }
 
 /// The work of [`refresh_hour`], inside its transaction.
