@@ -88,6 +88,22 @@ pub enum BenchCommand {
     /// and the API's memory with many clients, against mosquitto_sub on the
     /// same readings. Needs MQTT_URL.
     Stream(StreamBenchArgs),
+    /// Removing the oldest day of a large table with RETENTION: its cost,
+    /// and ingest while it runs against ingest alone; on MySQL also against
+    /// dropping a day partition. Removes that day for good: give it a
+    /// database of its own.
+    Retention(RetentionBenchArgs),
+}
+
+#[derive(Args)]
+pub struct RetentionBenchArgs {
+    /// Readings in the table (`bench query`'s: 1,000 devices over 30 days;
+    /// loaded if missing).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rows: u64,
+    /// Seconds of ingest alone, the baseline.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 #[derive(Args)]

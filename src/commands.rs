@@ -2,12 +2,13 @@
 //! command line and calls one of these.
 
 use crate::cli::{
-    GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs, StreamBenchArgs,
+    GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs, RetentionBenchArgs,
+    StreamBenchArgs,
 };
 use anyhow::{bail, Context, Result};
 use datastream::system::{self, System};
 use datastream::{ListenAddr, Settings};
-use datastream_bench::{generate, ingest, query, stream};
+use datastream_bench::{generate, ingest, query, retention, stream};
 use datastream_generator::{
     default_fleet, run_fleet, GeneratorSpec, ModelKind, ModelSettings, SpecError,
 };
@@ -177,6 +178,18 @@ pub async fn bench_query(settings: &Settings, args: QueryBenchArgs) -> Result<()
     };
     let report = query::run(system::open_store(settings).await?, &bench).await?;
     print!("{}", query::render(&report, &bench));
+    Ok(())
+}
+
+/// `datastream bench retention`.
+pub async fn bench_retention(settings: &Settings, args: RetentionBenchArgs) -> Result<()> {
+    let bench = retention::RetentionBench {
+        rows: args.rows,
+        seconds: args.seconds,
+        database_url: settings.database_url.clone(),
+    };
+    let report = retention::run(system::open_store(settings).await?, &bench).await?;
+    print!("{}", report.render());
     Ok(())
 }
 

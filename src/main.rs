@@ -71,6 +71,9 @@ async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => {
             until_interrupted(&stop, commands::bench_ingest(&settings, args)).await
         }
+        Command::Bench(BenchCommand::Retention(args)) => {
+            until_interrupted(&stop, commands::bench_retention(&settings, args)).await
+        }
         Command::Bench(BenchCommand::Query(args)) => {
             until_interrupted(&stop, commands::bench_query(&settings, args)).await
         }

@@ -9,6 +9,8 @@
 //!   same queries straight on the store;
 //! * [`generate`]: readings one generator process makes, against a bare
 //!   publish loop;
+//! * [`retention`]: removing a day from a large table, against ingest
+//!   alone and against dropping a partition;
 //! * [`stream`]: live-stream latency, delivery and the API's memory with
 //!   many Server-Sent-Event clients, against `mosquitto_sub`.
 //!
@@ -20,7 +22,9 @@
 mod broker_drops;
 pub mod generate;
 pub mod ingest;
+mod mariadb_cli;
 mod publish;
 pub mod query;
+pub mod retention;
 pub mod stream;
 mod thread_cpu;

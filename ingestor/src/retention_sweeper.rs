@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Raw rows deleted per statement.
-pub const DELETE_CHUNK: usize = 5_000;
+pub const RETENTION_DELETE_CHUNK: usize = 5_000;
 /// How often the sweeper looks when nothing was due.
 const IDLE_PERIOD: Duration = Duration::from_secs(60);
 /// How long it waits after a failed step (the database is away).
@@ -61,7 +61,7 @@ async fn run(store: SharedStore, policy: RetentionPolicy, stop: CancellationToke
     loop {
         let started = Instant::now();
         let pause = match store
-            .apply_retention(&policy, Utc::now(), DELETE_CHUNK)
+            .apply_retention(&policy, Utc::now(), RETENTION_DELETE_CHUNK)
             .await
         {
             Ok(step) => {

@@ -7,14 +7,13 @@ use super::timing::{enc, time_http, timing};
 use super::{
     BenchApi, QueryBench, Timing, API_THREADS, DEVICES, ID1, MIN_REQUESTS_FOR_CPU, SPAN_DAYS, TYPES,
 };
+use crate::mariadb_cli::{count_lines, sql_time, MariadbCli};
 use crate::thread_cpu::threads_cpu;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use datastream_schema::timestamp::format_timestamp;
 use datastream_schema::SharedStore;
 use rand::Rng;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -280,19 +279,6 @@ fn export_once(url: &str, authorization: &str) -> Result<(u64, Duration, Option<
     Ok((lines.saturating_sub(1), took, growth))
 }
 
-/// Newlines in everything `reader` gives, read in 64 KiB pieces.
-fn count_lines(mut reader: impl Read) -> Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut lines = 0u64;
-    loop {
-        let n = reader.read(&mut buf).context("reading the export")?;
-        if n == 0 {
-            return Ok(lines);
-        }
-        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-    }
-}
-
 /// This process's resident memory (VmRSS), on Linux.
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -301,68 +287,7 @@ fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The `mariadb` command-line client on the benchmark's database: the
-/// baselines run the same question through it.
-struct MariadbCli {
-    host: String,
-    port: String,
-    user: String,
-    password: Option<String>,
-    database: String,
-}
-
 impl MariadbCli {
-    /// For a `mysql://user[:password]@host[:port]/database` URL, when the
-    /// `mariadb` client is installed.
-    fn for_url(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("mysql://")?;
-        let (userinfo, hostpart) = rest.rsplit_once('@')?;
-        let (user, password) = match userinfo.split_once(':') {
-            Some((u, p)) => (u, Some(p.to_owned())),
-            None => (userinfo, None),
-        };
-        let (hostport, database) = hostpart.split_once('/')?;
-        let database = database.split('?').next()?.to_owned();
-        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
-        let installed = Command::new("mariadb")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        installed.then(|| Self {
-            host: host.to_owned(),
-            port: port.to_owned(),
-            user: user.to_owned(),
-            password,
-            database,
-        })
-    }
-
-    /// Runs `sql` with `--batch`; returns the lines it printed (header
-    /// included) and how long it took, output read to the end.
-    fn run(&self, sql: &str) -> Result<(u64, Duration)> {
-        let started = Instant::now();
-        let mut command = Command::new("mariadb");
-        command
-            .args([
-                "--batch", "-h", &self.host, "-P", &self.port, "-u", &self.user,
-            ])
-            .arg(&self.database)
-            .args(["-e", sql])
-            .stdout(Stdio::piped());
-        if let Some(p) = &self.password {
-            command.env("MYSQL_PWD", p);
-        }
-        let mut child = command.spawn().context("running mariadb")?;
-        let stdout = child.stdout.take().context("mariadb's output")?;
-        let lines = count_lines(stdout)?;
-        let status = child.wait()?;
-        if !status.success() {
-            bail!("mariadb failed ({status}) on: {sql}");
-        }
-        Ok((lines, started.elapsed()))
-    }
-
     /// The type-hourly question as a plain `GROUP BY`, a random type per
     /// run.
     fn time_group_by(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Timing> {
@@ -396,9 +321,4 @@ impl MariadbCli {
         let (lines, took) = self.run(&sql)?;
         Ok((lines.saturating_sub(1), took))
     }
-}
-
-/// A UTC instant as a MySQL DATETIME literal (the store keeps UTC).
-fn sql_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }

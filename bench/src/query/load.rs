@@ -10,7 +10,7 @@ use datastream_schema::{
 use std::time::Instant;
 
 /// Makes sure `rows` bench readings exist; returns the end of their span.
-pub(super) async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>> {
+pub(crate) async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>> {
     let end = Utc::now().duration_trunc(ChronoDuration::days(1))?;
     let start = end - ChronoDuration::days(SPAN_DAYS);
     let family = ReadingFilter::default().with_id1(Id1::parse(ID1)?);

@@ -11,7 +11,7 @@
 //! shapes timed minutes apart on a shared machine differ by its drift.
 
 mod analytics;
-mod load;
+pub(crate) mod load;
 mod report;
 
 pub use analytics::{AnalyticsReport, ExportResult};
@@ -32,10 +32,10 @@ use std::time::Duration;
 use timing::{filter, time_http, time_http_interleaved, time_store, READINGS};
 use tokio_util::sync::CancellationToken;
 
-const ID1: &str = "QUERYBENCH";
+pub(crate) const ID1: &str = "QUERYBENCH";
 const DEVICES: u64 = 1_000;
 const TYPES: [&str; 4] = ["temperature", "humidity", "pressure", "co2"];
-const SPAN_DAYS: i64 = 30;
+pub(crate) const SPAN_DAYS: i64 = 30;
 /// actix-web names its worker threads `actix-server worker N`.
 const API_THREADS: &str = "actix-server";
 /// Fewest requests over which CPU time per request is reported.
