@@ -3,7 +3,7 @@
 
 use crate::listen::ListenAddr;
 use anyhow::{bail, Context, Result};
-use datastream_schema::store::StoreOptions;
+use datastream_schema::store::{InsertMethod, StoreOptions};
 use datastream_schema::RetentionPolicy;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -76,6 +76,10 @@ pub struct Settings {
     pub ingest_flush_ms: u64,
     /// Most messages an ingestor holds unacknowledged in memory.
     pub ingest_max_backlog: usize,
+    /// How batches are written to MySQL/MariaDB: `auto` (LOAD DATA LOCAL
+    /// INFILE streamed from memory where the server allows it, else
+    /// multi-row INSERT) or `insert`.
+    pub ingest_writer: String,
     /// Largest accepted MQTT payload, in bytes; larger ones are dead-lettered.
     pub ingest_max_payload_bytes: usize,
     /// API worker threads.
@@ -109,6 +113,7 @@ impl Default for Settings {
             ingest_batch_max: 1000,
             ingest_flush_ms: 100,
             ingest_max_backlog: 50_000,
+            ingest_writer: "auto".into(),
             ingest_max_payload_bytes: 256 * 1024,
             api_workers: 2,
         }
@@ -141,6 +146,7 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_BATCH_MAX",
     "INGEST_FLUSH_MS",
     "INGEST_MAX_BACKLOG",
+    "INGEST_WRITER",
     "INGEST_MAX_PAYLOAD_BYTES",
     "API_WORKERS",
 ];
@@ -151,6 +157,11 @@ impl Settings {
         StoreOptions {
             pool_size: self.database_pool_size,
             rollups: self.rollups,
+            // `load` refused anything else.
+            insert_method: match self.ingest_writer.as_str() {
+                "insert" => InsertMethod::Insert,
+                _ => InsertMethod::Auto,
+            },
         }
     }
 
@@ -190,6 +201,12 @@ impl Settings {
         }
         if self.ingest_flush_ms == 0 {
             bail!("INGEST_FLUSH_MS must be at least 1");
+        }
+        if !matches!(self.ingest_writer.as_str(), "auto" | "insert") {
+            bail!(
+                "INGEST_WRITER must be auto or insert, got {:?}",
+                self.ingest_writer
+            );
         }
         self.retention_policy()?;
         Ok(())

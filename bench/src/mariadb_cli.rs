@@ -50,7 +50,15 @@ impl MariadbCli {
         let mut command = Command::new("mariadb");
         command
             .args([
-                "--batch", "-h", &self.host, "-P", &self.port, "-u", &self.user,
+                "--batch",
+                // The client refuses LOAD DATA LOCAL unless asked.
+                "--local-infile=1",
+                "-h",
+                &self.host,
+                "-P",
+                &self.port,
+                "-u",
+                &self.user,
             ])
             .arg(&self.database)
             .args(["-e", sql])

@@ -4,22 +4,21 @@
 //! * **ingest alone** (the baseline): batches of 1,000 readings written
 //!   through the store, one after another, for `seconds`;
 //! * **ingest while retention removes the table's oldest day**, paced as
-//!   the ingestors' sweeper paces it (each step followed by a pause as long
-//!   as the step took);
+//!   the ingestors' sweeper paces it;
 //! * on MySQL/MariaDB, **the alternative**: the same table copied into one
 //!   partitioned by day (its primary key widened to `(id, timestamp)`, as
 //!   partitioning requires) and the day dropped with
 //!   `ALTER TABLE … DROP PARTITION`, through the `mariadb` client.
 //!
 //! It uses `bench query`'s table (`rows` readings of 1,000 devices over 30
-//! days, loaded when missing) and removes its oldest day for good: run it
-//! on a database of its own.
+//! days, loaded when missing) and removes its oldest remaining day for
+//! good: run it on a database of its own (each run removes the next day).
 
 use crate::mariadb_cli::{sql_time, MariadbCli};
-use crate::query::{load, SPAN_DAYS};
+use crate::query::load;
 use anyhow::{bail, Result};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use datastream_ingestor::RETENTION_DELETE_CHUNK;
+use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
+use datastream_ingestor::{retention_pause, RETENTION_DELETE_CHUNK};
 use datastream_schema::{
     FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, SharedStore,
     TimestampBounds,
@@ -79,8 +78,12 @@ pub struct RetentionReport {
 /// Runs the benchmark on `store`.
 pub async fn run(store: SharedStore, bench: &RetentionBench) -> Result<RetentionReport> {
     let end = load::load(&store, bench.rows).await?;
-    let start = end - ChronoDuration::days(SPAN_DAYS);
+    let start = oldest_day(&store).await?;
     let day_end = start + ChronoDuration::days(1);
+    let kept_days = (end - day_end).num_days();
+    if kept_days < 1 {
+        bail!("only one day of readings is left: load the table again on a new database");
+    }
     let (from, to) = (start.to_rfc3339(), day_end.to_rfc3339());
     let first_day = ReadingFilter::parse(
         FilterParams {
@@ -93,7 +96,9 @@ pub async fn run(store: SharedStore, bench: &RetentionBench) -> Result<Retention
     )?;
     let day_rows = store.count(&first_day).await?;
     if day_rows == 0 {
-        bail!("the table's oldest day has no readings left (an earlier run removed it): run bench retention on a database of its own");
+        bail!(
+            "the table's oldest day has no readings: run bench retention on a database of its own"
+        );
     }
     eprintln!("bench retention: removing the oldest day, {day_rows} readings, from {} ({start} to {day_end})", bench.rows);
     // The sweeper finds settled hours clean (the refresher runs in every
@@ -120,7 +125,7 @@ pub async fn run(store: SharedStore, bench: &RetentionBench) -> Result<Retention
     eprintln!("[3/4] ingest while retention removes the day");
     let stop = Stop::default();
     let ingest = tokio::spawn(ingest_until(store.clone(), "RETBENCHB", stop.clone()));
-    let (removal, steps) = remove_day(&store, end).await;
+    let (removal, steps) = remove_day(&store, end, kept_days).await;
     stop.now();
     let during = ingest.await??;
     let (removal, steps) = (removal?, steps);
@@ -145,10 +150,31 @@ pub async fn run(store: SharedStore, bench: &RetentionBench) -> Result<Retention
     })
 }
 
-/// Applies a retention of 29 days at `end`, the table's last day, until
-/// nothing is due: its first day goes. Paced like the sweeper.
-async fn remove_day(store: &SharedStore, end: DateTime<Utc>) -> (Result<Duration>, u64) {
-    let policy = match RetentionPolicy::parse(&format!("{}d", SPAN_DAYS - 1), None) {
+/// The start of the day of the table's oldest reading.
+async fn oldest_day(store: &SharedStore) -> Result<DateTime<Utc>> {
+    let oldest = ReadingFilter::parse(
+        FilterParams {
+            id1: Some(crate::query::ID1),
+            order: Some("asc"),
+            limit: Some("1"),
+            ..FilterParams::default()
+        },
+        Utc::now(),
+    )?;
+    let Some(first) = store.query(&oldest).await?.into_iter().next() else {
+        bail!("the table is empty");
+    };
+    Ok(first.timestamp.duration_trunc(ChronoDuration::days(1))?)
+}
+
+/// Applies a retention of `kept_days` at `end`, the table's last day, until
+/// nothing is due: its oldest day goes. Paced like the sweeper.
+async fn remove_day(
+    store: &SharedStore,
+    end: DateTime<Utc>,
+    kept_days: i64,
+) -> (Result<Duration>, u64) {
+    let policy = match RetentionPolicy::parse(&format!("{kept_days}d"), None) {
         Ok(p) => p,
         Err(e) => return (Err(e.into()), 0),
     };
@@ -168,7 +194,7 @@ async fn remove_day(store: &SharedStore, end: DateTime<Utc>) -> (Result<Duration
             }
             Err(e) => return (Err(e.into()), steps),
         }
-        tokio::time::sleep(step_started.elapsed()).await;
+        tokio::time::sleep(retention_pause(step_started.elapsed())).await;
     }
 }
 
@@ -292,7 +318,7 @@ impl RetentionReport {
         s.push_str(&ingest("ingest alone", &self.alone));
         s.push_str(&ingest("ingest while retention runs", &self.during));
         s.push_str(&format!(
-            "  {:<38} {:>9.1} s        {:.0} rows/s removed, {} steps (chunks of {RETENTION_DELETE_CHUNK}, paced to half a connection)\n",
+            "  {:<38} {:>9.1} s        {:.0} rows/s removed, {} steps (chunks of {RETENTION_DELETE_CHUNK}, paced as the sweeper paces them)\n",
             format!("retention: one day, {} rows", self.day_rows),
             self.removal.as_secs_f64(),
             self.day_rows as f64 / self.removal.as_secs_f64(),

@@ -34,7 +34,7 @@ mod writer;
 pub use config::IngestConfig;
 pub use live_feed::LiveFeed;
 pub use metrics::IngestMetrics;
-pub use retention_sweeper::{RetentionSweeper, RETENTION_DELETE_CHUNK};
+pub use retention_sweeper::{retention_pause, RetentionSweeper, RETENTION_DELETE_CHUNK};
 pub use rollup_refresher::RollupRefresher;
 pub use status::IngestStatus;
 

@@ -1,14 +1,18 @@
-//! What keeping rollups costs ingest: the rate at which an ingestor drains
-//! a backlog queued on the broker, with `ROLLUPS=off` and `ROLLUPS=on`.
+//! The rate at which an ingestor drains a backlog queued on the broker:
+//! with each batch writer (`INGEST_WRITER=insert`, and `auto`, which is
+//! LOAD DATA on MySQL), and with `ROLLUPS=off` and `on`.
 //!
 //! Each run queues `count` readings for a stopped ingestor's persistent
 //! session, then starts it and times until all are stored. The readings are
 //! stamped one to three hours back (a gateway catching up after an outage),
 //! so their hours have ended and the refresher rebuilds them while the
 //! backlog drains: the whole cost of rollups, marks and rebuilds, is in the
-//! figure. Runs go off, on, on, off, so that drift of the machine over the
-//! four runs weighs on both sides alike.
+//! figure. The six runs interleave the settings (insert, auto, auto with
+//! rollups off, auto, insert, auto with rollups off), so that drift of the
+//! machine weighs on every side alike. The broker's own figure comes first:
+//! a bare subscriber draining the same backlog, storing nothing.
 
+use super::bare_subscriber::BareSubscriber;
 use super::{stop, IngestTarget};
 use crate::publish::{publish, PublishPlan};
 use anyhow::{bail, Context, Result};
@@ -18,34 +22,87 @@ use datastream_schema::{Id1, MqttUrl, ReadingFilter, SharedStore};
 use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use std::time::{Duration, Instant};
 
+/// How one drain run's ingestor writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainSetting {
+    /// `INGEST_WRITER`: `insert` or `auto`.
+    pub writer: &'static str,
+    /// `ROLLUPS`.
+    pub rollups: bool,
+}
+
+/// The runs, in order.
+const RUNS: [DrainSetting; 6] = [
+    DrainSetting {
+        writer: "insert",
+        rollups: true,
+    },
+    DrainSetting {
+        writer: "auto",
+        rollups: true,
+    },
+    DrainSetting {
+        writer: "auto",
+        rollups: false,
+    },
+    DrainSetting {
+        writer: "auto",
+        rollups: true,
+    },
+    DrainSetting {
+        writer: "insert",
+        rollups: true,
+    },
+    DrainSetting {
+        writer: "auto",
+        rollups: false,
+    },
+];
+
+/// One drain run.
+#[derive(Debug, Clone)]
+pub struct DrainRun {
+    /// How its ingestor wrote.
+    pub setting: DrainSetting,
+    /// Readings stored per second.
+    pub rate: f64,
+    /// With rollups on, how long after the last reading landed the
+    /// ingestor's refresher had rebuilt every hour the backlog touched.
+    pub caught_up: Option<Duration>,
+}
+
 /// Drain rates measured, readings per second.
 #[derive(Debug, Clone)]
 pub struct DrainReport {
     /// Readings per run.
     pub count: usize,
-    /// With rollups off, each run.
-    pub off: Vec<f64>,
-    /// With rollups on, each run.
-    pub on: Vec<f64>,
-    /// With rollups on, how long after the last reading landed the
-    /// ingestor's refresher had rebuilt every hour the backlog touched.
-    pub caught_up: Vec<Duration>,
+    /// A bare subscriber draining the same backlog (the broker's limit).
+    pub broker_alone: f64,
+    /// Every run, in order.
+    pub runs: Vec<DrainRun>,
 }
 
 impl DrainReport {
-    /// Mean rate with rollups on ÷ mean rate with them off.
-    pub fn ratio(&self) -> f64 {
-        mean(&self.on) / mean(&self.off)
+    /// Mean rate of the runs with `writer` and `rollups`.
+    pub fn mean(&self, writer: &str, rollups: bool) -> f64 {
+        let rates: Vec<f64> = self
+            .runs
+            .iter()
+            .filter(|r| r.setting.writer == writer && r.setting.rollups == rollups)
+            .map(|r| r.rate)
+            .collect();
+        rates.iter().sum::<f64>() / rates.len().max(1) as f64
     }
 
-    /// Mean of the runs with rollups `on`.
-    pub fn mean(&self, on: bool) -> f64 {
-        mean(if on { &self.on } else { &self.off })
+    /// Rollups on ÷ off, with the default writer.
+    pub fn rollups_ratio(&self) -> f64 {
+        self.mean("auto", true) / self.mean("auto", false)
     }
-}
 
-fn mean(rates: &[f64]) -> f64 {
-    rates.iter().sum::<f64>() / rates.len().max(1) as f64
+    /// How long the refresher took to catch up after each run with rollups.
+    pub fn caught_up(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.runs.iter().filter_map(|r| r.caught_up)
+    }
 }
 
 /// What every drain run shares.
@@ -59,41 +116,61 @@ pub(super) struct Drain<'a> {
 }
 
 impl Drain<'_> {
-    /// The four runs: off, on, on, off.
+    /// The broker alone, then the six runs.
     pub(super) async fn measure(&self) -> Result<DrainReport> {
-        let mut report = DrainReport {
-            count: self.count,
-            off: Vec::new(),
-            on: Vec::new(),
-            caught_up: Vec::new(),
-        };
-        for (n, rollups) in [false, true, true, false].into_iter().enumerate() {
+        let broker_alone = self.broker_alone().await?;
+        eprintln!("  broker alone (a bare subscriber): {broker_alone:.0} readings/s");
+        let mut runs = Vec::new();
+        for (n, setting) in RUNS.into_iter().enumerate() {
             // Every run starts from exact rollups, as a running system has
             // them: the one before may have left its hours dirty, or (off)
             // the rollups stale.
             settle_rollups(&self.target.store).await?;
-            let (rate, caught_up) = self.run(n, rollups).await?;
+            let (rate, caught_up) = self.run(n, setting).await?;
             eprintln!(
-                "  rollups {}: {rate:.0} readings/s{}",
-                if rollups { "on " } else { "off" },
+                "  writer {:<6} rollups {}: {rate:.0} readings/s{}",
+                setting.writer,
+                if setting.rollups { "on " } else { "off" },
                 caught_up.map_or(String::new(), |d| format!(
                     ", every hour rebuilt {:.1} s after the last reading",
                     d.as_secs_f64()
                 ))
             );
-            if rollups {
-                report.on.push(rate);
-                report.caught_up.extend(caught_up);
-            } else {
-                report.off.push(rate);
-            }
+            runs.push(DrainRun {
+                setting,
+                rate,
+                caught_up,
+            });
         }
-        Ok(report)
+        Ok(DrainReport {
+            count: self.count,
+            broker_alone,
+            runs,
+        })
+    }
+
+    /// A subscriber that stores nothing drains the same backlog: how fast
+    /// the broker hands a queued session its messages.
+    async fn broker_alone(&self) -> Result<f64> {
+        let client_id = format!("bench-{}-bare", self.run_id).to_ascii_lowercase();
+        let filter = format!("$share/{client_id}/sensors/#");
+        let bare = BareSubscriber::new(self.mqtt, &client_id, &filter);
+        bare.subscribe_and_leave().await?;
+        let id1 = format!("BENCH{}BARE", self.run_id);
+        self.queue_backlog(&id1).await?;
+        let started = Instant::now();
+        let messages = self.messages();
+        let received = bare.drain(messages).await?;
+        if received < messages {
+            bail!("the bare subscriber received {received} of {messages} messages");
+        }
+        Ok(self.count as f64 / started.elapsed().as_secs_f64())
     }
 
     /// One run: queue the backlog, start the ingestor, time the drain (and
     /// with rollups on, until its refresher has caught up).
-    async fn run(&self, n: usize, rollups: bool) -> Result<(f64, Option<Duration>)> {
+    async fn run(&self, n: usize, setting: DrainSetting) -> Result<(f64, Option<Duration>)> {
+        let rollups = setting.rollups;
         // Letters only: an id1 takes no digits.
         let tag = format!("r{}", char::from(b'a' + n as u8));
         let group = format!("bench-{}-{tag}", self.run_id).to_ascii_lowercase();
@@ -102,10 +179,13 @@ impl Drain<'_> {
             mqtt_url: self.target.mqtt_url.clone(),
             group: Some(group.clone()),
             client_id: format!("{group}-0"),
-            env: vec![(
-                "ROLLUPS".to_owned(),
-                if rollups { "true" } else { "false" }.to_owned(),
-            )],
+            env: vec![
+                (
+                    "ROLLUPS".to_owned(),
+                    if rollups { "true" } else { "false" }.to_owned(),
+                ),
+                ("INGEST_WRITER".to_owned(), setting.writer.to_owned()),
+            ],
         };
         // Subscribes once, so that the broker keeps a session to queue for.
         self.start(&spec).await?.terminate()?;
@@ -142,6 +222,17 @@ impl Drain<'_> {
         )
         .await
         .context("starting an ingestor")
+    }
+
+    /// Messages the backlog is published as.
+    fn messages(&self) -> usize {
+        let publishers = self.publishers.clamp(1, self.count.max(1));
+        (0..publishers)
+            .map(|p| {
+                let share = self.count / publishers + usize::from(p < self.count % publishers);
+                share.div_ceil(self.per_message.max(1))
+            })
+            .sum()
     }
 
     /// Publishes the backlog: each publisher a device of its own, stamped

@@ -9,6 +9,7 @@
 //! Ingestors run as real child processes (`datastream ingestor`), so their
 //! memory can be read and nothing is shared with the publishers.
 
+mod bare_subscriber;
 mod drain;
 mod pipeline;
 mod report;
@@ -74,6 +75,9 @@ pub struct PipelineRun {
 pub struct IngestReport {
     /// Direct multi-row inserts, rows/s.
     pub storage_rows_per_sec: f64,
+    /// `LOAD DATA LOCAL INFILE` of a file through the `mariadb` client,
+    /// rows/s (MySQL with the client installed).
+    pub load_data_file_rows_per_sec: Option<f64>,
     /// Pipeline with one reading per transaction, rows/s.
     pub naive: PipelineRun,
     /// Pipeline at full speed.
@@ -112,9 +116,14 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     let mut drops =
         BrokerDrops::follow(&mqtt, &format!("bench-sys-{run_id}").to_ascii_lowercase()).await;
 
-    eprintln!("[1/5] storage limit: direct INSERT IGNORE, batches of 1000");
+    eprintln!("[1/5] storage limit: direct INSERT IGNORE, batches of 1000; LOAD DATA from a file");
     let storage_rows_per_sec =
         direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), bench.count).await?;
+    let load_data_file_rows_per_sec = load_data_file_rate(
+        &target.database_url,
+        &format!("BENCH{run_id}L"),
+        bench.count,
+    )?;
 
     eprintln!("[2/5] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
@@ -170,6 +179,7 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     };
     Ok(IngestReport {
         storage_rows_per_sec,
+        load_data_file_rows_per_sec,
         naive,
         full,
         paced,
@@ -186,7 +196,7 @@ async fn drain_backlog(
     run_id: &str,
 ) -> Result<drain::DrainReport> {
     eprintln!(
-        "[5/5] draining a backlog of {} readings, rollups off / on / on / off",
+        "[5/5] draining a backlog of {} readings: the broker alone, then writer insert / auto, rollups on / off",
         bench.drain_count
     );
     let drain = drain::Drain {
@@ -285,6 +295,42 @@ async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Res
         store.insert_batch(chunk.into()).await?;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `count` readings written to a file and loaded with `mariadb -e "LOAD
+/// DATA LOCAL INFILE …"`, timed with the client's start; `None` without
+/// MySQL or the client.
+fn load_data_file_rate(database_url: &str, id1: &str, count: usize) -> Result<Option<f64>> {
+    use std::io::Write as _;
+    let Some(cli) = crate::mariadb_cli::MariadbCli::for_url(database_url) else {
+        return Ok(None);
+    };
+    let base = Utc::now() - ChronoDuration::hours(2);
+    let mut file = tempfile::NamedTempFile::new()?;
+    {
+        let mut out = std::io::BufWriter::new(&mut file);
+        for i in 0..count {
+            let at = base + ChronoDuration::microseconds(i as i64);
+            writeln!(
+                out,
+                "{}\tbench\t{id1}\t{}\t{}",
+                i as f64 * 0.01,
+                i % 16,
+                at.format("%Y-%m-%d %H:%M:%S%.6f")
+            )?;
+        }
+        out.flush()?;
+    }
+    let path = file.path().to_string_lossy().into_owned();
+    if path.contains('\'') {
+        anyhow::bail!("temporary file path {path:?} cannot be quoted");
+    }
+    let (_, took) = cli.run(&format!(
+        "SET time_zone = '+00:00'; LOAD DATA LOCAL INFILE '{path}' IGNORE INTO TABLE sensor_data \
+         CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '' LINES TERMINATED BY '\\n' \
+         (sensor_value, sensor_type, id1, id2, `timestamp`)"
+    ))?;
+    Ok(Some(count as f64 / took.as_secs_f64()))
 }
 
 impl PipelineRun {

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const ID1: &str = "QUERYBENCH";
 const DEVICES: u64 = 1_000;
 const TYPES: [&str; 4] = ["temperature", "humidity", "pressure", "co2"];
-pub(crate) const SPAN_DAYS: i64 = 30;
+const SPAN_DAYS: i64 = 30;
 /// actix-web names its worker threads `actix-server worker N`.
 const API_THREADS: &str = "actix-server";
 /// Fewest requests over which CPU time per request is reported.

@@ -12,6 +12,7 @@ mod connection_health;
 mod detached;
 mod diesel_store;
 mod mysql;
+mod mysql_load_data;
 mod mysql_session;
 mod query;
 mod retention;
@@ -245,6 +246,21 @@ pub struct StoreOptions {
     /// (`ROLLUPS`, on by default). Off, analytics read raw rows; turned on
     /// again, every hour is rebuilt.
     pub rollups: bool,
+    /// How batches are written (`INGEST_WRITER`).
+    pub insert_method: InsertMethod,
+}
+
+/// How a batch of readings is written to MySQL/MariaDB (SQLite always
+/// writes multi-row INSERTs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsertMethod {
+    /// `LOAD DATA LOCAL INFILE` streamed from memory where the server
+    /// allows it (`local_infile`), else multi-row `INSERT IGNORE`: found
+    /// out at the first batch and logged once.
+    #[default]
+    Auto,
+    /// Always multi-row `INSERT IGNORE`.
+    Insert,
 }
 
 impl Default for StoreOptions {
@@ -252,6 +268,7 @@ impl Default for StoreOptions {
         Self {
             pool_size: None,
             rollups: true,
+            insert_method: InsertMethod::Auto,
         }
     }
 }
@@ -278,9 +295,7 @@ async fn open(
             sqlite::SqliteBackend::open(path, migrations, pool_size, options.rollups).await?;
         Ok(Arc::new(Detached::new(DieselStore::new(backend))))
     } else if url.starts_with("mysql://") {
-        let pool_size = options.pool_size.unwrap_or(MYSQL_POOL_SIZE);
-        let backend =
-            mysql::MysqlBackend::open(url, migrations, pool_size, options.rollups).await?;
+        let backend = mysql::MysqlBackend::open(url, migrations, options).await?;
         Ok(Arc::new(Detached::new(DieselStore::new(backend))))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))

@@ -4,11 +4,12 @@
 
 use super::connection_health::ConnectionHealth;
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
+use super::mysql_load_data::{says_unavailable, BatchFiles};
 use super::mysql_session::configure_session;
 use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
 use super::transaction::ConnWork;
-use super::{Migrations, StoreError};
+use super::{InsertMethod, Migrations, StoreError, StoreOptions};
 use crate::db::{
     devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
     sensor_data, MYSQL_MIGRATIONS,
@@ -24,6 +25,7 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use diesel_migrations::MigrationHarness;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Rows per INSERT statement: far below MySQL's 65,535 placeholders
@@ -36,6 +38,17 @@ pub const MYSQL_POOL_SIZE: usize = 8;
 pub(crate) struct MysqlBackend {
     pool: Pool<AsyncMysqlConnection>,
     rollups: bool,
+    load_data: LoadData,
+}
+
+/// Whether batches go in as `LOAD DATA LOCAL INFILE` (`mysql_load_data.rs`)
+/// or as multi-row `INSERT IGNORE`s.
+struct LoadData {
+    files: BatchFiles,
+    /// Chosen (`InsertMethod::Auto`) and not found unavailable yet.
+    enabled: AtomicBool,
+    /// Whether the writer in use has been logged.
+    announced: AtomicBool,
 }
 
 impl MysqlBackend {
@@ -44,18 +57,93 @@ impl MysqlBackend {
     pub(crate) async fn open(
         url: &str,
         migrations: Migrations,
-        pool_size: usize,
-        rollups: bool,
+        options: StoreOptions,
     ) -> Result<Self, StoreError> {
         run_migrations(migrations, url, migrate).await?;
+        let files = BatchFiles::default();
         let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
             url,
-            pool_config(),
+            pool_config(files.clone()),
         );
         Ok(Self {
-            pool: build_pool(manager, pool_size)?,
-            rollups,
+            pool: build_pool(manager, options.pool_size.unwrap_or(MYSQL_POOL_SIZE))?,
+            rollups: options.rollups,
+            load_data: LoadData {
+                files,
+                enabled: AtomicBool::new(options.insert_method == InsertMethod::Auto),
+                announced: AtomicBool::new(false),
+            },
         })
+    }
+
+    /// Logs, once, how batches are written.
+    fn announce(&self, how: &str, reason: Option<&str>) {
+        if !self.load_data.announced.swap(true, Ordering::Relaxed) {
+            match reason {
+                None => tracing::info!("batches are written with {how}"),
+                Some(reason) => {
+                    tracing::warn!(%reason, "LOAD DATA LOCAL INFILE is unavailable; batches are written with {how}")
+                }
+            }
+        }
+    }
+
+    /// One batch in one transaction: the rollup marks first (so that a
+    /// refresher taking a mark waits for this write), then the rows, as
+    /// LOAD DATA or as INSERTs. `Ok(None)`: LOAD DATA turned out to be
+    /// unavailable and nothing was written.
+    async fn write_batch(
+        &self,
+        conn: &mut AsyncMysqlConnection,
+        readings: &[Reading],
+        marks: &WriteMarks,
+        load_data: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        let parked = load_data.then(|| self.load_data.files.park(readings));
+        let result = conn
+            .transaction(async |conn| {
+                match marks {
+                    WriteMarks::Hours(hours) => {
+                        diesel::insert_or_ignore_into(rollup_dirty::table)
+                            .values(hours)
+                            .execute(conn)
+                            .await?
+                    }
+                    WriteMarks::Stale => {
+                        diesel::insert_or_ignore_into(rollup_stale::table)
+                            .values(StaleRow::ROW)
+                            .execute(conn)
+                            .await?
+                    }
+                };
+                if let Some(parked) = &parked {
+                    let n = diesel::sql_query(parked.statement()).execute(conn).await?;
+                    return Ok::<_, diesel::result::Error>(n as u64);
+                }
+                let rows: Vec<NewReadingRow<'_>> =
+                    readings.iter().map(NewReadingRow::from).collect();
+                let mut inserted = 0u64;
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let n = diesel::insert_or_ignore_into(sensor_data::table)
+                        .values(chunk)
+                        .execute(conn)
+                        .await?;
+                    inserted += n as u64;
+                }
+                Ok(inserted)
+            })
+            .await;
+        match result {
+            Ok(n) => Ok(Some(n)),
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if load_data && says_unavailable(info.message()) =>
+            {
+                self.load_data.enabled.store(false, Ordering::Relaxed);
+                self.announce("multi-row INSERT IGNORE", Some(info.message()));
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -93,15 +181,16 @@ fn migrate(url: &str) -> Result<(), StoreError> {
     result
 }
 
-/// Every pooled connection gets the session settings and health
-/// instrumentation; it is pinged on checkout only after a failure or an
-/// idle second (`connection_health.rs`).
-fn pool_config() -> ManagerConfig<AsyncMysqlConnection> {
+/// Every pooled connection gets the session settings, health
+/// instrumentation and `files` as its LOCAL INFILE handler; it is pinged on
+/// checkout only after a failure or an idle second (`connection_health.rs`).
+fn pool_config(files: BatchFiles) -> ManagerConfig<AsyncMysqlConnection> {
     let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
-    config.custom_setup = Box::new(|url| {
+    config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
+        let files = files.clone();
         Box::pin(async move {
-            let mut conn = AsyncMysqlConnection::establish(&url).await?;
+            let mut conn = connect_with_batch_files(&url, files).await?;
             conn.set_instrumentation(ConnectionHealth::new());
             configure_session(&mut conn)
                 .await
@@ -123,6 +212,26 @@ fn pool_config() -> ManagerConfig<AsyncMysqlConnection> {
         })
     }));
     config
+}
+
+/// A connection as diesel-async's `establish` opens one, plus the handler
+/// that hands parked batches to the server.
+async fn connect_with_batch_files(
+    url: &str,
+    files: BatchFiles,
+) -> Result<AsyncMysqlConnection, diesel::ConnectionError> {
+    let opts = mysql_async::Opts::from_url(url)
+        .map_err(|e| diesel::ConnectionError::InvalidConnectionUrl(e.to_string()))?;
+    let opts = mysql_async::OptsBuilder::from_opts(opts)
+        // What diesel-async sets: its own statement cache, and found rows
+        // as affected rows.
+        .stmt_cache_size(0)
+        .client_found_rows(true)
+        .local_infile_handler(Some(files));
+    let conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    AsyncMysqlConnection::try_from(conn).await
 }
 
 impl DieselBackend for MysqlBackend {
@@ -245,44 +354,27 @@ impl DieselBackend for MysqlBackend {
         })
     }
 
-    /// One transaction: the rollup marks first (so that a refresher taking
-    /// a mark waits for this write), then the rows.
+    /// One transaction per batch ([`MysqlBackend::write_batch`]), as LOAD
+    /// DATA while the server allows it, else as INSERTs.
     fn insert_rows(
         self: Arc<Self>,
         readings: Arc<[Reading]>,
     ) -> OwnedFuture<Result<u64, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<NewReadingRow<'_>> = readings.iter().map(NewReadingRow::from).collect();
             let marks = WriteMarks::for_readings(self.rollups, &readings);
             let mut conn = self.conn().await?;
-            let inserted = conn
-                .transaction(async |conn| {
-                    match &marks {
-                        WriteMarks::Hours(hours) => {
-                            diesel::insert_or_ignore_into(rollup_dirty::table)
-                                .values(hours)
-                                .execute(conn)
-                                .await?
-                        }
-                        WriteMarks::Stale => {
-                            diesel::insert_or_ignore_into(rollup_stale::table)
-                                .values(StaleRow::ROW)
-                                .execute(conn)
-                                .await?
-                        }
-                    };
-                    let mut inserted = 0u64;
-                    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                        let n = diesel::insert_or_ignore_into(sensor_data::table)
-                            .values(chunk)
-                            .execute(conn)
-                            .await?;
-                        inserted += n as u64;
-                    }
-                    Ok::<_, diesel::result::Error>(inserted)
-                })
+            if AtomicBool::load(&self.load_data.enabled, Ordering::Relaxed) {
+                if let Some(n) = self.write_batch(&mut conn, &readings, &marks, true).await? {
+                    self.announce("LOAD DATA LOCAL INFILE, streamed from memory", None);
+                    return Ok(n);
+                }
+            } else {
+                self.announce("multi-row INSERT IGNORE", None);
+            }
+            let written = self
+                .write_batch(&mut conn, &readings, &marks, false)
                 .await?;
-            Ok(inserted)
+            Ok(written.unwrap_or_default())
         })
     }
 }
