@@ -145,8 +145,12 @@ pub async fn bench_ingest(settings: &Settings, args: IngestBenchArgs) -> Result<
     let Some(mqtt_url) = settings.mqtt_url.clone() else {
         bail!("bench ingest needs an external broker: set MQTT_URL (e.g. a Mosquitto running the project's mosquitto.conf)");
     };
+    // The benchmark's own store writes the storage-limit baseline: multi-row
+    // INSERT IGNORE, whatever INGEST_WRITER says for the ingestors.
+    let mut baseline = settings.clone();
+    baseline.ingest_writer = "insert".into();
     let target = ingest::IngestTarget {
-        store: system::open_store(settings).await?,
+        store: system::open_store(&baseline).await?,
         database_url: settings.database_url.clone(),
         mqtt_url,
         binary: std::env::current_exe().context("locating the datastream binary")?,

@@ -100,7 +100,9 @@ pub async fn run(store: SharedStore, bench: &RetentionBench) -> Result<Retention
             "the table's oldest day has no readings: run bench retention on a database of its own"
         );
     }
-    eprintln!("bench retention: removing the oldest day, {day_rows} readings, from {} ({start} to {day_end})", bench.rows);
+    eprintln!(
+        "bench retention: removing the oldest day of bench query's table, {day_rows} readings ({start} to {day_end})"
+    );
     // The sweeper finds settled hours clean (the refresher runs in every
     // ingestor): rebuild the day's rollups first, outside the timing.
     while store

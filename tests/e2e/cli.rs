@@ -210,7 +210,12 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
     let Some(mqtt) = datastream_test_support::external_mqtt() else {
         return;
     };
-    let db = TestDb::sqlite();
+    // MariaDB when there is one: its run has the LOAD DATA writer and the
+    // LOAD DATA baseline.
+    let db = match TestDb::mysql().await {
+        Some(db) => db,
+        None => TestDb::sqlite(),
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
         .args(["--database-url", db.url(), "--mqtt-url", &mqtt])
         .args(["bench", "ingest", "--count", "400", "--naive-count", "100"])
@@ -235,10 +240,54 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
         "landed ÷ naive pipeline",
         "p99 at half rate",
         "ingestor peak RSS",
-        "backlog drain, rollups on ÷ off",
+        "broker alone (bare subscriber)",
+        "drain (auto) ÷ INSERT IGNORE ×1000",
+        "drain, auto ÷ insert writer",
+        "drain, rollups on ÷ off",
     ] {
         assert!(stdout.contains(ratio), "{ratio} missing from:\n{stdout}");
     }
+    if db.url().starts_with("mysql://") {
+        assert!(
+            stdout.contains("drain (auto) ÷ LOAD DATA from file"),
+            "{stdout}"
+        );
+    }
+}
+
+/// The shipped retention benchmark removes the table's oldest day and
+/// reports ingest beside it against ingest alone (and, on MariaDB, against
+/// dropping a partition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_retention_removes_the_oldest_day_beside_ingest_alone() {
+    let db = match TestDb::mysql().await {
+        Some(db) => db,
+        None => TestDb::sqlite(),
+    };
+    let out = datastream(
+        &db,
+        &["bench", "retention", "--rows", "30000", "--seconds", "1"],
+        "",
+    );
+    let stdout = stdout_of_success(&out);
+    for line in [
+        "ingest alone",
+        "ingest while retention runs",
+        "retention: one day, 1000 rows",
+        "ingest during retention ÷ alone",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+    }
+    if db.url().starts_with("mysql://") {
+        assert!(stdout.contains("DROP PARTITION"), "{stdout}");
+    }
+    // Run again: the next day goes.
+    let again = datastream(
+        &db,
+        &["bench", "retention", "--rows", "29000", "--seconds", "1"],
+        "",
+    );
+    assert!(stdout_of_success(&again).contains("retention: one day, 1000 rows"));
 }
 
 /// The shipped stream benchmark runs end to end against the test broker:
