@@ -364,6 +364,7 @@ async fn a_fixed_generator_takes_a_device_range_a_model_and_a_value_range() {
         .wait_until_count(30, std::time::Duration::from_secs(15))
         .await;
     let _ = child.kill();
+    let _ = child.wait();
     assert!(readings.len() >= 30, "only {} readings", readings.len());
     let mut devices = std::collections::BTreeSet::new();
     for p in &readings {

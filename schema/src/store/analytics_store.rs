@@ -222,6 +222,9 @@ where
         }
         let settled = (now - Duration::seconds(3_600 + SETTLE)).naive_utc();
         let quiet = (now - Duration::seconds(QUIET)).naive_utc();
+        let Ok(_turn) = self.maintenance.try_lock() else {
+            return Ok(0);
+        };
         let mut conn = self.conn().await?;
         if !B::begin_refresh(&mut conn).await? {
             return Ok(0);
@@ -243,12 +246,16 @@ where
             // retention would lose history (the binary refuses the mix).
             return Ok(RetentionStep::default());
         }
+        let busy = RetentionStep {
+            busy: true,
+            ..RetentionStep::default()
+        };
+        let Ok(_turn) = self.maintenance.try_lock() else {
+            return Ok(busy);
+        };
         let mut conn = self.conn().await?;
         if !B::begin_refresh(&mut conn).await? {
-            return Ok(RetentionStep {
-                busy: true,
-                ..RetentionStep::default()
-            });
+            return Ok(busy);
         }
         let step = retention::step::<B>(&mut conn, policy, now, chunk).await;
         // Released even after a failure: the connection goes back to the pool.

@@ -105,12 +105,18 @@ pub(crate) trait DieselBackend: Send + Sync + 'static {
 /// The store over backend `B`.
 pub(crate) struct DieselStore<B> {
     pub(super) backend: Arc<B>,
+    /// The refresher's and the retention sweeper's turn in this process
+    /// (across processes, [`DieselBackend::begin_refresh`] decides): they
+    /// write the same catalog and rollup rows, and SQLite's named-lock
+    /// stand-in lets everyone in.
+    pub(super) maintenance: tokio::sync::Mutex<()>,
 }
 
 impl<B: DieselBackend> DieselStore<B> {
     pub(crate) fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
+            maintenance: tokio::sync::Mutex::new(()),
         }
     }
 
