@@ -213,7 +213,8 @@ sleep 1
 kill "$probe_pid" 2>/dev/null || true
 
 # --- Checks ----------------------------------------------------------------
-published=$(grep -c . "$work/published.txt" || true)
+# Distinct readings: a QoS 1 message may reach the watcher twice.
+published=$(sort -u "$work/published.txt" | grep -c . || true)
 [ "$published" -gt 0 ] || fail "nothing was published"
 declare -A stored
 for n in 1 2 3; do
@@ -223,7 +224,22 @@ for n in 1 2 3; do
     [ "${stored[$n]}" -ge "$published" ] && break
     sleep 0.2
   done
-  [ "${stored[$n]}" -eq "$published" ] || fail "node $n holds ${stored[$n]} readings, $published were published"
+  if [ "${stored[$n]}" -ne "$published" ]; then
+    for m in 1 2 3; do
+      echo "node $m: $(sql "$m" "SELECT COUNT(*) FROM $db.sensor_data WHERE id1 = 'GALERA'") readings" >&2
+    done
+    # Which published readings node n lacks (device and time).
+    sort -u "$work/published.txt" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(r["id2"], r["timestamp"].replace("T", " ").rstrip("Z"))' | sort >"$work/published.keys"
+    sql "$n" "SELECT id2, DATE_FORMAT(timestamp, '%Y-%m-%d %H:%i:%s.%f') FROM $db.sensor_data WHERE id1 = 'GALERA'" |
+      tr '\t' ' ' | sort >"$work/stored.keys"
+    echo "missing on node $n (first 20):" >&2
+    comm -23 "$work/published.keys" "$work/stored.keys" | head -n 20 >&2
+    fail "node $n holds ${stored[$n]} readings, $published were published"
+  fi
   [ "$distinct" -eq "${stored[$n]}" ] || fail "node $n holds duplicates"
 done
 probes=$(grep -c . "$work/api-probe.txt" || true)

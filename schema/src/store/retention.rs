@@ -18,11 +18,11 @@
 use super::analytics_store::{device_rollups, RawQuery};
 use super::diesel_store::{DieselBackend, IdsAndTimes};
 use super::query::SqlTypes;
-use super::rollup_refresh::{delete_catalog_row, refresh_hour, HourChange};
-use super::rollup_rows::{hour_of, DeviceHourRow, DeviceRow, DirtyRow, HourRollups, RawRow};
+use super::rollup_refresh::{catalog_after, refresh_hour};
+use super::rollup_rows::{hour_of, DeviceHourRow, DirtyRow, HourRollups, RawRow};
 use super::transaction::in_transaction;
 use super::StoreError;
-use crate::analytics::{Aggregate, Device};
+use crate::analytics::Aggregate;
 use crate::db::{
     devices, retention_horizon, rollup_device_hour, rollup_dirty, rollup_id1_hour,
     rollup_type_hour, sensor_data,
@@ -38,7 +38,7 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Hours retired in one step at most: a step stays short, and a first run
 /// over a year of readings makes progress a day at a time.
@@ -261,39 +261,9 @@ where
             .into_iter()
             .map(|r| (r.key(), r.aggregate()))
             .collect();
-    let id1s: BTreeSet<String> = stale.keys().map(|k| k.id1.clone()).collect();
-    let recorded: BTreeMap<_, Aggregate> = B::catalog_for_update(conn, id1s.into_iter().collect())
-        .await?
-        .into_iter()
-        .map(|row| {
-            let device = Device::from(row);
-            (
-                super::analytics_store::DeviceKey::of(&device),
-                super::analytics_store::device_aggregate(&device),
-            )
-        })
-        .collect();
-    let mut catalog = Vec::new();
-    for (key, old) in &stale {
-        // As if the hour had been rebuilt and found empty, with the new
-        // horizon: the device's first reading moves to a later hour.
-        let change = HourChange {
-            hour,
-            horizon: Some(end),
-            recorded: recorded.get(key),
-            stale: Some(old),
-            fresh: None,
-        };
-        match change.catalog_entry(conn, key).await? {
-            Some(a) => catalog.push(DeviceRow::new(
-                key.id1.clone(),
-                key.id2,
-                key.sensor_type.clone(),
-                &a,
-            )),
-            None => delete_catalog_row::<B>(conn, key).await?,
-        }
-    }
+    // As if the hour had been rebuilt and found empty, counting from the
+    // new horizon: a device's first reading moves to a later hour.
+    let catalog = catalog_after::<B>(conn, hour, Some(end), &stale, &BTreeMap::new()).await?;
     B::write_hour(conn, HourRollups::new(hour, &BTreeMap::new(), catalog)).await?;
     diesel::delete(retention_horizon::table)
         .into_boxed::<B::Db>()

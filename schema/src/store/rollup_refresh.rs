@@ -189,6 +189,33 @@ where
         .into_iter()
         .map(|r| (r.key(), r.aggregate()))
         .collect();
+    let catalog = catalog_after::<B>(conn, hour, horizon, &stale, &fresh).await?;
+    delete_hour_rollups::<B>(conn, hour).await?;
+    B::write_hour(conn, HourRollups::new(hour, &fresh, catalog)).await?;
+    Ok(true)
+}
+
+/// The device catalog once `hour`'s rollups go from `stale` to `fresh`
+/// (per device), counting from `horizon` on: the rows to write back.
+/// Devices with nothing left lose their row here. The catalog rows are
+/// locked until the transaction ends.
+pub(super) async fn catalog_after<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+    horizon: Option<NaiveDateTime>,
+    stale: &BTreeMap<DeviceKey, Aggregate>,
+    fresh: &BTreeMap<DeviceKey, Aggregate>,
+) -> Result<Vec<DeviceRow>, StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    i64: ToSql<BigInt, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_device_hour::BoxedQuery<'static, B::Db>>,
+    rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
+    BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
+{
     let touched: BTreeSet<DeviceKey> = fresh.keys().chain(stale.keys()).cloned().collect();
     let id1s: BTreeSet<String> = touched.iter().map(|k| k.id1.clone()).collect();
     let recorded: BTreeMap<DeviceKey, Aggregate> =
@@ -214,28 +241,26 @@ where
             None => delete_catalog_row::<B>(conn, &key).await?,
         }
     }
-    delete_hour_rollups::<B>(conn, hour).await?;
-    B::write_hour(conn, HourRollups::new(hour, &fresh, catalog)).await?;
-    Ok(true)
+    Ok(catalog)
 }
 
 /// What rebuilding (or retiring) one hour does to one device.
-pub(super) struct HourChange<'a> {
-    pub(super) hour: NaiveDateTime,
+struct HourChange<'a> {
+    hour: NaiveDateTime,
     /// Retention's horizon: hours before it no longer count.
-    pub(super) horizon: Option<NaiveDateTime>,
+    horizon: Option<NaiveDateTime>,
     /// Its catalog row (the sum of all its hourly rollups).
-    pub(super) recorded: Option<&'a Aggregate>,
+    recorded: Option<&'a Aggregate>,
     /// The hour's old rollup of it.
-    pub(super) stale: Option<&'a Aggregate>,
+    stale: Option<&'a Aggregate>,
     /// The hour's new rollup of it.
-    pub(super) fresh: Option<&'a Aggregate>,
+    fresh: Option<&'a Aggregate>,
 }
 
 impl HourChange<'_> {
     /// The device's catalog entry after the change; `None` when no reading
     /// of it is left.
-    pub(super) async fn catalog_entry<C, DB>(
+    async fn catalog_entry<C, DB>(
         &self,
         conn: &mut C,
         key: &DeviceKey,
@@ -323,7 +348,7 @@ where
 }
 
 /// Removes a device whose readings are all gone from the catalog.
-pub(super) async fn delete_catalog_row<B: DieselBackend>(
+async fn delete_catalog_row<B: DieselBackend>(
     conn: &mut B::Conn,
     key: &DeviceKey,
 ) -> Result<(), StoreError>
