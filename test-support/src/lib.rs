@@ -521,10 +521,26 @@ impl MessageTap {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
-            .await
-            .expect("the broker acknowledges the subscription in time")
-            .expect("the tap's event loop is running");
+        // A broker busy with a whole test suite has been seen to sit on a
+        // subscription: ask again rather than fail the test on it.
+        let mut subscribed_rx = subscribed_rx;
+        let mut tries = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), &mut subscribed_rx).await {
+                Ok(acked) => {
+                    acked.expect("the tap's event loop is running");
+                    break;
+                }
+                Err(_) if tries < 2 => {
+                    tries += 1;
+                    client
+                        .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                        .await
+                        .expect("queueing the subscription again");
+                }
+                Err(_) => panic!("the broker did not acknowledge the subscription in 30 s"),
+            }
+        }
         Self { received, client }
     }
 
