@@ -80,6 +80,14 @@ pub struct DrainReport {
     pub broker_alone: f64,
     /// Every run, in order.
     pub runs: Vec<DrainRun>,
+    /// `INSERT IGNORE` ×1,000 of `count` readings straight into the table,
+    /// rows/s, measured between the runs (before the first, after the
+    /// third and after the last), so the table and the machine are as the
+    /// drains found them.
+    pub insert_baseline: Vec<f64>,
+    /// `LOAD DATA LOCAL INFILE` of a file of `count` readings through the
+    /// `mariadb` client, rows/s, at the same moments (MySQL only).
+    pub file_baseline: Vec<f64>,
 }
 
 impl DrainReport {
@@ -91,7 +99,17 @@ impl DrainReport {
             .filter(|r| r.setting.writer == writer && r.setting.rollups == rollups)
             .map(|r| r.rate)
             .collect();
-        rates.iter().sum::<f64>() / rates.len().max(1) as f64
+        mean(&rates)
+    }
+
+    /// Mean of the `INSERT IGNORE` baselines.
+    pub fn insert_baseline(&self) -> f64 {
+        mean(&self.insert_baseline)
+    }
+
+    /// Mean of the LOAD DATA-from-a-file baselines, when measured.
+    pub fn file_baseline(&self) -> Option<f64> {
+        (!self.file_baseline.is_empty()).then(|| mean(&self.file_baseline))
     }
 
     /// Rollups on ÷ off, with the default writer.
@@ -116,12 +134,17 @@ pub(super) struct Drain<'a> {
 }
 
 impl Drain<'_> {
-    /// The broker alone, then the six runs.
+    /// The broker alone, then the six runs with the baselines between them.
     pub(super) async fn measure(&self) -> Result<DrainReport> {
         let broker_alone = self.broker_alone().await?;
         eprintln!("  broker alone (a bare subscriber): {broker_alone:.0} readings/s");
         let mut runs = Vec::new();
+        let (mut insert_baseline, mut file_baseline) = (Vec::new(), Vec::new());
         for (n, setting) in RUNS.into_iter().enumerate() {
+            if n % 3 == 0 {
+                self.baselines(n, &mut insert_baseline, &mut file_baseline)
+                    .await?;
+            }
             // Every run starts from exact rollups, as a running system has
             // them: the one before may have left its hours dirty, or (off)
             // the rollups stale.
@@ -142,11 +165,40 @@ impl Drain<'_> {
                 caught_up,
             });
         }
+        self.baselines(RUNS.len(), &mut insert_baseline, &mut file_baseline)
+            .await?;
         Ok(DrainReport {
             count: self.count,
             broker_alone,
             runs,
+            insert_baseline,
+            file_baseline,
         })
+    }
+
+    /// Both baselines once, with the same number of readings as a drain.
+    async fn baselines(&self, n: usize, insert: &mut Vec<f64>, file: &mut Vec<f64>) -> Result<()> {
+        let tag = char::from(b'a' + n as u8).to_ascii_uppercase();
+        let rate = super::direct_insert_rate(
+            &self.target.store,
+            &format!("BENCH{}I{tag}", self.run_id),
+            self.count,
+        )
+        .await?;
+        insert.push(rate);
+        let from_file = super::load_data_file_rate(
+            &self.target.database_url,
+            &format!("BENCH{}F{tag}", self.run_id),
+            self.count,
+        )?;
+        eprintln!(
+            "  baselines: INSERT IGNORE ×1000 {rate:.0} rows/s{}",
+            from_file.map_or(String::new(), |f| format!(
+                ", LOAD DATA from a file {f:.0} rows/s"
+            ))
+        );
+        file.extend(from_file);
+        Ok(())
     }
 
     /// A subscriber that stores nothing drains the same backlog: how fast
@@ -311,4 +363,8 @@ async fn wait_clean(store: &SharedStore) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+fn mean(rates: &[f64]) -> f64 {
+    rates.iter().sum::<f64>() / rates.len().max(1) as f64
 }

@@ -271,7 +271,11 @@ async fn stop(ingestors: Vec<ServiceProcess>, mqtt: &MqttUrl) {
 }
 
 /// Inserts `count` readings straight into the table in batches of 1,000.
-async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Result<f64> {
+pub(super) async fn direct_insert_rate(
+    store: &SharedStore,
+    id1: &str,
+    count: usize,
+) -> Result<f64> {
     let id1 = Id1::parse(id1)?;
     let sensor_type = SensorType::parse("bench")?;
     let base = Utc::now() - ChronoDuration::hours(2);
@@ -300,7 +304,11 @@ async fn direct_insert_rate(store: &SharedStore, id1: &str, count: usize) -> Res
 /// `count` readings written to a file and loaded with `mariadb -e "LOAD
 /// DATA LOCAL INFILE …"`, timed with the client's start; `None` without
 /// MySQL or the client.
-fn load_data_file_rate(database_url: &str, id1: &str, count: usize) -> Result<Option<f64>> {
+pub(super) fn load_data_file_rate(
+    database_url: &str,
+    id1: &str,
+    count: usize,
+) -> Result<Option<f64>> {
     use std::io::Write as _;
     let Some(cli) = crate::mariadb_cli::MariadbCli::for_url(database_url) else {
         return Ok(None);

@@ -93,16 +93,25 @@ impl IngestReport {
              \x20 broker alone (bare subscriber)     {:>9.0}/s\n\
              \x20 writer insert, rollups on          {insert:>9.0}/s\n\
              \x20 writer auto (LOAD DATA), rollups on {load:>8.0}/s\n\
-             \x20 writer auto, rollups off           {:>9.0}/s\n",
+             \x20 writer auto, rollups off           {:>9.0}/s\n\
+             \x20 baseline INSERT IGNORE ×1000       {:>9.0}/s  (between the drains: {})\n",
             d.count,
             d.broker_alone,
-            d.mean("auto", false)
+            d.mean("auto", false),
+            d.insert_baseline(),
+            rates(&d.insert_baseline)
         );
+        if let Some(file) = d.file_baseline() {
+            s.push_str(&format!(
+                "  baseline LOAD DATA from a file     {file:>9.0}/s  (between the drains: {})\n",
+                rates(&d.file_baseline)
+            ));
+        }
         s.push_str(&format!(
             "  drain (auto) ÷ INSERT IGNORE ×1000  {:>6.2}   (target ≥ 1.0)\n",
-            load / self.storage_rows_per_sec
+            load / d.insert_baseline()
         ));
-        if let Some(file) = self.load_data_file_rows_per_sec {
+        if let Some(file) = d.file_baseline() {
             s.push_str(&format!(
                 "  drain (auto) ÷ LOAD DATA from file  {:>6.2}   (target ≥ 0.6)\n",
                 load / file
@@ -122,4 +131,13 @@ impl IngestReport {
         ));
         s
     }
+}
+
+/// Rates as `a / b / c`.
+fn rates(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
