@@ -117,13 +117,8 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         BrokerDrops::follow(&mqtt, &format!("bench-sys-{run_id}").to_ascii_lowercase()).await;
 
     eprintln!("[1/5] storage limit: direct INSERT IGNORE, batches of 1000; LOAD DATA from a file");
-    let storage_rows_per_sec =
-        direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), bench.count).await?;
-    let load_data_file_rows_per_sec = load_data_file_rate(
-        &target.database_url,
-        &format!("BENCH{run_id}L"),
-        bench.count,
-    )?;
+    let (storage_rows_per_sec, load_data_file_rows_per_sec) =
+        storage_baselines(target, &run_id, bench.count).await?;
 
     eprintln!("[2/5] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
@@ -188,7 +183,20 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     })
 }
 
-/// Step 5: a backlog drained with rollups off and on.
+/// Step 1: `count` readings straight into the table, as multi-row INSERT
+/// IGNOREs and (MySQL) as LOAD DATA from a file; rows/s.
+async fn storage_baselines(
+    target: &IngestTarget,
+    run_id: &str,
+    count: usize,
+) -> Result<(f64, Option<f64>)> {
+    let insert = direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), count).await?;
+    let file = load_data_file_rate(&target.database_url, &format!("BENCH{run_id}L"), count)?;
+    Ok((insert, file))
+}
+
+/// Step 5: a backlog drained: the broker alone, both writers, rollups on
+/// and off, and both baselines between the runs.
 async fn drain_backlog(
     target: &IngestTarget,
     bench: &IngestBench,
