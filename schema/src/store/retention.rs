@@ -15,14 +15,13 @@
 //! Deleting rows marks nothing, so the rollups of retired hours stay as
 //! they were.
 
-use super::analytics_store::{device_rollups, RawQuery};
+use super::analytics_store::RawQuery;
 use super::diesel_store::{DieselBackend, IdsAndTimes};
 use super::query::SqlTypes;
-use super::rollup_refresh::{catalog_after, refresh_hour};
+use super::rollup_refresh::{catalog_after, hour_rollups_per_device, refresh_hour};
 use super::rollup_rows::{hour_of, DeviceHourRow, DirtyRow, HourRollups, RawRow};
 use super::transaction::in_transaction;
 use super::StoreError;
-use crate::analytics::Aggregate;
 use crate::db::{
     devices, retention_horizon, rollup_device_hour, rollup_dirty, rollup_id1_hour,
     rollup_type_hour, sensor_data,
@@ -113,10 +112,11 @@ where
     let cutoff = hour_of(policy.raw_cutoff(now));
     let mut step = RetentionStep::default();
     while (step.hours_retired as usize) < HOURS_PER_STEP {
-        let Some(hour) = oldest_hour_before::<B::Conn, B::Db>(conn, cutoff).await? else {
+        let before = horizon(conn).await?;
+        let Some(hour) = oldest_hour_before::<B::Conn, B::Db>(conn, before, cutoff).await? else {
             break;
         };
-        if !retire_hour::<B>(conn, hour).await? {
+        if !retire_hour::<B>(conn, before, hour).await? {
             // A writer holds one of its dirty marks: next step.
             step.more = true;
             break;
@@ -142,10 +142,11 @@ where
     Ok(step)
 }
 
-/// The hour of the oldest reading at or after the horizon, when that hour
+/// The hour of the oldest reading at or after `horizon`, when that hour
 /// ended by `cutoff`.
 async fn oldest_hour_before<C, DB>(
     conn: &mut C,
+    horizon: Option<NaiveDateTime>,
     cutoff: NaiveDateTime,
 ) -> Result<Option<NaiveDateTime>, StoreError>
 where
@@ -156,16 +157,13 @@ where
     i64: ToSql<BigInt, DB>,
     NaiveDateTime: ToSql<Timestamp, DB>,
     sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
-    retention_horizon::table:
-        BoxedDsl<'static, DB, Output = retention_horizon::BoxedQuery<'static, DB>>,
-    retention_horizon::BoxedQuery<'static, DB>: LoadQuery<'static, C, HorizonRow>,
     RawQuery<DB>: LoadQuery<'static, C, RawRow>,
 {
     let mut q = super::analytics_store::raw_rows::<DB>(&ReadingFilter::default())
         .filter(sensor_data::timestamp.lt(cutoff))
         .order(sensor_data::timestamp.asc())
         .limit(1);
-    if let Some(h) = horizon(conn).await? {
+    if let Some(h) = horizon {
         q = q.filter(sensor_data::timestamp.ge(h));
     }
     let oldest: Vec<RawRow> = q.load(conn).await?;
@@ -175,12 +173,13 @@ where
         .map(|r| hour_of(r.timestamp.and_utc())))
 }
 
-/// Retires `hour`: rebuilds its rollups first if they are marked, then in
-/// one transaction takes them out of the device catalog and moves the
-/// horizon past it. `false` when a mark could not be taken (a writer holds
-/// it).
+/// Retires `hour`, the oldest with rows at or after the horizon `before`:
+/// rebuilds its rollups first if they are marked, then in one transaction
+/// takes them out of the device catalog and moves the horizon past it.
+/// `false` when a mark could not be taken (a writer holds it).
 async fn retire_hour<B: DieselBackend>(
     conn: &mut B::Conn,
+    before: Option<NaiveDateTime>,
     hour: NaiveDateTime,
 ) -> Result<bool, StoreError>
 where
@@ -207,7 +206,6 @@ where
     HorizonInsert: ExecuteDsl<B::Conn>,
 {
     let end = hour + Duration::hours(1);
-    let before = horizon(conn).await?;
     // Every marked hour up to this one is rebuilt first: the catalog is
     // the sum of rollups, so retiring must subtract exact ones. (Hours
     // between the horizon and this one have no rows, so a mark there is
@@ -255,12 +253,7 @@ where
     if horizon(conn).await?.is_some_and(|h| h >= end) {
         return Ok(()); // another replica retired it
     }
-    let stale: BTreeMap<_, Aggregate> =
-        device_rollups(conn, &ReadingFilter::default(), None, hour, end)
-            .await?
-            .into_iter()
-            .map(|r| (r.key(), r.aggregate()))
-            .collect();
+    let stale = hour_rollups_per_device(conn, hour).await?;
     // As if the hour had been rebuilt and found empty, counting from the
     // new horizon: a device's first reading moves to a later hour.
     let catalog = catalog_after::<B>(conn, hour, Some(end), &stale, &BTreeMap::new()).await?;

@@ -184,15 +184,36 @@ where
         &everything.clone().within(hour.and_utc(), end.and_utc()),
     )
     .await?;
-    let stale: BTreeMap<DeviceKey, Aggregate> = device_rollups(conn, &everything, None, hour, end)
-        .await?
-        .into_iter()
-        .map(|r| (r.key(), r.aggregate()))
-        .collect();
+    let stale = hour_rollups_per_device(conn, hour).await?;
     let catalog = catalog_after::<B>(conn, hour, horizon, &stale, &fresh).await?;
     delete_hour_rollups::<B>(conn, hour).await?;
     B::write_hour(conn, HourRollups::new(hour, &fresh, catalog)).await?;
     Ok(true)
+}
+
+/// `hour`'s rollup of every device that has one.
+pub(super) async fn hour_rollups_per_device<C, DB>(
+    conn: &mut C,
+    hour: NaiveDateTime,
+) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
+where
+    C: diesel_async::AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+    rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
+{
+    let end = hour + Duration::hours(1);
+    Ok(
+        device_rollups(conn, &ReadingFilter::default(), None, hour, end)
+            .await?
+            .into_iter()
+            .map(|r| (r.key(), r.aggregate()))
+            .collect(),
+    )
 }
 
 /// The device catalog once `hour`'s rollups go from `stale` to `fresh`
