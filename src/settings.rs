@@ -157,11 +157,8 @@ impl Settings {
         StoreOptions {
             pool_size: self.database_pool_size,
             rollups: self.rollups,
-            // `load` refused anything else.
-            insert_method: match self.ingest_writer.as_str() {
-                "insert" => InsertMethod::Insert,
-                _ => InsertMethod::Auto,
-            },
+            // `load` refused a writer that does not parse.
+            insert_method: self.insert_method().unwrap_or_default(),
         }
     }
 
@@ -202,12 +199,7 @@ impl Settings {
         if self.ingest_flush_ms == 0 {
             bail!("INGEST_FLUSH_MS must be at least 1");
         }
-        if !matches!(self.ingest_writer.as_str(), "auto" | "insert") {
-            bail!(
-                "INGEST_WRITER must be auto or insert, got {:?}",
-                self.ingest_writer
-            );
-        }
+        self.insert_method()?;
         self.retention_policy()?;
         Ok(())
     }
@@ -220,6 +212,15 @@ impl Settings {
         match self.database_url.strip_prefix("sqlite://") {
             Some(db) => Path::new(db).with_extension("generators.json"),
             None => "datastream-generators.json".into(),
+        }
+    }
+
+    /// How batches are written (`INGEST_WRITER`).
+    pub fn insert_method(&self) -> Result<InsertMethod> {
+        match self.ingest_writer.as_str() {
+            "auto" => Ok(InsertMethod::Auto),
+            "insert" => Ok(InsertMethod::Insert),
+            other => bail!("INGEST_WRITER must be auto or insert, got {other:?}"),
         }
     }
 
@@ -310,6 +311,18 @@ mod tests {
         std::fs::write(&path, "database_pool_size = 0\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err();
         assert!(format!("{err:#}").contains("DATABASE_POOL_SIZE"), "{err:#}");
+    }
+
+    #[test]
+    fn an_unknown_ingest_writer_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("datastream.toml");
+        std::fs::write(&path, "ingest_writer = \"copy\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err();
+        assert!(format!("{err:#}").contains("INGEST_WRITER"), "{err:#}");
+        std::fs::write(&path, "ingest_writer = \"insert\"\n").unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        assert_eq!(settings.store_options().insert_method, InsertMethod::Insert);
     }
 
     #[test]
