@@ -599,6 +599,53 @@ async fn concurrent_writes_and_refreshers_leave_rollups_exact_on_mysql() {
     }
 }
 
+/// Another deployment on the same server (its own database) refreshing
+/// its rollups all the time must not take this one's turn: every refresh
+/// here rebuilds what is due, however busy the neighbour is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_neighbour_database_refreshing_at_once_does_not_take_this_ones_turn_on_mysql() {
+    let (Some(ours), Some(theirs)) = (TestDb::mysql().await, TestDb::mysql().await) else {
+        return;
+    };
+    let ours_store = datastream_schema::store::connect(ours.url()).await.unwrap();
+    let theirs_store = datastream_schema::store::connect(theirs.url())
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The neighbour re-marks its eight hours and rebuilds them, one at a
+    // time, as fast as it can.
+    let neighbour = {
+        let (store, stop) = (theirs_store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut round = 0i32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                round += 1;
+                let seeds: Vec<Seed> = (0..8i64)
+                    .map(|h| (0, h * 3_600, round as u32, round))
+                    .collect();
+                apply(&store, &Step::Insert(seeds), &mut Vec::new()).await;
+                apply(&store, &Step::Refresh(1), &mut Vec::new()).await;
+            }
+        })
+    };
+    for round in 0..20i64 {
+        // Two fresh readings in two hours of ours, then a refresh: it
+        // rebuilds both.
+        let seeds: Vec<Seed> = (0..2i64)
+            .map(|h| (1, ((round * 2 + h) % 8) * 3_600 + round, 0, round as i32))
+            .collect();
+        apply(&ours_store, &Step::Insert(seeds), &mut Vec::new()).await;
+        let later = Utc::now() + Duration::days(3_650);
+        let rebuilt = ours_store.refresh_rollups(later, 100).await.unwrap();
+        assert_eq!(
+            rebuilt, 2,
+            "round {round}: the neighbour took this database's turn"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    neighbour.await.unwrap();
+}
+
 /// Applies retention at `now` until no more work is due (waiting while
 /// another sweeper works).
 async fn retain(store: &SharedStore, policy: &RetentionPolicy, now: DateTime<Utc>) {

@@ -13,6 +13,7 @@ mod detached;
 mod diesel_store;
 mod mysql;
 mod mysql_load_data;
+mod mysql_named_lock;
 mod mysql_session;
 mod query;
 mod retention;

@@ -5,6 +5,7 @@
 use super::connection_health::ConnectionHealth;
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
 use super::mysql_load_data::{says_unavailable, BatchFiles};
+use super::mysql_named_lock as named_lock;
 use super::mysql_session::configure_session;
 use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
@@ -172,12 +173,12 @@ fn migrate(url: &str) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Unavailable(with_hint(e.to_string())))?;
     // DDL commits implicitly, so a transaction cannot keep replicas that
     // start together from both applying a migration; a named lock does.
-    conn.batch_execute("DO GET_LOCK('datastream_migrations', 60)")?;
+    conn.batch_execute(&format!("DO {}", named_lock::MIGRATIONS.get(60)))?;
     let result = conn
         .run_pending_migrations(MYSQL_MIGRATIONS)
         .map(|_| ())
         .map_err(|e| StoreError::Migration(e.to_string()));
-    conn.batch_execute("DO RELEASE_LOCK('datastream_migrations')")?;
+    conn.batch_execute(&named_lock::MIGRATIONS.release())?;
     result
 }
 
@@ -260,7 +261,7 @@ impl DieselBackend for MysqlBackend {
             let got: Vec<Option<i32>> =
                 diesel::select(diesel::dsl::sql::<
                     diesel::sql_types::Nullable<diesel::sql_types::Integer>,
-                >("GET_LOCK('datastream_rollup_refresh', 0)"))
+                >(&named_lock::ROLLUP_REFRESH.get(0)))
                 .load(conn)
                 .await?;
             Ok(matches!(got.as_slice(), [Some(1)]))
@@ -270,7 +271,7 @@ impl DieselBackend for MysqlBackend {
     fn end_refresh(conn: &mut AsyncMysqlConnection) -> ConnWork<'_, ()> {
         use diesel_async::SimpleAsyncConnection;
         Box::pin(async move {
-            conn.batch_execute("DO RELEASE_LOCK('datastream_rollup_refresh')")
+            conn.batch_execute(&named_lock::ROLLUP_REFRESH.release())
                 .await?;
             Ok(())
         })
