@@ -69,6 +69,24 @@ pub enum UserCommand {
     },
     /// List users and their roles.
     List,
+    /// Set a user's password, read from standard input (the way back in
+    /// for a forgotten admin password).
+    SetPassword {
+        /// The user.
+        username: String,
+    },
+    /// Give a user another role (the last admin cannot be demoted).
+    SetRole {
+        /// The user.
+        username: String,
+        /// admin or viewer.
+        role: String,
+    },
+    /// Delete a user (never the last admin).
+    Delete {
+        /// The user.
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -38,6 +38,15 @@ fn print_banner(e: &system::Endpoints, settings: &Settings) {
         }
     );
     eprintln!("  database      {}", e.database);
+    eprintln!(
+        "  ingestor      MQTT client id {}{}",
+        e.ingest_client_id,
+        if e.embedded_broker {
+            ""
+        } else {
+            "  (its persistent session on the broker)"
+        }
+    );
     eprintln!("  dashboard     http://{}/  (log in as the admin)", e.api);
     eprintln!(
         "  REST API      http://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
@@ -113,7 +122,7 @@ pub async fn generator(
         return system::run_generator_fleet(&settings, shutdown).await;
     };
     let spec = fixed_generator(&args, sensor_type, id1, id2).context("invalid generator")?;
-    let mqtt = system::external_mqtt(&settings)?;
+    let mqtt = system::generator_mqtt(&settings)?;
     let client_id = format!("datastream-generator-{}", spec.name());
     run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
     Ok(())
@@ -121,12 +130,19 @@ pub async fn generator(
 
 /// `datastream ingestor --end-session`: retire a replica's broker session.
 pub async fn end_ingestor_session(settings: &Settings) -> Result<()> {
-    let mqtt = system::external_mqtt(settings)?;
+    let mqtt = system::ingestor_mqtt(settings)?;
     let client_id = settings.ingest_client_id();
-    datastream_ingestor::end_session(&mqtt, &client_id)
+    let outcome = datastream_ingestor::end_session(&mqtt, &client_id)
         .await
         .with_context(|| format!("ending the session of {client_id} on {mqtt}"))?;
-    eprintln!("ended the broker session of {client_id}");
+    match outcome {
+        datastream_ingestor::SessionEnd::Ended => {
+            eprintln!("ended the broker session of {client_id} on {mqtt} (what it had queued is discarded)")
+        }
+        datastream_ingestor::SessionEnd::NoSession => eprintln!(
+            "{mqtt} holds no session for {client_id}; nothing to end (INGEST_CLIENT_ID names the session; `datastream up` prints its own)"
+        ),
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod listen;
+mod pipeline_check;
 pub mod settings;
 pub mod system;
 pub mod user_admin;

@@ -68,6 +68,18 @@ async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::User(UserCommand::List) => {
             until_interrupted(&stop, datastream::user_admin::list(&settings)).await
         }
+        Command::User(UserCommand::SetPassword { username }) => {
+            let set = datastream::user_admin::set_password(&settings, &username);
+            until_interrupted(&stop, set).await
+        }
+        Command::User(UserCommand::SetRole { username, role }) => {
+            let set = datastream::user_admin::set_role(&settings, &username, &role);
+            until_interrupted(&stop, set).await
+        }
+        Command::User(UserCommand::Delete { username }) => {
+            let delete = datastream::user_admin::delete(&settings, &username);
+            until_interrupted(&stop, delete).await
+        }
         Command::Bench(BenchCommand::Ingest(args)) => {
             until_interrupted(&stop, commands::bench_ingest(&settings, args)).await
         }

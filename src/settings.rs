@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use datastream_schema::store::{InsertMethod, StoreOptions};
 use datastream_schema::RetentionPolicy;
 use serde::Deserialize;
+use sha2::Digest;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -33,6 +34,14 @@ pub struct Settings {
     pub rollup_retention: Option<String>,
     /// External broker; unset means `up` starts the embedded one.
     pub mqtt_url: Option<String>,
+    /// The ingestor's own login on the external broker
+    /// (`mqtt://user:password@host:port`, the broker of `MQTT_URL`); unset:
+    /// `MQTT_URL`. Its user must be allowed to read `sensors/#`.
+    pub mqtt_ingestor_url: Option<String>,
+    /// The generators' own login on the external broker; unset: `MQTT_URL`.
+    /// Its user must be allowed to write `sensors/#` and read and write
+    /// `datastream/generators/#` and `datastream/fleets/#`.
+    pub mqtt_generator_url: Option<String>,
     /// Where the embedded broker listens (`up` moves off a taken default).
     pub mqtt_listen: ListenAddr,
     /// `name:password,…`: the embedded broker then accepts only these users,
@@ -68,8 +77,9 @@ pub struct Settings {
     pub ingest_shared: bool,
     /// MQTT client id of a standalone ingestor (stable per host by default).
     pub ingest_client_id: Option<String>,
-    /// Where a standalone ingestor serves health and metrics.
-    pub ingest_listen: SocketAddr,
+    /// Where a standalone ingestor serves health and metrics (a taken
+    /// default moves to the next free port, so replicas can share a host).
+    pub ingest_listen: ListenAddr,
     /// Readings per batch.
     pub ingest_batch_max: usize,
     /// Longest a reading waits in an open batch, in milliseconds.
@@ -96,6 +106,8 @@ impl Default for Settings {
             retention: None,
             rollup_retention: None,
             mqtt_url: None,
+            mqtt_ingestor_url: None,
+            mqtt_generator_url: None,
             mqtt_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 1883))),
             mqtt_users: None,
             api_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -109,7 +121,7 @@ impl Default for Settings {
             ingest_group: "ingestors".into(),
             ingest_shared: true,
             ingest_client_id: None,
-            ingest_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            ingest_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8082))),
             ingest_batch_max: 1000,
             ingest_flush_ms: 100,
             ingest_max_backlog: 50_000,
@@ -129,6 +141,8 @@ pub const ENV_VARS: &[&str] = &[
     "RETENTION",
     "ROLLUP_RETENTION",
     "MQTT_URL",
+    "MQTT_INGESTOR_URL",
+    "MQTT_GENERATOR_URL",
     "MQTT_LISTEN",
     "MQTT_USERS",
     "API_LISTEN",
@@ -259,18 +273,72 @@ impl Settings {
 
     /// The ingestor's MQTT client id: configured, or stable per host.
     pub fn ingest_client_id(&self) -> String {
-        self.ingest_client_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| "localhost".into());
-            let host: String = host
-                .trim()
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            format!("datastream-ingestor-{host}")
-        })
+        self.ingest_client_id
+            .clone()
+            .unwrap_or_else(|| format!("datastream-ingestor-{}", host_name()))
+    }
+
+    /// The client id of `up`'s ingestor: `INGEST_CLIENT_ID`, or one made of
+    /// the host and a digest of the database. It survives a restart on
+    /// other ports (the persistent session resumes instead of a second one
+    /// taking a share of the stream), and `up`s on other databases never
+    /// share one.
+    pub fn up_ingest_client_id(&self) -> String {
+        if let Some(id) = &self.ingest_client_id {
+            return id.clone();
+        }
+        let digest = sha2::Sha256::digest(database_identity(&self.database_url).as_bytes());
+        let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("datastream-up-{}-{short}", host_name())
+    }
+
+    /// The URL `up`'s and a standalone ingestor connect with.
+    pub fn ingestor_mqtt_url(&self) -> Option<&str> {
+        self.mqtt_ingestor_url
+            .as_deref()
+            .or(self.mqtt_url.as_deref())
+    }
+
+    /// The URL `up`'s generators and a standalone generator process
+    /// connect with.
+    pub fn generator_mqtt_url(&self) -> Option<&str> {
+        self.mqtt_generator_url
+            .as_deref()
+            .or(self.mqtt_url.as_deref())
+    }
+}
+
+/// This host's name, as far as it can go into an MQTT client id.
+fn host_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    host.trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+/// What names a database whatever URL spelling reaches it: an SQLite
+/// file's absolute path, a MySQL URL without its password.
+fn database_identity(url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let path = Path::new(path);
+            // The file exists once the store is open; its directory at least
+            // exists before.
+            let absolute = path.canonicalize().ok().or_else(|| {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                let dir = dir.unwrap_or(Path::new(".")).canonicalize().ok()?;
+                Some(dir.join(path.file_name()?))
+            });
+            format!(
+                "sqlite://{}",
+                absolute.unwrap_or(path.to_path_buf()).display()
+            )
+        }
+        None => datastream_schema::store::redact_url(url),
     }
 }
 
@@ -323,6 +391,33 @@ mod tests {
         std::fs::write(&path, "ingest_writer = \"insert\"\n").unwrap();
         let settings = Settings::load(Some(&path)).unwrap();
         assert_eq!(settings.store_options().insert_method, InsertMethod::Insert);
+    }
+
+    #[test]
+    fn ups_ingestor_keeps_its_client_id_across_ports_and_differs_per_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |db: &str, api: u16| Settings {
+            database_url: format!("sqlite://{}", dir.path().join(db).display()),
+            api_listen: ListenAddr::chosen(SocketAddr::from(([127, 0, 0, 1], api))),
+            ..Settings::default()
+        };
+        let first = settings("a.db", 8080).up_ingest_client_id();
+        assert_eq!(first, settings("a.db", 8081).up_ingest_client_id());
+        assert_ne!(first, settings("b.db", 8080).up_ingest_client_id());
+        assert!(first.starts_with("datastream-up-"), "{first}");
+        let chosen = Settings {
+            ingest_client_id: Some("mine".into()),
+            ..settings("a.db", 8080)
+        };
+        assert_eq!(chosen.up_ingest_client_id(), "mine");
+    }
+
+    #[test]
+    fn a_mysql_database_is_named_without_its_password() {
+        assert_eq!(
+            database_identity("mysql://u:secret@db:3306/x"),
+            database_identity("mysql://u:other@db:3306/x")
+        );
     }
 
     #[test]

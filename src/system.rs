@@ -3,6 +3,7 @@
 //! subcommands use the `run_*` functions.
 
 use crate::listen::ListenAddr;
+use crate::pipeline_check::PipelineCheck;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
@@ -13,14 +14,13 @@ use datastream_http::{
     ComponentState, DatabaseReadiness, HealthState, ReadinessCheck, Server, SharedReadiness,
     TokenVerifier,
 };
-use datastream_ingestor::{IngestConfig, IngestStatus, Ingestor, LiveFeed};
+use datastream_ingestor::{IngestConfig, IngestProbe, Ingestor, LiveFeed};
 use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
 use rand::distr::{Alphanumeric, SampleString};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +41,9 @@ pub struct Endpoints {
     pub admin: AdminBootstrap,
     /// True when the JWT secret was generated for this run.
     pub generated_jwt_secret: bool,
+    /// The MQTT client id of `up`'s ingestor (its persistent session on an
+    /// external broker).
+    pub ingest_client_id: String,
 }
 
 /// The generator service's task.
@@ -80,13 +83,22 @@ impl System {
 
         let ingest = CancellationToken::new();
         let api_port = listener.local_addr()?.port();
-        let mut ingestor = start_up_ingestor(settings, &brokers, &store, api_port, &ingest);
+        let ingest_client_id = settings.up_ingest_client_id();
+        let mut ingestor = start_up_ingestor(
+            settings,
+            &brokers,
+            &store,
+            ingest_client_id.clone(),
+            &ingest,
+        );
         let api = CancellationToken::new();
+        let pipeline = PipelineCheck::new(ingestor.probe(), &brokers.ingestor);
         let health = HealthState {
             prometheus: datastream_http::telemetry::prometheus(),
             readiness: Arc::new(IngestReadiness {
                 store: store.clone(),
-                ingestor: ingestor.status(),
+                ingestor: ingestor.probe(),
+                pipeline: Some(pipeline.clone()),
             }),
         };
         let live = start_live_feed(settings, brokers.ingestor.clone(), api_port, &api);
@@ -106,7 +118,7 @@ impl System {
         let config_file = brokers
             .embedded
             .then(|| ConfigFile::new(settings.generators_file()));
-        let (generator_task, generator_server) = start_up_generators(
+        let (generator_task, generator_server, generator_service) = start_up_generators(
             settings,
             &brokers.generator,
             UpGenerators {
@@ -118,6 +130,7 @@ impl System {
             &generators_token,
         )
         .await?;
+        pipeline.watch(generator_service, api.clone());
         Ok(Self {
             endpoints: Endpoints {
                 mqtt: brokers.url,
@@ -127,6 +140,7 @@ impl System {
                 database: store::redact_url(&settings.database_url),
                 admin,
                 generated_jwt_secret,
+                ingest_client_id,
             },
             generators: generators_token,
             ingest,
@@ -177,12 +191,28 @@ impl UpBroker {
     async fn start(settings: &Settings) -> Result<Self> {
         if let Some(url) = &settings.mqtt_url {
             let url = MqttUrl::parse(url)?;
+            let role = |name: &str, role_url: Option<&str>| -> Result<MqttUrl> {
+                let role_url = role_url.context("MQTT_URL is set")?;
+                let parsed = MqttUrl::parse(role_url).with_context(|| format!("{name} refused"))?;
+                if (parsed.host(), parsed.port()) != (url.host(), url.port()) {
+                    bail!("{name} ({parsed}) must name the broker of MQTT_URL ({url}), with the role's own credentials");
+                }
+                Ok(parsed)
+            };
             return Ok(Self {
-                url: url.clone(),
-                ingestor: url.clone(),
-                generator: url,
+                ingestor: role("MQTT_INGESTOR_URL", settings.ingestor_mqtt_url())?,
+                generator: role("MQTT_GENERATOR_URL", settings.generator_mqtt_url())?,
+                url,
                 embedded: false,
             });
+        }
+        for (name, set) in [
+            ("MQTT_INGESTOR_URL", &settings.mqtt_ingestor_url),
+            ("MQTT_GENERATOR_URL", &settings.mqtt_generator_url),
+        ] {
+            if set.is_some() {
+                bail!("{name} is set but MQTT_URL is not: without MQTT_URL, up starts its embedded broker (whose users come from MQTT_USERS); set MQTT_URL to the broker {name} names");
+            }
         }
         let users = settings.mqtt_users()?;
         let broker = start_embedded_broker(settings.mqtt_listen, users.clone()).await?;
@@ -207,13 +237,13 @@ impl UpBroker {
     }
 }
 
-/// `up`'s one ingestor, its session named after the API port so that two
-/// `up`s on one broker keep apart sessions.
+/// `up`'s one ingestor, its session named `client_id`
+/// ([`Settings::up_ingest_client_id`]).
 fn start_up_ingestor(
     settings: &Settings,
     broker: &UpBroker,
     store: &SharedStore,
-    api_port: u16,
+    client_id: String,
     stop: &CancellationToken,
 ) -> Ingestor {
     let mut ingest_settings = settings.clone();
@@ -223,7 +253,6 @@ fn start_up_ingestor(
         // subscribes directly (docs/DECISIONS.md).
         ingest_settings.ingest_shared = false;
     }
-    let client_id = format!("{}-{api_port}", settings.ingest_client_id());
     Ingestor::start(
         ingest_config(&ingest_settings, broker.ingestor.clone(), client_id),
         store.clone(),
@@ -248,7 +277,7 @@ async fn start_up_generators(
     listener: std::net::TcpListener,
     verifier: TokenVerifier,
     stop: &CancellationToken,
-) -> Result<(GeneratorTask, Server)> {
+) -> Result<(GeneratorTask, Server, GeneratorService)> {
     let RunningService { service, task } =
         GeneratorService::start(mqtt, &settings.generator_fleet, stop.clone())
             .await
@@ -271,12 +300,12 @@ async fn start_up_generators(
     }
     let server = datastream_generator::http::start_server(
         listener,
-        service,
+        service.clone(),
         verifier,
         datastream_http::telemetry::prometheus(),
         stop.clone(),
     )?;
-    Ok((task, server))
+    Ok((task, server, service))
 }
 
 /// Connects to the configured database (running migrations) with the
@@ -353,15 +382,23 @@ pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -
     })
 }
 
-/// Creates the first admin if there is no user yet.
+/// Creates the first admin if there is no user yet. `ADMIN_PASSWORD` does
+/// nothing once users exist; a warning says so, and how to change one.
 pub async fn bootstrap_admin(store: &SharedStore, settings: &Settings) -> Result<AdminBootstrap> {
-    ensure_admin(
+    let outcome = ensure_admin(
         store,
         &settings.admin_username,
         settings.admin_password.as_deref(),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))
+    .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))?;
+    if outcome == AdminBootstrap::Existing && settings.admin_password.is_some() {
+        tracing::warn!(
+            "ADMIN_PASSWORD is set but this database already has users: it only creates the first admin and was not applied; to change a password run `datastream user set-password {}`",
+            settings.admin_username
+        );
+    }
+    Ok(outcome)
 }
 
 /// Starts the embedded broker for `up` on `listen`, moving off a taken
@@ -398,11 +435,27 @@ pub async fn start_embedded_broker(
 /// The broker a standalone service connects to: `MQTT_URL`, or the default
 /// local broker.
 pub fn external_mqtt(settings: &Settings) -> Result<MqttUrl> {
-    let url = settings
-        .mqtt_url
-        .clone()
+    mqtt_or_default(settings, settings.mqtt_url.as_deref())
+}
+
+/// `url`, or the default local broker.
+fn mqtt_or_default(settings: &Settings, url: Option<&str>) -> Result<MqttUrl> {
+    let url = url
+        .map(str::to_owned)
         .unwrap_or_else(|| format!("mqtt://{}", settings.mqtt_listen.addr()));
     Ok(MqttUrl::parse(&url)?)
+}
+
+/// Where a standalone ingestor logs in: `MQTT_INGESTOR_URL`, else
+/// [`external_mqtt`].
+pub fn ingestor_mqtt(settings: &Settings) -> Result<MqttUrl> {
+    mqtt_or_default(settings, settings.ingestor_mqtt_url())
+}
+
+/// Where a standalone generator process logs in: `MQTT_GENERATOR_URL`,
+/// else [`external_mqtt`].
+pub fn generator_mqtt(settings: &Settings) -> Result<MqttUrl> {
+    mqtt_or_default(settings, settings.generator_mqtt_url())
 }
 
 /// Runs a standalone ingestor until `shutdown`, with `/healthz`, `/readyz`
@@ -411,9 +464,11 @@ pub async fn run_standalone_ingestor(
     settings: &Settings,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let mqtt = external_mqtt(settings)?;
+    let mqtt = ingestor_mqtt(settings)?;
     let store = open_store(settings).await?;
-    let listener = ListenAddr::chosen(settings.ingest_listen).bind("INGEST_LISTEN")?;
+    // Replicas on one host: a taken default moves to the next free port.
+    let listener = settings.ingest_listen.bind("INGEST_LISTEN")?;
+    tracing::info!(listen = %listener.local_addr()?, "health and metrics (/healthz, /readyz, /metrics)");
     let ingestor = Ingestor::start(
         ingest_config(settings, mqtt, settings.ingest_client_id()),
         store.clone(),
@@ -423,7 +478,8 @@ pub async fn run_standalone_ingestor(
         prometheus: datastream_http::telemetry::prometheus(),
         readiness: Arc::new(IngestReadiness {
             store,
-            ingestor: ingestor.status(),
+            ingestor: ingestor.probe(),
+            pipeline: None,
         }),
     };
     // The health endpoint outlives the ingestor's last commit, then stops.
@@ -435,20 +491,27 @@ pub async fn run_standalone_ingestor(
     Ok(())
 }
 
-/// Ready when the database answers and the ingestor is subscribed.
+/// Ready when the database answers, the broker granted the ingestor's
+/// subscription and (in `up`) what the generators publish reaches it.
 struct IngestReadiness {
     store: SharedStore,
-    ingestor: watch::Receiver<IngestStatus>,
+    ingestor: IngestProbe,
+    pipeline: Option<PipelineCheck>,
 }
 
 #[async_trait]
 impl ReadinessCheck for IngestReadiness {
     async fn check(&self) -> Vec<ComponentState> {
         let mut states = DatabaseReadiness(self.store.clone()).check().await;
-        let subscribed = self.ingestor.borrow().subscribed;
+        let status = self.ingestor.status();
+        let problem = match (status.refused, status.subscribed) {
+            (Some(refused), _) => Some(refused),
+            (None, false) => Some("ingestor not subscribed to the broker".to_owned()),
+            (None, true) => self.pipeline.as_ref().and_then(PipelineCheck::problem),
+        };
         states.push(ComponentState {
             name: "mqtt",
-            problem: (!subscribed).then(|| "ingestor not subscribed to the broker".to_owned()),
+            problem,
         });
         states
     }
@@ -503,7 +566,7 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
         Duration::from_secs(settings.jwt_ttl_secs),
     )
     .context("JWT_SECRET refused")?;
-    let mqtt = external_mqtt(settings)?;
+    let mqtt = generator_mqtt(settings)?;
     let listener = ListenAddr::chosen(settings.generator_listen.addr()).bind("GENERATOR_LISTEN")?;
     let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
         .await

@@ -5,8 +5,9 @@ use crate::settings::Settings;
 use crate::system::open_store;
 use anyhow::{bail, Context, Result};
 use datastream_api::auth::hash_password;
+use datastream_api::auth::USER_CACHE_TTL;
 use datastream_api::routes::users::validate_password;
-use datastream_schema::{Role, StoreError, Username};
+use datastream_schema::{leaves_no_admin, AccountChange, Role, StoreError, Username};
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Creates a user with a password read from standard input (prompted for
@@ -27,6 +28,71 @@ pub async fn add(settings: &Settings, username: &str, role: &str) -> Result<()> 
         other => other?,
     }
     eprintln!("created {role} {name}");
+    Ok(())
+}
+
+/// Replaces a user's password with one read from standard input: the way
+/// back in for a forgotten admin password (`ADMIN_PASSWORD` only creates
+/// the first admin).
+pub async fn set_password(settings: &Settings, username: &str) -> Result<()> {
+    let name = Username::parse(username).context("invalid username")?;
+    let store = open_store(settings).await?;
+    if store.find_user(&name).await?.is_none() {
+        bail!("no user {name} (datastream user list shows who exists)");
+    }
+    let prompt = format!("New password for {name}: ");
+    let password = tokio::task::spawn_blocking(move || read_password(&prompt)).await??;
+    validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await?
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    if !store.set_password(&name, &hash).await? {
+        bail!("no user {name}");
+    }
+    eprintln!("password of {name} changed");
+    Ok(())
+}
+
+/// Gives a user another role; the last admin cannot be demoted.
+pub async fn set_role(settings: &Settings, username: &str, role: &str) -> Result<()> {
+    let name = Username::parse(username).context("invalid username")?;
+    let role = Role::parse(role).context("invalid role")?;
+    let store = open_store(settings).await?;
+    let users = store.list_users().await?;
+    if !users.iter().any(|u| u.username == name) {
+        bail!("no user {name} (datastream user list shows who exists)");
+    }
+    if leaves_no_admin(&users, &name, AccountChange::SetRole(role)) {
+        bail!("{name} is the last admin: make another user admin first");
+    }
+    if !store.set_role(&name, role).await? {
+        bail!("no user {name}");
+    }
+    eprintln!(
+        "{name} is now {role} (running APIs apply it within {} s)",
+        USER_CACHE_TTL.as_secs()
+    );
+    Ok(())
+}
+
+/// Deletes a user; the last admin cannot be deleted.
+pub async fn delete(settings: &Settings, username: &str) -> Result<()> {
+    let name = Username::parse(username).context("invalid username")?;
+    let store = open_store(settings).await?;
+    let users = store.list_users().await?;
+    if !users.iter().any(|u| u.username == name) {
+        bail!("no user {name} (datastream user list shows who exists)");
+    }
+    if leaves_no_admin(&users, &name, AccountChange::Delete) {
+        bail!("{name} is the last admin: make another user admin first");
+    }
+    if !store.delete_user(&name).await? {
+        bail!("no user {name}");
+    }
+    eprintln!(
+        "deleted {name} (their tokens stop working within {} s)",
+        USER_CACHE_TTL.as_secs()
+    );
     Ok(())
 }
 

@@ -6,7 +6,8 @@ use crate::spec::GeneratorSpec;
 use datastream_schema::MqttUrl;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -139,6 +140,7 @@ pub enum Applied {
 pub struct Fleet {
     client: AsyncClient,
     running: Mutex<HashMap<String, RunningGenerator>>,
+    published: Arc<AtomicU64>,
 }
 
 impl Fleet {
@@ -147,7 +149,14 @@ impl Fleet {
         Self {
             client,
             running: Mutex::new(HashMap::new()),
+            published: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Readings handed to the MQTT client since the start, by every
+    /// generator that ran here.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
     }
 
     /// Starts `spec`, or switches the running generator of that name to it.
@@ -165,7 +174,9 @@ impl Fleet {
             None => {
                 log_spec(&spec, "generator started");
                 let name = spec.name().to_owned();
-                running.insert(name, RunningGenerator::start(spec, self.client.clone()));
+                let generator =
+                    RunningGenerator::start(spec, self.client.clone(), self.published.clone());
+                running.insert(name, generator);
                 Applied::Started
             }
         }

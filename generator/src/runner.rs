@@ -26,6 +26,8 @@ const MIN_TICK: Duration = Duration::from_millis(1);
 #[derive(Debug, Default)]
 pub struct GeneratorCounters {
     published: AtomicU64,
+    /// The fleet's count of readings published, over all its generators.
+    fleet_published: Arc<AtomicU64>,
     errors: AtomicU64,
     skipped: AtomicU64,
     /// Why the current spec's last reading failed validation; cleared when
@@ -82,10 +84,18 @@ pub struct RunningGenerator {
 }
 
 impl RunningGenerator {
-    /// Starts publishing `spec`'s readings through `client`.
-    pub fn start(spec: GeneratorSpec, client: AsyncClient) -> Self {
+    /// Starts publishing `spec`'s readings through `client`, counting each
+    /// also in `fleet_published`.
+    pub fn start(
+        spec: GeneratorSpec,
+        client: AsyncClient,
+        fleet_published: Arc<AtomicU64>,
+    ) -> Self {
         let (tx, rx) = watch::channel(spec);
-        let counters = Arc::new(GeneratorCounters::default());
+        let counters = Arc::new(GeneratorCounters {
+            fleet_published,
+            ..GeneratorCounters::default()
+        });
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(rx, client, counters.clone(), stop.clone()));
         Self {
@@ -216,6 +226,7 @@ async fn run(
                             return;
                         }
                         counters.published.fetch_add(1, Ordering::Relaxed);
+                        counters.fleet_published.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

@@ -66,7 +66,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Invalid(#[from] SpecError),
     /// The broker did not confirm a change in time.
-    #[error("the MQTT broker did not confirm the change within {0:?}")]
+    #[error("the MQTT broker did not confirm the change within {0:?}: is this MQTT user allowed to read and write datastream/generators/# (and datastream/fleets/#)? (MQTT_GENERATOR_URL gives the generators a login of their own)")]
     Unconfirmed(Duration),
 }
 
@@ -201,6 +201,11 @@ impl GeneratorService {
     /// removed, by anyone).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.version.subscribe()
+    }
+
+    /// Readings this process's generators have published since it started.
+    pub fn readings_published(&self) -> u64 {
+        self.inner.fleet.published()
     }
 
     /// This process's fleet.

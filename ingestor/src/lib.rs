@@ -36,7 +36,7 @@ pub use live_feed::LiveFeed;
 pub use metrics::IngestMetrics;
 pub use retention_sweeper::{retention_pause, RetentionSweeper, RETENTION_DELETE_CHUNK};
 pub use rollup_refresher::RollupRefresher;
-pub use status::IngestStatus;
+pub use status::{IngestProbe, IngestStatus};
 
 use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
 use datastream_schema::{MqttUrl, SharedStore};
@@ -44,7 +44,7 @@ use rumqttc::{AsyncClient, MqttOptions};
 use status::AckLedger;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +62,7 @@ const MAX_OUTGOING_PACKET: usize = 2 * dead_letter::MAX_DEAD_LETTER_BYTES;
 
 /// A running ingestor.
 pub struct Ingestor {
-    status: watch::Receiver<IngestStatus>,
+    probe: IngestProbe,
     task: JoinHandle<()>,
     refresher: RollupRefresher,
     sweeper: Option<RetentionSweeper>,
@@ -73,7 +73,7 @@ impl Ingestor {
     /// commits and acks what it holds and disconnects.
     pub fn start(config: IngestConfig, store: SharedStore, shutdown: CancellationToken) -> Self {
         let ledger = AckLedger::new();
-        let status = ledger.subscribe();
+        let probe = IngestProbe::new(ledger.clone());
         // The writer of readings also keeps their rollups exact.
         let refresher = RollupRefresher::start(store.clone(), shutdown.clone());
         let sweeper = config
@@ -81,7 +81,7 @@ impl Ingestor {
             .map(|policy| RetentionSweeper::start(store.clone(), policy, shutdown.clone()));
         let task = tokio::spawn(run(config, store, shutdown, ledger));
         Self {
-            status,
+            probe,
             task,
             refresher,
             sweeper,
@@ -92,14 +92,16 @@ impl Ingestor {
     /// readings published from now on reach it), or `timeout` passes.
     /// Returns whether it is subscribed.
     pub async fn wait_subscribed(&mut self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.status.wait_for(|s| s.subscribed))
+        let mut status = self.probe.watch();
+        tokio::time::timeout(timeout, status.wait_for(|s| s.subscribed))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// A handle that follows this ingestor's status (for readiness checks).
-    pub fn status(&self) -> watch::Receiver<IngestStatus> {
-        self.status.clone()
+    /// A handle that follows this ingestor's status and counts (for
+    /// readiness checks).
+    pub fn probe(&self) -> IngestProbe {
+        self.probe.clone()
     }
 
     /// Waits until the ingestor has stopped.
@@ -158,6 +160,10 @@ async fn run(
         metrics: metrics.clone(),
         ledger: ledger.clone(),
         max_backlog,
+        login: match config.mqtt.credentials() {
+            Some((user, _)) => format!("MQTT user {user:?}"),
+            None => "an anonymous MQTT client".to_owned(),
+        },
     };
     // Where the database takes concurrent writers (InnoDB), a second batch
     // commits while the first finishes; on a single writer (SQLite) it would
@@ -186,23 +192,61 @@ async fn run(
     }
 }
 
-/// Ends the persistent session of `client_id` on the broker: connects once
-/// with a clean session and disconnects. Use it when an ingestor replica is
-/// removed for good; until then the broker keeps queueing its share of the
-/// stream (and, for a group whose members are all gone, every message).
-pub async fn end_session(mqtt: &MqttUrl, client_id: &str) -> Result<(), rumqttc::ConnectionError> {
+/// What [`end_session`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The broker held a session for the client id; it is gone now, with
+    /// whatever it had queued.
+    Ended,
+    /// The broker held no session for the client id.
+    NoSession,
+}
+
+/// Ends the persistent session of `client_id` on the broker. Use it when an
+/// ingestor replica is removed for good; until then the broker keeps
+/// queueing its share of the stream (and, for a group whose members are all
+/// gone, every message).
+///
+/// MQTT 3.1.1 says whether a session existed only to a client that asks to
+/// resume it, so this connects twice: first resuming (acking nothing it is
+/// sent, so nothing queued is consumed by the look), then with a clean
+/// session, which discards it.
+pub async fn end_session(
+    mqtt: &MqttUrl,
+    client_id: &str,
+) -> Result<SessionEnd, rumqttc::ConnectionError> {
+    let existed = connect_once(mqtt, client_id, false).await?;
+    connect_once(mqtt, client_id, true).await?;
+    Ok(if existed {
+        SessionEnd::Ended
+    } else {
+        SessionEnd::NoSession
+    })
+}
+
+/// Connects as `client_id` and disconnects at once; returns whether the
+/// broker said a session was present.
+async fn connect_once(
+    mqtt: &MqttUrl,
+    client_id: &str,
+    clean_session: bool,
+) -> Result<bool, rumqttc::ConnectionError> {
     let mut options = MqttOptions::new(client_id, mqtt.host(), mqtt.port());
-    options.set_clean_session(true);
+    options
+        .set_clean_session(clean_session)
+        .set_manual_acks(true);
     if let Some((user, pass)) = mqtt.credentials() {
         options.set_credentials(user, pass);
     }
     let (client, mut eventloop) = AsyncClient::new(options, 10);
+    let mut present = false;
     loop {
         match eventloop.poll().await? {
-            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => {
+            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)) => {
+                present = ack.session_present;
                 let _ = client.disconnect().await;
             }
-            rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) => return Ok(()),
+            rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) => return Ok(present),
             _ => {}
         }
     }

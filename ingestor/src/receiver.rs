@@ -23,6 +23,7 @@ use chrono::Utc;
 use datastream_schema::{decode_message, DecodeLimits};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, Packet, PubAck, QoS,
+    SubAck, SubscribeReasonCode,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,12 +36,24 @@ use tokio_util::sync::CancellationToken;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
+/// How long a refused subscription waits before it is asked for again (an
+/// operator may have fixed the broker's ACL meanwhile).
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
+/// How long a granted subscription may stay silent before the log says
+/// that the broker may be filtering everything out.
+const QUIET_WARNING: Duration = Duration::from_secs(60);
+
 /// The connection's state between events.
 struct Link {
     connected: bool,
     reconnect_delay: Duration,
     /// Intake paused for a full backlog (for the log).
     paused: bool,
+    /// When the broker last granted the subscription, until the first
+    /// message arrives or the silence has been reported.
+    quiet_since: Option<Instant>,
+    /// When the broker last refused the subscription.
+    refused_at: Option<Instant>,
 }
 
 /// Whether the receiver carries on after an event.
@@ -60,6 +73,8 @@ pub(crate) struct Receiver {
     pub metrics: IngestMetrics,
     pub ledger: Arc<AckLedger>,
     pub max_backlog: usize,
+    /// Who the ingestor logs in as, for messages about permissions.
+    pub login: String,
 }
 
 impl Receiver {
@@ -72,6 +87,8 @@ impl Receiver {
             connected: false,
             reconnect_delay: FIRST_RECONNECT_DELAY,
             paused: false,
+            quiet_since: None,
+            refused_at: None,
         };
         loop {
             if self.backlog_full(&stop) {
@@ -139,10 +156,12 @@ impl Receiver {
                     tracing::error!(%error, "could not queue the subscription");
                 }
             }
-            Ok(Event::Incoming(Incoming::SubAck(_))) => self.ledger.set_subscribed(true),
+            Ok(Event::Incoming(Incoming::SubAck(ack))) => self.subscription_answered(&ack, link),
             Ok(Event::Incoming(Incoming::Publish(publish))) if !stop.is_cancelled() => {
+                link.quiet_since = None;
                 return self.forward(publish);
             }
+            Ok(Event::Incoming(Incoming::PingResp)) => self.check_subscription(link),
             Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => {
                 if let Some(rest) = self.ledger.ack_sent(pkid) {
                     self.write_acks(rest).await;
@@ -153,6 +172,54 @@ impl Receiver {
             Err(error) => return self.lost(error, link, stop).await,
         }
         Flow::Continue
+    }
+
+    /// The broker answered the subscription: granted, or refused (a
+    /// failure code, as EMQX, HiveMQ and others answer a subscription their
+    /// ACL denies).
+    fn subscription_answered(&mut self, ack: &SubAck, link: &mut Link) {
+        if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+            let reason = format!(
+                "the broker refused the subscription to {} (SUBACK failure): {} may not read it",
+                self.filter, self.login
+            );
+            tracing::error!(filter = %self.filter, "{reason}; asking again every {} s", REFUSED_RETRY.as_secs());
+            self.ledger.set_refused(reason);
+            link.refused_at = Some(Instant::now());
+            link.quiet_since = None;
+        } else {
+            self.ledger.set_subscribed(true);
+            link.refused_at = None;
+            link.quiet_since = Some(Instant::now());
+        }
+    }
+
+    /// On every keep-alive: asks again for a refused subscription, and
+    /// reports a granted one that has delivered nothing for a long time
+    /// (Mosquitto grants a subscription whose messages its ACL then
+    /// withholds, so silence is all an ingestor sees of that).
+    fn check_subscription(&mut self, link: &mut Link) {
+        if link
+            .refused_at
+            .is_some_and(|at| at.elapsed() >= REFUSED_RETRY)
+        {
+            link.refused_at = Some(Instant::now());
+            if let Err(error) = self.client.try_subscribe(&self.filter, QoS::AtLeastOnce) {
+                tracing::error!(%error, "could not queue the subscription");
+            }
+        }
+        if link
+            .quiet_since
+            .is_some_and(|at| at.elapsed() >= QUIET_WARNING)
+        {
+            link.quiet_since = None;
+            tracing::warn!(
+                filter = %self.filter,
+                "no message in {} s since subscribing; if readings are being published, check that {} may read sensors/# (Mosquitto accepts the subscription and then withholds what its ACL denies)",
+                QUIET_WARNING.as_secs(),
+                self.login
+            );
+        }
     }
 
     /// Decodes a message and hands it to the writer.

@@ -2,7 +2,7 @@
 //! and the count of messages it holds unacknowledged (its backlog).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
 
@@ -11,6 +11,10 @@ use tokio::sync::{watch, Notify};
 pub struct IngestStatus {
     /// Subscribed to the shared group on a live connection.
     pub subscribed: bool,
+    /// Why the broker refused the subscription (a failure code in its
+    /// SUBACK), while it does: the ingestor receives nothing and is not
+    /// ready.
+    pub refused: Option<String>,
     /// `Some(error)` while commits are failing.
     pub database_error: Option<String>,
 }
@@ -23,6 +27,8 @@ pub(crate) struct AckLedger {
     status: watch::Sender<IngestStatus>,
     /// Messages received and not yet acked.
     unacked: AtomicUsize,
+    /// Messages received since the start.
+    received_total: AtomicU64,
     /// Acks the writer has queued in the MQTT client, and acks the event
     /// loop has written: their difference is what still waits to go out.
     acks_queued: AtomicUsize,
@@ -39,6 +45,7 @@ impl AckLedger {
         Arc::new(Self {
             status: watch::channel(IngestStatus::default()).0,
             unacked: AtomicUsize::new(0),
+            received_total: AtomicU64::new(0),
             acks_queued: AtomicUsize::new(0),
             acks_sent: AtomicUsize::new(0),
             ack_batches: Mutex::new(VecDeque::new()),
@@ -48,8 +55,21 @@ impl AckLedger {
 
     pub(crate) fn set_subscribed(&self, subscribed: bool) {
         self.status.send_if_modified(|s| {
-            let changed = s.subscribed != subscribed;
+            let changed = s.subscribed != subscribed || (subscribed && s.refused.is_some());
             s.subscribed = subscribed;
+            if subscribed {
+                s.refused = None;
+            }
+            changed
+        });
+    }
+
+    /// The broker refused the subscription, for `reason`.
+    pub(crate) fn set_refused(&self, reason: String) {
+        self.status.send_if_modified(|s| {
+            let changed = s.subscribed || s.refused.as_ref() != Some(&reason);
+            s.subscribed = false;
+            s.refused = Some(reason);
             changed
         });
     }
@@ -68,7 +88,13 @@ impl AckLedger {
 
     /// Counts a received message; returns the unacked count.
     pub(crate) fn received(&self) -> usize {
+        self.received_total.fetch_add(1, Ordering::Relaxed);
         self.unacked.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Messages received since the start.
+    pub(crate) fn received_total(&self) -> u64 {
+        self.received_total.load(Ordering::Relaxed)
     }
 
     /// The writer is about to queue the doorbell `first` of an ack batch
@@ -132,5 +158,38 @@ impl AckLedger {
             }
             notified.await;
         }
+    }
+}
+
+/// What observers (readiness checks, `up`'s pipeline check) can see of a
+/// running ingestor; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct IngestProbe {
+    status: watch::Receiver<IngestStatus>,
+    ledger: Arc<AckLedger>,
+}
+
+impl IngestProbe {
+    pub(crate) fn new(ledger: Arc<AckLedger>) -> Self {
+        Self {
+            status: ledger.subscribe(),
+            ledger,
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> IngestStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that follows the status.
+    pub fn watch(&self) -> watch::Receiver<IngestStatus> {
+        self.status.clone()
+    }
+
+    /// Messages received from the broker since the start (readings and
+    /// messages dead-lettered alike).
+    pub fn messages_received(&self) -> u64 {
+        self.ledger.received_total()
     }
 }

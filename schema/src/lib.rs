@@ -33,5 +33,5 @@ pub use store::{
     connect, InsertOutcome, ReadingStore, SharedStore, Store, StoreError, StoredReading, UserStore,
 };
 pub use topic::ReadingTopic;
-pub use user::{Role, User, UserError, Username};
+pub use user::{leaves_no_admin, AccountChange, Role, User, UserError, Username};
 pub use wire::{decode_message, encode_reading, DecodeError, DecodeLimits, WireReading};

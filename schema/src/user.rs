@@ -96,9 +96,64 @@ pub struct User {
     pub role: Role,
 }
 
+/// A change to one account that could leave nobody able to manage users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChange {
+    /// The account is deleted.
+    Delete,
+    /// The account gets this role.
+    SetRole(Role),
+}
+
+/// Whether applying `change` to `username` among `users` would leave no
+/// admin (the last admin cannot be deleted or demoted).
+pub fn leaves_no_admin(users: &[User], username: &Username, change: AccountChange) -> bool {
+    let admins_after = users
+        .iter()
+        .filter(|u| match (&u.username == username, change) {
+            (false, _) => u.role == Role::Admin,
+            (true, AccountChange::Delete) => false,
+            (true, AccountChange::SetRole(role)) => role == Role::Admin,
+        })
+        .count();
+    let admins_before = users.iter().filter(|u| u.role == Role::Admin).count();
+    admins_before > 0 && admins_after == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(name: &str, role: Role) -> User {
+        User {
+            id: 1,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            username: Username::parse(name).unwrap(),
+            password_hash: String::new(),
+            role,
+        }
+    }
+
+    #[test]
+    fn the_last_admin_can_be_neither_deleted_nor_demoted() {
+        let users = [user("root", Role::Admin), user("eve", Role::Viewer)];
+        let root = Username::parse("root").unwrap();
+        let eve = Username::parse("eve").unwrap();
+        assert!(leaves_no_admin(&users, &root, AccountChange::Delete));
+        assert!(leaves_no_admin(
+            &users,
+            &root,
+            AccountChange::SetRole(Role::Viewer)
+        ));
+        assert!(!leaves_no_admin(
+            &users,
+            &root,
+            AccountChange::SetRole(Role::Admin)
+        ));
+        assert!(!leaves_no_admin(&users, &eve, AccountChange::Delete));
+        let two = [user("root", Role::Admin), user("ops", Role::Admin)];
+        assert!(!leaves_no_admin(&two, &root, AccountChange::Delete));
+    }
 
     #[test]
     fn usernames() {

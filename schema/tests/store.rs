@@ -283,6 +283,30 @@ async fn users_are_listed_and_deleted(store: SharedStore) {
     assert!(store.find_user(&name).await.unwrap().is_none());
 }
 
+async fn a_users_password_and_role_are_changed_in_place(store: SharedStore) {
+    let name = Username::parse(&format!("chg-{}", unique_id1().to_lowercase())).unwrap();
+    store
+        .create_user(&name, "old-hash", Role::Viewer)
+        .await
+        .unwrap();
+    let before = store.find_user(&name).await.unwrap().unwrap();
+    assert!(store.set_password(&name, "new-hash").await.unwrap());
+    assert!(store.set_role(&name, Role::Admin).await.unwrap());
+    // The same role again still finds the user (MySQL counts matched rows).
+    assert!(store.set_role(&name, Role::Admin).await.unwrap());
+    let after = store.find_user(&name).await.unwrap().unwrap();
+    assert_eq!(after.password_hash, "new-hash");
+    assert_eq!(after.role, Role::Admin);
+    assert_eq!(
+        (after.id, after.created_at),
+        (before.id, before.created_at),
+        "the same account"
+    );
+    let nobody = Username::parse("nobody-at-all").unwrap();
+    assert!(!store.set_password(&nobody, "h").await.unwrap());
+    assert!(!store.set_role(&nobody, Role::Viewer).await.unwrap());
+}
+
 async fn migrations_are_idempotent(db_url: &str) {
     connect(db_url).await.unwrap();
     let again = connect(db_url).await.unwrap();
@@ -313,6 +337,7 @@ macro_rules! store_tests {
                 deleting_by_filter_removes_only_matching_rows_in_chunks,
                 offset_and_cursor_pages_walk_the_same_rows,
                 users_are_listed_and_deleted,
+                a_users_password_and_role_are_changed_in_place,
             );
 
             #[tokio::test]

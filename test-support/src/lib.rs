@@ -589,3 +589,89 @@ impl Drop for MessageTap {
         let _ = self.client.try_disconnect();
     }
 }
+
+/// An MQTT 3.1.1 peer that accepts every connection and refuses every
+/// subscription (SUBACK return code 0x80), as EMQX, HiveMQ or VerneMQ answer
+/// a subscription their ACL denies. Neither Mosquitto nor rumqttd ever
+/// refuses one (Mosquitto grants it and withholds the messages), so the
+/// tests of that answer need this stand-in. Stops when dropped.
+pub struct RefusingBroker {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RefusingBroker {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the refusing broker");
+        let addr = listener.local_addr().expect("its address");
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(Self::serve(stream));
+            }
+        });
+        Self { addr, task }
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr)
+    }
+
+    /// Answers CONNECT, SUBSCRIBE and PINGREQ until the client goes.
+    async fn serve(mut stream: tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let mut first = [0u8; 1];
+            if stream.read_exact(&mut first).await.is_err() {
+                return;
+            }
+            // The remaining length: up to four 7-bit groups.
+            let mut length = 0usize;
+            for shift in [0, 7, 14, 21] {
+                let mut byte = [0u8; 1];
+                if stream.read_exact(&mut byte).await.is_err() {
+                    return;
+                }
+                length |= usize::from(byte[0] & 0x7f) << shift;
+                if byte[0] & 0x80 == 0 {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            if stream.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let reply: Vec<u8> = match first[0] >> 4 {
+                1 => vec![0x20, 0x02, 0x00, 0x00], // CONNACK, accepted
+                8 if body.len() >= 2 => {
+                    // One refusal per topic filter: 2-byte length, filter, QoS.
+                    let mut refusals = Vec::new();
+                    let mut at = 2;
+                    while at + 2 <= body.len() {
+                        let len = usize::from(u16::from_be_bytes([body[at], body[at + 1]]));
+                        at += 2 + len + 1;
+                        refusals.push(0x80);
+                    }
+                    let mut suback = vec![0x90, (2 + refusals.len()) as u8, body[0], body[1]];
+                    suback.extend(refusals);
+                    suback
+                }
+                12 => vec![0xd0, 0x00], // PINGRESP
+                14 => return,           // DISCONNECT
+                _ => Vec::new(),
+            };
+            if !reply.is_empty() && stream.write_all(&reply).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for RefusingBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -61,6 +61,97 @@ async fn user_add_creates_a_user_who_can_log_in_and_user_list_shows_it() {
     sys.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_admin_password_is_reset_from_the_command_line() {
+    let db = TestDb::sqlite();
+    stdout_of_success(&datastream(
+        &db,
+        &["user", "add", "root", "--role", "admin"],
+        "first-password\n",
+    ));
+    stdout_of_success(&datastream(
+        &db,
+        &["user", "set-password", "root"],
+        "second-password\n",
+    ));
+    let sys = TestSystem::start(db, None, vec![]).await;
+    assert_eq!(
+        sys.login("root", "first-password").await.status().as_u16(),
+        401
+    );
+    assert_eq!(
+        sys.login("root", "second-password").await.status().as_u16(),
+        200
+    );
+    sys.stop().await;
+}
+
+#[test]
+fn the_last_admin_can_be_neither_demoted_nor_deleted_from_the_command_line() {
+    let db = TestDb::sqlite();
+    stdout_of_success(&datastream(
+        &db,
+        &["user", "add", "root", "--role", "admin"],
+        "root-password\n",
+    ));
+    stdout_of_success(&datastream(&db, &["user", "add", "eve"], "eves-password\n"));
+    for args in [
+        &["user", "set-role", "root", "viewer"][..],
+        &["user", "delete", "root"][..],
+    ] {
+        let refused = datastream(&db, args, "");
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("last admin"),
+            "{args:?}"
+        );
+    }
+    stdout_of_success(&datastream(&db, &["user", "set-role", "eve", "admin"], ""));
+    stdout_of_success(&datastream(
+        &db,
+        &["user", "set-role", "root", "viewer"],
+        "",
+    ));
+    stdout_of_success(&datastream(&db, &["user", "delete", "root"], ""));
+    let listed = stdout_of_success(&datastream(&db, &["user", "list"], ""));
+    assert_eq!(listed, "eve\tadmin\n");
+    let missing = datastream(
+        &db,
+        &["user", "set-password", "root"],
+        "whatever-password\n",
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user root"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_password_set_on_a_database_with_users_is_reported_as_not_applied() {
+    let db = TestDb::sqlite();
+    stdout_of_success(&datastream(
+        &db,
+        &["user", "add", "admin", "--role", "admin"],
+        "the-real-password\n",
+    ));
+    let api = datastream_test_support::process::ServiceProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_datastream")),
+        datastream_test_support::process::ServiceCommand::api(
+            db.url(),
+            &[
+                ("JWT_SECRET", crate::support::TEST_JWT_SECRET),
+                ("ADMIN_PASSWORD", "a-forgotten-guess"),
+            ],
+        ),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .expect("starting the API");
+    let log = api.log();
+    assert!(
+        log.contains("ADMIN_PASSWORD is set but this database already has users"),
+        "{log}"
+    );
+    assert!(log.contains("datastream user set-password admin"), "{log}");
+}
+
 #[tokio::test]
 async fn user_add_refuses_a_short_password_and_a_bad_role() {
     let db = TestDb::sqlite();
@@ -415,4 +506,52 @@ fn migrate_on_a_database_that_does_not_exist_says_to_create_it() {
         stderr.contains(&format!("CREATE DATABASE {missing}")),
         "{stderr}"
     );
+}
+
+/// `datastream ingestor --end-session` for `client_id` on `mqtt_url`; its
+/// standard error.
+fn end_session(mqtt_url: &str, client_id: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
+        .args(["ingestor", "--end-session"])
+        .env("MQTT_URL", mqtt_url)
+        .env("INGEST_CLIENT_ID", client_id)
+        .output()
+        .expect("running datastream ingestor --end-session");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_says_whether_there_was_a_session_to_end() {
+    let Some(mosquitto) = datastream_test_support::OwnMosquitto::start() else {
+        return;
+    };
+    let client_id = datastream_test_support::unique_name("ing");
+    assert!(end_session(&mosquitto.ingestor_url(), &client_id).contains("holds no session"));
+
+    // A persistent session with a subscription, as an ingestor leaves one.
+    let mut options = rumqttc::MqttOptions::new(&client_id, "127.0.0.1", {
+        datastream_test_support::mqtt_host_port(&mosquitto.url()).1
+    });
+    options
+        .set_clean_session(false)
+        .set_credentials("ingestor", "ingestor-test-password");
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .subscribe("sensors/#", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) =
+            eventloop.poll().await.unwrap()
+        {
+            break;
+        }
+    }
+    client.disconnect().await.unwrap();
+    while eventloop.poll().await.is_ok() {}
+
+    assert!(end_session(&mosquitto.ingestor_url(), &client_id).contains("ended the broker session"));
+    assert!(end_session(&mosquitto.ingestor_url(), &client_id).contains("holds no session"));
 }

@@ -276,3 +276,40 @@ async fn a_backlog_far_smaller_than_the_stream_pauses_intake_without_stalling() 
     ingestor.terminate().unwrap();
     clear_mqtt_session(&mosquitto.ingestor_url(), &client_id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingestor_whose_subscription_is_refused_is_not_ready_and_says_why() {
+    let broker = datastream_test_support::RefusingBroker::start().await;
+    let db = TestDb::sqlite();
+    let ingestor = spawn_ingestor(
+        db.url(),
+        &broker.url(),
+        Some(&unique_name("grp")),
+        &unique_name("ing"),
+    );
+    let readyz = format!("{}/readyz", ingestor.base_url());
+    let deadline = std::time::Instant::now() + READY;
+    let body = loop {
+        let answer = reqwest::get(&readyz).await;
+        if let Ok(answer) = answer {
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap_or_default();
+            if body.contains("refused") {
+                assert_eq!(status, 503, "{body}");
+                break body;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported; log:\n{}",
+            ingestor.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(body.contains("sensors/#"), "names the subscription: {body}");
+    assert!(
+        ingestor.log().contains("refused the subscription"),
+        "{}",
+        ingestor.log()
+    );
+}

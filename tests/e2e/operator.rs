@@ -2,7 +2,13 @@
 //! project's Mosquitto on this host with its ACL and a password file from
 //! the environment.
 
-use datastream_test_support::{free_addr, unique_name, MessageTap};
+use crate::support::TestSystem;
+use datastream::Settings;
+use datastream_generator::GeneratorSpec;
+use datastream_test_support::{
+    clear_mqtt_session, free_addr, publish_all_acked, unique_id1, unique_name, MessageTap,
+    OwnMosquitto, TestDb,
+};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -89,4 +95,118 @@ async fn the_host_script_runs_mosquitto_with_the_projects_acl_and_passwords() {
         0,
         "the password file is private"
     );
+}
+
+/// `up` on the project's Mosquitto with one login per role: the ingestor
+/// as `ingestor`, the generators as `generator`, `MQTT_URL` anonymous.
+fn a_login_per_role(mosquitto: &OwnMosquitto) -> impl FnOnce(&mut Settings) + '_ {
+    move |settings| {
+        settings.mqtt_ingestor_url = Some(mosquitto.ingestor_url());
+        settings.mqtt_generator_url = Some(mosquitto.publisher_url());
+    }
+}
+
+/// One generator of `id1` at 20 readings/s.
+fn generator(id1: &str) -> Vec<GeneratorSpec> {
+    vec![GeneratorSpec::parse("per-role", "temperature", id1, 1, 20.0).unwrap()]
+}
+
+/// Polls `/readyz` until `done` holds for its status and body, or 40 s.
+async fn readyz_until(sys: &TestSystem, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (status, body) = sys.readyz().await;
+        if done(status, &body) || Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_the_projects_mosquitto_with_a_login_per_role_stores_readings_and_stays_ready() {
+    let Some(mosquitto) = OwnMosquitto::start() else {
+        return;
+    };
+    let id1 = unique_id1();
+    let sys = TestSystem::start_with(
+        TestDb::sqlite(),
+        Some(mosquitto.url()),
+        generator(&id1),
+        a_login_per_role(&mosquitto),
+    )
+    .await;
+    let stored = sys
+        .wait_for_readings(&format!("id1={id1}&limit=20"), 20, Duration::from_secs(30))
+        .await;
+    assert_eq!(stored.len(), 20);
+    // Past the pipeline check's whole window: still ready.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (status, body) = sys.readyz().await;
+    assert_eq!(status, 200, "{body}");
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_whose_ingestor_may_not_read_the_readings_is_not_ready_and_says_why() {
+    let Some(mosquitto) = OwnMosquitto::start() else {
+        return;
+    };
+    // Every role as the generator user, who may publish readings but not
+    // read them: Mosquitto grants the subscription and delivers nothing.
+    let sys = TestSystem::start(
+        TestDb::sqlite(),
+        Some(mosquitto.publisher_url()),
+        generator(&unique_id1()),
+    )
+    .await;
+    let (status, body) = readyz_until(&sys, |status, _| status == 503).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("received none"), "{body}");
+    assert!(
+        body.contains("MQTT_INGESTOR_URL"),
+        "says what to set: {body}"
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_restarted_on_other_ports_resumes_its_session_and_stores_what_was_queued() {
+    let Some(mosquitto) = OwnMosquitto::start() else {
+        return;
+    };
+    let derived_client_id = |settings: &mut Settings| settings.ingest_client_id = None;
+    let first = TestSystem::start_with(TestDb::sqlite(), Some(mosquitto.url()), vec![], |s| {
+        a_login_per_role(&mosquitto)(s);
+        derived_client_id(s);
+    })
+    .await;
+    let (client_id, first_api) = (first.ingest_client_id(), first.base.clone());
+    let db = first.stop_keeping_session().await;
+
+    // Published while it is down: queued in its session.
+    let id1 = unique_id1();
+    publish_all_acked(
+        mosquitto.publisher_url(),
+        crate::support::reading_messages(&id1, 120),
+    )
+    .await;
+
+    let second = TestSystem::start_with(db, Some(mosquitto.url()), vec![], |s| {
+        a_login_per_role(&mosquitto)(s);
+        derived_client_id(s);
+    })
+    .await;
+    assert_ne!(second.base, first_api, "another API port");
+    assert_eq!(second.ingest_client_id(), client_id, "the same session");
+    let stored = second
+        .wait_for_readings(
+            &format!("id1={id1}&limit=200"),
+            120,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(stored.len(), 120, "everything queued while it was down");
+    second.stop_keeping_session().await;
+    clear_mqtt_session(&mosquitto.ingestor_url(), &client_id).await;
 }

@@ -110,14 +110,34 @@ impl TestSystem {
     /// Stops the system cleanly, forgets its ingestor's broker session, and
     /// hands back the database for inspection.
     pub async fn stop(self) -> TestDb {
-        let client_id = format!(
-            "{}-{}",
-            self.settings.ingest_client_id(),
-            self.system.endpoints().api.port()
-        );
+        let (client_id, mqtt_url) = (self.ingest_client_id(), self.mqtt_url.clone());
+        let db = self.stop_keeping_session().await;
+        clear_mqtt_session(&mqtt_url, &client_id).await;
+        db
+    }
+
+    /// Stops the system cleanly and leaves its ingestor's session on the
+    /// broker (to be resumed, or ended by the test).
+    pub async fn stop_keeping_session(self) -> TestDb {
         self.system.stop().await.expect("stopping the system");
-        clear_mqtt_session(&self.mqtt_url, &client_id).await;
         self.db
+    }
+
+    /// The MQTT client id of its ingestor.
+    pub fn ingest_client_id(&self) -> String {
+        self.system.endpoints().ingest_client_id.clone()
+    }
+
+    /// `GET /readyz`: its status and body.
+    pub async fn readyz(&self) -> (u16, String) {
+        let answer = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .expect("GET /readyz");
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap_or_default())
     }
 
     /// A client publishing to the system's broker.

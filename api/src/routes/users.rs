@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use datastream_http::error::{ApiError, ErrorBody};
 use datastream_http::Authenticated;
 use datastream_http::JsonBody;
-use datastream_schema::{Role, StoreError, Username};
+use datastream_schema::{leaves_no_admin, AccountChange, Role, StoreError, Username};
 use serde::{Deserialize, Serialize};
 
 /// A user as the API shows it (never the hash).
@@ -168,8 +168,7 @@ pub async fn delete(
     let Some(target) = users.iter().find(|u| u.username == name) else {
         return Err(ApiError::NotFound(format!("no user {name}")));
     };
-    let admins = users.iter().filter(|u| u.role == Role::Admin).count();
-    if target.role == Role::Admin && admins == 1 {
+    if leaves_no_admin(&users, &target.username, AccountChange::Delete) {
         return Err(ApiError::Conflict("cannot delete the last admin".into()));
     }
     if !state.store.delete_user(&name).await? {

@@ -118,6 +118,22 @@ impl<S: Store + 'static> UserStore for Detached<S> {
         self.run(|s| async move { s.create_user(&username, &hash, role).await })
             .await
     }
+
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (username, hash) = (username.clone(), password_hash.to_owned());
+        self.run(|s| async move { s.set_password(&username, &hash).await })
+            .await
+    }
+
+    async fn set_role(&self, username: &Username, role: Role) -> Result<bool, StoreError> {
+        let username = username.clone();
+        self.run(|s| async move { s.set_role(&username, role).await })
+            .await
+    }
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@
 use super::analytics_store::{DirtyMark, StaleMark};
 use super::query::{filter_conditions, filtered_readings, SqlTypes};
 use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
-use super::rows::{NewUserRow, ReadingRow, UserRow};
+use super::rows::{NewUserRow, ReadingRow, UserChangeRow, UserRow};
 use super::transaction::{self, ConnWork};
 use super::{
     InsertOutcome, ReadingStore, Store, StoreError, StoredReading, UserStore, WRITE_CHUNK,
@@ -194,6 +194,13 @@ type ValueUpdate<DB> = BoxedUpdateStatement<
     DB,
     sensor_data::table,
     <ValueChange as diesel::AsChangeset>::Changeset,
+>;
+/// A change to one user.
+type UserUpdate<DB> = BoxedUpdateStatement<
+    'static,
+    DB,
+    users::table,
+    <UserChangeRow as diesel::AsChangeset>::Changeset,
 >;
 type NewUserInsert =
     InsertStatement<users::table, <NewUserRow as Insertable<users::table>>::Values>;
@@ -379,6 +386,30 @@ where
     .await
 }
 
+impl<B: DieselBackend> DieselStore<B> {
+    /// Applies `change` to one user; false if there is none. MySQL counts
+    /// matched rows here (diesel-async asks for found rows), so an
+    /// unchanged value still says the user exists.
+    async fn change_user(
+        &self,
+        username: &Username,
+        change: UserChangeRow,
+    ) -> Result<bool, StoreError>
+    where
+        String: diesel::serialize::ToSql<Text, B::Db>,
+        UserUpdate<B::Db>: ExecuteDsl<B::Conn>,
+    {
+        let mut conn = self.conn().await?;
+        let n = diesel::update(users::table)
+            .filter(users::username.eq(username.as_str().to_owned()))
+            .set(change)
+            .into_boxed::<B::Db>()
+            .execute(&mut *conn)
+            .await?;
+        Ok(n > 0)
+    }
+}
+
 #[async_trait]
 impl<B: DieselBackend> UserStore for DieselStore<B>
 where
@@ -388,6 +419,7 @@ where
     UsersCount<B::Db>: LoadQuery<'static, B::Conn, i64>,
     BoxedDeleteStatement<'static, B::Db, users::table>: ExecuteDsl<B::Conn>,
     NewUserInsert: ExecuteDsl<B::Conn>,
+    UserUpdate<B::Db>: ExecuteDsl<B::Conn>,
 {
     async fn count_users(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
@@ -441,6 +473,26 @@ where
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let change = UserChangeRow {
+            password_hash: Some(password_hash.to_owned()),
+            role: None,
+        };
+        self.change_user(username, change).await
+    }
+
+    async fn set_role(&self, username: &Username, role: Role) -> Result<bool, StoreError> {
+        let change = UserChangeRow {
+            password_hash: None,
+            role: Some(role.as_str()),
+        };
+        self.change_user(username, change).await
     }
 }
 

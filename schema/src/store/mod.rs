@@ -166,6 +166,14 @@ pub trait UserStore: Send + Sync {
         password_hash: &str,
         role: Role,
     ) -> Result<(), StoreError>;
+    /// Replaces a user's password hash; false if there is no such user.
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// Changes a user's role; false if there is no such user.
+    async fn set_role(&self, username: &Username, role: Role) -> Result<bool, StoreError>;
 }
 
 /// Analytics: exact time-bucket aggregates and the device catalog, from

@@ -5,7 +5,15 @@ use crate::db::{sensor_data, users};
 use crate::reading::Reading;
 use crate::user::{Role, User, Username};
 use chrono::NaiveDateTime;
-use diesel::{Insertable, Queryable};
+use diesel::{AsChangeset, Insertable, Queryable};
+
+/// What changing a user writes: the fields that are `Some`.
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+pub(super) struct UserChangeRow {
+    pub(super) password_hash: Option<String>,
+    pub(super) role: Option<&'static str>,
+}
 
 /// A full `sensor_data` row, in column order.
 #[derive(Queryable)]
