@@ -145,7 +145,7 @@ async function main() {
   });
   expect("GET /api/v1/readings/aggregate", hourly, 200);
   expectThat("the aggregate has hourly buckets", hourly.json?.interval === "1h" && Array.isArray(hourly.json?.data), hourly.text);
-  // silent_for's example (10m) is filled in by "Try it out"; cleared, every device.
+  // Every device: silent_for left empty.
   const devices = await api.run("analytics", "list_devices", {
     params: { sensor_type: first.sensor_type, silent_for: "" },
   });

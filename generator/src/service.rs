@@ -537,7 +537,8 @@ impl GeneratorService {
         }
     }
 
-    /// Stops every generator, marks them and the fleet offline.
+    /// Stops every generator and marks them offline; clears the fleet's
+    /// retained status.
     async fn stop(&self) {
         self.inner.fleet.stop_all().await;
         let reporters: Vec<_> = self.inner.reporters.lock().await.drain().collect();
@@ -545,13 +546,10 @@ impl GeneratorService {
             let offline = GeneratorStatus::new(GeneratorState::Offline, self.fleet_name(), None);
             reporter.close(LastStatus::Final(offline)).await;
         }
-        let offline = serde_json::to_vec(&FleetStatus {
-            state: "offline".into(),
-            instance: self.inner.instance.clone(),
-        })
-        .expect("serializable");
+        // A clean stop frees the fleet's name and leaves nothing retained
+        // behind on the broker (a crash leaves the will's `offline`).
         let _ = self
-            .publish(&fleet_topic(&self.inner.fleet_name), offline)
+            .publish(&fleet_topic(&self.inner.fleet_name), Vec::new())
             .await;
         tracing::info!(fleet = self.fleet_name(), "generator fleet stopped");
     }

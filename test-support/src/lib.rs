@@ -493,6 +493,12 @@ impl MessageTap {
         options
             .set_keep_alive(Duration::from_secs(10))
             .set_max_packet_size(2 * 1024 * 1024, 64 * 1024);
+        if let Some((user, password)) = datastream_schema::MqttUrl::parse(url)
+            .ok()
+            .and_then(|u| u.credentials().map(|(u, p)| (u.to_owned(), p.to_owned())))
+        {
+            options.set_credentials(user, password);
+        }
         let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 100);
         client
             .subscribe(filter, rumqttc::QoS::AtLeastOnce)

@@ -147,3 +147,70 @@ async fn swagger_ui_without_the_trailing_slash_redirects_to_it() {
     }
     sys.stop().await;
 }
+
+/// The query that Swagger UI's "Try it out" fills in from the examples of
+/// `GET path`'s parameters.
+fn example_query(doc: &Value, path: &str) -> String {
+    doc["paths"][path]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| {
+            let example = p.get("example").or_else(|| p["schema"].get("example"))?;
+            let value = match example {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(format!("{}={value}", p["name"].as_str()?))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_examples_find_data_on_a_system_running_the_default_generators() {
+    let sys = TestSystem::start(
+        TestDb::sqlite(),
+        None,
+        datastream_generator::default_fleet(),
+    )
+    .await;
+    let doc: Value = reqwest::get(format!("{}/api-docs/openapi.json", sys.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = example_query(&doc, "/api/v1/readings");
+    assert!(!first.is_empty(), "the readings parameters have examples");
+    sys.wait_for_readings(&first, 1, std::time::Duration::from_secs(20))
+        .await;
+    let token = sys.admin_token().await;
+    for path in [
+        "/api/v1/readings",
+        "/api/v1/readings/aggregate",
+        "/api/v1/devices",
+    ] {
+        let query = example_query(&doc, path);
+        let answer = sys.get(&format!("{path}?{query}"), &token).await;
+        assert_eq!(answer.status().as_u16(), 200, "{path}?{query}");
+        let body: Value = answer.json().await.unwrap();
+        assert!(
+            body["data"].as_array().is_some_and(|d| !d.is_empty()),
+            "{path}?{query} found nothing: {body}"
+        );
+    }
+    let query = example_query(&doc, "/api/v1/readings/export");
+    let csv = sys
+        .get(&format!("/api/v1/readings/export?{query}"), &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines().count() > 1,
+        "export?{query} found nothing: {csv}"
+    );
+    sys.stop().await;
+}

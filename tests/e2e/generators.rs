@@ -530,7 +530,8 @@ async fn a_killed_fleet_is_marked_offline_and_comes_back_with_its_generators() {
         "the restarted fleet publishes again"
     );
     publish_config(&mqtt_url, &name, Vec::new()).await;
-    restarted.kill();
+    // A clean stop: no last will, and the fleet's status is cleared.
+    restarted.terminate().unwrap();
     // Leave nothing retained behind on the shared broker.
     let cleanup = mqtt_client(&mqtt_url, &unique_name("clean")).await;
     for topic in [

@@ -26,14 +26,16 @@ impl Drop for HostMosquitto {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_script_runs_mosquitto_with_the_projects_acl_and_passwords() {
+/// Runs `scripts/mosquitto-host.sh` on a free port with `env` besides the
+/// two passwords; `None` when Mosquitto is not installed (and CI does not
+/// require it).
+async fn host_mosquitto(env: &[(&str, &str)]) -> Option<(HostMosquitto, u16)> {
     if Command::new("mosquitto_passwd").arg("-h").output().is_err() {
         assert!(
             std::env::var("DATASTREAM_TEST_MQTT").is_err(),
             "mosquitto_passwd is not installed but DATASTREAM_TEST_MQTT is set"
         );
-        return;
+        return None;
     }
     let port = free_addr().port();
     // Under /tmp itself: the broker drops to the mosquitto user, which
@@ -47,53 +49,88 @@ async fn the_host_script_runs_mosquitto_with_the_projects_acl_and_passwords() {
     .arg(port.to_string())
     .env("MQTT_INGESTOR_PASSWORD", "ingestor-secret")
     .env("MQTT_GENERATOR_PASSWORD", "generator-secret")
+    .envs(env.iter().copied())
     .spawn()
     .expect("running scripts/mosquitto-host.sh");
-    let _broker = HostMosquitto {
-        child,
-        dir: dir.clone(),
-    };
+    let broker = HostMosquitto { child, dir };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the broker did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Some((broker, port))
+}
 
-    // Anonymous clients may watch; only the generator user's readings arrive.
-    let anonymous = format!("mqtt://127.0.0.1:{port}");
-    let tap = MessageTap::start(&anonymous, "sensors/#").await;
-    // With mosquitto_pub, as the README tells users to publish.
-    for credentials in [&[][..], &["-u", "generator", "-P", "generator-secret"][..]] {
-        let payload = if credentials.is_empty() {
-            "anonymous"
-        } else {
-            "generator"
-        };
-        let status = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-            .args(credentials)
-            .args(["-t", "sensors/temperature/HOST/1", "-m", payload])
-            .status()
-            .expect("running mosquitto_pub");
-        assert!(status.success(), "mosquitto_pub as {payload}");
-    }
+/// Publishes one message with mosquitto_pub as `credentials` (none:
+/// anonymous); whether the broker took it.
+fn mosquitto_pub(port: u16, credentials: &[&str], payload: &str) -> bool {
+    Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(credentials)
+        .args(["-t", "sensors/temperature/HOST/1", "-m", payload])
+        .status()
+        .expect("running mosquitto_pub")
+        .success()
+}
+
+/// Every payload `tap` received within a moment.
+async fn payloads(tap: &MessageTap) -> Vec<Vec<u8>> {
     let mut received = tap.wait_until_count(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     received.extend(tap.take());
-    let payloads: Vec<Vec<u8>> = received.into_iter().map(|p| p.payload.to_vec()).collect();
-    assert_eq!(
-        payloads,
-        vec![b"generator".to_vec()],
-        "anonymous publishes are dropped"
-    );
+    received.into_iter().map(|p| p.payload.to_vec()).collect()
+}
 
-    let mode = std::fs::metadata(dir.join("passwd"))
+const GENERATOR_LOGIN: [&str; 4] = ["-u", "generator", "-P", "generator-secret"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_script_listens_on_loopback_refuses_anonymous_clients_and_keeps_the_passwords_private(
+) {
+    let Some((broker, port)) = host_mosquitto(&[]).await else {
+        return;
+    };
+    let conf = std::fs::read_to_string(broker.dir.join("mosquitto.conf")).unwrap();
+    assert!(
+        conf.contains(&format!("listener {port} 127.0.0.1\n")),
+        "{conf}"
+    );
+    assert!(conf.contains("allow_anonymous false"), "{conf}");
+    assert!(
+        !mosquitto_pub(port, &[], "anonymous"),
+        "anonymous clients are refused"
+    );
+    // The ingestor user reads what the generator user publishes.
+    let tap = MessageTap::start(
+        &format!("mqtt://ingestor:ingestor-secret@127.0.0.1:{port}"),
+        "sensors/#",
+    )
+    .await;
+    assert!(mosquitto_pub(port, &GENERATOR_LOGIN, "generator"));
+    assert_eq!(payloads(&tap).await, vec![b"generator".to_vec()]);
+    let mode = std::fs::metadata(broker.dir.join("passwd"))
         .expect("the password file")
         .permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077,
         0,
         "the password file is private"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_script_lets_anonymous_clients_watch_when_asked_but_never_publish() {
+    let Some((_broker, port)) = host_mosquitto(&[("MOSQUITTO_ANONYMOUS_READ", "1")]).await else {
+        return;
+    };
+    let tap = MessageTap::start(&format!("mqtt://127.0.0.1:{port}"), "sensors/#").await;
+    // mosquitto_pub succeeds either way: the broker drops what the ACL denies.
+    for (credentials, payload) in [(&[][..], "anonymous"), (&GENERATOR_LOGIN[..], "generator")] {
+        assert!(mosquitto_pub(port, credentials, payload), "{payload}");
+    }
+    assert_eq!(
+        payloads(&tap).await,
+        vec![b"generator".to_vec()],
+        "anonymous publishes are dropped"
     );
 }
 

@@ -187,7 +187,9 @@ pub struct DevicesRequest {
     sensor_type: Option<String>,
     /// Only devices whose latest reading is older than this span (`10m`,
     /// `2h`): the ones that went quiet.
-    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "10m")]
+    // No example: Swagger UI would fill it in, and on a fresh `up` no
+    // device has been quiet that long.
+    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$")]
     silent_for: Option<String>,
 }
 

@@ -63,7 +63,8 @@ impl BareSubscriber {
     }
 
     /// Comes back and takes messages until `count` arrived or none came
-    /// for 10 s; returns how many arrived. Ends the session.
+    /// for 10 s; returns how many arrived. Ends the session, leaving nothing
+    /// on the broker.
     pub(super) async fn drain(&self, count: usize) -> Result<usize> {
         let (client, mut eventloop) = self.connect();
         let mut received = 0;
@@ -81,6 +82,12 @@ impl BareSubscriber {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while eventloop.poll().await.is_ok() {}
         })
+        .await;
+        // The broker keeps an empty session until told otherwise.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            datastream_ingestor::end_session(&self.mqtt, &self.client_id),
+        )
         .await;
         Ok(received)
     }
