@@ -5,6 +5,7 @@
 //! running state that turns it into numbers.
 
 use chrono::{DateTime, Timelike, Utc};
+use datastream_schema::check_sensor_value;
 use rand::Rng;
 use std::f64::consts::TAU;
 
@@ -42,9 +43,9 @@ impl ModelKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
-    /// `min`/`max` are not finite, not `min < max`, or `max - min`
-    /// overflows.
-    #[error("min and max must be finite with min < max and a finite max - min, got min {min}, max {max}")]
+    /// `min`/`max` are not within ±1e15 (what a reading may carry) or
+    /// not `min < max`.
+    #[error("min and max must be from -1e15 to 1e15 with min < max, got min {min}, max {max}")]
     Range {
         /// The lower bound given.
         min: f64,
@@ -117,9 +118,10 @@ impl ModelSettings {
         settings.kind = kind.unwrap_or(settings.kind);
         if min.is_some() || max.is_some() {
             let (low, high) = (min.unwrap_or(settings.min), max.unwrap_or(settings.max));
-            // The span must be finite too: -1e308..1e308 has an infinite one,
-            // and every value made from it would be infinite.
-            if !(low.is_finite() && high.is_finite() && low < high && (high - low).is_finite()) {
+            // Every value made must be a valid reading's (which also keeps
+            // the span finite: -1e308..1e308 would have an infinite one).
+            let valid = |v: f64| check_sensor_value(v).is_ok();
+            if !(valid(low) && valid(high) && low < high) {
                 return Err(ModelError::Range {
                     min: low,
                     max: high,
@@ -324,8 +326,18 @@ mod tests {
     }
 
     #[test]
-    fn values_stay_finite_at_the_edges_of_f64() {
-        for (min, max) in [(-8e307, 8e307), (1.7e308, f64::MAX), (-f64::MAX, -1.7e308)] {
+    fn a_range_beyond_what_a_reading_may_carry_is_refused_naming_min() {
+        for (min, max) in [(0.0, 1.7e308), (-1.1e15, 0.0), (1e15, 2e15)] {
+            let e = ModelSettings::for_sensor_type("co2")
+                .changed(None, Some(min), Some(max), None)
+                .unwrap_err();
+            assert_eq!(e.field(), "min", "{min}..{max}");
+        }
+    }
+
+    #[test]
+    fn values_stay_within_the_range_at_the_edges_of_what_readings_may_carry() {
+        for (min, max) in [(-1e15, 1e15), (1e15 - 1.0, 1e15), (-1e15, -1e15 + 0.5)] {
             for kind in [ModelKind::Sine, ModelKind::RandomWalk] {
                 let s = ModelSettings::for_sensor_type("co2")
                     .changed(Some(kind), Some(min), Some(max), None)

@@ -177,6 +177,61 @@ impl Sample {
     }
 }
 
+/// A sum of doubles kept with its rounding error (Neumaier's compensated
+/// summation): the value is `sum + compensation`, within about one unit in
+/// the last place of the exact sum however many terms went in and however
+/// they cancel (±1e15 and 1 add up exactly to 1). Naive summation of values
+/// mixing ±1e15 loses whole units; rollups merge thousands of partial sums.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CompensatedSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl CompensatedSum {
+    /// A sum from its two parts, as stored.
+    pub fn from_parts(sum: f64, compensation: f64) -> Self {
+        Self { sum, compensation }
+    }
+
+    /// The sum of one value.
+    pub fn of(value: f64) -> Self {
+        Self {
+            sum: value,
+            compensation: 0.0,
+        }
+    }
+
+    /// Adds one value.
+    pub fn add(&mut self, value: f64) {
+        let t = self.sum + value;
+        // Whichever term is larger keeps its bits; the error of the other
+        // goes into the compensation.
+        self.compensation += if self.sum.abs() >= value.abs() {
+            (self.sum - t) + value
+        } else {
+            (value - t) + self.sum
+        };
+        self.sum = t;
+    }
+
+    /// Adds another compensated sum.
+    pub fn merge(&mut self, other: &CompensatedSum) {
+        self.add(other.sum);
+        self.add(other.compensation);
+    }
+
+    /// The running sum and its compensation, as stored.
+    pub fn parts(&self) -> (f64, f64) {
+        (self.sum, self.compensation)
+    }
+
+    /// The sum.
+    pub fn value(&self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
 /// The aggregate of a set of readings: count, sum, min, max, and the
 /// earliest and latest reading (ties between readings of one instant go to
 /// the smaller value for `first` and the larger for `last`).
@@ -185,7 +240,7 @@ pub struct Aggregate {
     /// Readings.
     pub count: u64,
     /// Sum of their values.
-    pub sum: f64,
+    pub sum: CompensatedSum,
     /// Smallest value.
     pub min: f64,
     /// Largest value.
@@ -202,7 +257,7 @@ impl Aggregate {
         let sample = Sample { at, value };
         Self {
             count: 1,
-            sum: value,
+            sum: CompensatedSum::of(value),
             min: value,
             max: value,
             first: sample,
@@ -213,7 +268,7 @@ impl Aggregate {
     /// Adds `other` in: the aggregate of both sets of readings.
     pub fn merge(&mut self, other: &Aggregate) {
         self.count += other.count;
-        self.sum += other.sum;
+        self.sum.merge(&other.sum);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         if other.first.before(&self.first) {
@@ -226,7 +281,7 @@ impl Aggregate {
 
     /// The mean value.
     pub fn avg(&self) -> f64 {
-        self.sum / self.count as f64
+        self.sum.value() / self.count as f64
     }
 }
 
@@ -409,6 +464,42 @@ impl DeviceQuery {
 }
 
 #[cfg(test)]
+mod compensated_sum_tests {
+    use super::CompensatedSum;
+
+    #[test]
+    fn large_values_that_cancel_leave_the_small_ones_exact() {
+        let mut sum = CompensatedSum::default();
+        for v in [1e15, 1.0, -1e15, 0.25, 1e15, -1e15, -0.125] {
+            sum.add(v);
+        }
+        assert_eq!(sum.value(), 1.125);
+        let naive: f64 = [1e15, 0.1, -1e15].iter().sum();
+        assert_ne!(naive, 0.1, "what naive summation gets wrong");
+        let mut sum = CompensatedSum::default();
+        [1e15, 0.1, -1e15].iter().for_each(|v| sum.add(*v));
+        assert_eq!(sum.value(), 0.1);
+    }
+
+    #[test]
+    fn merging_partial_sums_equals_adding_every_value() {
+        let values: Vec<f64> = (0..1_000)
+            .map(|i| if i % 2 == 0 { 1e15 } else { -1e15 + 0.5 })
+            .collect();
+        let mut whole = CompensatedSum::default();
+        values.iter().for_each(|v| whole.add(*v));
+        let mut merged = CompensatedSum::default();
+        for chunk in values.chunks(7) {
+            let mut part = CompensatedSum::default();
+            chunk.iter().for_each(|v| part.add(*v));
+            merged.merge(&part);
+        }
+        assert_eq!(whole.value(), 250.0);
+        assert_eq!(merged.value(), 250.0);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -449,7 +540,7 @@ mod tests {
         let mut a = Aggregate::of(at(10), 3.0);
         a.merge(&Aggregate::of(at(5), 7.0));
         a.merge(&Aggregate::of(at(20), 1.0));
-        assert_eq!((a.count, a.sum, a.min, a.max), (3, 11.0, 1.0, 7.0));
+        assert_eq!((a.count, a.sum.value(), a.min, a.max), (3, 11.0, 1.0, 7.0));
         assert_eq!((a.first.value, a.last.value), (7.0, 1.0));
     }
 

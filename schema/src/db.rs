@@ -71,6 +71,7 @@ diesel::table! {
         first_value -> Double,
         last_at -> Timestamp,
         last_value -> Double,
+        value_sum_error -> Double,
     }
 }
 
@@ -87,6 +88,7 @@ diesel::table! {
         first_value -> Double,
         last_at -> Timestamp,
         last_value -> Double,
+        value_sum_error -> Double,
     }
 }
 
@@ -104,6 +106,7 @@ diesel::table! {
         first_value -> Double,
         last_at -> Timestamp,
         last_value -> Double,
+        value_sum_error -> Double,
     }
 }
 

@@ -27,7 +27,10 @@ pub mod wire;
 
 pub use filter::{FilterError, FilterParams, Order, PageCursor, ReadingFilter};
 pub use mqtt_url::{MqttUrl, MqttUrlError};
-pub use reading::{Id1, Id2, Reading, ReadingError, SensorType, TimestampBounds};
+pub use reading::{
+    check_sensor_value, Id1, Id2, Reading, ReadingError, SensorType, TimestampBounds,
+    MAX_ABS_SENSOR_VALUE,
+};
 pub use retention::{RetentionError, RetentionPolicy, RetentionStep};
 pub use store::{
     connect, InsertOutcome, ReadingStore, SharedStore, Store, StoreError, StoredReading, UserStore,

@@ -15,6 +15,9 @@ pub enum ReadingError {
     /// `sensor_value` was NaN or infinite.
     #[error("sensor_value must be a finite number")]
     NonFiniteValue,
+    /// `sensor_value` was finite but beyond ±[`MAX_ABS_SENSOR_VALUE`].
+    #[error("sensor_value must be from -1e15 to 1e15, got {0:e}")]
+    ValueOutOfRange(f64),
     /// `sensor_type` did not match `[a-z0-9_-]{1,64}`.
     #[error("sensor_type must match [a-z0-9_-]{{1,64}}, got {0:?}")]
     InvalidSensorType(String),
@@ -27,6 +30,9 @@ pub enum ReadingError {
     /// `timestamp` was not RFC 3339.
     #[error("timestamp must be RFC 3339 (e.g. 2026-11-25T07:00:00.123456Z), got {0:?}")]
     InvalidTimestamp(String),
+    /// `timestamp` named second 60 of a minute (a leap second).
+    #[error("timestamp {0:?} is a leap second (second 60), which UTC as databases store it has no place for; send second 59.999999 or a leap-smeared clock's time")]
+    LeapSecond(String),
     /// `timestamp` was outside the accepted window.
     #[error("timestamp {value} is outside the accepted range {earliest} .. {latest}")]
     TimestampOutOfRange {
@@ -43,15 +49,43 @@ impl ReadingError {
     /// The name of the field this error is about, as it appears on the wire.
     pub fn field(&self) -> &'static str {
         match self {
-            ReadingError::NonFiniteValue => "sensor_value",
+            ReadingError::NonFiniteValue | ReadingError::ValueOutOfRange(_) => "sensor_value",
             ReadingError::InvalidSensorType(_) => "sensor_type",
             ReadingError::InvalidId1(_) => "id1",
             ReadingError::InvalidId2(_) => "id2",
-            ReadingError::InvalidTimestamp(_) | ReadingError::TimestampOutOfRange { .. } => {
-                "timestamp"
-            }
+            ReadingError::InvalidTimestamp(_)
+            | ReadingError::LeapSecond(_)
+            | ReadingError::TimestampOutOfRange { .. } => "timestamp",
         }
     }
+}
+
+/// The largest magnitude a sensor value may have. Far beyond any physical
+/// measurement or counter, and far enough below `f64::MAX` (1.8e308) that
+/// sums over any number of readings a database can hold stay finite, in SQL
+/// and in the rollups: aggregates are always numbers.
+pub const MAX_ABS_SENSOR_VALUE: f64 = 1e15;
+
+/// Checks a sensor value: finite and within ±[`MAX_ABS_SENSOR_VALUE`].
+pub fn check_sensor_value(value: f64) -> Result<f64, ReadingError> {
+    if !value.is_finite() {
+        return Err(ReadingError::NonFiniteValue);
+    }
+    if value.abs() > MAX_ABS_SENSOR_VALUE {
+        return Err(ReadingError::ValueOutOfRange(value));
+    }
+    Ok(value)
+}
+
+/// Refuses second 60 (a leap second): MySQL's `DATETIME` has no place for
+/// it (it stores the zero date instead) and SQLite would keep text no
+/// other reader orders correctly.
+pub fn check_not_leap_second(timestamp: DateTime<Utc>, text: &str) -> Result<(), ReadingError> {
+    use chrono::Timelike;
+    if timestamp.nanosecond() >= 1_000_000_000 {
+        return Err(ReadingError::LeapSecond(text.chars().take(80).collect()));
+    }
+    Ok(())
 }
 
 /// A sensor type such as `temperature`: `[a-z0-9_-]{1,64}`. Cloning is a
@@ -206,9 +240,8 @@ impl Reading {
         bounds: &TimestampBounds,
         now: DateTime<Utc>,
     ) -> Result<Self, ReadingError> {
-        if !sensor_value.is_finite() {
-            return Err(ReadingError::NonFiniteValue);
-        }
+        check_sensor_value(sensor_value)?;
+        check_not_leap_second(timestamp, &timestamp.to_rfc3339())?;
         let timestamp = timestamp.trunc_subsecs(6);
         bounds.check(timestamp, now)?;
         Ok(Self {

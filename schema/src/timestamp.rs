@@ -94,11 +94,15 @@ pub mod timestamp_text {
     }
 }
 
-/// Parses an RFC 3339 timestamp with any offset into UTC.
+/// Parses an RFC 3339 timestamp with any offset into UTC. A leap second
+/// (second 60) is refused: no database column this project writes can hold
+/// it ([`crate::reading::check_not_leap_second`]).
 pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ReadingError> {
-    DateTime::parse_from_rfc3339(s)
+    let parsed = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ReadingError::InvalidTimestamp(s.chars().take(80).collect()))
+        .map_err(|_| ReadingError::InvalidTimestamp(s.chars().take(80).collect()))?;
+    crate::reading::check_not_leap_second(parsed, s)?;
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -160,6 +164,20 @@ mod tests {
         let offset: Row =
             serde_json::from_str(r#"{"at":"2026-11-18T13:06:40.123456+02:00"}"#).unwrap();
         assert_eq!(offset, row);
+    }
+
+    #[test]
+    fn a_leap_second_is_refused_naming_the_timestamp() {
+        for text in [
+            "2025-06-30T23:59:60Z",
+            "2025-06-30T12:30:60.5Z",
+            "2016-12-31T23:59:60.999999+00:00",
+        ] {
+            let error = parse_timestamp(text).unwrap_err();
+            assert_eq!(error.field(), "timestamp", "{text}");
+            assert!(error.to_string().contains("leap second"), "{error}");
+        }
+        assert!(parse_timestamp("2025-06-30T23:59:59.999999Z").is_ok());
     }
 
     #[test]

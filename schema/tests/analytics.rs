@@ -11,6 +11,7 @@ use datastream_schema::{
     FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, SharedStore,
     StoredReading, TimestampBounds,
 };
+use datastream_test_support::exact_sum::within_two_ulps_of_exact_sum;
 use datastream_test_support::TestDb;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -33,10 +34,22 @@ fn device(i: usize) -> (&'static str, &'static str, i64) {
 /// A reading generated as (device, second, microsecond, value in cents).
 type Seed = (usize, i64, u32, i32);
 
+/// The value a seed's cents stand for: mostly small, and one in five near
+/// ±1e15 (the largest a reading may carry), so that sums cancel and naive
+/// summation would lose whole units.
+fn value_of(cents: i32) -> f64 {
+    let small = f64::from(cents) / 100.0;
+    if cents % 5 == 0 {
+        small + 9.99e14 * f64::from(cents.signum())
+    } else {
+        small
+    }
+}
+
 fn reading((d, secs, micros, cents): Seed) -> Reading {
     let (sensor_type, id1, id2) = device(d);
     Reading::new(
-        f64::from(cents) / 100.0,
+        value_of(cents),
         SensorType::parse(sensor_type).unwrap(),
         Id1::parse(id1).unwrap(),
         Id2::new(id2).unwrap(),
@@ -188,7 +201,7 @@ async fn apply(store: &SharedStore, step: &Step, sent: &mut Vec<Seed>) {
         }
         Step::Patch(s, cents) => {
             store
-                .update_value(&filter_of(s), f64::from(*cents) / 100.0)
+                .update_value(&filter_of(s), value_of(*cents))
                 .await
                 .unwrap();
         }
@@ -223,7 +236,9 @@ fn selected(s: &Selection, r: &StoredReading) -> bool {
 /// (count, sum, min, max, first, last), first and last broken by value on
 /// equal times (smaller first, larger last).
 type Expected = BTreeMap<(i64, Option<String>, Option<String>, Option<i32>), Row>;
-type Row = (u64, f64, f64, f64, f64, f64);
+/// Count, the values (the sum is checked against their exact sum), min,
+/// max, first, last.
+type Row = (u64, Vec<f64>, f64, f64, f64, f64);
 
 fn group_by(q: &Question, from: i64, to: i64, interval: i64, rows: &[StoredReading]) -> Expected {
     let mut groups: BTreeMap<_, Vec<&StoredReading>> = BTreeMap::new();
@@ -258,7 +273,7 @@ fn group_by(q: &Question, from: i64, to: i64, interval: i64, rows: &[StoredReadi
             let values: Vec<f64> = rs.iter().map(|r| r.sensor_value).collect();
             let row = (
                 rs.len() as u64,
-                values.iter().sum(),
+                values.clone(),
                 values.iter().copied().fold(f64::INFINITY, f64::min),
                 values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 values[0],
@@ -282,19 +297,28 @@ fn answered(buckets: &[Bucket]) -> Expected {
             );
             (
                 key,
-                (a.count, a.sum, a.min, a.max, a.first.value, a.last.value),
+                (
+                    a.count,
+                    vec![a.sum.value()],
+                    a.min,
+                    a.max,
+                    a.first.value,
+                    a.last.value,
+                ),
             )
         })
         .collect()
 }
 
+/// Whether the answer equals the reference: everything exactly, and each
+/// sum within two units in the last place of the exact (rational) sum of
+/// the bucket's values.
 fn same(expected: &Expected, got: &Expected) -> bool {
-    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
     expected.len() == got.len()
         && expected.iter().zip(got).all(|((ke, e), (kg, g))| {
             ke == kg
                 && e.0 == g.0
-                && close(e.1, g.1)
+                && within_two_ulps_of_exact_sum(&e.1, g.1[0])
                 && (e.2, e.3, e.4, e.5) == (g.2, g.3, g.4, g.5)
         })
 }
@@ -428,6 +452,74 @@ fn aggregates_and_devices_equal_a_plain_group_by_on_sqlite() {
 fn aggregates_and_devices_equal_a_plain_group_by_on_mysql() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     every_answer_equals_a_plain_group_by(16, || runtime.block_on(TestDb::mysql()));
+}
+
+/// Values near ±1e15 that cancel, with small ones between, in every
+/// device and hour: each sum, from rows and from rollups (before and after
+/// they are rebuilt), is within two units in the last place of the exact
+/// sum. Naive summation is off by whole units here.
+async fn sums_of_values_that_cancel_are_exact(db: TestDb) {
+    let store = datastream_schema::store::connect(db.url()).await.unwrap();
+    let pattern = [
+        9.99e14,
+        0.1,
+        -9.99e14,
+        0.2,
+        1e15,
+        0.37,
+        -1e15,
+        -0.05,
+        7e14,
+        -7e14 + 0.01,
+    ];
+    let mut batch = Vec::new();
+    for d in 0..8usize {
+        for hour in 0..3i64 {
+            for (i, v) in pattern.iter().enumerate() {
+                let (sensor_type, id1, id2) = device(d);
+                batch.push(
+                    Reading::new(
+                        *v * if d % 2 == 0 { 1.0 } else { -1.0 },
+                        SensorType::parse(sensor_type).unwrap(),
+                        Id1::parse(id1).unwrap(),
+                        Id2::new(id2).unwrap(),
+                        t0() + Duration::seconds(hour * 3_600 + i as i64 * 60),
+                        &TimestampBounds::default(),
+                        Utc::now(),
+                    )
+                    .unwrap(),
+                );
+            }
+        }
+    }
+    store.insert_batch(batch.into()).await.unwrap();
+    let rows = all_rows(&store).await;
+    for refreshed in [false, true] {
+        if refreshed {
+            apply(&store, &Step::Refresh(1_000), &mut Vec::new()).await;
+        }
+        for group_by in ["device", "sensor_type", "id1", "none"] {
+            for interval in ["1h", "3h", "10m"] {
+                let q = Question {
+                    interval,
+                    ..everything(group_by)
+                };
+                check_aggregate(&store, &q, &rows).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sums_of_values_that_cancel_are_exact_on_sqlite() {
+    sums_of_values_that_cancel_are_exact(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sums_of_values_that_cancel_are_exact_on_mysql() {
+    if let Some(db) = TestDb::mysql().await {
+        sums_of_values_that_cancel_are_exact(db).await;
+    }
 }
 
 /// Writes with rollups off, then with them on again: the refresher marks

@@ -7,6 +7,7 @@
 //! test is skipped with a message if nothing answers there.
 #![deny(missing_docs)]
 
+pub mod exact_sum;
 pub mod process;
 
 use datastream_broker::{BrokerConfig, EmbeddedBroker};

@@ -58,14 +58,36 @@ fn hostile_messages(id1: &str, max_remaining: usize) -> Vec<(String, Vec<u8>)> {
             p
         },
     ];
-    let mut messages: Vec<(String, Vec<u8>)> =
-        payloads.into_iter().map(|p| (topic.clone(), p)).collect();
+    let mut messages: Vec<(String, Vec<u8>)> = payloads
+        .into_iter()
+        .chain(poison_readings(id1).into_iter().map(|(_, p)| p))
+        .map(|p| (topic.clone(), p))
+        .collect();
     // A topic far longer than any reading topic, with a tiny payload.
     messages.push((
         format!("sensors/{}/A/1", "x".repeat(60_000)),
         b"{}".to_vec(),
     ));
     messages
+}
+
+/// Readings valid in every field but one value no database column or sum
+/// can hold: a leap second (MySQL stored it as the zero date, which then
+/// failed every read) and values beyond ±1e15 (whose sums overflowed).
+/// Each with the field its dead letter must name.
+fn poison_readings(id1: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let reading = |value: &str, timestamp: &str| {
+        format!(
+            r#"{{"sensor_value":{value},"sensor_type":"temperature","id1":"{id1}","id2":1,"timestamp":"{timestamp}"}}"#
+        )
+        .into_bytes()
+    };
+    vec![
+        ("timestamp", reading("21.5", "2025-06-30T23:59:60Z")),
+        ("timestamp", reading("21.5", "2025-06-30T12:30:60.5Z")),
+        ("sensor_value", reading("1.7e308", "2025-06-30T12:00:00Z")),
+        ("sensor_value", reading("-1e16", "2025-06-30T12:00:01Z")),
+    ]
 }
 
 /// Publishes the hostile messages twice over, then valid readings, and
@@ -183,4 +205,51 @@ async fn hostile_messages_never_hold_the_stream_on_mosquitto() {
         MOSQUITTO_MAX_REMAINING,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leap_second_or_a_huge_value_is_dead_lettered_naming_the_field_and_reads_keep_working() {
+    let db = match TestDb::mysql().await {
+        Some(db) => db,
+        None => TestDb::sqlite(),
+    };
+    let sys = crate::support::TestSystem::start(db, None, vec![]).await;
+    let id1 = unique_id1();
+    let topic = format!("sensors/temperature/{id1}/1");
+    let dead_letters = MessageTap::start(&sys.mqtt_url, "datastream/deadletter/#").await;
+    let poison = poison_readings(&id1);
+    let mut messages: Vec<(String, Vec<u8>)> = poison
+        .iter()
+        .map(|(_, p)| (topic.clone(), p.clone()))
+        .collect();
+    messages.extend(reading_messages(&id1, 3));
+    publish_all_acked(sys.mqtt_url.clone(), messages).await;
+
+    let letters = dead_letters
+        .wait_until_count(poison.len(), Duration::from_secs(20))
+        .await;
+    assert_eq!(letters.len(), poison.len());
+    for ((field, _), letter) in poison.iter().zip(&letters) {
+        let body: Value = serde_json::from_slice(&letter.payload).unwrap();
+        let reason = body["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(field), "{field}: {reason}");
+    }
+    assert_eq!(
+        sys.wait_for_readings(&format!("id1={id1}"), 3, Duration::from_secs(20))
+            .await
+            .len(),
+        3
+    );
+    // The reads that failed for good once the zero date was stored.
+    let token = sys.admin_token().await;
+    for path in [
+        "/api/v1/readings?order=asc&limit=10000".to_owned(),
+        "/api/v1/readings?to=2000-01-01T00:00:00Z".to_owned(),
+        format!("/api/v1/readings/export?id1={id1}&format=ndjson&from=2000-01-01T00:00:00Z"),
+    ] {
+        let answer = sys.get(&path, &token).await;
+        assert_eq!(answer.status().as_u16(), 200, "{path}");
+        answer.text().await.expect("a complete body");
+    }
+    sys.stop().await;
 }

@@ -130,7 +130,7 @@ impl From<Bucket> for BucketDto {
             min: a.min,
             max: a.max,
             avg: a.avg(),
-            sum: a.sum,
+            sum: a.sum.value(),
             first: a.first.value,
             last: a.last.value,
         }

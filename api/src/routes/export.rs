@@ -143,15 +143,23 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let format = ExportFormat::parse(request.format.as_deref())?;
     let filter = request.filter()?;
-    let pages = Pages {
+    let mut pages = Pages {
         store: state.reads.clone(),
         filter,
         format,
         after: None,
-        started: false,
         done: false,
     };
-    let body = futures_util::stream::unfold(pages, Pages::next);
+    // The first page is read before the status is sent: a failure there is
+    // an error response, not a 200 with a cut body. A failure on a later
+    // page can only abort the transfer (no final chunk), which clients
+    // report as an incomplete download.
+    let first = pages.first_chunk().await?;
+    let rest = futures_util::stream::unfold(pages, Pages::next);
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok::<_, ApiError>(first) }),
+        rest,
+    );
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .insert_header(ContentDisposition {
@@ -168,24 +176,28 @@ struct Pages {
     filter: ReadingFilter,
     format: ExportFormat,
     after: Option<PageCursor>,
-    started: bool,
     done: bool,
 }
 
 impl Pages {
-    /// The next chunk of the body: the header (CSV) and the first page,
-    /// then one page at a time; `None` after the last.
+    /// The header (CSV) and the first page.
+    async fn first_chunk(&mut self) -> Result<Bytes, ApiError> {
+        let mut out = Vec::new();
+        if self.format == ExportFormat::Csv {
+            out.extend_from_slice(CSV_HEADER);
+        }
+        self.read_page(&mut out).await.inspect_err(|error| {
+            tracing::warn!(%error, "export refused: its first page failed");
+        })?;
+        Ok(Bytes::from(out))
+    }
+
+    /// The next page after the first; `None` after the last.
     async fn next(mut self) -> Option<(Result<Bytes, ApiError>, Self)> {
         if self.done {
             return None;
         }
         let mut out = Vec::new();
-        if !self.started {
-            self.started = true;
-            if self.format == ExportFormat::Csv {
-                out.extend_from_slice(CSV_HEADER);
-            }
-        }
         match self.read_page(&mut out).await {
             Ok(()) => Some((Ok(Bytes::from(out)), self)),
             Err(error) => {

@@ -11,7 +11,9 @@ use datastream_http::Authenticated;
 use datastream_http::ErrorBody;
 use datastream_http::JsonBody;
 use datastream_schema::timestamp::timestamp_text;
-use datastream_schema::{FilterParams, PageCursor, ReadingFilter, StoredReading};
+use datastream_schema::{
+    check_sensor_value, FilterParams, PageCursor, ReadingFilter, StoredReading,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -252,8 +254,9 @@ const JSON_BYTES_PER_READING: usize = 224;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingPatch {
-    /// The new value for every matching reading (any finite double).
-    #[schema(minimum = -1.7976931348623157e308, maximum = 1.7976931348623157e308)]
+    /// The new value for every matching reading (from -1e15 to 1e15, as a
+    /// reading may carry).
+    #[schema(minimum = -1e15, maximum = 1e15)]
     pub sensor_value: f64,
 }
 
@@ -277,12 +280,8 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
     let filter = query.write_filter()?;
-    if !body.sensor_value.is_finite() {
-        return Err(ApiError::bad_request(
-            "sensor_value",
-            "must be a finite number",
-        ));
-    }
+    check_sensor_value(body.sensor_value)
+        .map_err(|e| ApiError::bad_request("sensor_value", e.to_string()))?;
     let updated = state.store.update_value(&filter, body.sensor_value).await?;
     tracing::info!(user = %user.username, updated, "readings edited");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "updated": updated })))

@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn rows_are_tab_separated_with_values_that_parse_back_exactly() {
-        let values = [0.1 + 0.2, -1e-300, 12345.678901234567, 1e300];
+        let values = [0.1 + 0.2, -1e-300, 12345.678901234567, -1e15];
         let rows = render(&values.map(reading));
         let text = std::str::from_utf8(&rows).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -1,7 +1,7 @@
 //! Diesel row types of the rollup tables and the device catalog, and their
 //! conversion to and from the domain's aggregates.
 
-use crate::analytics::{Aggregate, Device, Sample};
+use crate::analytics::{Aggregate, CompensatedSum, Device, Sample};
 use crate::db::{
     devices, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale, rollup_type_hour,
 };
@@ -76,7 +76,7 @@ pub(super) struct RawRow {
 /// The aggregate columns every rollup table ends with.
 fn aggregate(
     reading_count: i64,
-    value_sum: f64,
+    value_sum: (f64, f64),
     value_min: f64,
     value_max: f64,
     first: (NaiveDateTime, f64),
@@ -84,7 +84,7 @@ fn aggregate(
 ) -> Aggregate {
     Aggregate {
         count: reading_count.max(0) as u64,
-        sum: value_sum,
+        sum: CompensatedSum::from_parts(value_sum.0, value_sum.1),
         min: value_min,
         max: value_max,
         first: Sample {
@@ -113,6 +113,7 @@ macro_rules! rollup_row {
             first_value: f64,
             last_at: NaiveDateTime,
             last_value: f64,
+            value_sum_error: f64,
         }
 
         impl $name {
@@ -120,7 +121,7 @@ macro_rules! rollup_row {
             pub(super) fn aggregate(&self) -> Aggregate {
                 aggregate(
                     self.reading_count,
-                    self.value_sum,
+                    (self.value_sum, self.value_sum_error),
                     self.value_min,
                     self.value_max,
                     (self.first_at, self.first_value),
@@ -143,6 +144,7 @@ macro_rules! rollup_row {
             first_value: f64,
             last_at: NaiveDateTime,
             last_value: f64,
+            value_sum_error: f64,
         }
 
         impl $new {
@@ -151,7 +153,8 @@ macro_rules! rollup_row {
                     $($key,)*
                     bucket,
                     reading_count: a.count as i64,
-                    value_sum: a.sum,
+                    value_sum: a.sum.parts().0,
+                    value_sum_error: a.sum.parts().1,
                     value_min: a.min,
                     value_max: a.max,
                     first_at: a.first.at.naive_utc(),
