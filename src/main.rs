@@ -13,6 +13,12 @@ use shutdown::{until_interrupted, Interrupted};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than the system allocator: memory freed when a burst of
+/// streams, resumes or exports ends goes back to the system, where glibc's
+/// per-thread arenas kept it (10,000 short streams left ~190 MiB resident).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match run_cli() {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,6 +69,10 @@ impl System {
         // The database first: a wrong DATABASE_URL should fail before any
         // port is taken.
         let store = open_store(settings).await?;
+        // The ingestor gets a pool of its own: however many readers the API
+        // has (a burst of stream resumes, a slow export), commits never wait
+        // for a connection behind them.
+        let ingest_store = open_store(settings).await?;
         let brokers = UpBroker::start(settings).await?;
         let (state, generated_jwt_secret) = match &settings.jwt_secret {
             Some(secret) => (app_state(&store, secret, settings).await?, false),
@@ -87,7 +91,7 @@ impl System {
         let mut ingestor = start_up_ingestor(
             settings,
             &brokers,
-            &store,
+            &ingest_store,
             ingest_client_id.clone(),
             &ingest,
         );
@@ -96,7 +100,7 @@ impl System {
         let health = HealthState {
             prometheus: datastream_http::telemetry::prometheus(),
             readiness: Arc::new(IngestReadiness {
-                store: store.clone(),
+                store: ingest_store.clone(),
                 ingestor: ingestor.probe(),
                 pipeline: Some(pipeline.clone()),
             }),

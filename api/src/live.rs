@@ -8,7 +8,10 @@
 //! only, so a reading wakes the streams that want it and no others; every
 //! other stream reads the ring of all readings and filters. A stream that
 //! falls a whole ring behind loses its place ([`broadcast`]'s `Lagged`) and
-//! is ended, so a slow client never slows the others or grows memory.
+//! is ended, so a slow client never slows the others or grows memory. A
+//! device's ring lives as long as a stream watches it: the last
+//! [`LiveSubscription`] to go removes it, whether the device ever sent
+//! anything or not.
 
 use datastream_schema::{Reading, ReadingFilter};
 use std::collections::HashMap;
@@ -24,16 +27,53 @@ pub const DEFAULT_CAPACITY: usize = 8_192;
 /// watched devices cost ~12 MiB (at 1,024 slots it was ~45 MiB).
 const MOST_PER_DEVICE: usize = 256;
 
+/// Resumes (`Last-Event-ID`) reading the store at once, per process: each
+/// holds a database connection while it reads, and the rest of the pool is
+/// left to requests (and, in `up`, never shared with the ingestor).
+const RESUMES_AT_ONCE: usize = 2;
+
 /// A device, as its ring is found.
 type DeviceKey = (Arc<str>, i32);
+
+/// The rings of watched devices.
+type DeviceRings = Arc<Mutex<HashMap<DeviceKey, broadcast::Sender<Arc<Reading>>>>>;
 
 /// The fan-out of live readings to streams.
 #[derive(Clone)]
 pub struct LiveReadings {
     all: broadcast::Sender<Arc<Reading>>,
-    devices: Arc<Mutex<HashMap<DeviceKey, broadcast::Sender<Arc<Reading>>>>>,
+    devices: DeviceRings,
     device_capacity: usize,
     closing: CancellationToken,
+    resumes: Arc<tokio::sync::Semaphore>,
+}
+
+/// A stream's place in the fan-out: its receiver and, for one device, the
+/// claim on that device's ring.
+pub struct LiveSubscription {
+    /// The readings, from the moment of subscribing.
+    pub receiver: broadcast::Receiver<Arc<Reading>>,
+    /// Declared after the receiver, so dropped after it: the ring is
+    /// removed once its last receiver is gone.
+    _ring: Option<RingClaim>,
+}
+
+/// Removes a device's ring when the last stream watching it goes.
+struct RingClaim {
+    devices: DeviceRings,
+    key: DeviceKey,
+}
+
+impl Drop for RingClaim {
+    fn drop(&mut self) {
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        if devices
+            .get(&self.key)
+            .is_some_and(|ring| ring.receiver_count() == 0)
+        {
+            devices.remove(&self.key);
+        }
+    }
 }
 
 impl LiveReadings {
@@ -46,7 +86,25 @@ impl LiveReadings {
             devices: Arc::default(),
             device_capacity: capacity.clamp(1, MOST_PER_DEVICE),
             closing: CancellationToken::new(),
+            resumes: Arc::new(tokio::sync::Semaphore::new(RESUMES_AT_ONCE)),
         }
+    }
+
+    /// Devices with a ring (streams watching them), for tests and metrics.
+    pub fn watched_devices(&self) -> usize {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A turn to read the store for a resume, waiting at most `wait`;
+    /// `None` when every turn stayed taken that long.
+    pub async fn resume_turn(
+        &self,
+        wait: std::time::Duration,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::time::timeout(wait, self.resumes.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Hands a reading that arrived from the broker to every stream that
@@ -71,15 +129,26 @@ impl LiveReadings {
     /// A receiver of the readings published from now on that `filter` may
     /// match: its device's ring when it names a device, else every
     /// reading (the stream still filters what it receives).
-    pub fn subscribe(&self, filter: &ReadingFilter) -> broadcast::Receiver<Arc<Reading>> {
+    pub fn subscribe(&self, filter: &ReadingFilter) -> LiveSubscription {
         let (Some(id1), Some(id2)) = (filter.id1(), filter.id2()) else {
-            return self.all.subscribe();
+            return LiveSubscription {
+                receiver: self.all.subscribe(),
+                _ring: None,
+            };
         };
+        let key: DeviceKey = (id1.as_str().into(), id2.get());
         let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
-        devices
-            .entry((id1.as_str().into(), id2.get()))
+        let receiver = devices
+            .entry(key.clone())
             .or_insert_with(|| broadcast::channel(self.device_capacity).0)
-            .subscribe()
+            .subscribe();
+        LiveSubscription {
+            receiver,
+            _ring: Some(RingClaim {
+                devices: self.devices.clone(),
+                key,
+            }),
+        }
     }
 
     /// Ends every open stream (with a final `closing` event): the server
@@ -91,5 +160,37 @@ impl LiveReadings {
     /// Cancelled when [`LiveReadings::close`] is called.
     pub fn closing(&self) -> CancellationToken {
         self.closing.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datastream_schema::FilterParams;
+
+    fn device(id2: &str) -> ReadingFilter {
+        ReadingFilter::parse(
+            FilterParams {
+                id1: Some("LEAK"),
+                id2: Some(id2),
+                ..FilterParams::default()
+            },
+            chrono::Utc::now(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_devices_ring_goes_with_its_last_stream_even_if_it_never_sent() {
+        let live = LiveReadings::new(DEFAULT_CAPACITY);
+        for n in 0..10_000 {
+            drop(live.subscribe(&device(&n.to_string())));
+        }
+        assert_eq!(live.watched_devices(), 0);
+        let (first, second) = (live.subscribe(&device("1")), live.subscribe(&device("1")));
+        drop(first);
+        assert_eq!(live.watched_devices(), 1, "still watched by the second");
+        drop(second);
+        assert_eq!(live.watched_devices(), 0);
     }
 }

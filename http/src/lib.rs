@@ -27,4 +27,4 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use health::HealthState;
 pub use json_body::JsonBody;
 pub use readiness::{ComponentState, DatabaseReadiness, ReadinessCheck, SharedReadiness};
-pub use server::Server;
+pub use server::{Server, SEND_TIMEOUT};

@@ -5,6 +5,10 @@ use actix_web::{middleware, web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
 use tokio_util::sync::CancellationToken;
 
+/// How long a connection may leave what it is sent unacknowledged (a
+/// client that stopped reading: its window stays shut) before it is closed.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A running HTTP server.
 pub struct Server {
     addr: SocketAddr,
@@ -35,12 +39,18 @@ impl Server {
                 .wrap(middleware::from_fn(crate::request_metrics::record))
                 .configure(configure.clone())
         })
-        // Small writes go out at once: with Nagle's algorithm a live
-        // stream's next event waits for the client's delayed ACK (up to
-        // 40 ms on Linux) whenever the previous one is unacknowledged.
         .on_connect(|connection, _| {
             if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                // Small writes go out at once: with Nagle's algorithm a live
+                // stream's next event waits for the client's delayed ACK (up
+                // to 40 ms on Linux) whenever the previous one is
+                // unacknowledged.
                 let _ = tcp.set_nodelay(true);
+                // A client that takes nothing for this long (its receive
+                // window stays shut, or the network is gone) is dropped by
+                // the kernel: a stream nobody reads holds its socket and
+                // buffers for a bounded time, not forever.
+                let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(SEND_TIMEOUT));
             }
         })
         .workers(workers.max(1))

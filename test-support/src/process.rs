@@ -271,6 +271,16 @@ impl ServiceProcess {
         self.memory_status("VmRSS:")
     }
 
+    /// Sockets it holds open (connections and listeners), on Linux.
+    pub fn open_sockets(&self) -> Option<usize> {
+        let dir = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).ok()?;
+        Some(
+            dir.filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count(),
+        )
+    }
+
     fn memory_status(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status

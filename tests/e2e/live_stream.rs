@@ -377,3 +377,67 @@ async fn a_standalone_api_without_mqtt_url_answers_the_stream_with_503_naming_it
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_resumes_never_holds_up_ups_ingestor() {
+    // Two connections per pool: the API's are kept busy by resumes, the
+    // ingestor's are its own.
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.database_pool_size = Some(2);
+    })
+    .await;
+    let token = sys.admin_token().await;
+    let id1 = unique_id1();
+    let resumes: Vec<_> = (0..100)
+        .map(|_| {
+            let (http, base, token) = (sys.http.clone(), sys.base.clone(), token.clone());
+            tokio::spawn(async move {
+                let response = http
+                    .get(format!("{base}/api/v1/readings/stream"))
+                    .bearer_auth(token)
+                    .header("Last-Event-ID", "0")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                drop(response);
+                status
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for v in 0..20 {
+        publish_reading(&sys, &id1, 1, f64::from(v)).await;
+    }
+    let stored = sys
+        .wait_for_readings(&format!("id1={id1}&limit=100"), 20, Duration::from_secs(10))
+        .await;
+    assert_eq!(stored.len(), 20, "stored during the burst");
+    let took = started.elapsed();
+    for resume in resumes {
+        let status = resume.await.unwrap();
+        assert!(status == 200 || status == 503, "{status}");
+    }
+    assert!(
+        took < Duration::from_secs(5),
+        "the readings took {took:?} to land"
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_last_event_id_starts_a_stream_without_a_resume() {
+    let sys = start().await;
+    let token = sys.admin_token().await;
+    let response = sys
+        .http
+        .get(format!("{}/api/v1/readings/stream", sys.base))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    sys.stop().await;
+}

@@ -15,4 +15,5 @@ mod live_stream;
 mod no_server_errors;
 mod operator;
 mod pipeline;
+mod stream_memory;
 mod support;

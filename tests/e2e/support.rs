@@ -308,13 +308,17 @@ pub async fn start_generator_fleet(mqtt_url: &str, fleet: &str) -> ServiceProces
 /// A `datastream api` process on `database_url` with the test secret and
 /// admin password, ready.
 pub async fn start_api(database_url: &str) -> ServiceProcess {
-    let command = ServiceCommand::api(
-        database_url,
-        &[
-            ("JWT_SECRET", TEST_JWT_SECRET),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
-        ],
-    );
+    start_api_with(database_url, &[]).await
+}
+
+/// [`start_api`] with more settings, e.g. `MQTT_URL` for live streams.
+pub async fn start_api_with(database_url: &str, env: &[(&str, &str)]) -> ServiceProcess {
+    let mut all = vec![
+        ("JWT_SECRET", TEST_JWT_SECRET),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ];
+    all.extend_from_slice(env);
+    let command = ServiceCommand::api(database_url, &all);
     ServiceProcess::start(binary(), command, Duration::from_secs(30))
         .await
         .expect("starting datastream api")

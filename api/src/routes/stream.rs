@@ -5,12 +5,16 @@
 //! timestamp in microseconds since the epoch; a client that reconnects
 //! with `Last-Event-ID` first gets what the database stored after it (at
 //! most [`RESUME_WINDOW`] back and [`RESUME_MOST`] readings), then the live
-//! readings, without the ones it has just been sent. A stream ends with a
+//! readings, without the ones it has just been sent. What a resume costs is
+//! bounded: [`RESUME_MOST`] readings written straight into the first chunk,
+//! an 8-byte digest of each kept to skip its live copy, and at most two
+//! resumes reading the store at once per process (the others wait their
+//! turn, up to [`RESUME_WAIT`], then get 503). A stream ends with a
 //! final event when its client falls too far behind (`overflow`), its token
 //! expires (`expired`) or its account is deleted (`revoked`), and when the
 //! server stops.
 
-use crate::live::LiveReadings;
+use crate::live::{LiveReadings, LiveSubscription};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::web::Bytes;
@@ -23,10 +27,8 @@ use datastream_schema::{FilterParams, Order, Reading, ReadingFilter, StoredReadi
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Interval};
 use utoipa::{IntoParams, ToSchema};
 
@@ -35,8 +37,11 @@ use utoipa::{IntoParams, ToSchema};
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How far back `Last-Event-ID` may resume from.
 pub const RESUME_WINDOW: ChronoDuration = ChronoDuration::minutes(5);
-/// The most stored readings a resumed stream is sent before the live ones.
-pub const RESUME_MOST: u32 = datastream_schema::filter::MAX_LIMIT;
+/// The most stored readings a resumed stream is sent before the live ones:
+/// about 150 KB of events.
+pub const RESUME_MOST: u32 = 1_000;
+/// How long a resume waits for its turn to read the store.
+pub const RESUME_WAIT: Duration = Duration::from_secs(5);
 /// Matching readings written into one chunk of the body at most.
 const EVENTS_PER_CHUNK: usize = 256;
 
@@ -108,7 +113,7 @@ pub struct LiveReadingDto {
         )),
         (status = 400, description = "A bad filter or `Last-Event-ID`, named in `field`", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-        (status = 503, description = "This API process has no live feed (`MQTT_URL` is not set)", body = ErrorBody),
+        (status = 503, description = "This API process has no live feed (`MQTT_URL` is not set), or every turn to resume from the store stayed taken for 5 s (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer_auth" = [])))]
 pub async fn stream(
@@ -126,26 +131,26 @@ pub async fn stream(
     let resume_after = last_event_id(&http)?;
     // Subscribed before the gap is read: a reading arriving meanwhile is
     // in one or the other (or both, and then sent once).
-    let receiver = live.subscribe(&filter);
-    let resumed = match resume_after {
-        Some(after) => stored_since(&state, &request, after).await?,
-        None => Vec::new(),
-    };
+    let subscription = live.subscribe(&filter);
     // Browsers reconnect after `retry` milliseconds; then what was stored
     // since the client's last event.
     let mut first = b"retry: 2000\n\n".to_vec();
-    let resumed: Vec<(DateTime<Utc>, LiveReadingDto)> = resumed
-        .iter()
-        .map(|r| (r.timestamp, LiveReadingDto::from(r)))
-        .collect();
-    for (at, event) in &resumed {
-        write_event(&mut first, *at, event);
+    let mut resumed = HashSet::new();
+    if let Some(after) = resume_after {
+        let Some(_turn) = live.resume_turn(RESUME_WAIT).await else {
+            return Err(ApiError::Busy(RESUME_WAIT.as_secs()));
+        };
+        for r in stored_since(&state, &request, after).await? {
+            let event = LiveReadingDto::from(&r);
+            resumed.insert(event.digest());
+            write_event(&mut first, r.timestamp, &event);
+        }
     }
     let events = Events::new(
         live,
-        receiver,
+        subscription,
         filter,
-        resumed.iter().map(|(_, event)| event.key()).collect(),
+        resumed,
         user,
         verifier.get_ref().clone(),
     );
@@ -159,11 +164,15 @@ pub async fn stream(
         .streaming(body))
 }
 
-/// The `Last-Event-ID` header as an instant, if sent.
+/// The `Last-Event-ID` header as an instant, if sent. An empty one (what
+/// a browser's EventSource sends before any event had an id) is none.
 fn last_event_id(http: &HttpRequest) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(value) = http.headers().get("Last-Event-ID") else {
         return Ok(None);
     };
+    if value.as_bytes().iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
     let bad = || ApiError::bad_request("Last-Event-ID", "must be an event id this stream sent");
     let micros: i64 = value
         .to_str()
@@ -193,17 +202,19 @@ async fn stored_since(
     Ok(rows.into_iter().filter(|r| r.timestamp > after).collect())
 }
 
-/// Identity of a reading: its device, type and timestamp text (the table's
-/// unique key), for not sending a resumed reading twice.
-type ReadingKey = (String, i32, String, String);
+/// A digest of a reading's identity (the table's unique key: device, type,
+/// timestamp), for not sending a resumed reading twice. Eight bytes
+/// instead of the four strings; a collision would skip one live reading
+/// that the client was already sent a stored reading for the same digest.
+type ReadingDigest = u64;
 
 /// Where a stream is.
 struct Events {
-    receiver: Receiver<Arc<Reading>>,
+    subscription: LiveSubscription,
     filter: ReadingFilter,
-    /// Keys of the readings resumed from the store, skipped when they come
-    /// live too.
-    sent_from_backlog: HashSet<ReadingKey>,
+    /// Digests of the readings resumed from the store, skipped when they
+    /// come live too.
+    sent_from_backlog: HashSet<ReadingDigest>,
     user: Authenticated,
     verifier: TokenVerifier,
     expires: Instant,
@@ -222,9 +233,9 @@ enum Step {
 impl Events {
     fn new(
         live: &LiveReadings,
-        receiver: Receiver<Arc<Reading>>,
+        subscription: LiveSubscription,
         filter: ReadingFilter,
-        sent_from_backlog: HashSet<ReadingKey>,
+        sent_from_backlog: HashSet<ReadingDigest>,
         user: Authenticated,
         verifier: TokenVerifier,
     ) -> Self {
@@ -232,7 +243,7 @@ impl Events {
             .expires_at
             .saturating_sub(Utc::now().timestamp().max(0) as u64);
         Self {
-            receiver,
+            subscription,
             filter,
             sent_from_backlog,
             user,
@@ -269,7 +280,7 @@ impl Events {
             _ = tokio::time::sleep_until(self.expires) => {
                 Step::End(final_event("expired", "the token has expired; log in again"))
             }
-            received = self.receiver.recv() => match received {
+            received = self.subscription.receiver.recv() => match received {
                 Ok(reading) => self.chunk_from(&reading),
                 Err(RecvError::Lagged(missed)) => Step::End(overflow_event(missed)),
                 Err(RecvError::Closed) => Step::End(final_event("closing", "the live feed has stopped")),
@@ -288,7 +299,7 @@ impl Events {
         let mut out = Vec::new();
         self.write_if_wanted(&mut out, first);
         for _ in 1..EVENTS_PER_CHUNK {
-            match self.receiver.try_recv() {
+            match self.subscription.receiver.try_recv() {
                 Ok(reading) => self.write_if_wanted(&mut out, &reading),
                 Err(TryRecvError::Lagged(missed)) => {
                     out.extend(overflow_event(missed));
@@ -309,7 +320,7 @@ impl Events {
             return;
         }
         let event = LiveReadingDto::from(reading);
-        if !self.sent_from_backlog.is_empty() && self.sent_from_backlog.remove(&event.key()) {
+        if !self.sent_from_backlog.is_empty() && self.sent_from_backlog.remove(&event.digest()) {
             return;
         }
         write_event(out, reading.timestamp(), &event);
@@ -317,14 +328,12 @@ impl Events {
 }
 
 impl LiveReadingDto {
-    /// The reading's identity (the table's unique key).
-    fn key(&self) -> ReadingKey {
-        (
-            self.id1.clone(),
-            self.id2,
-            self.sensor_type.clone(),
-            self.timestamp.clone(),
-        )
+    /// A digest of the reading's identity (the table's unique key).
+    fn digest(&self) -> ReadingDigest {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&self.id1, self.id2, &self.sensor_type, &self.timestamp).hash(&mut hasher);
+        hasher.finish()
     }
 }
 
