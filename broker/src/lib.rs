@@ -69,6 +69,11 @@ impl Default for BrokerConfig {
     }
 }
 
+/// Bytes of one segment of the broker's in-memory log of the stream.
+pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+/// Segments kept: the log holds at most `SEGMENTS × SEGMENT_BYTES`.
+pub const SEGMENTS: usize = 8;
+
 /// How many other ports a broker asked to pick its own port tries when the
 /// one it picked was taken before rumqttd could bind it.
 const PORT_RETRIES: usize = 3;
@@ -250,8 +255,12 @@ fn rumqttd_config(config: &BrokerConfig, addr: SocketAddr) -> rumqttd::Config {
         router: rumqttd::RouterConfig {
             max_connections: config.max_connections,
             max_outgoing_packet_count: 200,
-            max_segment_size: 100 * 1024 * 1024,
-            max_segment_count: 10,
+            // What the broker keeps of the stream in memory: 8 segments of
+            // 8 MiB, about 250,000 readings. A subscriber further behind
+            // than that loses the oldest (rumqttd drops whole segments);
+            // at 100 MiB × 10 its memory grew for as long as it ran.
+            max_segment_size: SEGMENT_BYTES,
+            max_segment_count: SEGMENTS,
             ..Default::default()
         },
         v4: Some(HashMap::from([("1".to_owned(), server)])),

@@ -26,6 +26,16 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// How long a stopping ingestor keeps retrying its last commits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A batch of at least [`EARLY_FLUSH_MIN`] messages is committed when
+/// nothing more has arrived for this long, without waiting for the flush
+/// interval: the broker has stopped sending until it gets acks (rumqttd
+/// sends a client at most 100 unacknowledged messages, whatever it is
+/// configured with), or a burst is over. Without it, a broker's window
+/// smaller than the batch capped ingest at one window per flush interval.
+const IDLE_GAP: Duration = Duration::from_millis(5);
+/// The smallest batch an idle gap commits early: a trickle of readings
+/// still waits for the flush interval, so it is not committed one by one.
+const EARLY_FLUSH_MIN: usize = 32;
 
 /// Batches readings and commits them.
 pub(crate) struct BatchWriter {
@@ -48,11 +58,25 @@ struct OpenBatch {
     readings: Vec<Reading>,
     acks: Vec<Publish>,
     oldest: Option<Instant>,
+    /// When its newest message arrived.
+    newest: Option<Instant>,
 }
 
 impl OpenBatch {
     fn is_empty(&self) -> bool {
         self.acks.is_empty()
+    }
+
+    /// When it is due for commit: when its oldest message has waited the
+    /// flush interval, or sooner after an idle gap (see [`IDLE_GAP`]).
+    fn due(&self, flush_interval: Duration) -> Option<Instant> {
+        let by_age = self.oldest? + flush_interval;
+        match self.newest {
+            Some(newest) if self.acks.len() >= EARLY_FLUSH_MIN => {
+                Some(by_age.min(newest + IDLE_GAP))
+            }
+            _ => Some(by_age),
+        }
     }
 }
 
@@ -79,8 +103,8 @@ impl BatchWriter {
         let mut in_flight: VecDeque<Commit> = VecDeque::new();
         loop {
             let deadline = batch
-                .oldest
-                .map(|t| tokio::time::Instant::from_std(t + self.flush_interval));
+                .due(self.flush_interval)
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -202,6 +226,7 @@ impl BatchWriter {
 
     async fn accept(&mut self, batch: &mut OpenBatch, d: Delivery) {
         batch.oldest.get_or_insert(d.received);
+        batch.newest = Some(d.received);
         match d.content {
             Content::Readings(readings) => batch.readings.extend(readings),
             Content::Rejected { reason, letter } => {
@@ -314,5 +339,35 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_of(messages: usize, oldest: Instant, newest: Instant) -> OpenBatch {
+        let publish = Publish::new("sensors/t/A/1", QoS::AtLeastOnce, Vec::new());
+        OpenBatch {
+            readings: Vec::new(),
+            acks: vec![publish; messages],
+            oldest: Some(oldest),
+            newest: Some(newest),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_due_after_the_flush_interval_or_sooner_once_the_broker_pauses() {
+        let t0 = Instant::now();
+        let flush = Duration::from_millis(100);
+        let newest = t0 + Duration::from_millis(40);
+        // A trickle waits for the flush interval.
+        assert_eq!(batch_of(3, t0, newest).due(flush), Some(t0 + flush));
+        // A broker's full window (rumqttd: 100) goes as soon as it pauses.
+        assert_eq!(
+            batch_of(100, t0, newest).due(flush),
+            Some(newest + IDLE_GAP)
+        );
+        assert_eq!(OpenBatch::default().due(flush), None);
     }
 }

@@ -409,3 +409,58 @@ async fn user_names_are_one_name_whatever_their_case() {
     );
     sys.stop().await;
 }
+
+/// A client bound to loopback address 127.0.0.`last`.
+fn client_at(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .expect("a client")
+}
+
+/// Issue 25: ten wrong passwords a minute for a name, from anywhere, made
+/// its owner's correct password get 429 from every address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_an_accounts_password_never_locks_its_owner_out() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let login = |client: reqwest::Client, password: &'static str| {
+        let url = format!("{}/api/v1/auth/login", sys.base);
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({"username": "admin", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // The owner has logged in from .20 before; the guesser uses .21-.40,
+    // ten guesses a minute from each.
+    assert_eq!(login(client_at(20), ADMIN_PASSWORD).await, 200);
+    let guess_from = |guesser: u8| {
+        let login = &login;
+        async move {
+            for _ in 0..10 {
+                let status = login(client_at(guesser), "wrong-password").await;
+                assert!(status == 401 || status == 429, "{status}");
+            }
+            assert_eq!(login(client_at(guesser), "wrong-password").await, 429);
+        }
+    };
+    for guesser in 21..=25u8 {
+        guess_from(guesser).await;
+    }
+    // 50 guesses: the owner logs in from anywhere.
+    assert_eq!(login(client_at(41), ADMIN_PASSWORD).await, 200);
+    for guesser in 26..=40u8 {
+        guess_from(guesser).await;
+    }
+    // 200 guesses: past the account's budget, a new address waits; the
+    // owner's known addresses never do.
+    assert_eq!(login(client_at(42), ADMIN_PASSWORD).await, 429);
+    assert_eq!(login(client_at(20), ADMIN_PASSWORD).await, 200);
+    assert_eq!(login(client_at(41), ADMIN_PASSWORD).await, 200);
+    sys.stop().await;
+}
