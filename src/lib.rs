@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod listen;
+pub mod log_format;
 mod pipeline_check;
 pub mod settings;
 pub mod system;

@@ -112,6 +112,7 @@ fn init_tracing() {
     // stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
+        .fmt_fields(datastream::log_format::escaped_fields())
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod readiness;
 pub mod request_metrics;
 pub mod routing;
+pub mod security_headers;
 mod server;
 pub mod telemetry;
 

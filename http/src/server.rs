@@ -37,6 +37,7 @@ impl Server {
                     crate::header_limit::reject_large_headers,
                 ))
                 .wrap(middleware::from_fn(crate::request_metrics::record))
+                .wrap(middleware::from_fn(crate::security_headers::add))
                 .configure(configure.clone())
         })
         .on_connect(|connection, _| {

@@ -464,3 +464,26 @@ async fn guessing_an_accounts_password_never_locks_its_owner_out() {
     assert_eq!(login(client_at(41), ADMIN_PASSWORD).await, 200);
     sys.stop().await;
 }
+
+/// Issue 25: a user name with a line break forged a log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_client_sends_cannot_forge_a_log_line() {
+    let db = TestDb::sqlite();
+    let api = start_api(db.url()).await;
+    let forged = "nobody\n2026-12-05T00:00:00.000000Z  INFO datastream: admin logged in";
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", api.base_url()))
+        .json(&serde_json::json!({"username": forged, "password": "whatever"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = api.log();
+    assert!(log.contains("login failed"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-05T00:00:00")),
+        "a forged line: {log}"
+    );
+    assert!(log.contains("nobody\\n2026-12-05"), "escaped: {log}");
+}

@@ -214,3 +214,34 @@ async fn swagger_examples_find_data_on_a_system_running_the_default_generators()
     );
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_refuses_to_be_framed_and_keeps_its_referrer() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    for (base, path) in [
+        (&sys.base, "/"),
+        (&sys.base, "/swagger-ui/"),
+        (&sys.base, "/api-docs/openapi.json"),
+        (&sys.base, "/healthz"),
+        (&sys.generators_base, "/swagger-ui/"),
+    ] {
+        let answer = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        if path == "/swagger-ui/" {
+            assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        }
+    }
+    sys.stop().await;
+}
