@@ -98,6 +98,44 @@ pub struct LiveReadingDto {
     pub timestamp: String,
 }
 
+/// One Server-Sent Event of a stream, field by field as the SSE format
+/// names them: a reading (`event` absent, which SSE reads as `message`),
+/// or the final event that ends the stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// The reading's timestamp in microseconds since the epoch: send it
+    /// back as `Last-Event-ID` to resume after it.
+    #[schema(pattern = r"^[0-9]+$", example = "1764054000123456")]
+    pub id: Option<String>,
+    /// `message` for a reading; the final event's name says why the
+    /// stream ended.
+    pub event: Option<StreamEventName>,
+    /// The JSON text of a `LiveReadingDto`, or on a final event
+    /// `{"reason": "…"}`.
+    #[schema(example = "{\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}")]
+    pub data: String,
+    /// Milliseconds a browser waits before it reconnects (sent first, with
+    /// no data).
+    #[schema(minimum = 0)]
+    pub retry: Option<u64>,
+}
+
+/// What an event is: a reading, or why the stream ended.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamEventName {
+    /// A reading.
+    Message,
+    /// The client fell too far behind; reconnect with `Last-Event-ID`.
+    Overflow,
+    /// The token expired; log in again.
+    Expired,
+    /// The token's account was deleted.
+    Revoked,
+    /// The server is stopping; reconnect.
+    Closing,
+}
+
 /// Live readings matching the filters, as Server-Sent Events: one `data:`
 /// line of JSON per reading, its `id` the reading's timestamp in
 /// microseconds; a comment every 15 s. Reconnecting with `Last-Event-ID`
@@ -105,11 +143,11 @@ pub struct LiveReadingDto {
 #[utoipa::path(get, path = "/api/v1/readings/stream", operation_id = "stream_readings", tag = "readings",
     params(
         StreamRequest,
-        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received: resume after it"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]{0,18}$", description = "The id of the last event received: resume after it (empty: no resume)"),
     ),
     responses(
         (status = 200, description = "An endless `text/event-stream`; final events `overflow`, `expired` or `revoked` end it", content(
-            (LiveReadingDto = "text/event-stream", example = "id: 1764054000123456\ndata: {\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}\n\n"),
+            (StreamEvent = "text/event-stream", example = "id: 1764054000123456\ndata: {\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}\n\n"),
         )),
         (status = 400, description = "A bad filter or `Last-Event-ID`, named in `field`", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
