@@ -31,8 +31,8 @@ impl<W: Write> Write for ControlEscaper<W> {
 /// The field formatter for `tracing_subscriber::fmt().fmt_fields(…)`:
 /// `message` first as it is, the others as `name=value`, space-separated,
 /// all escaped.
-pub fn escaped_fields() -> impl for<'a> tracing_subscriber::fmt::FormatFields<'a> + Send + Sync + 'static
-{
+pub fn escaped_fields(
+) -> impl for<'a> tracing_subscriber::fmt::FormatFields<'a> + Send + Sync + 'static {
     tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
         let mut escaped = ControlEscaper(writer);
         if field.name() == "message" {

@@ -70,7 +70,7 @@ impl Default for BrokerConfig {
 }
 
 /// Bytes of one segment of the broker's in-memory log of the stream.
-pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+pub const SEGMENT_BYTES: usize = 4 * 1024 * 1024;
 /// Segments kept: the log holds at most `SEGMENTS × SEGMENT_BYTES`.
 pub const SEGMENTS: usize = 8;
 
@@ -256,9 +256,11 @@ fn rumqttd_config(config: &BrokerConfig, addr: SocketAddr) -> rumqttd::Config {
             max_connections: config.max_connections,
             max_outgoing_packet_count: 200,
             // What the broker keeps of the stream in memory: 8 segments of
-            // 8 MiB, about 250,000 readings. A subscriber further behind
-            // than that loses the oldest (rumqttd drops whole segments);
-            // at 100 MiB × 10 its memory grew for as long as it ran.
+            // 4 MiB of payload, about 250,000 readings (two minutes at
+            // 2,000/s; the process then holds ~100 MiB more and no more).
+            // A subscriber further behind than that loses the oldest
+            // (rumqttd drops whole segments); at 100 MiB × 10 its memory
+            // grew for as long as it ran.
             max_segment_size: SEGMENT_BYTES,
             max_segment_count: SEGMENTS,
             ..Default::default()

@@ -26,13 +26,20 @@ pub async fn add(
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        let policy = if swagger_ui { SWAGGER_UI_CSP } else { NOTHING_CSP };
+        let policy = if swagger_ui {
+            SWAGGER_UI_CSP
+        } else {
+            NOTHING_CSP
+        };
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(policy),

@@ -363,3 +363,32 @@ async fn a_full_backlog_pauses_intake_and_everything_still_lands() {
     assert_eq!(stored.len(), n);
     sys.stop().await;
 }
+
+/// Issue 25: on its embedded broker `up` stored ~900 readings/s of 2,000:
+/// rumqttd sends at most 100 unacknowledged messages, and the ingestor
+/// waited for its 100 ms flush timer with all 100 in hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_its_embedded_broker_keeps_up_with_2000_readings_a_second() {
+    let id1 = datastream_test_support::unique_id1();
+    let fast = datastream_generator::GeneratorSpec::parse("fast", "temperature", &id1, 1, 100.0)
+        .unwrap()
+        .with_last_id2(20)
+        .unwrap();
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![fast], |s| {
+        s.ingest_flush_ms = 100;
+    })
+    .await;
+    let store = datastream_schema::connect(sys.db.url()).await.unwrap();
+    let count = || async {
+        store
+            .count(&datastream_schema::ReadingFilter::default())
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (before, started) = (count().await, std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rate = (count().await - before) as f64 / started.elapsed().as_secs_f64();
+    assert!(rate > 1_500.0, "stored {rate:.0} readings/s of 2,000");
+    sys.stop().await;
+}

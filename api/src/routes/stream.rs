@@ -112,7 +112,9 @@ pub struct StreamEvent {
     pub event: Option<StreamEventName>,
     /// The JSON text of a `LiveReadingDto`, or on a final event
     /// `{"reason": "…"}`.
-    #[schema(example = "{\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}")]
+    #[schema(
+        example = "{\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}"
+    )]
     pub data: String,
     /// Milliseconds a browser waits before it reconnects (sent first, with
     /// no data).
