@@ -24,7 +24,7 @@ use utoipa::OpenApi;
         auth::LoginRequest, auth::LoginResponse,
         users::UserDto, users::NewUser, users::RoleDto, readings::SortOrder,
         analytics::AggregateResponse, analytics::BucketDto, analytics::GroupByDto,
-        analytics::DevicesResponse, analytics::DeviceDto, export::ExportFormat, stream::LiveReadingDto, stream::StreamEvent, stream::StreamEventName,
+        analytics::DevicesResponse, analytics::DeviceDto, analytics::GroupPageDto, export::ExportFormat, stream::LiveReadingDto, stream::StreamEvent, stream::StreamEventName,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),

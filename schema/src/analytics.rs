@@ -296,8 +296,74 @@ pub struct Bucket {
     pub aggregate: Aggregate,
 }
 
+/// Groups (or devices) per answer when the request says nothing.
+pub const DEFAULT_GROUP_LIMIT: usize = 1_000;
+/// The most groups (or devices) one answer may hold.
+pub const MAX_GROUP_LIMIT: usize = 10_000;
+/// The most buckets of all groups one aggregate answer may hold: a limit
+/// of groups times the buckets of the window.
+pub const MAX_POINTS_PER_ANSWER: i64 = 1_000_000;
+
+/// A page of groups: those whose key comes after `after` (in key order:
+/// sensor type, `id1`, `id2`), at most `limit` of them. Answers are paged
+/// by group, so one request costs a bounded amount however many devices
+/// there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPage {
+    /// The last key of the previous page.
+    pub after: Option<GroupKey>,
+    /// Groups on this page.
+    pub limit: usize,
+}
+
+impl Default for GroupPage {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: DEFAULT_GROUP_LIMIT,
+        }
+    }
+}
+
+impl GroupPage {
+    /// Parses `limit` (named `field` in errors) and takes `after`.
+    pub fn parse(limit: Option<&str>, after: Option<GroupKey>) -> Result<Self, FilterError> {
+        let limit = match limit {
+            None => DEFAULT_GROUP_LIMIT,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_GROUP_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    FilterError::new(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_GROUP_LIMIT}"),
+                    )
+                })?,
+        };
+        Ok(Self { after, limit })
+    }
+
+    /// Whether `key` comes after the previous page.
+    pub fn follows(&self, key: &GroupKey) -> bool {
+        self.after.as_ref().is_none_or(|after| key > after)
+    }
+}
+
+/// One page of an answer paged by group (aggregates) or by device
+/// (`/devices`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedPage<T> {
+    /// What the page holds, in answer order.
+    pub items: Vec<T>,
+    /// The last group (or device) of this page, when another page follows:
+    /// the next page is the one after it.
+    pub next_after: Option<GroupKey>,
+}
+
 /// A question for `GET /readings/aggregate`: which readings (the filter's
-/// conditions, within `[from, to)`), in buckets of which width, grouped how.
+/// conditions, within `[from, to)`), in buckets of which width, grouped how,
+/// and which page of groups.
 #[derive(Debug, Clone)]
 pub struct AggregateQuery {
     conditions: ReadingFilter,
@@ -305,10 +371,11 @@ pub struct AggregateQuery {
     to: DateTime<Utc>,
     interval: Interval,
     group_by: GroupBy,
+    page: GroupPage,
 }
 
 /// The parameters of an aggregate request, as received.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct AggregateParams<'a> {
     /// The readings filters (`limit`, `order`, `page` are not taken).
     pub filter: FilterParams<'a>,
@@ -318,6 +385,10 @@ pub struct AggregateParams<'a> {
     pub group_by: Option<&'a str>,
     /// The most buckets an automatic interval may make (default 1,000).
     pub max_points: Option<&'a str>,
+    /// Groups per answer (default [`DEFAULT_GROUP_LIMIT`]).
+    pub limit: Option<&'a str>,
+    /// The last group of the previous page (from its cursor).
+    pub after: Option<GroupKey>,
 }
 
 impl AggregateQuery {
@@ -362,13 +433,30 @@ impl AggregateQuery {
             .map(GroupBy::parse)
             .transpose()?
             .unwrap_or_default();
+        let page = GroupPage::parse(p.limit, p.after)?;
+        let points = buckets.saturating_mul(page.limit as i64);
+        if group_by != GroupBy::None && points > MAX_POINTS_PER_ANSWER {
+            return Err(FilterError::new(
+                "limit",
+                format!(
+                    "{} groups of {buckets} buckets make more than {MAX_POINTS_PER_ANSWER} points; ask for fewer groups per page or fewer buckets",
+                    page.limit
+                ),
+            ));
+        }
         Ok(Self {
             conditions,
             from,
             to,
             interval,
             group_by,
+            page,
         })
+    }
+
+    /// Which page of groups.
+    pub fn page(&self) -> &GroupPage {
+        &self.page
     }
 
     /// Which readings: `id1`, `id2`, `sensor_type` (the time bounds are
@@ -418,6 +506,7 @@ pub struct Device {
 pub struct DeviceQuery {
     conditions: ReadingFilter,
     silent_for: Option<Duration>,
+    page: GroupPage,
 }
 
 impl DeviceQuery {
@@ -442,7 +531,20 @@ impl DeviceQuery {
         Ok(Self {
             conditions,
             silent_for,
+            page: GroupPage::default(),
         })
+    }
+
+    /// The same question, for the page `page` of devices (by key: sensor
+    /// type, `id1`, `id2`).
+    pub fn with_page(mut self, page: GroupPage) -> Self {
+        self.page = page;
+        self
+    }
+
+    /// Which page of devices.
+    pub fn page(&self) -> &GroupPage {
+        &self.page
     }
 
     /// Which devices: `id1`, `id2`, `sensor_type`.

@@ -5,7 +5,9 @@
 //! available) MariaDB.
 
 use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
-use datastream_schema::analytics::{AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery};
+use datastream_schema::analytics::{
+    AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery, GroupPage,
+};
 use datastream_schema::store::StoreOptions;
 use datastream_schema::{
     FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, SharedStore,
@@ -15,7 +17,7 @@ use datastream_test_support::exact_sum::within_two_ulps_of_exact_sum;
 use datastream_test_support::TestDb;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const TYPES: [&str; 2] = ["temperature", "humidity"];
 const SITES: [&str; 2] = ["SITEA", "SITEB"];
@@ -90,6 +92,8 @@ struct Question {
     /// The zone `from` and `to` are written in, in minutes east of UTC.
     zone_minutes: i32,
     silent_for: &'static str,
+    /// Groups (devices) per page; answers are read page by page.
+    limit: usize,
 }
 
 fn seed() -> impl Strategy<Value = Seed> {
@@ -140,14 +144,16 @@ fn question() -> impl Strategy<Value = Question> {
         prop::sample::select(vec!["device", "sensor_type", "id1", "none"]),
         prop::sample::select(vec![0, 330, -480, 60]),
         prop::sample::select(vec!["1s", "2h", "5h"]),
+        prop::sample::select(vec![1usize, 2, 3, 1_000]),
     )
         .prop_map(
-            |(selection, interval, group_by, zone_minutes, silent_for)| Question {
+            |(selection, interval, group_by, zone_minutes, silent_for, limit)| Question {
                 selection,
                 interval,
                 group_by,
                 zone_minutes,
                 silent_for,
+                limit,
             },
         )
 }
@@ -327,24 +333,49 @@ async fn check_aggregate(store: &SharedStore, q: &Question, rows: &[StoredReadin
     let (from, to) = q.selection.window.unwrap_or((-3_600, SPAN_SECS + 3_600));
     let (from_text, to_text) = (in_zone(from, q.zone_minutes), in_zone(to, q.zone_minutes));
     let id2 = q.selection.id2.map(|v| v.to_string());
-    let parsed = AggregateQuery::parse(
-        AggregateParams {
-            filter: FilterParams {
-                sensor_type: q.selection.sensor_type,
-                id1: q.selection.id1,
-                id2: id2.as_deref(),
-                from: Some(&from_text),
-                to: Some(&to_text),
-                ..FilterParams::default()
+    let limit = q.limit.to_string();
+    let parse = |after| {
+        AggregateQuery::parse(
+            AggregateParams {
+                filter: FilterParams {
+                    sensor_type: q.selection.sensor_type,
+                    id1: q.selection.id1,
+                    id2: id2.as_deref(),
+                    from: Some(&from_text),
+                    to: Some(&to_text),
+                    ..FilterParams::default()
+                },
+                interval: Some(q.interval),
+                group_by: Some(q.group_by),
+                max_points: Some("10000"),
+                limit: Some(&limit),
+                after,
             },
-            interval: Some(q.interval),
-            group_by: Some(q.group_by),
-            max_points: Some("10000"),
-        },
-        Utc::now(),
-    )
-    .unwrap();
-    let got = answered(&store.aggregate(&parsed).await.unwrap());
+            Utc::now(),
+        )
+        .unwrap()
+    };
+    // Every page, each starting after the last group of the one before.
+    let (mut buckets, mut after, mut pages) = (Vec::new(), None, 0);
+    let parsed = loop {
+        let parsed = parse(after);
+        let page = store.aggregate(&parsed).await.unwrap();
+        let groups: BTreeSet<_> = page.items.iter().map(|b| b.key.clone()).collect();
+        assert!(
+            groups.len() <= q.limit,
+            "{q:?}: {} groups on a page",
+            groups.len()
+        );
+        buckets.extend(page.items);
+        pages += 1;
+        assert!(pages < 100, "{q:?}: paging does not end");
+        match page.next_after {
+            Some(last) => after = Some(last),
+            None => break parsed,
+        }
+    };
+    buckets.sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
+    let got = answered(&buckets);
     let expected = group_by(q, from, to, parsed.interval().seconds(), rows);
     assert!(
         same(&expected, &got),
@@ -390,7 +421,23 @@ async fn check_devices(store: &SharedStore, q: &Question, rows: &[StoredReading]
         .into_values()
         .filter(|d| d.last_seen < now - quiet)
         .collect();
-    let got = store.devices(&parsed, now).await.unwrap();
+    let (mut got, mut after) = (Vec::new(), None);
+    loop {
+        let page_query = parsed
+            .clone()
+            .with_page(GroupPage::parse(Some(&q.limit.to_string()), after).unwrap());
+        let page = store.devices(&page_query, now).await.unwrap();
+        assert!(page.items.len() <= q.limit, "{q:?}");
+        got.extend(page.items);
+        assert!(
+            got.len() <= expected.len() + 1,
+            "{q:?}: paging does not end"
+        );
+        match page.next_after {
+            Some(last) => after = Some(last),
+            None => break,
+        }
+    }
     assert_eq!(expected, got, "{q:?}");
 }
 
@@ -557,6 +604,7 @@ async fn turning_rollups_back_on_rebuilds_every_hour(db: TestDb) {
         group_by: "device",
         zone_minutes: 0,
         silent_for: "1s",
+        limit: 1_000,
     };
     let rows = all_rows(&on).await;
     assert_eq!(rows.len(), 80);
@@ -673,6 +721,7 @@ async fn concurrent_writes_and_refreshers_leave_rollups_exact(db: TestDb) {
             group_by,
             zone_minutes: 0,
             silent_for: "1s",
+            limit: 1_000,
         };
         check_aggregate(&store, &q, &rows).await;
         check_devices(&store, &q, &rows).await;
@@ -765,6 +814,7 @@ fn everything(group_by: &'static str) -> Question {
         group_by,
         zone_minutes: 0,
         silent_for: "1s",
+        limit: 1_000,
     }
 }
 

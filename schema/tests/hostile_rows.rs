@@ -48,12 +48,12 @@ async fn every_read_works(store: &SharedStore) {
             },
             interval: Some("1h"),
             group_by: Some("none"),
-            max_points: None,
+            ..AggregateParams::default()
         },
         Utc::now(),
     )
     .unwrap();
-    let buckets = store.aggregate(&query).await.expect("aggregates");
+    let buckets = store.aggregate(&query).await.expect("aggregates").items;
     assert!(buckets.iter().all(|b| b.aggregate.sum.value().is_finite()));
     let counted: u64 = buckets.iter().map(|b| b.aggregate.count).sum();
     assert_eq!(counted, 2);

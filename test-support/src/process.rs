@@ -271,6 +271,11 @@ impl ServiceProcess {
         self.memory_status("VmRSS:")
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sockets it holds open (connections and listeners), on Linux.
     pub fn open_sockets(&self) -> Option<usize> {
         let dir = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).ok()?;

@@ -1,11 +1,14 @@
 //! `/api/v1/readings/aggregate` (time buckets) and `/api/v1/devices` (the
 //! device catalog). Any logged-in user may read them; nothing here writes.
 
+use crate::cursor::{CursorCodec, GroupCursorKind};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use datastream_http::{ApiError, Authenticated, ErrorBody};
-use datastream_schema::analytics::{AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery};
+use datastream_schema::analytics::{
+    AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy, GroupKey, GroupPage,
+};
 use datastream_schema::timestamp::timestamp_text;
 use datastream_schema::FilterParams;
 use serde::{Deserialize, Serialize};
@@ -49,6 +52,15 @@ pub struct AggregateRequest {
     /// The most buckets an automatic interval makes (default 1000).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     max_points: Option<String>,
+    /// Groups per answer (default 1000): every bucket of at most this many
+    /// groups, by key (sensor type, `id1`, `id2`). At most 1,000,000
+    /// buckets in all.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    limit: Option<String>,
+    /// `page.next_cursor` of the previous answer: the groups after its
+    /// last.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,512}$")]
+    cursor: Option<String>,
 }
 
 /// How buckets are grouped.
@@ -66,8 +78,41 @@ pub enum GroupByDto {
     None,
 }
 
+/// The cursor kind of a grouping's pages.
+fn cursor_kind(group_by: GroupBy) -> GroupCursorKind {
+    match group_by {
+        GroupBy::Device | GroupBy::None => GroupCursorKind::ByDevice,
+        GroupBy::SensorType => GroupCursorKind::BySensorType,
+        GroupBy::Id1 => GroupCursorKind::ById1,
+    }
+}
+
+/// A group cursor of `kind` from the request, or a 400 naming `cursor`.
+fn decode_cursor(
+    cursors: &CursorCodec,
+    text: Option<&str>,
+    kind: GroupCursorKind,
+) -> Result<Option<GroupKey>, ApiError> {
+    text.map(|text| {
+        cursors.decode_group(text, kind).ok_or_else(|| {
+            ApiError::bad_request(
+                "cursor",
+                "must be a next_cursor this endpoint returned for the same grouping",
+            )
+        })
+    })
+    .transpose()
+}
+
 impl AggregateRequest {
-    fn query(&self) -> Result<AggregateQuery, ApiError> {
+    fn query(&self, cursors: &CursorCodec) -> Result<AggregateQuery, ApiError> {
+        let group_by = self
+            .group_by
+            .as_deref()
+            .map(GroupBy::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let after = decode_cursor(cursors, self.cursor.as_deref(), cursor_kind(group_by))?;
         let params = AggregateParams {
             filter: FilterParams {
                 id1: self.id1.as_deref(),
@@ -81,6 +126,8 @@ impl AggregateRequest {
             interval: self.interval.as_deref(),
             group_by: self.group_by.as_deref(),
             max_points: self.max_points.as_deref(),
+            limit: self.limit.as_deref(),
+            after,
         };
         Ok(AggregateQuery::parse(params, Utc::now())?)
     }
@@ -145,6 +192,18 @@ pub struct AggregateResponse {
     pub interval: String,
     /// Buckets in time order, then by group.
     pub data: Vec<BucketDto>,
+    /// Paging by group.
+    pub page: GroupPageDto,
+}
+
+/// Where a group-paged answer stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GroupPageDto {
+    /// Groups (devices) per answer, as used.
+    pub limit: u32,
+    /// Pass as `cursor` for the next groups (devices); null on the last
+    /// page.
+    pub next_cursor: Option<String>,
 }
 
 /// Time-bucket aggregates (count, min, max, avg, sum, first, last) of the
@@ -163,11 +222,18 @@ pub async fn aggregate(
     state: web::Data<AppState>,
     request: web::Query<AggregateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = request.query()?;
-    let buckets = state.reads.aggregate(&query).await?;
+    let query = request.query(&state.cursors)?;
+    let page = state.reads.aggregate(&query).await?;
+    let kind = cursor_kind(query.group_by());
     Ok(HttpResponse::Ok().json(AggregateResponse {
         interval: query.interval().label(),
-        data: buckets.into_iter().map(BucketDto::from).collect(),
+        data: page.items.into_iter().map(BucketDto::from).collect(),
+        page: GroupPageDto {
+            limit: query.page().limit as u32,
+            next_cursor: page
+                .next_after
+                .map(|key| state.cursors.encode_group(kind, &key)),
+        },
     }))
 }
 
@@ -191,6 +257,13 @@ pub struct DevicesRequest {
     // device has been quiet that long.
     #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$")]
     silent_for: Option<String>,
+    /// Devices per answer (default 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    limit: Option<String>,
+    /// `page.next_cursor` of the previous answer: the devices after its
+    /// last.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,512}$")]
+    cursor: Option<String>,
 }
 
 /// One device in the catalog.
@@ -235,6 +308,8 @@ impl From<Device> for DeviceDto {
 pub struct DevicesResponse {
     /// Devices by sensor type, `id1`, `id2`.
     pub data: Vec<DeviceDto>,
+    /// Paging.
+    pub page: GroupPageDto,
 }
 
 /// The devices that have stored readings, one row per (`sensor_type`,
@@ -264,8 +339,20 @@ pub async fn devices(
         request.silent_for.as_deref(),
         now,
     )?;
-    let devices = state.reads.devices(&query, now).await?;
+    let after = decode_cursor(
+        &state.cursors,
+        request.cursor.as_deref(),
+        GroupCursorKind::Devices,
+    )?;
+    let query = query.with_page(GroupPage::parse(request.limit.as_deref(), after)?);
+    let page = state.reads.devices(&query, now).await?;
     Ok(HttpResponse::Ok().json(DevicesResponse {
-        data: devices.into_iter().map(DeviceDto::from).collect(),
+        data: page.items.into_iter().map(DeviceDto::from).collect(),
+        page: GroupPageDto {
+            limit: query.page().limit as u32,
+            next_cursor: page
+                .next_after
+                .map(|key| state.cursors.encode_group(GroupCursorKind::Devices, &key)),
+        },
     }))
 }

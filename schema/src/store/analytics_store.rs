@@ -21,7 +21,8 @@ use super::rollup_rows::{
 };
 use super::{AnalyticsStore, StoreError};
 use crate::analytics::{
-    Aggregate, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy, GroupKey, Interval,
+    Aggregate, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy, GroupKey, GroupPage,
+    GroupedPage, Interval,
 };
 use crate::db::{
     devices, retention_horizon, rollup_device_hour, rollup_dirty, rollup_id1_hour, rollup_stale,
@@ -38,7 +39,7 @@ use diesel::query_builder::{
 use diesel::query_dsl::methods::BoxedDsl;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Double, Integer, Text, Timestamp};
-use diesel::{ExpressionMethods, Insertable, QueryDsl};
+use diesel::{BoolExpressionMethods, ExpressionMethods, Insertable, QueryDsl};
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::TryStreamExt;
@@ -131,9 +132,9 @@ where
     IdsAndTimes<B::Db>: LoadQuery<'static, B::Conn, (i64, NaiveDateTime)>,
     diesel::dsl::EqAny<sensor_data::id, Vec<i64>>: diesel::query_builder::QueryFragment<B::Db>,
 {
-    async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<Bucket>, StoreError> {
+    async fn aggregate(&self, q: &AggregateQuery) -> Result<GroupedPage<Bucket>, StoreError> {
         let mut conn = self.conn().await?;
-        let mut buckets = Buckets::new(q.interval(), q.group_by());
+        let mut buckets = Buckets::new(q.interval(), q.page());
         let mut raw = vec![(q.from(), q.to())];
         let usable = self.rollups_usable(&mut *conn).await?;
         // Before retention's horizon the rows are gone (or going) and the
@@ -147,13 +148,14 @@ where
                     dirty.retain(|hour| *hour >= h);
                 }
                 if dirty.len() <= MOST_DIRTY_HOURS {
-                    let table = HourTable::for_query(q);
-                    let rows = table.load(&mut *conn, q.conditions(), first, end).await?;
-                    for (bucket, key, aggregate) in rows {
-                        if !dirty.contains(&bucket) {
-                            buckets.add_group(bucket.and_utc(), key, q.group_by(), &aggregate);
-                        }
-                    }
+                    let hours = CleanHours {
+                        first,
+                        end,
+                        dirty: &dirty,
+                    };
+                    HourTable::for_query(q)
+                        .add_to(&mut *conn, q, hours, &mut buckets)
+                        .await?;
                     raw = outside_clean_hours(q.from(), q.to(), first, end, &dirty);
                 }
             }
@@ -175,29 +177,71 @@ where
                 );
             }
         }
-        Ok(buckets.into_sorted())
+        Ok(buckets.into_page())
     }
 
     async fn devices(
         &self,
         q: &DeviceQuery,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Device>, StoreError> {
+    ) -> Result<GroupedPage<Device>, StoreError> {
         let mut conn = self.conn().await?;
+        let after = q.page().after.as_ref().map(DeviceKey::from_group);
         if !self.rollups_usable(&mut *conn).await? {
-            let all = per_device(&mut *conn, q.conditions()).await?;
-            return Ok(all
-                .into_iter()
-                .map(|(key, a)| key.device(&a))
-                .filter(|d| q.selects(d, now))
-                .collect());
+            let range = DeviceRange {
+                after,
+                through: None,
+            };
+            let all = per_device_where(&mut *conn, q.conditions(), &|k| range.contains(k)).await?;
+            let devices = all.into_iter().map(|(key, a)| key.device(&a));
+            return Ok(device_page(
+                devices.filter(|d| q.selects(d, now)),
+                q.page(),
+                None,
+            ));
         }
+        // The page's stretch of the catalog: the first `limit + 1` devices
+        // after the previous page; where it was cut bounds what the dirty
+        // hours may add or remove.
         let mut catalog: BTreeMap<DeviceKey, Aggregate> = BTreeMap::new();
-        let rows: Vec<DeviceRow> = catalog_query(q.conditions()).load(&mut *conn).await?;
-        for r in rows {
-            let device = Device::from(r);
-            catalog.insert(DeviceKey::of(&device), device_aggregate(&device));
+        let mut query = catalog_query(q.conditions());
+        if let Some(a) = &after {
+            let (st, id1) = (a.sensor_type.clone(), a.id1.clone());
+            query = query.filter(
+                devices::sensor_type
+                    .gt(st.clone())
+                    .or(devices::sensor_type
+                        .eq(st.clone())
+                        .and(devices::id1.gt(id1.clone())))
+                    .or(devices::sensor_type
+                        .eq(st)
+                        .and(devices::id1.eq(id1))
+                        .and(devices::id2.gt(a.id2))),
+            );
         }
+        let query = query.limit(i64::try_from(q.page().limit + 1).unwrap_or(i64::MAX));
+        {
+            let rows = query.load_stream::<DeviceRow>(&mut *conn).await?;
+            let mut rows = std::pin::pin!(rows);
+            while let Some(r) = rows.try_next().await? {
+                let device = Device::from(r);
+                let key = DeviceKey::of(&device);
+                if after.as_ref().is_some_and(|a| key <= *a) {
+                    continue;
+                }
+                catalog.insert(key, device_aggregate(&device));
+                if catalog.len() > q.page().limit {
+                    break;
+                }
+            }
+        }
+        let through = (catalog.len() > q.page().limit)
+            .then(|| catalog.keys().next_back().cloned())
+            .flatten();
+        let range = DeviceRange {
+            after,
+            through: through.clone(),
+        };
         // What the dirty hours hold replaces what their rollups said
         // (before retention's horizon, marks mean nothing: rollups are the
         // record there and the catalog no longer counts those hours).
@@ -207,13 +251,14 @@ where
             dirty = dirty.filter(rollup_dirty::bucket.ge(h));
         }
         let dirty: Vec<DirtyRow> = dirty.load(&mut *conn).await?;
-        correct_for_dirty_hours(&mut *conn, q.conditions(), &dirty, horizon, &mut catalog).await?;
-        Ok(catalog
+        let c = q.conditions();
+        correct_for_dirty_hours(&mut *conn, c, &dirty, horizon, &range, &mut catalog).await?;
+        let devices = catalog
             .into_iter()
             .filter(|(_, a)| a.count > 0)
             .map(|(key, a)| key.device(&a))
-            .filter(|d| q.selects(d, now))
-            .collect())
+            .filter(|d| q.selects(d, now));
+        Ok(device_page(devices, q.page(), through))
     }
 
     async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError> {
@@ -335,29 +380,74 @@ fn outside_clean_hours(
     ranges
 }
 
-/// Buckets being filled: partial aggregates merged by bucket and group.
+/// Buckets being filled: partial aggregates merged by group and bucket,
+/// for one page of groups. Only groups after the page's `after` are kept,
+/// and only the first `limit + 1` of them by key (one more, to tell whether
+/// a next page exists): a group beyond them is dropped as its rows stream
+/// past, so an answer holds a page's worth however many groups the window
+/// has, and every kept group is complete (all rows are seen).
 struct Buckets {
     interval: Interval,
-    by_bucket: BTreeMap<(DateTime<Utc>, GroupKey), Aggregate>,
+    page: GroupPage,
+    by_group: BTreeMap<(GroupKey, DateTime<Utc>), Aggregate>,
+    groups: BTreeSet<GroupKey>,
 }
 
 impl Buckets {
-    fn new(interval: Interval, _group_by: GroupBy) -> Self {
+    fn new(interval: Interval, page: &GroupPage) -> Self {
         Self {
             interval,
-            by_bucket: BTreeMap::new(),
+            page: page.clone(),
+            by_group: BTreeMap::new(),
+            groups: BTreeSet::new(),
         }
     }
 
     /// Adds the aggregate of readings taken in the bucket of `at`.
     fn add(&mut self, at: DateTime<Utc>, key: GroupKey, aggregate: &Aggregate) {
+        if !self.keeps(&key) {
+            return;
+        }
         let start = self.interval.bucket_of(at);
-        match self.by_bucket.get_mut(&(start, key.clone())) {
+        match self.by_group.get_mut(&(key.clone(), start)) {
             Some(existing) => existing.merge(aggregate),
             None => {
-                self.by_bucket.insert((start, key), *aggregate);
+                self.by_group.insert((key, start), *aggregate);
             }
         }
+    }
+
+    /// Whether `key` belongs to the page (making room for it if it does).
+    fn keeps(&mut self, key: &GroupKey) -> bool {
+        if !self.page.follows(key) {
+            return false;
+        }
+        if self.groups.contains(key) {
+            return true;
+        }
+        let room = self.page.limit + 1;
+        if self.groups.len() >= room {
+            match self.groups.last() {
+                Some(last) if key > last => return false,
+                _ => {}
+            }
+        }
+        self.groups.insert(key.clone());
+        if self.groups.len() > room {
+            if let Some(evicted) = self.groups.pop_last() {
+                let from = (evicted.clone(), DateTime::<Utc>::MIN_UTC);
+                let gone: Vec<_> = self
+                    .by_group
+                    .range(from..)
+                    .take_while(|((k, _), _)| *k == evicted)
+                    .map(|(at, _)| at.clone())
+                    .collect();
+                for at in gone {
+                    self.by_group.remove(&at);
+                }
+            }
+        }
+        true
     }
 
     /// Adds an hourly rollup of `key`'s readings, regrouped by `group_by`.
@@ -370,15 +460,30 @@ impl Buckets {
         self.add(hour, regrouped, a);
     }
 
-    fn into_sorted(self) -> Vec<Bucket> {
-        self.by_bucket
+    /// The page's buckets by start, then group; the one group kept beyond
+    /// the limit only says that another page follows.
+    fn into_page(mut self) -> GroupedPage<Bucket> {
+        let mut next_after = None;
+        if self.groups.len() > self.page.limit {
+            if let Some(beyond) = self.groups.pop_last() {
+                self.by_group.retain(|(key, _), _| *key != beyond);
+                next_after = self.groups.last().cloned();
+            }
+        }
+        let mut buckets: Vec<Bucket> = self
+            .by_group
             .into_iter()
-            .map(|((start, key), aggregate)| Bucket {
+            .map(|((key, start), aggregate)| Bucket {
                 start,
                 key,
                 aggregate,
             })
-            .collect()
+            .collect();
+        buckets.sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
+        GroupedPage {
+            items: buckets,
+            next_after,
+        }
     }
 }
 
@@ -406,15 +511,16 @@ impl HourTable {
         }
     }
 
-    /// The clean-or-not rollup rows of `[first, end)` matching `c`, keyed
-    /// as far as this table knows the device.
-    async fn load<C, DB>(
+    /// Streams the rollup rows of `hours` matching `q` into `buckets`,
+    /// skipping the dirty hours. Rows of groups before the page are left in
+    /// the database where the table's leading key column can tell.
+    async fn add_to<C, DB>(
         self,
         conn: &mut C,
-        c: &ReadingFilter,
-        first: NaiveDateTime,
-        end: NaiveDateTime,
-    ) -> Result<Vec<(NaiveDateTime, GroupKey, Aggregate)>, StoreError>
+        q: &AggregateQuery,
+        hours: CleanHours<'_>,
+        buckets: &mut Buckets,
+    ) -> Result<(), StoreError>
     where
         C: AsyncConnection<Backend = DB> + Send,
         DB: SqlTypes + 'static,
@@ -431,95 +537,119 @@ impl HourTable {
         rollup_type_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, TypeHourRow>,
         rollup_id1_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, Id1HourRow>,
     {
-        Ok(match self {
-            Self::Device => device_rollups(conn, c, None, first, end)
-                .await?
-                .into_iter()
-                .map(|r| {
+        let (c, group_by) = (q.conditions(), q.group_by());
+        let floor = PageFloor::of(q);
+        let mut add = |bucket: NaiveDateTime, key: GroupKey, a: Aggregate| {
+            if !hours.dirty.contains(&bucket) {
+                buckets.add_group(bucket.and_utc(), key, group_by, &a);
+            }
+        };
+        match self {
+            Self::Device => {
+                let mut query = device_rollup_query(c, None, hours.first, hours.end);
+                if let Some(v) = floor.sensor_type {
+                    query = query.filter(rollup_device_hour::sensor_type.ge(v));
+                }
+                if let Some(v) = floor.id1 {
+                    query = query.filter(rollup_device_hour::id1.ge(v));
+                }
+                let rows = query.load_stream::<DeviceHourRow>(conn).await?;
+                let mut rows = std::pin::pin!(rows);
+                while let Some(r) = rows.try_next().await? {
                     let key = GroupBy::Device.key(&r.sensor_type, &r.id1, r.id2);
-                    (r.bucket, key, r.aggregate())
-                })
-                .collect(),
-            Self::Id1 => id1_rollups(conn, c, first, end)
-                .await?
-                .into_iter()
-                .map(|r| {
+                    add(r.bucket, key, r.aggregate());
+                }
+            }
+            Self::Id1 => {
+                let mut query = rollup_id1_hour::table
+                    .into_boxed()
+                    .filter(rollup_id1_hour::bucket.ge(hours.first))
+                    .filter(rollup_id1_hour::bucket.lt(hours.end));
+                if let Some(v) = c.id1() {
+                    query = query.filter(rollup_id1_hour::id1.eq(v.as_str().to_owned()));
+                }
+                if let Some(v) = c.sensor_type() {
+                    query = query.filter(rollup_id1_hour::sensor_type.eq(v.as_str().to_owned()));
+                }
+                if let Some(v) = floor.sensor_type {
+                    query = query.filter(rollup_id1_hour::sensor_type.ge(v));
+                }
+                if let Some(v) = floor.id1 {
+                    query = query.filter(rollup_id1_hour::id1.ge(v));
+                }
+                let rows = query.load_stream::<Id1HourRow>(conn).await?;
+                let mut rows = std::pin::pin!(rows);
+                while let Some(r) = rows.try_next().await? {
                     let key = GroupKey {
                         sensor_type: Some(r.sensor_type.clone()),
                         id1: Some(r.id1.clone()),
                         id2: None,
                     };
-                    (r.bucket, key, r.aggregate())
-                })
-                .collect(),
-            Self::Type => type_rollups(conn, c, first, end)
-                .await?
-                .into_iter()
-                .map(|r| {
+                    add(r.bucket, key, r.aggregate());
+                }
+            }
+            Self::Type => {
+                let mut query = rollup_type_hour::table
+                    .into_boxed()
+                    .filter(rollup_type_hour::bucket.ge(hours.first))
+                    .filter(rollup_type_hour::bucket.lt(hours.end));
+                if let Some(v) = c.sensor_type() {
+                    query = query.filter(rollup_type_hour::sensor_type.eq(v.as_str().to_owned()));
+                }
+                if let Some(v) = floor.sensor_type {
+                    query = query.filter(rollup_type_hour::sensor_type.ge(v));
+                }
+                let rows = query.load_stream::<TypeHourRow>(conn).await?;
+                let mut rows = std::pin::pin!(rows);
+                while let Some(r) = rows.try_next().await? {
                     let key = GroupKey {
                         sensor_type: Some(r.sensor_type.clone()),
                         ..GroupKey::default()
                     };
-                    (r.bucket, key, r.aggregate())
-                })
-                .collect(),
-        })
+                    add(r.bucket, key, r.aggregate());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-/// Rollup rows per `id1` and sensor type of `[first, end)` matching `c`.
-async fn id1_rollups<C, DB>(
-    conn: &mut C,
-    c: &ReadingFilter,
+/// The whole hours `[first, end)` of a window, and which of them are dirty
+/// (answered from rows instead).
+#[derive(Clone, Copy)]
+struct CleanHours<'a> {
     first: NaiveDateTime,
     end: NaiveDateTime,
-) -> Result<Vec<Id1HourRow>, StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    String: ToSql<Text, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    rollup_id1_hour::table:
-        BoxedDsl<'static, DB, Output = rollup_id1_hour::BoxedQuery<'static, DB>>,
-    rollup_id1_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, Id1HourRow>,
-{
-    let mut q = rollup_id1_hour::table
-        .into_boxed()
-        .filter(rollup_id1_hour::bucket.ge(first))
-        .filter(rollup_id1_hour::bucket.lt(end));
-    if let Some(v) = c.id1() {
-        q = q.filter(rollup_id1_hour::id1.eq(v.as_str().to_owned()));
-    }
-    if let Some(v) = c.sensor_type() {
-        q = q.filter(rollup_id1_hour::sensor_type.eq(v.as_str().to_owned()));
-    }
-    Ok(q.load(conn).await?)
+    dirty: &'a BTreeSet<NaiveDateTime>,
 }
 
-/// Rollup rows per sensor type of `[first, end)` matching `c`.
-async fn type_rollups<C, DB>(
-    conn: &mut C,
-    c: &ReadingFilter,
-    first: NaiveDateTime,
-    end: NaiveDateTime,
-) -> Result<Vec<TypeHourRow>, StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    String: ToSql<Text, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    rollup_type_hour::table:
-        BoxedDsl<'static, DB, Output = rollup_type_hour::BoxedQuery<'static, DB>>,
-    rollup_type_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, TypeHourRow>,
-{
-    let mut q = rollup_type_hour::table
-        .into_boxed()
-        .filter(rollup_type_hour::bucket.ge(first))
-        .filter(rollup_type_hour::bucket.lt(end));
-    if let Some(v) = c.sensor_type() {
-        q = q.filter(rollup_type_hour::sensor_type.eq(v.as_str().to_owned()));
+/// What a page of groups says about the leading key column: its groups
+/// have a sensor type (by device or type) or an `id1` (by `id1`) at least
+/// the previous page's last. A condition on one column keeps the rows of
+/// earlier pages in the database; the exact cut is the buckets'.
+#[derive(Default)]
+struct PageFloor {
+    sensor_type: Option<String>,
+    id1: Option<String>,
+}
+
+impl PageFloor {
+    fn of(q: &AggregateQuery) -> Self {
+        let Some(after) = &q.page().after else {
+            return Self::default();
+        };
+        match q.group_by() {
+            GroupBy::Device | GroupBy::SensorType => Self {
+                sensor_type: after.sensor_type.clone(),
+                id1: None,
+            },
+            GroupBy::Id1 => Self {
+                sensor_type: None,
+                id1: after.id1.clone(),
+            },
+            GroupBy::None => Self::default(),
+        }
     }
-    Ok(q.load(conn).await?)
 }
 
 /// The dirty hours in `[first, end)`.
@@ -588,6 +718,42 @@ where
     ))
 }
 
+/// The devices after a page's `after` up to `through` (inclusive; `None`:
+/// to the end), by key.
+struct DeviceRange {
+    after: Option<DeviceKey>,
+    through: Option<DeviceKey>,
+}
+
+impl DeviceRange {
+    fn contains(&self, key: &DeviceKey) -> bool {
+        self.after.as_ref().is_none_or(|a| key > a)
+            && self.through.as_ref().is_none_or(|t| key <= t)
+    }
+}
+
+/// The first `limit` of `devices` (in key order, every one after the
+/// page's start) and where the next page starts: after the last of them
+/// when more followed, else after `examined_through` when only that much
+/// of the catalog was looked at.
+fn device_page(
+    devices: impl Iterator<Item = Device>,
+    page: &GroupPage,
+    examined_through: Option<DeviceKey>,
+) -> GroupedPage<Device> {
+    let mut items: Vec<Device> = devices.take(page.limit + 1).collect();
+    let next = if items.len() > page.limit {
+        items.truncate(page.limit);
+        items.last().map(DeviceKey::of)
+    } else {
+        examined_through
+    };
+    GroupedPage {
+        items,
+        next_after: next.map(DeviceKey::into_group),
+    }
+}
+
 /// A device, ordered by sensor type, `id1`, `id2`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct DeviceKey {
@@ -597,6 +763,24 @@ pub(super) struct DeviceKey {
 }
 
 impl DeviceKey {
+    /// The device a group key names (missing parts sort first).
+    fn from_group(key: &GroupKey) -> Self {
+        Self {
+            sensor_type: key.sensor_type.clone().unwrap_or_default(),
+            id1: key.id1.clone().unwrap_or_default(),
+            id2: key.id2.unwrap_or(i32::MIN),
+        }
+    }
+
+    /// As a group key of grouping by device.
+    fn into_group(self) -> GroupKey {
+        GroupKey {
+            sensor_type: Some(self.sensor_type),
+            id1: Some(self.id1),
+            id2: Some(self.id2),
+        }
+    }
+
     pub(super) fn of(d: &Device) -> Self {
         Self {
             sensor_type: d.sensor_type.clone(),
@@ -646,6 +830,7 @@ async fn correct_for_dirty_hours<C, DB>(
     c: &ReadingFilter,
     dirty: &[DirtyRow],
     horizon: Option<NaiveDateTime>,
+    range: &DeviceRange,
     catalog: &mut BTreeMap<DeviceKey, Aggregate>,
 ) -> Result<(), StoreError>
 where
@@ -665,11 +850,20 @@ where
     let mut corrections: BTreeMap<DeviceKey, Correction> = BTreeMap::new();
     for hour in &hours {
         let end = *hour + Duration::hours(1);
-        for r in device_rollups(conn, c, None, *hour, end).await? {
-            corrections.entry(r.key()).or_default().stale += r.aggregate().count;
+        {
+            let stale = device_rollup_query(c, None, *hour, end)
+                .load_stream::<DeviceHourRow>(&mut *conn)
+                .await?;
+            let mut stale = std::pin::pin!(stale);
+            while let Some(r) = stale.try_next().await? {
+                let key = r.key();
+                if range.contains(&key) {
+                    corrections.entry(key).or_default().stale += r.aggregate().count;
+                }
+            }
         }
         let filter = c.clone().within(hour.and_utc(), end.and_utc());
-        for (key, rows) in per_device(conn, &filter).await? {
+        for (key, rows) in per_device_where(conn, &filter, &|k| range.contains(k)).await? {
             let entry = &mut corrections.entry(key).or_default().rows;
             match entry {
                 Some(a) => a.merge(&rows),
@@ -785,6 +979,24 @@ where
         BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
     rollup_device_hour::BoxedQuery<'static, DB>: LoadQuery<'static, C, DeviceHourRow>,
 {
+    Ok(device_rollup_query(c, id2, first, end).load(conn).await?)
+}
+
+/// The query for [`device_rollups`].
+fn device_rollup_query<DB>(
+    c: &ReadingFilter,
+    id2: Option<i32>,
+    first: NaiveDateTime,
+    end: NaiveDateTime,
+) -> rollup_device_hour::BoxedQuery<'static, DB>
+where
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, DB, Output = rollup_device_hour::BoxedQuery<'static, DB>>,
+{
     let mut q = rollup_device_hour::table
         .into_boxed()
         .filter(rollup_device_hour::bucket.ge(first))
@@ -798,7 +1010,7 @@ where
     if let Some(v) = c.sensor_type() {
         q = q.filter(rollup_device_hour::sensor_type.eq(v.as_str().to_owned()));
     }
-    Ok(q.load(conn).await?)
+    q
 }
 
 /// The readings `filter` matches, aggregated per device, read as a stream
@@ -806,6 +1018,25 @@ where
 pub(super) async fn per_device<C, DB>(
     conn: &mut C,
     filter: &ReadingFilter,
+) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
+where
+    C: AsyncConnection<Backend = DB> + Send,
+    DB: SqlTypes + 'static,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
+    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
+{
+    per_device_where(conn, filter, &|_| true).await
+}
+
+/// [`per_device`] for the devices `keep` wants only (the others' rows
+/// stream past).
+async fn per_device_where<C, DB>(
+    conn: &mut C,
+    filter: &ReadingFilter,
+    keep: &(dyn Fn(&DeviceKey) -> bool + Sync),
 ) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
 where
     C: AsyncConnection<Backend = DB> + Send,
@@ -826,6 +1057,9 @@ where
             id1: r.id1,
             id2: r.id2,
         };
+        if !keep(&key) {
+            continue;
+        }
         match devices.get_mut(&key) {
             Some(a) => a.merge(&one),
             None => {

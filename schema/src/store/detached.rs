@@ -16,7 +16,7 @@ use super::{
     AnalyticsStore, InsertOutcome, OwnedFuture, ReadingStore, Store, StoreError, StoredReading,
     UserStore,
 };
-use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
+use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
 use crate::retention::{RetentionPolicy, RetentionStep};
@@ -138,7 +138,7 @@ impl<S: Store + 'static> UserStore for Detached<S> {
 
 #[async_trait]
 impl<S: Store + 'static> AnalyticsStore for Detached<S> {
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, StoreError> {
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<GroupedPage<Bucket>, StoreError> {
         let query = query.clone();
         self.run(|s| async move { s.aggregate(&query).await }).await
     }
@@ -147,7 +147,7 @@ impl<S: Store + 'static> AnalyticsStore for Detached<S> {
         &self,
         query: &DeviceQuery,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Device>, StoreError> {
+    ) -> Result<GroupedPage<Device>, StoreError> {
         let query = query.clone();
         self.run(|s| async move { s.devices(&query, now).await })
             .await

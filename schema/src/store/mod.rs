@@ -23,7 +23,7 @@ mod rows;
 mod sqlite;
 mod transaction;
 
-use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery};
+use crate::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
 use crate::filter::ReadingFilter;
 use crate::reading::Reading;
 use crate::retention::{RetentionPolicy, RetentionStep};
@@ -180,16 +180,17 @@ pub trait UserStore: Send + Sync {
 /// hourly rollups kept exact, and raw rows where rollups do not reach.
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync {
-    /// The buckets `query` asks for, by start and group; empty buckets are
-    /// left out. Equals the same grouping over the matching rows.
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, StoreError>;
-    /// Every device with stored readings that `query` selects at `now`, by
-    /// sensor type, `id1`, `id2`.
+    /// The buckets `query` asks for, of its page of groups, by start and
+    /// group; empty buckets are left out. Equals the same grouping over the
+    /// matching rows.
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<GroupedPage<Bucket>, StoreError>;
+    /// The devices with stored readings that `query` selects at `now`, of
+    /// its page, by sensor type, `id1`, `id2`.
     async fn devices(
         &self,
         query: &DeviceQuery,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Device>, StoreError>;
+    ) -> Result<GroupedPage<Device>, StoreError>;
     /// Rebuilds the rollups of at most `most` dirty hours, oldest first,
     /// that ended at least 5 s before `now` and were first marked at least
     /// 10 s before it (an hour still being written is left to settle);
