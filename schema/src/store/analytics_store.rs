@@ -983,7 +983,7 @@ where
 }
 
 /// The query for [`device_rollups`].
-fn device_rollup_query<DB>(
+pub(super) fn device_rollup_query<DB>(
     c: &ReadingFilter,
     id2: Option<i32>,
     first: NaiveDateTime,
@@ -1013,26 +1013,8 @@ where
     q
 }
 
-/// The readings `filter` matches, aggregated per device, read as a stream
-/// (an hour of a busy site does not fit in memory as rows).
-pub(super) async fn per_device<C, DB>(
-    conn: &mut C,
-    filter: &ReadingFilter,
-) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
-where
-    C: AsyncConnection<Backend = DB> + Send,
-    DB: SqlTypes + 'static,
-    String: ToSql<Text, DB>,
-    i32: ToSql<Integer, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    sensor_data::table: BoxedDsl<'static, DB, Output = sensor_data::BoxedQuery<'static, DB>>,
-    RawQuery<DB>: LoadQuery<'static, C, RawRow>,
-{
-    per_device_where(conn, filter, &|_| true).await
-}
-
-/// [`per_device`] for the devices `keep` wants only (the others' rows
-/// stream past).
+/// Each device's aggregate of the rows `filter` matches, for the devices
+/// `keep` wants only (the others' rows stream past).
 async fn per_device_where<C, DB>(
     conn: &mut C,
     filter: &ReadingFilter,

@@ -9,7 +9,7 @@
 
 use super::analytics_store::{DirtyMark, StaleMark};
 use super::query::{filter_conditions, filtered_readings, SqlTypes};
-use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
+use super::rollup_rows::{CatalogSlice, DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::{NewUserRow, ReadingRow, UserChangeRow, UserRow};
 use super::transaction::{self, ConnWork};
 use super::{
@@ -83,12 +83,13 @@ pub(crate) trait DieselBackend: Send + Sync + 'static {
     /// would close a cycle between two of them.
     fn claim_hour(conn: &mut Self::Conn, hour: NaiveDateTime) -> ConnWork<'_, bool>;
 
-    /// The catalog rows of the devices whose `id1` is in `id1s`, locked
-    /// until the transaction ends where the database locks rows (MySQL:
-    /// two refreshers must not both move one device's row; SQLite has one
-    /// writer at a time anyway).
-    fn catalog_for_update(conn: &mut Self::Conn, id1s: Vec<String>)
-        -> ConnWork<'_, Vec<DeviceRow>>;
+    /// The catalog rows of `slice`, locked until the transaction ends
+    /// where the database locks rows (MySQL: two refreshers must not both
+    /// move one device's row; SQLite has one writer at a time anyway).
+    fn catalog_for_update(
+        conn: &mut Self::Conn,
+        slice: CatalogSlice,
+    ) -> ConnWork<'_, Vec<DeviceRow>>;
 
     /// Writes an hour's rebuilt rollups and replaces the catalog rows it
     /// carries, inside the caller's transaction, in multi-row statements.

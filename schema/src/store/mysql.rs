@@ -7,7 +7,7 @@ use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, O
 use super::mysql_load_data::{says_unavailable, BatchFiles};
 use super::mysql_named_lock as named_lock;
 use super::mysql_session::configure_session;
-use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
+use super::rollup_rows::{CatalogSlice, DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
 use super::transaction::ConnWork;
 use super::{InsertMethod, Migrations, StoreError, StoreOptions};
@@ -308,14 +308,16 @@ impl DieselBackend for MysqlBackend {
 
     fn catalog_for_update(
         conn: &mut AsyncMysqlConnection,
-        id1s: Vec<String>,
+        slice: CatalogSlice,
     ) -> ConnWork<'_, Vec<DeviceRow>> {
-        use diesel::{ExpressionMethods, QueryDsl};
+        use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
         Box::pin(async move {
             let mut rows = Vec::new();
-            for chunk in id1s.chunks(ROWS_PER_STATEMENT) {
+            for chunk in slice.id1s.chunks(ROWS_PER_STATEMENT) {
                 let locked: Vec<DeviceRow> = devices::table
                     .filter(devices::id1.eq_any(chunk))
+                    .filter(key_from!(devices, &slice.first))
+                    .filter(key_through!(devices, &slice.last))
                     .for_update()
                     .load(conn)
                     .await?;

@@ -1,6 +1,11 @@
 //! The refresher's half of the rollups: rebuilding one dirty hour, and
 //! recovering from a writer that ran with rollups off.
 //!
+//! An hour is rebuilt a slice of devices at a time (in key order, at most
+//! [`SLICE_ROWS`] rows each), so the refresher holds a slice's worth of
+//! devices whatever an hour has: an hour of 200,000 devices took an
+//! ingestor to ~190 MB when it was rebuilt whole.
+//!
 //! A rebuild is one transaction that starts by deleting the hour's dirty
 //! mark (so a writer still holding that hour is waited for, and a second
 //! refresher finds nothing to take), reads the hour's rows, and replaces
@@ -11,12 +16,16 @@
 //! none of its readings are left there is a second lookup needed.
 
 use super::analytics_store::{
-    clean_extremes, device_aggregate, device_rollups, per_device, DeviceKey, RawQuery,
+    clean_extremes, device_aggregate, device_rollup_query, device_rollups, raw_rows, DeviceKey,
+    RawQuery,
 };
 use super::diesel_store::DieselBackend;
 use super::query::SqlTypes;
 use super::retention::{self, HorizonRow};
-use super::rollup_rows::{hour_of, DeviceHourRow, DeviceRow, DirtyRow, HourRollups};
+use super::rollup_rows::{
+    hour_of, CatalogSlice, DeviceHourRow, DeviceRow, DirtyRow, HourRollups, NewId1HourRow,
+    NewTypeHourRow,
+};
 use super::transaction::in_transaction;
 use super::StoreError;
 use crate::analytics::{Aggregate, Device};
@@ -30,7 +39,7 @@ use diesel::query_builder::BoxedDeleteStatement;
 use diesel::query_dsl::methods::BoxedDsl;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
-use diesel::{ExpressionMethods, QueryDsl};
+use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 use diesel_async::RunQueryDsl;
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,7 +162,12 @@ where
     .await
 }
 
-/// The work of [`refresh_hour`], inside its transaction.
+/// Rows of an hour read per slice of its rebuild.
+const SLICE_ROWS: i64 = 5_000;
+
+/// The work of [`refresh_hour`], inside its transaction: slice by slice,
+/// the devices' new rollups and catalog rows; then the hour's rollups per
+/// sensor type (the per-`id1` ones are written as each is complete).
 async fn rebuild_hour<B: DieselBackend>(
     conn: &mut B::Conn,
     hour: NaiveDateTime,
@@ -177,18 +191,244 @@ where
     if !B::claim_hour(conn, hour).await? {
         return Ok(false);
     }
-    let end = hour + Duration::hours(1);
-    let everything = ReadingFilter::default();
-    let fresh = per_device(
-        conn,
-        &everything.clone().within(hour.and_utc(), end.and_utc()),
-    )
-    .await?;
-    let stale = hour_rollups_per_device(conn, hour).await?;
-    let catalog = catalog_after::<B>(conn, hour, horizon, &stale, &fresh).await?;
-    delete_hour_rollups::<B>(conn, hour).await?;
-    B::write_hour(conn, HourRollups::new(hour, &fresh, catalog)).await?;
+    delete_regrouped_rollups::<B>(conn, hour).await?;
+    let mut regrouped = Regrouped::default();
+    let mut after: Option<DeviceKey> = None;
+    loop {
+        let slice = next_slice::<B>(conn, hour, after.as_ref()).await?;
+        let stale = stale_slice::<B>(conn, hour, after.as_ref(), slice.through.as_ref()).await?;
+        let catalog = catalog_after::<B>(conn, hour, horizon, &stale, &slice.fresh).await?;
+        delete_device_rollups::<B>(conn, hour, after.as_ref(), slice.through.as_ref()).await?;
+        let last = slice.through.is_none();
+        let mut rollups = HourRollups::devices_of(hour, &slice.fresh, catalog);
+        rollups.id1s = regrouped.add(hour, &slice.fresh, last);
+        B::write_hour(conn, rollups).await?;
+        match slice.through {
+            Some(through) => after = Some(through),
+            None => break,
+        }
+    }
+    B::write_hour(conn, regrouped.types(hour)).await?;
     Ok(true)
+}
+
+/// One slice of an hour's devices: their fresh aggregates, and the last
+/// device's key when more follow.
+struct Slice {
+    fresh: BTreeMap<DeviceKey, Aggregate>,
+    through: Option<DeviceKey>,
+}
+
+/// The next slice of `hour` after `after`: the devices of its next
+/// [`SLICE_ROWS`] rows in key order, the last of them completed with a
+/// query of its own when the limit cut its rows.
+async fn next_slice<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+    after: Option<&DeviceKey>,
+) -> Result<Slice, StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    i64: ToSql<BigInt, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    sensor_data::table: BoxedDsl<'static, B::Db, Output = sensor_data::BoxedQuery<'static, B::Db>>,
+    RawQuery<B::Db>: LoadQuery<'static, B::Conn, super::rollup_rows::RawRow>,
+{
+    let end = hour + Duration::hours(1);
+    let within = ReadingFilter::default().within(hour.and_utc(), end.and_utc());
+    let mut query = raw_rows::<B::Db>(&within);
+    if let Some(after) = after {
+        query = query.filter(key_after!(sensor_data, after));
+    }
+    let rows: Vec<super::rollup_rows::RawRow> = query
+        .order((
+            sensor_data::sensor_type.asc(),
+            sensor_data::id1.asc(),
+            sensor_data::id2.asc(),
+        ))
+        .limit(SLICE_ROWS)
+        .load(conn)
+        .await?;
+    let cut = rows.len() as i64 == SLICE_ROWS;
+    let mut fresh = aggregate_per_device(rows);
+    if !cut {
+        return Ok(Slice {
+            fresh,
+            through: None,
+        });
+    }
+    // The limit may have cut the last device's rows: read all of them.
+    let Some((last, _)) = fresh.pop_last() else {
+        return Ok(Slice {
+            fresh,
+            through: None,
+        });
+    };
+    let rows: Vec<super::rollup_rows::RawRow> = raw_rows::<B::Db>(&within)
+        .filter(sensor_data::sensor_type.eq(last.sensor_type.clone()))
+        .filter(sensor_data::id1.eq(last.id1.clone()))
+        .filter(sensor_data::id2.eq(last.id2))
+        .load(conn)
+        .await?;
+    fresh.extend(aggregate_per_device(rows));
+    Ok(Slice {
+        fresh,
+        through: Some(last),
+    })
+}
+
+/// Rows aggregated per device.
+fn aggregate_per_device(rows: Vec<super::rollup_rows::RawRow>) -> BTreeMap<DeviceKey, Aggregate> {
+    let mut devices: BTreeMap<DeviceKey, Aggregate> = BTreeMap::new();
+    for r in rows {
+        let one = Aggregate::of(r.timestamp.and_utc(), r.value);
+        let key = DeviceKey {
+            sensor_type: r.sensor_type,
+            id1: r.id1,
+            id2: r.id2,
+        };
+        devices
+            .entry(key)
+            .and_modify(|a| a.merge(&one))
+            .or_insert(one);
+    }
+    devices
+}
+
+/// `hour`'s old rollups of the devices after `after` through `through`.
+async fn stale_slice<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+    after: Option<&DeviceKey>,
+    through: Option<&DeviceKey>,
+) -> Result<BTreeMap<DeviceKey, Aggregate>, StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    rollup_device_hour::table:
+        BoxedDsl<'static, B::Db, Output = rollup_device_hour::BoxedQuery<'static, B::Db>>,
+    rollup_device_hour::BoxedQuery<'static, B::Db>: LoadQuery<'static, B::Conn, DeviceHourRow>,
+{
+    let end = hour + Duration::hours(1);
+    let mut query = device_rollup_query::<B::Db>(&ReadingFilter::default(), None, hour, end);
+    if let Some(after) = after {
+        query = query.filter(key_after!(rollup_device_hour, after));
+    }
+    if let Some(through) = through {
+        query = query.filter(key_through!(rollup_device_hour, through));
+    }
+    let rows: Vec<DeviceHourRow> = query.load(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.key(), r.aggregate())).collect())
+}
+
+/// Deletes `hour`'s rollups of the devices after `after` through `through`.
+async fn delete_device_rollups<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+    after: Option<&DeviceKey>,
+    through: Option<&DeviceKey>,
+) -> Result<(), StoreError>
+where
+    String: ToSql<Text, B::Db>,
+    i32: ToSql<Integer, B::Db>,
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
+{
+    let mut delete = diesel::delete(rollup_device_hour::table)
+        .filter(rollup_device_hour::bucket.eq(hour))
+        .into_boxed::<B::Db>();
+    if let Some(after) = after {
+        delete = delete.filter(key_after!(rollup_device_hour, after));
+    }
+    if let Some(through) = through {
+        delete = delete.filter(key_through!(rollup_device_hour, through));
+    }
+    delete.execute(conn).await?;
+    Ok(())
+}
+
+/// The hour's rollups per sensor type and per `id1`, built from the slices
+/// as they go. Slices come in key order (sensor type, `id1`, `id2`), so an
+/// (`id1`, sensor type) group is complete once a slice moves past it: only
+/// the last one seen is carried to the next slice.
+#[derive(Default)]
+struct Regrouped {
+    types: BTreeMap<String, Aggregate>,
+    id1_carry: Option<((String, String), Aggregate)>,
+}
+
+impl Regrouped {
+    /// Takes in a slice; returns the per-`id1` rows it completed (all of
+    /// them on the `last` slice).
+    fn add(
+        &mut self,
+        hour: NaiveDateTime,
+        fresh: &BTreeMap<DeviceKey, Aggregate>,
+        last: bool,
+    ) -> Vec<NewId1HourRow> {
+        let mut done = Vec::new();
+        for (key, a) in fresh {
+            self.types
+                .entry(key.sensor_type.clone())
+                .and_modify(|t| t.merge(a))
+                .or_insert(*a);
+            match &mut self.id1_carry {
+                Some((group, sum)) if group.0 == key.sensor_type && group.1 == key.id1 => {
+                    sum.merge(a)
+                }
+                _ => {
+                    let group = ((key.sensor_type.clone(), key.id1.clone()), *a);
+                    if let Some(((sensor_type, id1), sum)) = self.id1_carry.replace(group) {
+                        done.push(NewId1HourRow::new(id1, sensor_type, hour, &sum));
+                    }
+                }
+            }
+        }
+        if last {
+            if let Some(((sensor_type, id1), sum)) = self.id1_carry.take() {
+                done.push(NewId1HourRow::new(id1, sensor_type, hour, &sum));
+            }
+        }
+        done
+    }
+
+    /// The per-sensor-type rows.
+    fn types(self, hour: NaiveDateTime) -> HourRollups {
+        HourRollups {
+            types: self
+                .types
+                .into_iter()
+                .map(|(t, a)| NewTypeHourRow::new(t, hour, &a))
+                .collect(),
+            ..HourRollups::default()
+        }
+    }
+}
+
+/// Deletes `hour` from the per-type and per-`id1` rollup tables (the
+/// per-device rows go slice by slice).
+async fn delete_regrouped_rollups<B: DieselBackend>(
+    conn: &mut B::Conn,
+    hour: NaiveDateTime,
+) -> Result<(), StoreError>
+where
+    NaiveDateTime: ToSql<Timestamp, B::Db>,
+    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
+    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
+{
+    diesel::delete(rollup_type_hour::table)
+        .filter(rollup_type_hour::bucket.eq(hour))
+        .into_boxed::<B::Db>()
+        .execute(conn)
+        .await?;
+    diesel::delete(rollup_id1_hour::table)
+        .filter(rollup_id1_hour::bucket.eq(hour))
+        .into_boxed::<B::Db>()
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// `hour`'s rollup of every device that has one.
@@ -238,16 +478,27 @@ where
     BoxedDeleteStatement<'static, B::Db, devices::table>: ExecuteDsl<B::Conn>,
 {
     let touched: BTreeSet<DeviceKey> = fresh.keys().chain(stale.keys()).cloned().collect();
-    let id1s: BTreeSet<String> = touched.iter().map(|k| k.id1.clone()).collect();
-    let recorded: BTreeMap<DeviceKey, Aggregate> =
-        B::catalog_for_update(conn, id1s.into_iter().collect())
-            .await?
+    let (Some(first), Some(last)) = (BTreeSet::first(&touched), BTreeSet::last(&touched)) else {
+        return Ok(Vec::new());
+    };
+    let slice = CatalogSlice {
+        id1s: touched
+            .iter()
+            .map(|k| k.id1.clone())
+            .collect::<BTreeSet<_>>()
             .into_iter()
-            .map(|row| {
-                let device = Device::from(row);
-                (DeviceKey::of(&device), device_aggregate(&device))
-            })
-            .collect();
+            .collect(),
+        first: first.clone(),
+        last: last.clone(),
+    };
+    let recorded: BTreeMap<DeviceKey, Aggregate> = B::catalog_for_update(conn, slice)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let device = Device::from(row);
+            (DeviceKey::of(&device), device_aggregate(&device))
+        })
+        .collect();
     let mut catalog = Vec::new();
     for key in touched {
         let change = HourChange {
@@ -337,35 +588,6 @@ impl HourChange<'_> {
         entry.count = count;
         Ok(Some(entry))
     }
-}
-
-/// Deletes `hour` from the three rollup tables.
-async fn delete_hour_rollups<B: DieselBackend>(
-    conn: &mut B::Conn,
-    hour: NaiveDateTime,
-) -> Result<(), StoreError>
-where
-    NaiveDateTime: ToSql<Timestamp, B::Db>,
-    BoxedDeleteStatement<'static, B::Db, rollup_device_hour::table>: ExecuteDsl<B::Conn>,
-    BoxedDeleteStatement<'static, B::Db, rollup_type_hour::table>: ExecuteDsl<B::Conn>,
-    BoxedDeleteStatement<'static, B::Db, rollup_id1_hour::table>: ExecuteDsl<B::Conn>,
-{
-    diesel::delete(rollup_device_hour::table)
-        .filter(rollup_device_hour::bucket.eq(hour))
-        .into_boxed::<B::Db>()
-        .execute(conn)
-        .await?;
-    diesel::delete(rollup_type_hour::table)
-        .filter(rollup_type_hour::bucket.eq(hour))
-        .into_boxed::<B::Db>()
-        .execute(conn)
-        .await?;
-    diesel::delete(rollup_id1_hour::table)
-        .filter(rollup_id1_hour::bucket.eq(hour))
-        .into_boxed::<B::Db>()
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Removes a device whose readings are all gone from the catalog.

@@ -232,6 +232,15 @@ pub(super) fn hour_of(at: DateTime<Utc>) -> NaiveDateTime {
         .naive_utc()
 }
 
+/// The catalog rows to lock and read for a change to some devices: those
+/// of their `id1`s from the first device's key through the last's.
+#[derive(Debug, Clone)]
+pub(crate) struct CatalogSlice {
+    pub(super) id1s: Vec<String>,
+    pub(super) first: super::analytics_store::DeviceKey,
+    pub(super) last: super::analytics_store::DeviceKey,
+}
+
 /// An hour's rebuilt rollups, ready to write, and the catalog rows of the
 /// devices it touched.
 #[derive(Debug, Default)]
@@ -243,6 +252,31 @@ pub(crate) struct HourRollups {
 }
 
 impl HourRollups {
+    /// The per-device rows of `hour` for readings aggregating to `fresh`,
+    /// and `catalog`; no regrouped rows.
+    pub(super) fn devices_of(
+        hour: NaiveDateTime,
+        fresh: &std::collections::BTreeMap<super::analytics_store::DeviceKey, Aggregate>,
+        catalog: Vec<DeviceRow>,
+    ) -> Self {
+        Self {
+            devices: fresh
+                .iter()
+                .map(|(key, a)| {
+                    NewDeviceHourRow::new(
+                        key.id1.clone(),
+                        key.id2,
+                        key.sensor_type.clone(),
+                        hour,
+                        a,
+                    )
+                })
+                .collect(),
+            catalog,
+            ..Self::default()
+        }
+    }
+
     /// The rows of `hour` for readings aggregating to `fresh` per device,
     /// regrouped per sensor type and per `id1`.
     pub(super) fn new(

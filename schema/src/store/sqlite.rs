@@ -5,7 +5,7 @@
 //! there.
 
 use super::diesel_store::{build_pool, checkout, run_migrations, DieselBackend, OwnedFuture};
-use super::rollup_rows::{DeviceRow, HourRollups, StaleRow, WriteMarks};
+use super::rollup_rows::{CatalogSlice, DeviceRow, HourRollups, StaleRow, WriteMarks};
 use super::rows::NewReadingRow;
 use super::transaction::ConnWork;
 use super::{Migrations, StoreError};
@@ -132,15 +132,17 @@ impl DieselBackend for SqliteBackend {
     }
 
     /// Plain reads: the transaction already holds SQLite's one write lock.
-    fn catalog_for_update(conn: &mut Conn, id1s: Vec<String>) -> ConnWork<'_, Vec<DeviceRow>> {
+    fn catalog_for_update(conn: &mut Conn, slice: CatalogSlice) -> ConnWork<'_, Vec<DeviceRow>> {
         Box::pin(async move {
             let rows = conn
                 .spawn_blocking(move |conn| {
-                    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+                    use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl, RunQueryDsl};
                     let mut rows = Vec::new();
-                    for chunk in id1s.chunks(ROWS_PER_STATEMENT) {
+                    for chunk in slice.id1s.chunks(ROWS_PER_STATEMENT) {
                         let found: Vec<DeviceRow> = devices::table
                             .filter(devices::id1.eq_any(chunk))
+                            .filter(key_from!(devices, &slice.first))
+                            .filter(key_through!(devices, &slice.last))
                             .load(conn)?;
                         rows.extend(found);
                     }
