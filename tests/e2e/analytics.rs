@@ -313,16 +313,7 @@ async fn devices_and_aggregates_over_many_devices_are_paged_with_bounded_memory(
     let api = crate::support::start_api(db.url()).await;
     let base = api.base_url();
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": crate::support::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = crate::support::admin_token_at(&base).await;
     let get = |path: String| {
         let (http, token, base) = (http.clone(), token.clone(), base.clone());
         async move {

@@ -1,7 +1,7 @@
 //! `/api/v1/readings/stream`: live readings over Server-Sent Events, fed by
 //! the API process's own subscription to the broker.
 
-use crate::support::{publish, start_api, TestSystem, ADMIN_PASSWORD};
+use crate::support::{publish, start_api, TestSystem};
 use chrono::{Duration as ChronoDuration, Utc};
 use datastream_schema::timestamp::format_timestamp;
 use datastream_test_support::{unique_id1, TestDb};
@@ -351,19 +351,10 @@ async fn a_standalone_api_without_mqtt_url_answers_the_stream_with_503_naming_it
     let db = TestDb::sqlite();
     let api = start_api(db.url()).await;
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{}/api/v1/auth/login", api.base_url()))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
+    let token = crate::support::admin_token_at(&api.base_url()).await;
     let response = http
         .get(format!("{}/api/v1/readings/stream", api.base_url()))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -394,7 +385,7 @@ async fn a_burst_of_resumes_never_holds_up_ups_ingestor() {
             tokio::spawn(async move {
                 let response = http
                     .get(format!("{base}/api/v1/readings/stream"))
-                    .bearer_auth(token)
+                    .bearer_auth(&token)
                     .header("Last-Event-ID", "0")
                     .send()
                     .await

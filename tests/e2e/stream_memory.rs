@@ -3,7 +3,7 @@
 //! send, resumes with `Last-Event-ID`, and clients that stop reading. Each
 //! must cost a bounded amount, and give it back when the stream ends.
 
-use crate::support::{start_api_with, ADMIN_PASSWORD};
+use crate::support::{admin_token_at, start_api_with};
 use chrono::{Duration as ChronoDuration, Utc};
 use datastream_schema::{connect, Id1, Id2, Reading, SensorType, TimestampBounds};
 use datastream_test_support::process::ServiceProcess;
@@ -12,20 +12,6 @@ use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1024 * 1024;
-
-/// The admin's token from the API at `base`.
-async fn token(base: &str) -> String {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
 
 /// Opens `/api/v1/readings/stream?{query}` (resuming after `last_id`),
 /// reads until at least `bytes` arrived, and closes it. Returns the status.
@@ -84,7 +70,7 @@ async fn api_with_live_feed(db: &TestDb) -> (ServiceProcess, datastream_broker::
 async fn streams_for_devices_that_never_send_give_their_memory_back() {
     let db = TestDb::sqlite();
     let (api, _broker) = api_with_live_feed(&db).await;
-    let (base, token) = (api.base_url(), token(&api.base_url()).await);
+    let (base, token) = (api.base_url(), admin_token_at(&api.base_url()).await);
     let http = reqwest::Client::new();
     let run = |from: usize, count: usize| {
         let (http, base, token) = (http.clone(), base.clone(), token.clone());
@@ -143,7 +129,7 @@ async fn two_hundred_resumes_at_once_are_all_served_and_give_their_memory_back()
         .collect();
     store.insert_batch(readings.into()).await.unwrap();
     let (api, _broker) = api_with_live_feed(&db).await;
-    let (base, token) = (api.base_url(), token(&api.base_url()).await);
+    let (base, token) = (api.base_url(), admin_token_at(&api.base_url()).await);
     let http = reqwest::Client::new();
     let sockets = api.open_sockets().unwrap();
     let before = settled_rss(&api, sockets).await;
@@ -180,7 +166,7 @@ async fn streams_whose_clients_stop_reading_are_closed_within_the_send_timeout()
     use std::io::Write;
     let db = TestDb::sqlite();
     let (api, broker) = api_with_live_feed(&db).await;
-    let token = token(&api.base_url()).await;
+    let token = admin_token_at(&api.base_url()).await;
     let idle_fds = api.open_sockets().expect("reading the API's sockets");
     // Clients that send their request and never read a byte, with the
     // smallest receive window the kernel allows.

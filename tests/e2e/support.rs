@@ -255,6 +255,21 @@ impl TestSystem {
     }
 }
 
+/// The admin's access token from the API at `base` (a standalone process
+/// started with [`start_api`]).
+pub async fn admin_token_at(base: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("login request")
+        .json()
+        .await
+        .expect("login body");
+    body["access_token"].as_str().expect("a token").to_owned()
+}
+
 /// Publishes `payload` at QoS 1.
 pub async fn publish(client: &AsyncClient, topic: &str, payload: impl Into<Vec<u8>>) {
     client

@@ -10,52 +10,43 @@
 // Device-key bounds for a table with `sensor_type`, `id1` and `id2`
 // columns, in key order (sensor type, `id1`, `id2`). Macros, because each
 // table's columns are types of their own.
-/// `table`'s device key (sensor type, `id1`, `id2`) after `key`.
-macro_rules! key_after {
-    ($table:ident, $key:expr) => {{
+/// `table`'s device key compared with `key`: `$before` on the leading
+/// columns, `$last` on `id2` (`gt, gt`: after; `gt, ge`: from; `lt, le`:
+/// through).
+macro_rules! key_cmp {
+    ($table:ident, $key:expr, $before:ident, $last:ident) => {{
         let key: &$crate::store::analytics_store::DeviceKey = $key;
         $table::sensor_type
-            .gt(key.sensor_type.clone())
+            .$before(key.sensor_type.clone())
             .or($table::sensor_type
                 .eq(key.sensor_type.clone())
-                .and($table::id1.gt(key.id1.clone())))
+                .and($table::id1.$before(key.id1.clone())))
             .or($table::sensor_type
                 .eq(key.sensor_type.clone())
                 .and($table::id1.eq(key.id1.clone()))
-                .and($table::id2.gt(key.id2)))
+                .and($table::id2.$last(key.id2)))
     }};
+}
+
+/// `table`'s device key after `key`.
+macro_rules! key_after {
+    ($table:ident, $key:expr) => {
+        key_cmp!($table, $key, gt, gt)
+    };
 }
 
 /// `table`'s device key at or after `key`.
 macro_rules! key_from {
-    ($table:ident, $key:expr) => {{
-        let key: &$crate::store::analytics_store::DeviceKey = $key;
-        $table::sensor_type
-            .gt(key.sensor_type.clone())
-            .or($table::sensor_type
-                .eq(key.sensor_type.clone())
-                .and($table::id1.gt(key.id1.clone())))
-            .or($table::sensor_type
-                .eq(key.sensor_type.clone())
-                .and($table::id1.eq(key.id1.clone()))
-                .and($table::id2.ge(key.id2)))
-    }};
+    ($table:ident, $key:expr) => {
+        key_cmp!($table, $key, gt, ge)
+    };
 }
 
 /// `table`'s device key at or before `key`.
 macro_rules! key_through {
-    ($table:ident, $key:expr) => {{
-        let key: &$crate::store::analytics_store::DeviceKey = $key;
-        $table::sensor_type
-            .lt(key.sensor_type.clone())
-            .or($table::sensor_type
-                .eq(key.sensor_type.clone())
-                .and($table::id1.lt(key.id1.clone())))
-            .or($table::sensor_type
-                .eq(key.sensor_type.clone())
-                .and($table::id1.eq(key.id1.clone()))
-                .and($table::id2.le(key.id2)))
-    }};
+    ($table:ident, $key:expr) => {
+        key_cmp!($table, $key, lt, le)
+    };
 }
 
 mod analytics_store;
