@@ -27,6 +27,15 @@ fn hold(addr: &str) -> Option<TcpListener> {
 /// with nothing configured but `env`; both output streams go to one channel
 /// of lines.
 fn up(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+    datastream(dir, "up", env)
+}
+
+/// `datastream {subcommand}` as [`up`] runs `up`.
+fn datastream(
+    dir: &std::path::Path,
+    subcommand: &str,
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_datastream"));
     for (name, _) in std::env::vars() {
         if datastream::settings::ENV_VARS.contains(&name.as_str()) {
@@ -34,7 +43,7 @@ fn up(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, mpsc::Receiver<Str
         }
     }
     let mut child = command
-        .arg("up")
+        .arg(subcommand)
         .current_dir(dir)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env(
@@ -210,4 +219,45 @@ fn up_stops_when_an_address_the_user_chose_is_taken() {
             "{setting}: {output}"
         );
     }
+}
+
+/// The README: replicas on one host need only their own client ids; the
+/// default `INGEST_LISTEN` moves to the next free port when taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ingestor_on_one_host_moves_its_health_port_and_says_where() {
+    const DEFAULT_INGEST: &str = "127.0.0.1:8082";
+    let _held = hold(DEFAULT_INGEST);
+    let broker = datastream_test_support::embedded_broker();
+    let dir = tempfile::tempdir().expect("a directory for the database");
+    let database = format!("sqlite://{}", dir.path().join("ingest.db").display());
+    let client_id = datastream_test_support::unique_name("ing");
+    let (mut child, lines) = datastream(
+        dir.path(),
+        "ingestor",
+        &[
+            ("DATABASE_URL", &database),
+            ("MQTT_URL", &broker.url()),
+            ("INGEST_SHARED", "false"),
+            ("INGEST_CLIENT_ID", &client_id),
+        ],
+    );
+    let seen = output_until(&lines, "health and metrics", Duration::from_secs(30));
+    assert!(
+        seen.contains(&format!("the default {DEFAULT_INGEST} is in use; listening on")),
+        "{seen}"
+    );
+    let line = seen
+        .lines()
+        .find(|l| l.contains("health and metrics"))
+        .expect("the line naming where");
+    let addr: String = line[line.find("listen=").expect("a listen field") + 7..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    assert_ne!(addr, DEFAULT_INGEST);
+    let ready = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("its health endpoint answers where it said");
+    assert_eq!(ready.status().as_u16(), 200);
+    sigterm(&mut child);
 }

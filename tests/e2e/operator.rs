@@ -181,7 +181,18 @@ async fn up_on_the_projects_mosquitto_with_a_login_per_role_stores_readings_and_
     tokio::time::sleep(Duration::from_secs(12)).await;
     let (status, body) = sys.readyz().await;
     assert_eq!(status, 200, "{body}");
+    let fleet = sys.settings.generator_fleet.clone();
     sys.stop().await;
+    // A clean stop leaves no retained fleet status on the broker.
+    let tap = MessageTap::start(&mosquitto.publisher_url(), "datastream/fleets/#").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left: Vec<String> = tap
+        .take()
+        .into_iter()
+        .filter(|p| p.retain && p.topic.contains(&fleet) && !p.payload.is_empty())
+        .map(|p| p.topic)
+        .collect();
+    assert!(left.is_empty(), "retained after a clean stop: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
