@@ -103,7 +103,10 @@ async fn drive(
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => Some(ConnectionEvent::Subscribed),
             Ok(Event::Incoming(Packet::Publish(p))) => Some(ConnectionEvent::Message(p)),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                drain_until_closed(&mut eventloop).await;
+                break;
+            }
             Ok(_) => None,
             Err(error) => {
                 let was_connected = std::mem::replace(&mut connected, false);
@@ -123,6 +126,18 @@ async fn drive(
             let _ = events.send(event);
         }
     }
+}
+
+/// After the DISCONNECT has gone out, reads what the broker still sends
+/// until it closes the connection (at most a second). Closing a socket
+/// with unread data makes the kernel reset it instead, which can reach the
+/// broker before the DISCONNECT: the broker then sees a connection lost and
+/// publishes the last will (a fleet `offline` after a clean stop).
+async fn drain_until_closed(eventloop: &mut EventLoop) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
 }
 
 /// How applying a spec changed the fleet.

@@ -243,7 +243,9 @@ async fn a_second_ingestor_on_one_host_moves_its_health_port_and_says_where() {
     );
     let seen = output_until(&lines, "health and metrics", Duration::from_secs(30));
     assert!(
-        seen.contains(&format!("the default {DEFAULT_INGEST} is in use; listening on")),
+        seen.contains(&format!(
+            "the default {DEFAULT_INGEST} is in use; listening on"
+        )),
         "{seen}"
     );
     let line = seen

@@ -190,7 +190,7 @@ async fn up_on_the_projects_mosquitto_with_a_login_per_role_stores_readings_and_
         .take()
         .into_iter()
         .filter(|p| p.retain && p.topic.contains(&fleet) && !p.payload.is_empty())
-        .map(|p| p.topic)
+        .map(|p| format!("{}: {}", p.topic, String::from_utf8_lossy(&p.payload)))
         .collect();
     assert!(left.is_empty(), "retained after a clean stop: {left:?}");
 }
