@@ -150,7 +150,7 @@ export MQTT_URL="mqtt://127.0.0.1:$mqtt_port"
 mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t 'sensors/#' >"$work/published.txt" 2>"$work/watch.log" & pids+=($!)
 
 # Contention retries are logged at debug by the store: count them.
-export RUST_LOG="info,rumqttd=off,rumqttc=warn,datastream_schema::store::transaction=debug"
+export RUST_LOG="info,rumqttd=off,rumqttc=warn,datastream_store::transaction=debug"
 ingest_ports=()
 start_ingestor() { # name, node, group
   local port; port=$(free_port); ingest_ports+=("$port")

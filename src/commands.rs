@@ -151,7 +151,7 @@ pub async fn migrate(settings: &Settings) -> Result<()> {
     system::open_store(settings).await?;
     eprintln!(
         "migrations applied to {}",
-        datastream_schema::store::redact_url(&settings.database_url)
+        datastream_store::redact_url(&settings.database_url)
     );
     Ok(())
 }
@@ -222,12 +222,12 @@ pub async fn bench_generate(settings: &Settings, args: GenerateBenchArgs) -> Res
         seconds: args.seconds,
     };
     let (mqtt, _broker) = match &settings.mqtt_url {
-        Some(url) => (datastream_schema::MqttUrl::parse(url)?, None),
+        Some(url) => (datastream_domain::MqttUrl::parse(url)?, None),
         None => {
             let any_port = ListenAddr::chosen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
             let broker = system::start_embedded_broker(any_port, Default::default()).await?;
             (
-                datastream_schema::MqttUrl::parse(&broker.url())?,
+                datastream_domain::MqttUrl::parse(&broker.url())?,
                 Some(broker),
             )
         }

@@ -2,6 +2,7 @@
 //! the parts. `src/main.rs` parses the command line and calls into here;
 //! integration tests start the whole system through [`system::System`].
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod listen;
 pub mod log_format;

@@ -1,5 +1,6 @@
 //! `datastream`: command-line entry point. Parses flags, loads settings,
 //! sets up logging, and hands each subcommand to `commands`.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;

@@ -10,9 +10,9 @@
 //! [`WINDOW`]: published but none received is a problem, reported by
 //! `/readyz` and in the log.
 
+use datastream_domain::MqttUrl;
 use datastream_generator::GeneratorService;
 use datastream_ingestor::IngestProbe;
-use datastream_schema::MqttUrl;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

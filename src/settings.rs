@@ -3,8 +3,8 @@
 
 use crate::listen::ListenAddr;
 use anyhow::{bail, Context, Result};
-use datastream_schema::store::{InsertMethod, StoreOptions};
-use datastream_schema::RetentionPolicy;
+use datastream_domain::RetentionPolicy;
+use datastream_store::{InsertMethod, StoreOptions};
 use serde::Deserialize;
 use sha2::Digest;
 use std::net::SocketAddr;
@@ -338,7 +338,7 @@ fn database_identity(url: &str) -> String {
                 absolute.unwrap_or(path.to_path_buf()).display()
             )
         }
-        None => datastream_schema::store::redact_url(url),
+        None => datastream_store::redact_url(url),
     }
 }
 

@@ -7,15 +7,16 @@ use crate::pipeline_check::PipelineCheck;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
-use datastream_api::{ensure_admin, AdminBootstrap, AppState, LiveReadings};
+use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness, LiveReadings};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
+use datastream_domain::{DecodeLimits, MqttUrl};
 use datastream_generator::{ConfigFile, GeneratorService, GeneratorSpec, RunningService};
 use datastream_http::{
-    ComponentState, DatabaseReadiness, HealthState, ReadinessCheck, Server, SharedReadiness,
-    TokenVerifier,
+    ComponentState, HealthState, ReadinessCheck, Server, SharedReadiness, TokenVerifier,
 };
 use datastream_ingestor::{IngestConfig, IngestProbe, Ingestor, LiveFeed};
-use datastream_schema::{store, DecodeLimits, MqttUrl, SharedStore};
+use datastream_store as store;
+use datastream_store::SharedStore;
 use rand::distr::{Alphanumeric, SampleString};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -97,19 +98,15 @@ impl System {
         );
         let api = CancellationToken::new();
         let pipeline = PipelineCheck::new(ingestor.probe(), &brokers.ingestor);
-        let health = HealthState {
-            prometheus: datastream_http::telemetry::prometheus(),
-            readiness: Arc::new(IngestReadiness {
-                store: ingest_store.clone(),
-                ingestor: ingestor.probe(),
-                pipeline: Some(pipeline.clone()),
-            }),
+        let readiness = IngestReadiness {
+            store: ingest_store.clone(),
+            ingestor: ingestor.probe(),
+            pipeline: Some(pipeline.clone()),
         };
         let live = start_live_feed(settings, brokers.ingestor.clone(), api_port, &api);
         let state = state.with_live_readings(live);
         let verifier = state.token_verifier();
-        let api_server =
-            datastream_api::start(listener, state, health, settings.api_workers, api.clone())?;
+        let api_server = start_up_api(settings, listener, state, readiness, &api)?;
         // Generators start only once readings have somewhere to go: a shared
         // group with no member drops what is published to it.
         if !ingestor.wait_subscribed(Duration::from_secs(10)).await {
@@ -117,18 +114,10 @@ impl System {
         }
 
         let generators_token = CancellationToken::new();
-        // The embedded broker forgets retained configs when it stops: a
-        // file keeps them.
-        let config_file = brokers
-            .embedded
-            .then(|| ConfigFile::new(settings.generators_file()));
         let (generator_task, generator_server, generator_service) = start_up_generators(
             settings,
             &brokers.generator,
-            UpGenerators {
-                defaults: generators,
-                config_file,
-            },
+            UpGenerators::new(settings, brokers.embedded, generators),
             generator_listener,
             verifier,
             &generators_token,
@@ -243,6 +232,28 @@ impl UpBroker {
 
 /// `up`'s one ingestor, its session named `client_id`
 /// ([`Settings::up_ingest_client_id`]).
+/// `up`'s API on `listener`, ready when the ingestor is (`readiness`).
+fn start_up_api(
+    settings: &Settings,
+    listener: std::net::TcpListener,
+    state: AppState,
+    readiness: IngestReadiness,
+    stop: &CancellationToken,
+) -> Result<Server> {
+    let health = HealthState {
+        prometheus: datastream_http::telemetry::prometheus(),
+        readiness: Arc::new(readiness),
+    };
+    let workers = settings.api_workers;
+    Ok(datastream_api::start(
+        listener,
+        state,
+        health,
+        workers,
+        stop.clone(),
+    )?)
+}
+
 fn start_up_ingestor(
     settings: &Settings,
     broker: &UpBroker,
@@ -270,6 +281,17 @@ struct UpGenerators {
     defaults: Vec<GeneratorSpec>,
     /// Where the fleet's configs are kept when the broker cannot keep them.
     config_file: Option<ConfigFile>,
+}
+
+impl UpGenerators {
+    /// `defaults`, kept in a file when the broker is the embedded one (it
+    /// forgets retained configs when it stops).
+    fn new(settings: &Settings, embedded_broker: bool, defaults: Vec<GeneratorSpec>) -> Self {
+        Self {
+            defaults,
+            config_file: embedded_broker.then(|| ConfigFile::new(settings.generators_file())),
+        }
+    }
 }
 
 /// `up`'s generator service (restored from its config file, or seeded

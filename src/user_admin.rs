@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use datastream_api::auth::hash_password;
 use datastream_api::auth::USER_CACHE_TTL;
 use datastream_api::routes::users::validate_password;
-use datastream_schema::{leaves_no_admin, AccountChange, Role, StoreError, Username};
+use datastream_domain::{leaves_no_admin, AccountChange, Role, StoreError, Username};
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Creates a user with a password read from standard input (prompted for

@@ -1,8 +1,9 @@
 //! First start: create the admin when no user exists.
 
 use crate::auth::hash_password;
+use datastream_domain::{Role, StoreError, Username};
 use datastream_http::ApiError;
-use datastream_schema::{Role, SharedStore, StoreError, Username};
+use datastream_store::SharedStore;
 use rand::distr::{Alphanumeric, SampleString};
 
 /// What [`ensure_admin`] did.

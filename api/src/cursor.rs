@@ -10,8 +10,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use datastream_schema::analytics::GroupKey;
-use datastream_schema::{Order, PageCursor};
+use datastream_domain::analytics::GroupKey;
+use datastream_domain::{Order, PageCursor};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -8,20 +8,25 @@
 //! [`start`] serves from an already-bound listener, so tests bind port 0 and
 //! read the real port back.
 //!
-//! Architecture invariant: handlers parse input into domain types from
-//! `datastream_schema` and talk to the store only through its trait; no SQL
-//! and no MQTT here.
+//! Architecture invariant: handlers parse input into `datastream_domain`
+//! types and talk to the store only through `datastream_store`'s traits; no
+//! SQL and no MQTT here.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
+mod database_readiness;
 pub mod live;
 pub mod openapi;
+pub mod reading_conditions;
+pub mod reading_record;
 pub mod routes;
 pub mod state;
 
 pub use bootstrap::{ensure_admin, AdminBootstrap};
+pub use database_readiness::DatabaseReadiness;
 pub use live::LiveReadings;
 pub use state::AppState;
 

@@ -13,7 +13,7 @@
 //! [`LiveSubscription`] to go removes it, whether the device ever sent
 //! anything or not.
 
-use datastream_schema::{Reading, ReadingFilter};
+use datastream_domain::{Reading, ReadingFilter};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -166,7 +166,7 @@ impl LiveReadings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datastream_schema::FilterParams;
+    use datastream_domain::FilterParams;
 
     fn device(id2: &str) -> ReadingFilter {
         ReadingFilter::parse(

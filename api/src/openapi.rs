@@ -2,6 +2,7 @@
 //! request/response types, and the Swagger UI that serves it (all assets
 //! compiled into the binary: no network at build time or in the browser).
 
+use crate::reading_record;
 use crate::routes::{analytics, auth, export, readings, stream, users};
 use datastream_http::error::{ErrorBody, ErrorDetail};
 use datastream_http::health;
@@ -20,11 +21,11 @@ use utoipa::OpenApi;
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(
-        readings::ReadingDto, readings::ReadingsPage, readings::PageInfo, readings::ReadingPatch,
+        reading_record::ReadingDto, readings::ReadingsPage, readings::PageInfo, readings::ReadingPatch,
         auth::LoginRequest, auth::LoginResponse,
         users::UserDto, users::NewUser, users::RoleDto, readings::SortOrder,
         analytics::AggregateResponse, analytics::BucketDto, analytics::GroupByDto,
-        analytics::DevicesResponse, analytics::DeviceDto, analytics::GroupPageDto, export::ExportFormat, stream::LiveReadingDto, stream::StreamEvent, stream::StreamEventName,
+        analytics::DevicesResponse, analytics::DeviceDto, analytics::GroupPageDto, export::ExportFormat, reading_record::LiveReadingDto, stream::StreamEvent, stream::StreamEventName,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),

@@ -4,7 +4,7 @@ use crate::auth::{LoginThrottle, PasswordWorkers, UserDirectory};
 use crate::cursor::CursorCodec;
 use crate::live::LiveReadings;
 use datastream_http::auth::{SecretError, TokenKeys, TokenVerifier};
-use datastream_schema::SharedStore;
+use datastream_store::SharedStore;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //! does a Mosquitto whose ACL hides the counter (the project's lets anyone
 //! read it).
 
-use datastream_schema::MqttUrl;
+use datastream_domain::MqttUrl;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -173,7 +173,7 @@ fn parse_count(payload: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::{parse_count, BrokerDrops};
-    use datastream_schema::MqttUrl;
+    use datastream_domain::MqttUrl;
     use datastream_test_support::{publish_all_acked, OwnMosquitto};
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     use std::time::Duration;

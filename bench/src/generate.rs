@@ -10,8 +10,8 @@
 
 use crate::thread_cpu::thread_cpu;
 use anyhow::{bail, Context, Result};
+use datastream_domain::MqttUrl;
 use datastream_generator::{Fleet, FleetConnection, GeneratorSpec};
-use datastream_schema::MqttUrl;
 use rand::distr::{Alphabetic, SampleString};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::atomic::{AtomicU64, Ordering};

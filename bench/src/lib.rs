@@ -18,6 +18,7 @@
 //! processes, its HTTP API, its store trait); the product knows nothing of
 //! them.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod broker_drops;
 pub mod generate;
@@ -26,5 +27,6 @@ mod mariadb_cli;
 mod publish;
 pub mod query;
 pub mod retention;
+pub mod service_process;
 pub mod stream;
 mod thread_cpu;

@@ -1,8 +1,8 @@
 //! Publishing generated readings at a given rate, as the benchmarks need.
 
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
-use datastream_schema::timestamp::format_timestamp;
-use datastream_schema::MqttUrl;
+use datastream_domain::timestamp::format_timestamp;
+use datastream_domain::MqttUrl;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::{Duration, Instant};
 

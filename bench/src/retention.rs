@@ -18,11 +18,11 @@ use crate::mariadb_cli::{sql_time, MariadbCli};
 use crate::query::load;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
-use datastream_ingestor::{retention_pause, RETENTION_DELETE_CHUNK};
-use datastream_schema::{
-    FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, SharedStore,
-    TimestampBounds,
+use datastream_domain::{
+    FilterParams, Id1, Id2, Reading, ReadingFilter, RetentionPolicy, SensorType, TimestampBounds,
 };
+use datastream_ingestor::{retention_pause, RETENTION_DELETE_CHUNK};
+use datastream_store::SharedStore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -236,15 +236,13 @@ async fn ingest_until(store: SharedStore, id1: &str, stop: Stop) -> Result<Inges
         let now = Utc::now();
         let batch: Vec<Reading> = (n..n + 1_000)
             .map(|i| {
-                Reading::new(
-                    (i % 1000) as f64,
-                    sensor_type.clone(),
-                    id1.clone(),
-                    Id2::new(i % 100)?,
-                    base + ChronoDuration::microseconds(i),
-                    &bounds,
-                    now,
-                )
+                Reading::builder()
+                    .sensor_value((i % 1000) as f64)
+                    .sensor_type(sensor_type.clone())
+                    .id1(id1.clone())
+                    .id2(Id2::new(i % 100)?)
+                    .timestamp(base + ChronoDuration::microseconds(i))
+                    .build(&bounds, now)
             })
             .collect::<Result<_, _>>()?;
         n += 1_000;

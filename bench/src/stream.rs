@@ -10,11 +10,11 @@
 //! has parsed its event; only readings published in the measured window
 //! count, after a second of warm-up.
 
+use crate::service_process::{ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
-use datastream_schema::timestamp::{format_timestamp, parse_timestamp};
-use datastream_schema::MqttUrl;
-use datastream_test_support::process::{ServiceCommand, ServiceProcess};
+use datastream_domain::timestamp::{format_timestamp, parse_timestamp};
+use datastream_domain::MqttUrl;
 use rand::distr::{Alphabetic, Alphanumeric, SampleString};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};

@@ -9,6 +9,7 @@
 //! Architecture invariant: this crate knows nothing about readings; it only
 //! moves bytes between MQTT clients.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io;

@@ -5,7 +5,7 @@
 
 use crate::model::{ModelKind, ModelSettings};
 use crate::spec::{check_identifier, GeneratorSpec, SpecError, DEFAULT_FLEET};
-use datastream_schema::{Id1, Id2, SensorType};
+use datastream_domain::{Id1, Id2, SensorType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

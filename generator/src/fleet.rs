@@ -3,7 +3,7 @@
 
 use crate::runner::{CounterValues, RunningGenerator};
 use crate::spec::GeneratorSpec;
-use datastream_schema::MqttUrl;
+use datastream_domain::MqttUrl;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,7 +14,8 @@ use actix_web::{web, HttpResponse};
 use async_trait::async_trait;
 use datastream_http::health;
 use datastream_http::openapi::BearerAuth;
-use datastream_http::routing::{input_errors, method_not_allowed, not_found};
+use datastream_http::resource;
+use datastream_http::routing::{input_errors, not_found};
 use datastream_http::{
     ApiError, Authenticated, ComponentState, ErrorBody, ErrorDetail, JsonBody, ReadinessCheck,
     Server, TokenVerifier,
@@ -124,19 +125,9 @@ pub struct GeneratorApiDoc;
 /// Registers the generator routes, health, docs and JSON 404s.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(input_errors)
-        .service(
-            web::resource("/api/v1/generators")
-                .route(web::get().to(list))
-                .route(web::post().to(create))
-                .default_service(method_not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource("/api/v1/generators/{name}")
-                .route(web::get().to(get_one))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete))
-                .default_service(method_not_allowed("GET, PATCH, DELETE")),
-        )
+        .service(resource!("/api/v1/generators", GET => list, POST => create))
+        .service(resource!("/api/v1/generators/{name}",
+            GET => get_one, PATCH => update, DELETE => delete))
         .configure(health::configure)
         .configure(datastream_http::routing::swagger_ui_redirect)
         .service(
@@ -204,9 +195,7 @@ fn body_bytes(body: &serde_json::Value) -> Vec<u8> {
 #[utoipa::path(get, path = "/api/v1/generators", operation_id = "list_generators", tag = "generators",
     responses(
         (status = 200, description = "All generators", body = Vec<GeneratorView>),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn list(
     _user: Authenticated,
     service: web::Data<GeneratorService>,
@@ -221,12 +210,10 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = GeneratorView),
         (status = 400, description = "Bad field, named", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 503, description = "The broker did not confirm", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn create(
     user: Authenticated,
     service: web::Data<GeneratorService>,
@@ -246,10 +233,8 @@ pub async fn create(
     params(("name" = String, Path, description = "Generator name", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The generator", body = GeneratorView),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No such generator", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn get_one(
     _user: Authenticated,
     service: web::Data<GeneratorService>,
@@ -268,12 +253,10 @@ pub async fn get_one(
     responses(
         (status = 200, description = "The changed generator", body = GeneratorView),
         (status = 400, description = "Bad field, named", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such generator", body = ErrorBody),
         (status = 503, description = "The broker did not confirm", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn update(
     user: Authenticated,
     service: web::Data<GeneratorService>,
@@ -292,12 +275,10 @@ pub async fn update(
     params(("name" = String, Path, description = "Generator name", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such generator", body = ErrorBody),
         (status = 503, description = "The broker did not confirm", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn delete(
     user: Authenticated,
     service: web::Data<GeneratorService>,

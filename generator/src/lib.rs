@@ -4,7 +4,7 @@
 //! range of `id2` devices, a per-device rate and a [`ModelSettings`] value
 //! model. Generators publish readings at QoS 1 to
 //! `sensors/{sensor_type}/{id1}/{id2}` in the wire format of
-//! `datastream_schema::wire`.
+//! `datastream_domain::wire`.
 //!
 //! Map:
 //! - [`spec`], [`model`], [`config`]: the domain (what a generator is, its
@@ -21,6 +21,7 @@
 //! ingestors or databases. The broker is the source of truth for which
 //! generators exist.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod config_file;

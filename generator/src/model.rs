@@ -5,7 +5,7 @@
 //! running state that turns it into numbers.
 
 use chrono::{DateTime, Timelike, Utc};
-use datastream_schema::check_sensor_value;
+use datastream_domain::check_sensor_value;
 use rand::Rng;
 use std::f64::consts::TAU;
 

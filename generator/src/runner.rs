@@ -6,7 +6,7 @@ use crate::model::{ModelKind, ModelSettings};
 use crate::schedule::RateSchedule;
 use crate::spec::GeneratorSpec;
 use chrono::{DateTime, Utc};
-use datastream_schema::{encode_reading, Id2, Reading, TimestampBounds};
+use datastream_domain::{encode_reading, Id2, Reading, TimestampBounds};
 use rand::{rngs::SmallRng, SeedableRng};
 use rumqttc::{AsyncClient, QoS};
 use std::fmt::Write as _;
@@ -282,15 +282,13 @@ impl ReadingMaker {
             .unwrap_or(&mut scratch);
         let value = state.model.next_value(now, position, &mut self.rng);
         let reading = Id2::new(i64::from(id2)).and_then(|id2| {
-            Reading::new(
-                value,
-                spec.sensor_type().clone(),
-                spec.id1().clone(),
-                id2,
-                now,
-                &self.bounds,
-                now,
-            )
+            Reading::builder()
+                .sensor_value(value)
+                .sensor_type(spec.sensor_type().clone())
+                .id1(spec.id1().clone())
+                .id2(id2)
+                .timestamp(now)
+                .build(&self.bounds, now)
         });
         match reading {
             Ok(reading) => {
@@ -309,7 +307,7 @@ impl ReadingMaker {
     /// Defence in depth: configs are validated so that a reading cannot
     /// fail. If one does, the status says why, and the log says so once a
     /// minute, not once a reading.
-    fn fault(&mut self, spec: &GeneratorSpec, error: &datastream_schema::ReadingError) {
+    fn fault(&mut self, spec: &GeneratorSpec, error: &datastream_domain::ReadingError) {
         let errors = self.counters.errors.fetch_add(1, Ordering::Relaxed) + 1;
         if self
             .last_fault_log

@@ -21,7 +21,7 @@ use crate::status::{
     config_topic, generator_name, status_topic, GeneratorState, GeneratorStatus, LastStatus,
     StatusReporter,
 };
-use datastream_schema::MqttUrl;
+use datastream_domain::MqttUrl;
 use rand::Rng;
 use rumqttc::{AsyncClient, LastWill, Publish, QoS};
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! often, and in which fleet it runs. Always valid once built.
 
 use crate::model::{ModelError, ModelSettings};
-use datastream_schema::{Id1, Id2, ReadingError, SensorType};
+use datastream_domain::{Id1, Id2, ReadingError, SensorType};
 
 /// Lowest accepted publishing frequency per device.
 pub const MIN_FREQUENCY_HZ: f64 = 0.001;

@@ -10,7 +10,7 @@
 use crate::fleet::{ConnectionEvent, FleetConnection};
 use crate::runner::CounterValues;
 use chrono::{DateTime, Utc};
-use datastream_schema::MqttUrl;
+use datastream_domain::MqttUrl;
 use rumqttc::{AsyncClient, LastWill, QoS};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

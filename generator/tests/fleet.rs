@@ -1,8 +1,8 @@
 //! A generator publishes valid readings at its rate, on the real broker.
 
 use chrono::Utc;
+use datastream_domain::{decode_message, DecodeLimits, MqttUrl};
 use datastream_generator::{run_fleet, GeneratorSpec};
-use datastream_schema::{decode_message, DecodeLimits, MqttUrl};
 use datastream_test_support::{embedded_broker, mqtt_host_port, unique_id1, unique_name};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::{Duration, Instant};

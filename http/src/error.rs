@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use datastream_schema::{FilterError, StoreError};
+use datastream_domain::{FilterError, StoreError};
 use serde::Serialize;
 
 /// An error answered to an API client.

@@ -9,6 +9,7 @@
 //! Architecture invariant: this crate knows no resource (readings, users,
 //! generators); services build their routes on it and never on each other.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod error;
@@ -27,5 +28,5 @@ pub use auth::{Authenticated, TokenKeys, TokenVerifier};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use health::HealthState;
 pub use json_body::JsonBody;
-pub use readiness::{ComponentState, DatabaseReadiness, ReadinessCheck, SharedReadiness};
+pub use readiness::{ComponentState, ReadinessCheck, SharedReadiness};
 pub use server::{Server, SEND_TIMEOUT};

@@ -1,10 +1,19 @@
 //! What every OpenAPI document of the project shares.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::Modify;
 
-/// Adds the `bearer_auth` scheme (used by every OpenAPI document of the
-/// project) Swagger UI's Authorize button uses.
+/// Tags of the operations anyone may call: logging in, and health and
+/// metrics.
+const OPEN_TAGS: [&str; 2] = ["auth", "operations"];
+
+/// The bearer token every other operation takes: adds the `bearer_auth`
+/// scheme (Swagger UI's Authorize button uses it) and, to each operation
+/// not tagged `auth` or `operations`, the scheme as its security and the
+/// 401 it answers without a valid token. Declared once here rather than on
+/// every handler.
 pub struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -19,5 +28,50 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if !is_open(operation) {
+                    require_token(operation);
+                }
+            }
+        }
     }
+}
+
+/// Whether anyone may call `operation`.
+fn is_open(operation: &Operation) -> bool {
+    operation
+        .tags
+        .iter()
+        .flatten()
+        .any(|tag| OPEN_TAGS.contains(&tag.as_str()))
+}
+
+/// Makes `operation` take a bearer token, and answer 401 without one.
+fn require_token(operation: &mut Operation) {
+    operation.security = Some(vec![SecurityRequirement::new(
+        "bearer_auth",
+        Vec::<String>::new(),
+    )]);
+    let unauthorized = ResponseBuilder::new()
+        .description("Missing, invalid or expired token")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    operation
+        .responses
+        .responses
+        .entry("401".to_owned())
+        .or_insert(unauthorized.into());
 }

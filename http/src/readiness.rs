@@ -1,9 +1,8 @@
-//! Readiness: what `/readyz` checks. The API checks its database; a process
-//! that also ingests adds the ingestor's state (see the binary's
-//! composition).
+//! Readiness: what `/readyz` checks. Each service brings its own checks
+//! (the API's database, `datastream_api::DatabaseReadiness`; a process that
+//! also ingests adds the ingestor's state, see the binary's composition).
 
 use async_trait::async_trait;
-use datastream_schema::SharedStore;
 use std::sync::Arc;
 
 /// One component's state, as `/readyz` reports it.
@@ -24,16 +23,3 @@ pub trait ReadinessCheck: Send + Sync {
 
 /// Shared readiness check.
 pub type SharedReadiness = Arc<dyn ReadinessCheck>;
-
-/// Ready when the database answers.
-pub struct DatabaseReadiness(pub SharedStore);
-
-#[async_trait]
-impl ReadinessCheck for DatabaseReadiness {
-    async fn check(&self) -> Vec<ComponentState> {
-        vec![ComponentState {
-            name: "database",
-            problem: self.0.ping().await.err().map(|e| e.to_string()),
-        }]
-    }
-}

@@ -16,6 +16,27 @@ pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     })
 }
 
+/// A resource at `$path` answering each listed method with its handler,
+/// and any other method with 405 and an `Allow` header naming the listed
+/// ones: `resource!("/users", GET => users::list, POST => users::create)`.
+#[macro_export]
+macro_rules! resource {
+    ($path:expr, $($method:ident => $handler:expr),+ $(,)?) => {
+        actix_web::web::resource($path)
+            $(.route($crate::resource!(@method $method).to($handler)))+
+            .default_service($crate::routing::method_not_allowed(
+                $crate::resource!(@allow $($method),+),
+            ))
+    };
+    (@method GET) => { actix_web::web::get() };
+    (@method POST) => { actix_web::web::post() };
+    (@method PATCH) => { actix_web::web::patch() };
+    (@method DELETE) => { actix_web::web::delete() };
+    (@allow $first:ident $(, $rest:ident)*) => {
+        concat!(stringify!($first) $(, ", ", stringify!($rest))*)
+    };
+}
+
 /// `/swagger-ui` (as typed, without the slash) redirects to Swagger UI at
 /// `/swagger-ui/`, where it is served.
 pub fn swagger_ui_redirect(cfg: &mut web::ServiceConfig) {
@@ -50,7 +71,7 @@ pub fn input_errors(cfg: &mut web::ServiceConfig) {
 }
 
 /// Names the parameter serde complained about when it can tell.
-fn query_error(message: &str) -> ApiError {
+pub fn query_error(message: &str) -> ApiError {
     let field = message
         .split('`')
         .nth(1)

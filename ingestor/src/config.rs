@@ -1,6 +1,6 @@
 //! `IngestConfig`: everything an ingestor needs to know.
 
-use datastream_schema::{DecodeLimits, MqttUrl, RetentionPolicy};
+use datastream_domain::{DecodeLimits, MqttUrl, RetentionPolicy};
 use std::time::Duration;
 
 /// Settings of one ingestor.

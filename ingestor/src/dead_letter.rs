@@ -80,10 +80,10 @@ impl DeadLetter {
             payload_truncated: shown < payload.len(),
             payload_bytes: payload.len(),
             payload_sha256: hex(&Sha256::digest(payload)),
-            received_at: datastream_schema::timestamp::format_timestamp(chrono::Utc::now()),
+            received_at: datastream_domain::timestamp::format_timestamp(chrono::Utc::now()),
         };
         Self {
-            topic: datastream_schema::topic::dead_letter_topic(claimed_sensor_type(topic)),
+            topic: datastream_domain::topic::dead_letter_topic(claimed_sensor_type(topic)),
             body: serde_json::to_vec(&body).unwrap_or_default(),
         }
     }

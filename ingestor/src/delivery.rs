@@ -2,7 +2,7 @@
 //! batch writer, already decoded.
 
 use crate::dead_letter::DeadLetter;
-use datastream_schema::{DecodeError, Reading};
+use datastream_domain::{DecodeError, Reading};
 use rumqttc::Publish;
 use std::time::Instant;
 

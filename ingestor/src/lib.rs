@@ -16,9 +16,11 @@
 //! readings into counted duplicates.
 //!
 //! Architecture invariant: the ingestor knows the store only through
-//! `datastream_schema::Store`; it never builds SQL.
+//! `datastream_domain::Store`; it never builds SQL.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
+mod background_task;
 mod config;
 mod dead_letter;
 mod delivery;
@@ -38,8 +40,9 @@ pub use retention_sweeper::{retention_pause, RetentionSweeper, RETENTION_DELETE_
 pub use rollup_refresher::RollupRefresher;
 pub use status::{IngestProbe, IngestStatus};
 
-use datastream_schema::topic::{shared_readings_filter, READINGS_FILTER};
-use datastream_schema::{MqttUrl, SharedStore};
+use datastream_domain::topic::{shared_readings_filter, READINGS_FILTER};
+use datastream_domain::MqttUrl;
+use datastream_store::SharedStore;
 use rumqttc::{AsyncClient, MqttOptions};
 use status::AckLedger;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 //! ingestors dead-letter them.
 
 use chrono::Utc;
-use datastream_schema::{decode_message, DecodeLimits, MqttUrl, Reading};
+use datastream_domain::{decode_message, DecodeLimits, MqttUrl, Reading};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -20,7 +20,7 @@ use crate::delivery::{Content, Delivery};
 use crate::metrics::IngestMetrics;
 use crate::status::AckLedger;
 use chrono::Utc;
-use datastream_schema::{decode_message, DecodeLimits};
+use datastream_domain::{decode_message, DecodeLimits};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, Packet, PubAck, QoS,
     SubAck, SubscribeReasonCode,

@@ -11,9 +11,10 @@
 //! minute later. Removing a day still takes minutes, and retention only has
 //! to remove a day a day.
 
-use crate::log_limit::LogLimiter;
+use crate::background_task::run_in_rounds;
 use chrono::Utc;
-use datastream_schema::{RetentionPolicy, SharedStore};
+use datastream_domain::RetentionPolicy;
+use datastream_store::SharedStore;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +31,6 @@ pub fn retention_pause(step: Duration) -> Duration {
 }
 /// How often the sweeper looks when nothing was due.
 const IDLE_PERIOD: Duration = Duration::from_secs(60);
-/// How long it waits after a failed step (the database is away).
-const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The running sweeper.
 pub struct RetentionSweeper {
@@ -68,40 +67,24 @@ fn humanize(d: chrono::Duration) -> String {
 }
 
 async fn run(store: SharedStore, policy: RetentionPolicy, stop: CancellationToken) {
-    let mut failures = LogLimiter::new(Duration::from_secs(60));
-    loop {
+    run_in_rounds("applying retention", stop, || async {
         let started = Instant::now();
-        let pause = match store
+        let step = store
             .apply_retention(&policy, Utc::now(), RETENTION_DELETE_CHUNK)
-            .await
-        {
-            Ok(step) => {
-                metrics::counter!("datastream_retention_hours_retired_total")
-                    .increment(step.hours_retired);
-                metrics::counter!("datastream_retention_rows_deleted_total")
-                    .increment(step.rows_deleted);
-                metrics::counter!("datastream_retention_rollup_rows_deleted_total")
-                    .increment(step.rollup_rows_deleted);
-                if step.hours_retired > 0 {
-                    tracing::info!(hours = step.hours_retired, horizon = ?step.horizon,
-                        "retention retired hours; rollups stand for them from now on");
-                }
-                if step.more {
-                    retention_pause(started.elapsed())
-                } else {
-                    IDLE_PERIOD
-                }
-            }
-            Err(error) => {
-                if let Some(suppressed) = failures.allow() {
-                    tracing::warn!(%error, suppressed, "applying retention failed; retrying");
-                }
-                RETRY_AFTER
-            }
-        };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
+            .await?;
+        metrics::counter!("datastream_retention_hours_retired_total").increment(step.hours_retired);
+        metrics::counter!("datastream_retention_rows_deleted_total").increment(step.rows_deleted);
+        metrics::counter!("datastream_retention_rollup_rows_deleted_total")
+            .increment(step.rollup_rows_deleted);
+        if step.hours_retired > 0 {
+            tracing::info!(hours = step.hours_retired, horizon = ?step.horizon,
+                "retention retired hours; rollups stand for them from now on");
         }
-    }
+        Ok(if step.more {
+            retention_pause(started.elapsed())
+        } else {
+            IDLE_PERIOD
+        })
+    })
+    .await;
 }

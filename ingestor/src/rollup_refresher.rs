@@ -1,12 +1,12 @@
 //! `RollupRefresher`: rebuilds the rollups of hours that writes have marked
 //! dirty, so that analytics answer from rollups instead of rows. Every
 //! ingestor runs one; only one works at a time (the store takes a named
-//! lock and the others skip the round, `rollup_refresh.rs`), and each
+//! lock and the others skip the round, `store/src/sql/rollups/refresh.rs`), and each
 //! hour's mark is taken by exactly one rebuild.
 
-use crate::log_limit::LogLimiter;
+use crate::background_task::run_in_rounds;
 use chrono::Utc;
-use datastream_schema::SharedStore;
+use datastream_store::SharedStore;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -17,8 +17,6 @@ const IDLE_PERIOD: Duration = Duration::from_secs(2);
 /// at once (a backlog after an upgrade drains at full speed, in short
 /// transactions, without holding up shutdown).
 const HOURS_PER_ROUND: usize = 8;
-/// How long it waits after a failed round (the database is away).
-const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The running refresher.
 pub struct RollupRefresher {
@@ -42,30 +40,17 @@ impl RollupRefresher {
 }
 
 async fn run(store: SharedStore, stop: CancellationToken) {
-    let mut failures = LogLimiter::new(Duration::from_secs(60));
-    loop {
-        let pause = match store.refresh_rollups(Utc::now(), HOURS_PER_ROUND).await {
-            Ok(n) => {
-                metrics::counter!("datastream_rollup_hours_refreshed_total").increment(n as u64);
-                if n > 0 {
-                    tracing::debug!(hours = n, "rollups refreshed");
-                }
-                if n == HOURS_PER_ROUND {
-                    Duration::ZERO
-                } else {
-                    IDLE_PERIOD
-                }
-            }
-            Err(error) => {
-                if let Some(suppressed) = failures.allow() {
-                    tracing::warn!(%error, suppressed, "refreshing rollups failed; retrying");
-                }
-                RETRY_AFTER
-            }
-        };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
+    run_in_rounds("refreshing rollups", stop, || async {
+        let n = store.refresh_rollups(Utc::now(), HOURS_PER_ROUND).await?;
+        metrics::counter!("datastream_rollup_hours_refreshed_total").increment(n as u64);
+        if n > 0 {
+            tracing::debug!(hours = n, "rollups refreshed");
         }
-    }
+        Ok(if n == HOURS_PER_ROUND {
+            Duration::ZERO
+        } else {
+            IDLE_PERIOD
+        })
+    })
+    .await;
 }

@@ -6,9 +6,12 @@
 //! the test fails; when unset, the default local address is tried and the
 //! test is skipped with a message if nothing answers there.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod exact_sum;
-pub mod process;
+mod reading_fixture;
+
+pub use reading_fixture::{reading, ReadingFixture};
 
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
 use rand::distr::{Alphabetic, SampleString};
@@ -90,6 +93,7 @@ pub fn external_mqtt() -> Option<String> {
     external_service("DATASTREAM_TEST_MQTT", DEFAULT_MQTT, host_port_of)
 }
 
+#[cfg(feature = "databases")]
 /// A throw-away database: an SQLite file in a temporary directory, or a
 /// fresh MariaDB database dropped when this value is dropped.
 pub struct TestDb {
@@ -98,6 +102,7 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
+#[cfg(feature = "databases")]
 impl TestDb {
     /// A new SQLite database file.
     pub fn sqlite() -> Self {
@@ -137,6 +142,7 @@ impl TestDb {
     }
 }
 
+#[cfg(feature = "databases")]
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((server, name)) = self.mysql.take() else {
@@ -196,10 +202,11 @@ pub async fn mqtt_client(url: &str, client_id: &str) -> rumqttc::AsyncClient {
     client
 }
 
+#[cfg(feature = "databases")]
 /// Ends the persistent session of `client_id` on the broker at `url`, so
 /// tests leave no queues behind on a shared broker.
 pub async fn clear_mqtt_session(url: &str, client_id: &str) {
-    let Ok(mqtt) = datastream_schema::MqttUrl::parse(url) else {
+    let Ok(mqtt) = datastream_domain::MqttUrl::parse(url) else {
         return;
     };
     let _ = tokio::time::timeout(
@@ -380,7 +387,7 @@ impl Drop for OwnMosquitto {
 /// Publishes `payloads` at QoS 1 and returns once the broker has acked
 /// every one (so they are the broker's responsibility from then on).
 pub async fn publish_all_acked(url: String, payloads: Vec<(String, Vec<u8>)>) {
-    let mqtt = datastream_schema::MqttUrl::parse(&url).expect("an mqtt:// URL");
+    let mqtt = datastream_domain::MqttUrl::parse(&url).expect("an mqtt:// URL");
     let mut options = rumqttc::MqttOptions::new(unique_name("pub"), mqtt.host(), mqtt.port());
     options
         .set_keep_alive(Duration::from_secs(30))
@@ -494,7 +501,7 @@ impl MessageTap {
         options
             .set_keep_alive(Duration::from_secs(10))
             .set_max_packet_size(2 * 1024 * 1024, 64 * 1024);
-        if let Some((user, password)) = datastream_schema::MqttUrl::parse(url)
+        if let Some((user, password)) = datastream_domain::MqttUrl::parse(url)
             .ok()
             .and_then(|u| u.credentials().map(|(u, p)| (u.to_owned(), p.to_owned())))
         {

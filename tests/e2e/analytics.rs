@@ -3,7 +3,7 @@
 
 use crate::support::{publish, TestSystem};
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
-use datastream_schema::timestamp::format_timestamp;
+use datastream_domain::timestamp::format_timestamp;
 use datastream_test_support::{unique_id1, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -43,7 +43,7 @@ async fn seed(sys: &TestSystem, id1: &str, start: DateTime<Utc>) {
 /// Waits until the ingestor's refresher has rebuilt every dirty hour, so
 /// that the answers below come from rollups.
 async fn wait_for_clean_rollups(sys: &TestSystem) {
-    let store = datastream_schema::connect(sys.db.url()).await.unwrap();
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.dirty_hours(Utc::now()).await.unwrap() > 0 {
         assert!(Instant::now() < deadline, "rollups still dirty after 20 s");
@@ -290,23 +290,20 @@ async fn devices_and_aggregates_over_many_devices_are_paged_with_bounded_memory(
         Some(db) => (db, true),
         None => (TestDb::sqlite(), false),
     };
-    let store = datastream_schema::connect(db.url()).await.unwrap();
+    let store = datastream_store::connect(db.url()).await.unwrap();
     let (id1s, per_id1) = (25usize, 1_000i64); // 25,000 devices
     let start = five_hours_ago();
-    let readings: Vec<datastream_schema::Reading> = (0..id1s)
+    let readings: Vec<datastream_domain::Reading> = (0..id1s)
         .flat_map(|i| {
             let id1 = format!("MANY{}", char::from(b'A' + i as u8));
             (0..per_id1).map(move |id2| {
-                datastream_schema::Reading::new(
-                    id2 as f64,
-                    datastream_schema::SensorType::parse("many").unwrap(),
-                    datastream_schema::Id1::parse(&id1).unwrap(),
-                    datastream_schema::Id2::new(id2).unwrap(),
-                    start + ChronoDuration::seconds(id2),
-                    &datastream_schema::TimestampBounds::default(),
-                    Utc::now(),
-                )
-                .unwrap()
+                datastream_test_support::reading()
+                    .value(id2 as f64)
+                    .sensor_type("many")
+                    .id1(&id1)
+                    .id2(id2)
+                    .at(start + ChronoDuration::seconds(id2))
+                    .build()
             })
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use crate::support::{publish, TestSystem};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::timestamp::format_timestamp;
+use datastream_domain::timestamp::format_timestamp;
 use datastream_test_support::{unique_id1, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -342,18 +342,13 @@ async fn reading_queries_go_to_the_read_replica_and_writes_to_the_primary() {
     // A second database stands in for a replica: it holds a reading the
     // primary does not, so the answer shows where each request went.
     let replica = TestDb::sqlite();
-    let replica_store = datastream_schema::connect(replica.url()).await.unwrap();
+    let replica_store = datastream_store::connect(replica.url()).await.unwrap();
     let id1 = unique_id1();
-    let only_on_replica = datastream_schema::Reading::new(
-        7.0,
-        datastream_schema::SensorType::parse("temperature").unwrap(),
-        datastream_schema::Id1::parse(&id1).unwrap(),
-        datastream_schema::Id2::new(1).unwrap(),
-        Utc::now() - ChronoDuration::minutes(1),
-        &datastream_schema::TimestampBounds::default(),
-        Utc::now(),
-    )
-    .unwrap();
+    let only_on_replica = datastream_test_support::reading()
+        .value(7.0)
+        .id1(&id1)
+        .at(Utc::now() - ChronoDuration::minutes(1))
+        .build();
     replica_store
         .insert_batch(vec![only_on_replica].into())
         .await

@@ -131,9 +131,9 @@ async fn admin_password_set_on_a_database_with_users_is_reported_as_not_applied(
         &["user", "add", "admin", "--role", "admin"],
         "the-real-password\n",
     ));
-    let api = datastream_test_support::process::ServiceProcess::start(
+    let api = datastream_bench::service_process::ServiceProcess::start(
         std::path::Path::new(env!("CARGO_BIN_EXE_datastream")),
-        datastream_test_support::process::ServiceCommand::api(
+        datastream_bench::service_process::ServiceCommand::api(
             db.url(),
             &[
                 ("JWT_SECRET", crate::support::TEST_JWT_SECRET),

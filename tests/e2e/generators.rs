@@ -4,8 +4,8 @@
 
 use crate::support::{start_generator_fleet, TestSystem};
 use chrono::Utc;
+use datastream_domain::{decode_message, DecodeLimits, MqttUrl};
 use datastream_generator::{GeneratorService, ServiceError};
-use datastream_schema::{decode_message, DecodeLimits, MqttUrl};
 use datastream_test_support::{
     embedded_broker, external_mqtt, mqtt_client, unique_id1, unique_name, MessageTap, TestDb,
 };

@@ -5,7 +5,7 @@
 //! embedded broker and on a Mosquitto of the test's own.
 
 use crate::support::{reading_messages, spawn_ingestor, wait_for_rows};
-use datastream_schema::connect;
+use datastream_store::connect;
 use datastream_test_support::{
     clear_mqtt_session, embedded_broker, publish_all_acked, unique_id1, unique_name, MessageTap,
     OwnMosquitto, TestDb,

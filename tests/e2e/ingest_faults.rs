@@ -6,7 +6,7 @@ use crate::support::{
     count_rows, reading_messages, spawn_ingestor, spawn_ingestor_with, wait_for_rows,
 };
 use chrono::DurationRound;
-use datastream_schema::{connect, SharedStore};
+use datastream_store::{connect, SharedStore};
 use datastream_test_support::{
     clear_mqtt_session, embedded_broker, publish_all_acked, unique_id1, unique_name, OwnMosquitto,
     TcpProxy, TestDb,
@@ -330,19 +330,16 @@ async fn rebuilding_an_hour_of_100_000_devices_costs_the_ingestor_under_48_mib()
     let hour = (chrono::Utc::now() - chrono::Duration::hours(3))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
-    let readings: Vec<datastream_schema::Reading> = (0..100_000i64)
+    let readings: Vec<datastream_domain::Reading> = (0..100_000i64)
         .map(|i| {
             let id1: String = ['W', (b'A' + (i / 10_000) as u8) as char].iter().collect();
-            datastream_schema::Reading::new(
-                (i % 100) as f64,
-                datastream_schema::SensorType::parse("wide").unwrap(),
-                datastream_schema::Id1::parse(&id1).unwrap(),
-                datastream_schema::Id2::new(i % 10_000).unwrap(),
-                hour + chrono::Duration::milliseconds(i * 30),
-                &datastream_schema::TimestampBounds::default(),
-                chrono::Utc::now(),
-            )
-            .unwrap()
+            datastream_test_support::reading()
+                .value((i % 100) as f64)
+                .sensor_type("wide")
+                .id1(&id1)
+                .id2(i % 10_000)
+                .at(hour + chrono::Duration::milliseconds(i * 30))
+                .build()
         })
         .collect();
     for chunk in readings.chunks(10_000) {

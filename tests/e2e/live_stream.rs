@@ -3,7 +3,7 @@
 
 use crate::support::{publish, start_api, TestSystem};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::timestamp::format_timestamp;
+use datastream_domain::timestamp::format_timestamp;
 use datastream_test_support::{unique_id1, TestDb};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 
 use crate::support::{publish, TestSystem};
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
+use datastream_domain::timestamp::format_timestamp;
+use datastream_domain::{Id1, ReadingFilter};
 use datastream_generator::default_fleet;
-use datastream_schema::timestamp::format_timestamp;
-use datastream_schema::{Id1, ReadingFilter};
 use datastream_test_support::{external_mqtt, mqtt_client, unique_id1, unique_name, TestDb};
 use rumqttc::{Event, Packet, QoS};
 use serde_json::{json, Value};
@@ -307,7 +307,7 @@ async fn stopping_commits_the_open_batch() {
         .await;
     assert!(none_yet.is_empty(), "the batch is still open");
     let db = sys.stop().await;
-    let store = datastream_schema::connect(db.url()).await.unwrap();
+    let store = datastream_store::connect(db.url()).await.unwrap();
     let filter = ReadingFilter::default().with_id1(Id1::parse(&id1).unwrap());
     assert_eq!(store.count(&filter).await.unwrap(), 20);
 }
@@ -378,10 +378,10 @@ async fn up_on_its_embedded_broker_keeps_up_with_2000_readings_a_second() {
         s.ingest_flush_ms = 100;
     })
     .await;
-    let store = datastream_schema::connect(sys.db.url()).await.unwrap();
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
     let count = || async {
         store
-            .count(&datastream_schema::ReadingFilter::default())
+            .count(&datastream_domain::ReadingFilter::default())
             .await
             .unwrap()
     };

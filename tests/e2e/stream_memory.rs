@@ -5,8 +5,9 @@
 
 use crate::support::{admin_token_at, start_api_with};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::{connect, Id1, Id2, Reading, SensorType, TimestampBounds};
-use datastream_test_support::process::ServiceProcess;
+use datastream_bench::service_process::ServiceProcess;
+use datastream_domain::Reading;
+use datastream_store::connect;
 use datastream_test_support::{embedded_broker, unique_id1, TestDb};
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
@@ -115,16 +116,13 @@ async fn two_hundred_resumes_at_once_are_all_served_and_give_their_memory_back()
     let now = Utc::now();
     let readings: Vec<Reading> = (0..20_000i64)
         .map(|i| {
-            Reading::new(
-                i as f64,
-                SensorType::parse("resumed").unwrap(),
-                Id1::parse(&id1).unwrap(),
-                Id2::new(i % 10).unwrap(),
-                now - ChronoDuration::minutes(4) + ChronoDuration::milliseconds(i * 10),
-                &TimestampBounds::default(),
-                now,
-            )
-            .unwrap()
+            datastream_test_support::reading()
+                .value(i as f64)
+                .sensor_type("resumed")
+                .id1(&id1)
+                .id2(i % 10)
+                .at(now - ChronoDuration::minutes(4) + ChronoDuration::milliseconds(i * 10))
+                .build()
         })
         .collect();
     store.insert_batch(readings.into()).await.unwrap();
@@ -191,7 +189,7 @@ async fn streams_whose_clients_stop_reading_are_closed_within_the_send_timeout()
             let topic = format!("sensors/flood/{id1}/{}", i % 10);
             let payload = serde_json::json!({
                 "sensor_value": i, "sensor_type": "flood", "id1": id1, "id2": i % 10,
-                "timestamp": datastream_schema::timestamp::format_timestamp(
+                "timestamp": datastream_domain::timestamp::format_timestamp(
                     Utc::now() - ChronoDuration::seconds(60) + ChronoDuration::microseconds(i)),
             });
             (topic, payload.to_string().into_bytes())

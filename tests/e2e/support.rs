@@ -1,8 +1,8 @@
 //! Starting the whole system for a test and talking to it.
 
 use datastream::{ListenAddr, Settings, System};
+use datastream_bench::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use datastream_generator::GeneratorSpec;
-use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use datastream_test_support::{clear_mqtt_session, mqtt_client, unique_name, TestDb};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
@@ -357,7 +357,7 @@ pub fn reading_messages(id1: &str, n: usize) -> Vec<(String, Vec<u8>)> {
                 "sensor_type": "temperature",
                 "id1": id1,
                 "id2": id2,
-                "timestamp": datastream_schema::timestamp::format_timestamp(ts),
+                "timestamp": datastream_domain::timestamp::format_timestamp(ts),
             });
             (
                 format!("sensors/temperature/{id1}/{id2}"),
@@ -368,15 +368,15 @@ pub fn reading_messages(id1: &str, n: usize) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Rows stored for `id1`.
-pub async fn count_rows(store: &datastream_schema::SharedStore, id1: &str) -> u64 {
-    let filter = datastream_schema::ReadingFilter::default()
-        .with_id1(datastream_schema::Id1::parse(id1).expect("valid id1"));
+pub async fn count_rows(store: &datastream_store::SharedStore, id1: &str) -> u64 {
+    let filter = datastream_domain::ReadingFilter::default()
+        .with_id1(datastream_domain::Id1::parse(id1).expect("valid id1"));
     store.count(&filter).await.unwrap_or(0)
 }
 
 /// Waits until `id1` has `n` rows or `timeout` passes; returns the count.
 pub async fn wait_for_rows(
-    store: &datastream_schema::SharedStore,
+    store: &datastream_store::SharedStore,
     id1: &str,
     n: u64,
     timeout: Duration,

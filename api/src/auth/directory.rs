@@ -5,8 +5,9 @@
 //! no database round trip.
 
 use async_trait::async_trait;
+use datastream_domain::{StoreError, Username};
 use datastream_http::auth::{Account, AccountDirectory};
-use datastream_schema::{SharedStore, StoreError, Username};
+use datastream_store::SharedStore;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

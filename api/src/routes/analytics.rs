@@ -2,43 +2,25 @@
 //! device catalog). Any logged-in user may read them; nothing here writes.
 
 use crate::cursor::{CursorCodec, GroupCursorKind};
+use crate::reading_conditions::{ConditionKind, ConditionsOf, ConditionsQuery, EndpointParams};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use datastream_http::{ApiError, Authenticated, ErrorBody};
-use datastream_schema::analytics::{
-    AggregateParams, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy, GroupKey, GroupPage,
+use datastream_domain::analytics::{
+    AggregateParams as AggregateInput, AggregateQuery, Bucket, Device, DeviceQuery, GroupBy,
+    GroupKey, GroupPage,
 };
-use datastream_schema::timestamp::timestamp_text;
-use datastream_schema::FilterParams;
+use datastream_domain::timestamp::timestamp_text;
+use datastream_http::{ApiError, Authenticated, ErrorBody};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Parameters of `/api/v1/readings/aggregate`, as received.
+/// The own parameters of `/api/v1/readings/aggregate`, beside its
+/// conditions (`reading_conditions.rs`).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct AggregateRequest {
-    /// Device id part 1.
-    #[param(pattern = r"^[A-Z]{1,32}$", example = "ABC")]
-    id1: Option<String>,
-    /// Device id part 2.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647, example = 1)]
-    id2: Option<String>,
-    /// Sensor type.
-    #[param(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
-    sensor_type: Option<String>,
-    /// Inclusive start, RFC 3339 with any offset (default: 24 hours before
-    /// `to`). Must be before `to`.
-    #[param(format = DateTime)]
-    from: Option<String>,
-    /// Exclusive end, RFC 3339 with any offset (default: now).
-    #[param(format = DateTime)]
-    to: Option<String>,
-    /// The window as a span (`15m`, `7d`): with `from` it sets `to`, with
-    /// `to` it sets `from`, alone it means the last span up to now.
-    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "7d")]
-    duration: Option<String>,
+pub struct AggregateParams {
     /// Bucket width, `1s` to `30d`; buckets are aligned to the Unix epoch
     /// in UTC. Omitted: the shortest of 1s, 2s, 5s, 10s, 15s, 30s, 1m, 2m,
     /// 5m, 10m, 15m, 30m, 1h, 2h, 3h, 6h, 12h, 1d, 2d, 7d, 30d that makes at
@@ -61,6 +43,13 @@ pub struct AggregateRequest {
     /// last.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,512}$")]
     cursor: Option<String>,
+}
+
+impl EndpointParams for AggregateParams {
+    // Rollups keep device, type and time: a condition on anything else
+    // could not be answered from them, and is refused rather than ignored.
+    const HONOURS: &'static [ConditionKind] = &[ConditionKind::Device, ConditionKind::Window];
+    const REFUSAL: &'static str = "cannot be applied to aggregates";
 }
 
 /// How buckets are grouped.
@@ -104,33 +93,28 @@ fn decode_cursor(
     .transpose()
 }
 
-impl AggregateRequest {
-    fn query(&self, cursors: &CursorCodec) -> Result<AggregateQuery, ApiError> {
-        let group_by = self
-            .group_by
-            .as_deref()
-            .map(GroupBy::parse)
-            .transpose()?
-            .unwrap_or_default();
-        let after = decode_cursor(cursors, self.cursor.as_deref(), cursor_kind(group_by))?;
-        let params = AggregateParams {
-            filter: FilterParams {
-                id1: self.id1.as_deref(),
-                id2: self.id2.as_deref(),
-                sensor_type: self.sensor_type.as_deref(),
-                from: self.from.as_deref(),
-                to: self.to.as_deref(),
-                duration: self.duration.as_deref(),
-                ..FilterParams::default()
-            },
-            interval: self.interval.as_deref(),
-            group_by: self.group_by.as_deref(),
-            max_points: self.max_points.as_deref(),
-            limit: self.limit.as_deref(),
-            after,
-        };
-        Ok(AggregateQuery::parse(params, Utc::now())?)
-    }
+/// The aggregate query a request describes.
+fn aggregate_query(
+    request: &ConditionsQuery<AggregateParams>,
+    cursors: &CursorCodec,
+) -> Result<AggregateQuery, ApiError> {
+    let own = &request.own;
+    let group_by = own
+        .group_by
+        .as_deref()
+        .map(GroupBy::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let after = decode_cursor(cursors, own.cursor.as_deref(), cursor_kind(group_by))?;
+    let params = AggregateInput {
+        filter: request.conditions.filter_params(),
+        interval: own.interval.as_deref(),
+        group_by: own.group_by.as_deref(),
+        max_points: own.max_points.as_deref(),
+        limit: own.limit.as_deref(),
+        after,
+    };
+    Ok(AggregateQuery::parse(params, Utc::now())?)
 }
 
 /// One bucket of one group.
@@ -210,19 +194,17 @@ pub struct GroupPageDto {
 /// readings matching the filters, exactly as a `GROUP BY` over the stored
 /// readings would give them.
 #[utoipa::path(get, path = "/api/v1/readings/aggregate", operation_id = "aggregate_readings", tag = "analytics",
-    params(AggregateRequest),
+    params(ConditionsOf<AggregateParams>, AggregateParams),
     responses(
         (status = 200, description = "Non-empty buckets, in time order", body = AggregateResponse),
         (status = 400, description = "A bad parameter, named in `field` (`interval`, `group_by`, `max_points`, a filter); `interval` also when it makes more than `max_points` × 10 buckets", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn aggregate(
     _user: Authenticated,
     state: web::Data<AppState>,
-    request: web::Query<AggregateRequest>,
+    request: ConditionsQuery<AggregateParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = request.query(&state.cursors)?;
+    let query = aggregate_query(&request, &state.cursors)?;
     let page = state.reads.aggregate(&query).await?;
     let kind = cursor_kind(query.group_by());
     Ok(HttpResponse::Ok().json(AggregateResponse {
@@ -237,20 +219,12 @@ pub async fn aggregate(
     }))
 }
 
-/// Parameters of `/api/v1/devices`, as received.
+/// The own parameters of `/api/v1/devices`, beside its device conditions
+/// (`reading_conditions.rs`).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct DevicesRequest {
-    /// Device id part 1.
-    #[param(pattern = r"^[A-Z]{1,32}$", example = "ABC")]
-    id1: Option<String>,
-    /// Device id part 2.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647, example = 1)]
-    id2: Option<String>,
-    /// Sensor type.
-    #[param(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
-    sensor_type: Option<String>,
+pub struct DevicesParams {
     /// Only devices whose latest reading is older than this span (`10m`,
     /// `2h`): the ones that went quiet.
     // No example: Swagger UI would fill it in, and on a fresh `up` no
@@ -264,6 +238,12 @@ pub struct DevicesRequest {
     /// last.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,512}$")]
     cursor: Option<String>,
+}
+
+impl EndpointParams for DevicesParams {
+    const HONOURS: &'static [ConditionKind] = &[ConditionKind::Device];
+    const REFUSAL: &'static str =
+        "does not apply to the device catalog (use silent_for for devices that went quiet)";
 }
 
 /// One device in the catalog.
@@ -316,35 +296,26 @@ pub struct DevicesResponse {
 /// `id1`, `id2`), answered from the device catalog rather than the
 /// readings table.
 #[utoipa::path(get, path = "/api/v1/devices", operation_id = "list_devices", tag = "analytics",
-    params(DevicesRequest),
+    params(ConditionsOf<DevicesParams>, DevicesParams),
     responses(
         (status = 200, description = "Matching devices", body = DevicesResponse),
         (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn devices(
     _user: Authenticated,
     state: web::Data<AppState>,
-    request: web::Query<DevicesRequest>,
+    request: ConditionsQuery<DevicesParams>,
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
-    let query = DeviceQuery::parse(
-        FilterParams {
-            id1: request.id1.as_deref(),
-            id2: request.id2.as_deref(),
-            sensor_type: request.sensor_type.as_deref(),
-            ..FilterParams::default()
-        },
-        request.silent_for.as_deref(),
-        now,
-    )?;
+    let own = &request.own;
+    let filter = request.conditions.filter_params();
+    let query = DeviceQuery::parse(filter, own.silent_for.as_deref(), now)?;
     let after = decode_cursor(
         &state.cursors,
-        request.cursor.as_deref(),
+        own.cursor.as_deref(),
         GroupCursorKind::Devices,
     )?;
-    let query = query.with_page(GroupPage::parse(request.limit.as_deref(), after)?);
+    let query = query.with_page(GroupPage::parse(own.limit.as_deref(), after)?);
     let page = state.reads.devices(&query, now).await?;
     Ok(HttpResponse::Ok().json(DevicesResponse {
         data: page.items.into_iter().map(DeviceDto::from).collect(),

@@ -3,9 +3,9 @@
 use crate::auth::{hash_password, verify_password};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use datastream_domain::Username;
 use datastream_http::ApiError;
 use datastream_http::JsonBody;
-use datastream_schema::Username;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;

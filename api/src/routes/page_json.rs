@@ -4,16 +4,14 @@
 //! holds it to that, and the OpenAPI document still describes
 //! [`ReadingsPage`]), at a fraction of the cost: serde escapes every key
 //! and every timestamp through its general string path, which was the
-//! largest single cost of a 100-reading page after decoding the rows.
-//! Here the keys are literals, timestamps are copied from
-//! [`TimestampText`]'s digits, numbers go through `serde_json`'s own
-//! formatter, and only the two free-text columns are checked for characters
-//! that need escaping.
+//! largest single cost of a 100-reading page after decoding the rows. The
+//! readings are written by the outward record's writer
+//! (`reading_record.rs`).
 //!
 //! [`ReadingsPage`]: super::readings::ReadingsPage
 
-use datastream_schema::timestamp::TimestampText;
-use datastream_schema::StoredReading;
+use crate::reading_record::{write_json, write_json_str};
+use datastream_domain::StoredReading;
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::io;
 
@@ -29,88 +27,47 @@ pub fn write_readings_page(
         if i > 0 {
             out.push(b',');
         }
-        write_reading(out, row)?;
+        write_json(out, row)?;
     }
     out.extend_from_slice(b"],\"page\":{\"limit\":");
     CompactFormatter.write_u32(out, limit)?;
     out.extend_from_slice(b",\"next_cursor\":");
     match next_cursor {
-        Some(cursor) => write_str(out, cursor)?,
+        Some(cursor) => write_json_str(out, cursor)?,
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}}");
     Ok(())
 }
 
-/// One reading, its fields in `ReadingDto`'s order.
-pub(super) fn write_reading(out: &mut Vec<u8>, r: &StoredReading) -> io::Result<()> {
-    out.extend_from_slice(b"{\"id\":");
-    CompactFormatter.write_i64(out, r.id)?;
-    out.extend_from_slice(b",\"sensor_value\":");
-    // As serde_json's serializer: non-finite numbers have no JSON form.
-    if r.sensor_value.is_finite() {
-        CompactFormatter.write_f64(out, r.sensor_value)?;
-    } else {
-        out.extend_from_slice(b"null");
-    }
-    out.extend_from_slice(b",\"sensor_type\":");
-    write_str(out, &r.sensor_type)?;
-    out.extend_from_slice(b",\"id1\":");
-    write_str(out, &r.id1)?;
-    out.extend_from_slice(b",\"id2\":");
-    CompactFormatter.write_i32(out, r.id2)?;
-    for (key, ts) in [
-        (&b",\"timestamp\":\""[..], r.timestamp),
-        (b",\"created_at\":\"", r.created_at),
-        (b",\"updated_at\":\"", r.updated_at),
-    ] {
-        out.extend_from_slice(key);
-        // Digits, '-', ':', 'T', '.', 'Z' and '+': nothing to escape.
-        out.extend_from_slice(TimestampText::new(ts).as_bytes());
-        out.push(b'"');
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// A JSON string: copied as is when nothing in it needs escaping (the
-/// ingest path only admits such ids and types), else escaped by serde_json.
-fn write_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        Ok(())
-    } else {
-        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::write_readings_page;
-    use crate::routes::readings::{PageInfo, ReadingDto, ReadingsPage};
+    use crate::reading_record::ReadingDto;
+    use crate::routes::readings::{PageInfo, ReadingsPage};
     use chrono::{DateTime, TimeZone, Utc};
-    use datastream_schema::StoredReading;
+    use datastream_domain::StoredReading;
     use proptest::prelude::*;
 
+    /// A row with awkward text in both text columns and distinct times.
     fn reading(id: i64, value: f64, text: &str, ts: DateTime<Utc>) -> StoredReading {
-        StoredReading {
-            id,
-            sensor_value: value,
-            sensor_type: text.to_owned(),
-            id1: text.chars().rev().collect(),
-            id2: (id % i64::from(i32::MAX)) as i32,
-            timestamp: ts,
-            created_at: ts + chrono::Duration::microseconds(1),
-            updated_at: ts + chrono::Duration::days(400),
-        }
+        let id1: String = text.chars().rev().collect();
+        datastream_test_support::reading()
+            .id(id)
+            .value(value)
+            .sensor_type(text)
+            .id1(&id1)
+            .id2(id % i64::from(i32::MAX))
+            .at(ts)
+            .created_at(ts + chrono::Duration::microseconds(1))
+            .updated_at(ts + chrono::Duration::days(400))
+            .stored()
     }
 
     /// What serde_json writes for the same page (the documented schema).
     fn serde_body(rows: &[StoredReading], limit: u32, next_cursor: Option<&str>) -> String {
         let page = ReadingsPage {
-            data: rows.iter().cloned().map(ReadingDto::from).collect(),
+            data: rows.iter().map(ReadingDto::from).collect(),
             page: PageInfo {
                 limit,
                 next_cursor: next_cursor.map(str::to_owned),

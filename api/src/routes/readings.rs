@@ -2,59 +2,44 @@
 //! or delete by filter.
 
 use super::page_json::write_readings_page;
+use crate::reading_conditions::{
+    ConditionKind, ConditionsOf, ConditionsQuery, EndpointParams, NoParams,
+};
+pub use crate::reading_record::ReadingDto;
 use crate::state::AppState;
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use datastream_domain::{check_sensor_value, FilterParams, PageCursor, ReadingFilter};
 use datastream_http::ApiError;
 use datastream_http::Authenticated;
 use datastream_http::ErrorBody;
 use datastream_http::JsonBody;
-use datastream_schema::timestamp::timestamp_text;
-use datastream_schema::{
-    check_sensor_value, FilterParams, PageCursor, ReadingFilter, StoredReading,
-};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Filters and paging of `/api/v1/readings`, as received. Unknown
-/// parameters are refused (a typo must not widen a delete).
+/// The paging parameters of `/api/v1/readings`, beside its conditions
+/// (`reading_conditions.rs`). Edits and deletes take none of them.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ReadingsQuery {
-    /// Device id part 1.
-    #[param(pattern = r"^[A-Z]{1,32}$", example = "ABC")]
-    id1: Option<String>,
-    /// Device id part 2.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647, example = 1)]
-    id2: Option<String>,
-    /// Sensor type.
-    #[param(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
-    sensor_type: Option<String>,
-    /// Inclusive start, RFC 3339 with any offset. Must not be after `to`.
-    #[param(format = DateTime)]
-    from: Option<String>,
-    /// Exclusive end, RFC 3339 with any offset.
-    #[param(format = DateTime)]
-    to: Option<String>,
-    /// A positive whole number of seconds, minutes, hours or days (`90s`,
-    /// `15m`, `2h`, `7d`): with `from` it sets `to`, with `to` it sets
-    /// `from`, alone it means the last span up to now; not with both.
-    #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$", example = "15m")]
-    duration: Option<String>,
-    /// Page size (default 100). Lists only.
+pub struct ListParams {
+    /// Page size (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
-    /// By time: `asc` or `desc` (default). Lists only.
+    /// By time: `asc` or `desc` (default).
     #[param(value_type = Option<SortOrder>)]
     order: Option<String>,
-    /// `next_cursor` of the previous page, unchanged. Lists only; not with
-    /// `page`.
+    /// `next_cursor` of the previous page, unchanged; not with `page`.
     cursor: Option<String>,
-    /// 1-based page number (offset paging; slower at depth). Lists only.
+    /// 1-based page number (offset paging; slower at depth).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 4294967295u32)]
     page: Option<String>,
+}
+
+impl EndpointParams for ListParams {
+    const HONOURS: &'static [ConditionKind] = ConditionKind::ALL;
+    const REFUSAL: &'static str = "does not apply to lists";
 }
 
 /// Sort order of a readings list, by time.
@@ -68,120 +53,43 @@ pub enum SortOrder {
     Desc,
 }
 
-/// Parameters that page a list; edits and deletes refuse them.
-const PAGING_PARAMS: [&str; 4] = ["limit", "order", "cursor", "page"];
-
-/// The parameters edits and deletes take, for the OpenAPI document only:
-/// [`ReadingsQuery`]'s without the paging ones (`limit`, `order`, `cursor`,
-/// `page`). Requests are still read as `ReadingsQuery`, so a paging
-/// parameter gets a 400 that names it instead of being silently ignored.
-pub struct ReadingConditions;
-
-impl IntoParams for ReadingConditions {
-    fn into_params(
-        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
-        ReadingsQuery::into_params(parameter_in_provider)
-            .into_iter()
-            .filter(|p| !PAGING_PARAMS.contains(&p.name.as_str()))
-            .collect()
+/// The filter a list request describes, with the cursor verified.
+fn list_filter(
+    query: &ConditionsQuery<ListParams>,
+    state: &AppState,
+) -> Result<ReadingFilter, ApiError> {
+    let own = &query.own;
+    let params = FilterParams {
+        limit: own.limit.as_deref(),
+        order: own.order.as_deref(),
+        page: own.page.as_deref(),
+        ..query.conditions.filter_params()
+    };
+    let filter = ReadingFilter::parse(params, Utc::now())?;
+    match &own.cursor {
+        None => Ok(filter),
+        Some(text) => {
+            let cursor = state.cursors.decode(text, filter.order()).ok_or_else(|| {
+                ApiError::bad_request(
+                    "cursor",
+                    "is not a cursor this API issued for this order (pass next_cursor back unchanged)",
+                )
+            })?;
+            Ok(filter.with_cursor(cursor)?)
+        }
     }
 }
 
-impl ReadingsQuery {
-    fn params(&self) -> FilterParams<'_> {
-        FilterParams {
-            id1: self.id1.as_deref(),
-            id2: self.id2.as_deref(),
-            sensor_type: self.sensor_type.as_deref(),
-            from: self.from.as_deref(),
-            to: self.to.as_deref(),
-            duration: self.duration.as_deref(),
-            limit: self.limit.as_deref(),
-            order: self.order.as_deref(),
-            page: self.page.as_deref(),
-        }
+/// The filter for an edit or delete: conditions required.
+fn write_filter(query: &ConditionsQuery<NoParams>) -> Result<ReadingFilter, ApiError> {
+    let filter = ReadingFilter::parse(query.conditions.filter_params(), Utc::now())?;
+    if !filter.has_conditions() {
+        return Err(ApiError::bad_request(
+            "filter",
+            "refusing to change every reading: give at least one of id1, id2, sensor_type, from, to, duration",
+        ));
     }
-
-    /// The filter these parameters describe, with the cursor verified.
-    fn filter(&self, state: &AppState) -> Result<ReadingFilter, ApiError> {
-        let filter = ReadingFilter::parse(self.params(), Utc::now())?;
-        match &self.cursor {
-            None => Ok(filter),
-            Some(text) => {
-                let cursor = state.cursors.decode(text, filter.order()).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "cursor",
-                        "is not a cursor this API issued for this order (pass next_cursor back unchanged)",
-                    )
-                })?;
-                Ok(filter.with_cursor(cursor)?)
-            }
-        }
-    }
-
-    /// The filter for an edit or delete: conditions required, paging refused.
-    fn write_filter(&self) -> Result<ReadingFilter, ApiError> {
-        let paging = [&self.limit, &self.order, &self.cursor, &self.page];
-        for (field, value) in PAGING_PARAMS.into_iter().zip(paging) {
-            if value.is_some() {
-                return Err(ApiError::bad_request(
-                    field,
-                    "does not apply to edits and deletes",
-                ));
-            }
-        }
-        let filter = ReadingFilter::parse(self.params(), Utc::now())?;
-        if !filter.has_conditions() {
-            return Err(ApiError::bad_request(
-                "filter",
-                "refusing to change every reading: give at least one of id1, id2, sensor_type, from, to, duration",
-            ));
-        }
-        Ok(filter)
-    }
-}
-
-/// A reading as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ReadingDto {
-    /// Database id.
-    pub id: i64,
-    /// Measured value.
-    pub sensor_value: f64,
-    /// Sensor type.
-    pub sensor_type: String,
-    /// First device id part.
-    pub id1: String,
-    /// Second device id part.
-    pub id2: i32,
-    /// When it was measured (RFC 3339, UTC, microseconds).
-    #[serde(with = "timestamp_text")]
-    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00.123456Z")]
-    pub timestamp: DateTime<Utc>,
-    /// When it was stored.
-    #[serde(with = "timestamp_text")]
-    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00.201337Z")]
-    pub created_at: DateTime<Utc>,
-    /// When it was last changed.
-    #[serde(with = "timestamp_text")]
-    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00.201337Z")]
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<StoredReading> for ReadingDto {
-    fn from(r: StoredReading) -> Self {
-        Self {
-            id: r.id,
-            sensor_value: r.sensor_value,
-            sensor_type: r.sensor_type,
-            id1: r.id1,
-            id2: r.id2,
-            timestamp: r.timestamp,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
+    Ok(filter)
 }
 
 /// Paging information of a list response.
@@ -206,19 +114,17 @@ pub struct ReadingsPage {
 
 /// Lists readings matching the filters, newest first unless `order=asc`.
 #[utoipa::path(get, path = "/api/v1/readings", operation_id = "list_readings", tag = "readings",
-    params(ReadingsQuery),
+    params(ConditionsOf<ListParams>, ListParams),
     responses(
         (status = 200, description = "One page of matching readings", body = ReadingsPage),
         (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn list(
     _user: Authenticated,
     state: web::Data<AppState>,
-    query: web::Query<ReadingsQuery>,
+    query: ConditionsQuery<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = query.filter(&state)?;
+    let filter = list_filter(&query, &state)?;
     let limit = filter.limit();
     // One row more than asked tells whether another page exists.
     let mut rows = state.reads.query(&filter.clone().with_lookahead()).await?;
@@ -263,23 +169,21 @@ pub struct ReadingPatch {
 /// Sets `sensor_value` on every reading matching the filters (admin).
 /// Refuses an empty filter; works in chunks of 1000 rows.
 #[utoipa::path(patch, path = "/api/v1/readings", operation_id = "update_readings", tag = "readings",
-    params(ReadingConditions),
+    params(ConditionsOf<NoParams>),
     request_body = ReadingPatch,
     responses(
         (status = 200, description = "`{\"updated\": n}`", body = Object, example = json!({"updated": 42})),
         (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn update(
     user: Authenticated,
     state: web::Data<AppState>,
-    query: web::Query<ReadingsQuery>,
+    query: ConditionsQuery<NoParams>,
     body: JsonBody<ReadingPatch>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
-    let filter = query.write_filter()?;
+    let filter = write_filter(&query)?;
     check_sensor_value(body.sensor_value)
         .map_err(|e| ApiError::bad_request("sensor_value", e.to_string()))?;
     let updated = state.store.update_value(&filter, body.sensor_value).await?;
@@ -290,21 +194,19 @@ pub async fn update(
 /// Deletes every reading matching the filters (admin). Refuses an empty
 /// filter; works in chunks of 1000 rows.
 #[utoipa::path(delete, path = "/api/v1/readings", operation_id = "delete_readings", tag = "readings",
-    params(ReadingConditions),
+    params(ConditionsOf<NoParams>),
     responses(
         (status = 200, description = "`{\"deleted\": n}`", body = Object, example = json!({"deleted": 42})),
         (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn delete(
     user: Authenticated,
     state: web::Data<AppState>,
-    query: web::Query<ReadingsQuery>,
+    query: ConditionsQuery<NoParams>,
 ) -> Result<HttpResponse, ApiError> {
     user.require_admin()?;
-    let filter = query.write_filter()?;
+    let filter = write_filter(&query)?;
     let deleted = state.store.delete(&filter).await?;
     tracing::info!(user = %user.username, deleted, "readings deleted");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
@@ -316,10 +218,8 @@ pub async fn delete(
     responses(
         (status = 200, description = "The reading", body = ReadingDto),
         (status = 400, description = "Not a 64-bit integer id", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No such reading", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn get_one(
     _user: Authenticated,
     state: web::Data<AppState>,
@@ -327,7 +227,7 @@ pub async fn get_one(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match state.reads.get(id).await? {
-        Some(r) => Ok(HttpResponse::Ok().json(ReadingDto::from(r))),
+        Some(r) => Ok(HttpResponse::Ok().json(ReadingDto::from(&r))),
         None => Err(ApiError::NotFound(format!("no reading with id {id}"))),
     }
 }

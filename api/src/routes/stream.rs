@@ -15,22 +15,24 @@
 //! server stops.
 
 use crate::live::{LiveReadings, LiveSubscription};
+use crate::reading_conditions::{ConditionKind, ConditionsOf, ConditionsQuery, EndpointParams};
+use crate::reading_record::{write_live_json, write_sent_json};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use datastream_domain::timestamp::format_timestamp;
+use datastream_domain::{FilterParams, Order, Reading, ReadingFilter, StoredReading};
 use datastream_http::auth::TokenVerifier;
 use datastream_http::{ApiError, Authenticated, ErrorBody};
-use datastream_schema::timestamp::format_timestamp;
-use datastream_schema::{FilterParams, Order, Reading, ReadingFilter, StoredReading};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Interval};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// How often a quiet stream sends a comment, so that proxies and browsers
 /// keep it open, and how often it checks that its account still exists.
@@ -45,57 +47,29 @@ pub const RESUME_WAIT: Duration = Duration::from_secs(5);
 /// Matching readings written into one chunk of the body at most.
 const EVENTS_PER_CHUNK: usize = 256;
 
-/// Parameters of `/api/v1/readings/stream`, as received: which devices to
-/// watch. A live stream has no time window or paging.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+/// A live stream's own parameters: none; it takes device conditions only
+/// (`reading_conditions.rs`). A stream has no time window or paging.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StreamRequest {
-    /// Device id part 1.
-    #[param(pattern = r"^[A-Z]{1,32}$")]
-    id1: Option<String>,
-    /// Device id part 2.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647)]
-    id2: Option<String>,
-    /// Sensor type.
-    #[param(pattern = r"^[a-z0-9_-]{1,64}$")]
-    sensor_type: Option<String>,
+pub struct StreamParams {}
+
+impl EndpointParams for StreamParams {
+    const HONOURS: &'static [ConditionKind] = &[ConditionKind::Device];
+    const REFUSAL: &'static str =
+        "a live stream has no time window; to catch up after a gap, reconnect with Last-Event-ID";
 }
 
-impl StreamRequest {
-    /// The request's device filters, from `from` on when given.
-    fn filter_from(
-        &self,
-        from: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<ReadingFilter, ApiError> {
-        Ok(ReadingFilter::parse(
-            FilterParams {
-                id1: self.id1.as_deref(),
-                id2: self.id2.as_deref(),
-                sensor_type: self.sensor_type.as_deref(),
-                from,
-                ..FilterParams::default()
-            },
-            now,
-        )?)
-    }
-}
-
-/// One reading as a stream event's `data`: the fields a sensor sent.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LiveReadingDto {
-    /// Measured value.
-    pub sensor_value: f64,
-    /// Sensor type.
-    pub sensor_type: String,
-    /// Device id part 1.
-    pub id1: String,
-    /// Device id part 2.
-    pub id2: i32,
-    /// When it was measured, UTC, microseconds.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-25T07:00:00.123456Z")]
-    pub timestamp: String,
+/// The stream's device filter, from `from` on when given.
+fn filter_from(
+    query: &ConditionsQuery<StreamParams>,
+    from: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<ReadingFilter, ApiError> {
+    let params = FilterParams {
+        from,
+        ..query.conditions.filter_params()
+    };
+    Ok(ReadingFilter::parse(params, now)?)
 }
 
 /// One Server-Sent Event of a stream, field by field as the SSE format
@@ -144,7 +118,7 @@ pub enum StreamEventName {
 /// first sends what was stored since (up to 5 minutes back).
 #[utoipa::path(get, path = "/api/v1/readings/stream", operation_id = "stream_readings", tag = "readings",
     params(
-        StreamRequest,
+        ConditionsOf<StreamParams>,
         ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]{0,18}$", description = "The id of the last event received: resume after it (empty: no resume)"),
     ),
     responses(
@@ -152,22 +126,20 @@ pub enum StreamEventName {
             (StreamEvent = "text/event-stream", example = "id: 1764054000123456\ndata: {\"sensor_value\":21.5,\"sensor_type\":\"temperature\",\"id1\":\"ABC\",\"id2\":1,\"timestamp\":\"2026-11-25T07:00:00.123456Z\"}\n\n"),
         )),
         (status = 400, description = "A bad filter or `Last-Event-ID`, named in `field`", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 503, description = "This API process has no live feed (`MQTT_URL` is not set), or every turn to resume from the store stayed taken for 5 s (`Retry-After`)", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn stream(
     user: Authenticated,
     state: web::Data<AppState>,
     verifier: web::Data<TokenVerifier>,
-    request: web::Query<StreamRequest>,
+    request: ConditionsQuery<StreamParams>,
     http: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let live = state
         .live
         .as_ref()
         .ok_or(ApiError::Unavailable("the live feed (set MQTT_URL)"))?;
-    let filter = request.filter_from(None, Utc::now())?;
+    let filter = filter_from(&request, None, Utc::now())?;
     let resume_after = last_event_id(&http)?;
     // Subscribed before the gap is read: a reading arriving meanwhile is
     // in one or the other (or both, and then sent once).
@@ -181,9 +153,8 @@ pub async fn stream(
             return Err(ApiError::Busy(RESUME_WAIT.as_secs()));
         };
         for r in stored_since(&state, &request, after).await? {
-            let event = LiveReadingDto::from(&r);
-            resumed.insert(event.digest());
-            write_event(&mut first, r.timestamp, &event);
+            resumed.insert(digest(&r.id1, r.id2, &r.sensor_type, r.timestamp));
+            write_event(&mut first, r.timestamp, |out| write_sent_json(out, &r));
         }
     }
     let events = Events::new(
@@ -228,13 +199,12 @@ fn last_event_id(http: &HttpRequest) -> Result<Option<DateTime<Utc>>, ApiError> 
 /// the resume window), oldest first.
 async fn stored_since(
     state: &AppState,
-    request: &StreamRequest,
+    request: &ConditionsQuery<StreamParams>,
     after: DateTime<Utc>,
 ) -> Result<Vec<StoredReading>, ApiError> {
     let now = Utc::now();
     let from = format_timestamp(after.max(now - RESUME_WINDOW));
-    let gap = request
-        .filter_from(Some(&from), now)?
+    let gap = filter_from(request, Some(&from), now)?
         .with_order(Order::Asc)
         .with_limit(RESUME_MOST);
     let rows = state.reads.query(&gap).await?;
@@ -359,54 +329,42 @@ impl Events {
         if !self.filter.matches(reading) {
             return;
         }
-        let event = LiveReadingDto::from(reading);
-        if !self.sent_from_backlog.is_empty() && self.sent_from_backlog.remove(&event.digest()) {
-            return;
+        if !self.sent_from_backlog.is_empty() {
+            let (id1, id2) = (reading.id1().as_str(), reading.id2().get());
+            let key = digest(
+                id1,
+                id2,
+                reading.sensor_type().as_str(),
+                reading.timestamp(),
+            );
+            if self.sent_from_backlog.remove(&key) {
+                return;
+            }
         }
-        write_event(out, reading.timestamp(), &event);
+        write_event(out, reading.timestamp(), |out| {
+            write_live_json(out, reading)
+        });
     }
 }
 
-impl LiveReadingDto {
-    /// A digest of the reading's identity (the table's unique key).
-    fn digest(&self) -> ReadingDigest {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (&self.id1, self.id2, &self.sensor_type, &self.timestamp).hash(&mut hasher);
-        hasher.finish()
-    }
+/// The digest of a reading's identity (the table's unique key).
+fn digest(id1: &str, id2: i32, sensor_type: &str, at: DateTime<Utc>) -> ReadingDigest {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (id1, id2, sensor_type, at).hash(&mut hasher);
+    hasher.finish()
 }
 
-impl From<&Reading> for LiveReadingDto {
-    fn from(r: &Reading) -> Self {
-        Self {
-            sensor_value: r.sensor_value(),
-            sensor_type: r.sensor_type().as_str().to_owned(),
-            id1: r.id1().as_str().to_owned(),
-            id2: r.id2().get(),
-            timestamp: format_timestamp(r.timestamp()),
-        }
-    }
-}
-
-impl From<&StoredReading> for LiveReadingDto {
-    fn from(r: &StoredReading) -> Self {
-        Self {
-            sensor_value: r.sensor_value,
-            sensor_type: r.sensor_type.clone(),
-            id1: r.id1.clone(),
-            id2: r.id2,
-            timestamp: format_timestamp(r.timestamp),
-        }
-    }
-}
-
-/// `id: …` and `data: …` lines of one reading's event, taken `at`; the id
-/// is `at` in microseconds since the epoch.
-fn write_event(out: &mut Vec<u8>, at: DateTime<Utc>, reading: &LiveReadingDto) {
+/// `id: …` and `data: …` lines of one reading's event, taken `at`, its
+/// data written by `data`; the id is `at` in microseconds since the epoch.
+fn write_event(
+    out: &mut Vec<u8>,
+    at: DateTime<Utc>,
+    data: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+) {
     out.extend_from_slice(format!("id: {}\ndata: ", at.timestamp_micros()).as_bytes());
-    // Serializing plain strings and numbers cannot fail.
-    let _ = serde_json::to_writer(&mut *out, reading);
+    // Writing into memory cannot fail.
+    let _ = data(out);
     out.extend_from_slice(b"\n\n");
 }
 
@@ -427,21 +385,15 @@ fn final_event(name: &str, reason: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datastream_domain::Role;
     use datastream_http::auth::TokenKeys;
-    use datastream_schema::{Id1, Id2, Role, SensorType, TimestampBounds};
 
+    /// A reading of device ABC/`id2`, taken now.
     fn reading(id2: i64) -> Reading {
-        let now = Utc::now();
-        Reading::new(
-            1.0,
-            SensorType::parse("temperature").unwrap(),
-            Id1::parse("ABC").unwrap(),
-            Id2::new(id2).unwrap(),
-            now,
-            &TimestampBounds::default(),
-            now,
-        )
-        .unwrap()
+        datastream_test_support::reading()
+            .id2(id2)
+            .at(Utc::now())
+            .build()
     }
 
     /// The filter of one device, ABC/`id2`.

@@ -4,10 +4,10 @@ use crate::auth::hash_password;
 use crate::state::AppState;
 use crate::MIN_PASSWORD_LEN;
 use actix_web::{web, HttpResponse};
+use datastream_domain::{leaves_no_admin, AccountChange, Role, StoreError, Username};
 use datastream_http::error::{ApiError, ErrorBody};
 use datastream_http::Authenticated;
 use datastream_http::JsonBody;
-use datastream_schema::{leaves_no_admin, AccountChange, Role, StoreError, Username};
 use serde::{Deserialize, Serialize};
 
 /// A user as the API shows it (never the hash).
@@ -66,10 +66,8 @@ pub struct NewUser {
 #[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users",
     responses(
         (status = 200, description = "All users", body = Vec<UserDto>),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn list(
     user: Authenticated,
     state: web::Data<AppState>,
@@ -94,12 +92,10 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = UserDto),
         (status = 400, description = "Bad field, named", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 409, description = "The username exists", body = ErrorBody),
         (status = 503, description = "Too many password operations at once; `Retry-After` says when to try again", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn create(
     user: Authenticated,
     state: web::Data<AppState>,
@@ -143,12 +139,10 @@ pub async fn create(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Not a user name", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "The last admin, or the caller's own account", body = ErrorBody),
-    ),
-    security(("bearer_auth" = [])))]
+    ))]
 pub async fn delete(
     user: Authenticated,
     state: web::Data<AppState>,

@@ -5,7 +5,7 @@
 //! queued session its messages, the ceiling any drain meets.
 
 use anyhow::{bail, Result};
-use datastream_schema::MqttUrl;
+use datastream_domain::MqttUrl;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use std::time::{Duration, Instant};
 

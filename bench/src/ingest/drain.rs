@@ -15,11 +15,12 @@
 use super::bare_subscriber::BareSubscriber;
 use super::{stop, IngestTarget};
 use crate::publish::{publish, PublishPlan};
+use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
 use chrono::Duration as ChronoDuration;
 use chrono::Utc;
-use datastream_schema::{Id1, MqttUrl, ReadingFilter, SharedStore};
-use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
+use datastream_domain::{Id1, MqttUrl, ReadingFilter};
+use datastream_store::SharedStore;
 use std::time::{Duration, Instant};
 
 /// How one drain run's ingestor writes.

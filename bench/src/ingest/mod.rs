@@ -17,10 +17,11 @@ mod report;
 pub use drain::DrainReport;
 
 use crate::broker_drops::BrokerDrops;
+use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{Context, Result};
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::{Id1, Id2, MqttUrl, Reading, SensorType, SharedStore, TimestampBounds};
-use datastream_test_support::process::{IngestorSpec, ServiceCommand, ServiceProcess};
+use datastream_domain::{Id1, Id2, MqttUrl, Reading, SensorType, TimestampBounds};
+use datastream_store::SharedStore;
 use pipeline::Pipeline;
 use rand::distr::{Alphabetic, SampleString};
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         .to_ascii_uppercase();
     eprintln!(
         "bench ingest: broker {mqtt}, database {}; {} reading(s) per message; readings use id1 BENCH{run_id}*",
-        datastream_schema::store::redact_url(&target.database_url),
+        datastream_store::redact_url(&target.database_url),
         bench.per_message
     );
     let mut drops =
@@ -291,15 +292,13 @@ pub(super) async fn direct_insert_rate(
     let now = Utc::now();
     let readings: Vec<Reading> = (0..count)
         .map(|i| {
-            Reading::new(
-                i as f64 * 0.01,
-                sensor_type.clone(),
-                id1.clone(),
-                Id2::new((i % 16) as i64)?,
-                base + ChronoDuration::microseconds(i as i64),
-                &bounds,
-                now,
-            )
+            Reading::builder()
+                .sensor_value(i as f64 * 0.01)
+                .sensor_type(sensor_type.clone())
+                .id1(id1.clone())
+                .id2(Id2::new((i % 16) as i64)?)
+                .timestamp(base + ChronoDuration::microseconds(i as i64))
+                .build(&bounds, now)
         })
         .collect::<Result<_, _>>()?;
     let started = Instant::now();

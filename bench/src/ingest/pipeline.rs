@@ -4,11 +4,12 @@
 use super::PipelineRun;
 use crate::broker_drops::BrokerDrops;
 use crate::publish::{publish, PublishPlan};
+use crate::service_process::ServiceProcess;
 use anyhow::Result;
 use chrono::{Duration as ChronoDuration, Utc};
-use datastream_schema::timestamp::format_timestamp;
-use datastream_schema::{FilterParams, Id1, MqttUrl, Order, ReadingFilter, SharedStore};
-use datastream_test_support::process::ServiceProcess;
+use datastream_domain::timestamp::format_timestamp;
+use datastream_domain::{FilterParams, Id1, MqttUrl, Order, ReadingFilter};
+use datastream_store::SharedStore;
 use std::time::{Duration, Instant};
 
 /// What a pipeline run publishes to and measures.

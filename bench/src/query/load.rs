@@ -4,9 +4,8 @@
 use super::{DEVICES, ID1, SPAN_DAYS, TYPES};
 use anyhow::Result;
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
-use datastream_schema::{
-    Id1, Id2, Reading, ReadingFilter, SensorType, SharedStore, TimestampBounds,
-};
+use datastream_domain::{Id1, Id2, Reading, ReadingFilter, SensorType, TimestampBounds};
+use datastream_store::SharedStore;
 use std::time::Instant;
 
 /// Makes sure `rows` bench readings exist; returns the end of their span.
@@ -39,15 +38,15 @@ pub(crate) async fn load(store: &SharedStore, rows: u64) -> Result<DateTime<Utc>
                 break 'outer;
             }
             let ts = start + ChronoDuration::microseconds(k as i64 * step_us + d as i64);
-            batch.push(Reading::new(
-                (k % 1000) as f64 / 10.0,
-                types[(d % types.len() as u64) as usize].clone(),
-                id1.clone(),
-                Id2::new(d as i64)?,
-                ts,
-                &bounds,
-                now,
-            )?);
+            batch.push(
+                Reading::builder()
+                    .sensor_value((k % 1000) as f64 / 10.0)
+                    .sensor_type(types[(d % types.len() as u64) as usize].clone())
+                    .id1(id1.clone())
+                    .id2(Id2::new(d as i64)?)
+                    .timestamp(ts)
+                    .build(&bounds, now)?,
+            );
             written += 1;
             if batch.len() == 5_000 {
                 store

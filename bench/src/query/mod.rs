@@ -24,8 +24,10 @@ use crate::thread_cpu::threads_cpu;
 use anyhow::{bail, Context, Result};
 use datastream_api::cursor::CursorCodec;
 use datastream_api::AppState;
-use datastream_http::{DatabaseReadiness, HealthState, Server};
-use datastream_schema::{FilterParams, PageCursor, Role, SharedStore, StoreError, Username};
+use datastream_api::DatabaseReadiness;
+use datastream_domain::{FilterParams, PageCursor, Role, StoreError, Username};
+use datastream_http::{HealthState, Server};
+use datastream_store::SharedStore;
 use shapes::{page_label, QueryMaker, Shape, PAGE_1};
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,7 +229,7 @@ async fn deep_cursor(store: &SharedStore, cursors: &CursorCodec, deep_page: u32)
             timestamp: last.timestamp,
             id: last.id,
         },
-        datastream_schema::Order::Desc,
+        datastream_domain::Order::Desc,
     ))
 }
 

@@ -3,7 +3,7 @@
 use super::timing::enc;
 use super::{QueryBench, DEVICES, ID1, SPAN_DAYS, TYPES};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use datastream_schema::timestamp::format_timestamp;
+use datastream_domain::timestamp::format_timestamp;
 use rand::Rng;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ pub use token::{Claims, SecretError, TokenKeys, MIN_SECRET_BYTES};
 use crate::error::ApiError;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use async_trait::async_trait;
-use datastream_schema::{Role, StoreError};
+use datastream_domain::{Role, StoreError};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! name is another account, and the old account's tokens do not open it
 //! (issue 14: a deleted viewer's token came back as an admin's).
 
-use datastream_schema::User;
+use datastream_domain::User;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -125,7 +125,7 @@ impl TokenKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datastream_schema::Role;
+    use datastream_domain::Role;
 
     fn keys() -> TokenKeys {
         TokenKeys::new(&[7u8; 32], Duration::from_secs(3600)).unwrap()
@@ -135,7 +135,7 @@ mod tests {
         User {
             id: 7,
             created_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
-            username: datastream_schema::Username::parse(name).unwrap(),
+            username: datastream_domain::Username::parse(name).unwrap(),
             password_hash: String::new(),
             role,
         }

@@ -1,0 +1,140 @@
+//! The store's operations, as the services see them: readings, users,
+//! analytics, and the whole [`Store`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datastream_domain::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
+use datastream_domain::filter::ReadingFilter;
+use datastream_domain::reading::Reading;
+use datastream_domain::retention::{RetentionPolicy, RetentionStep};
+use datastream_domain::user::{Role, User, Username};
+use datastream_domain::{StoreError, StoredReading};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future that owns everything it needs.
+pub type OwnedFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a batch insert did: rows new to the table, and rows that were
+/// already there (redelivered or re-sent readings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows ignored because the unique key already existed.
+    pub duplicate: u64,
+}
+
+/// Readings: batch insert-or-ignore and filtered reads.
+#[async_trait]
+pub trait ReadingStore: Send + Sync {
+    /// Inserts readings in one transaction, ignoring ones whose unique key
+    /// `(id1, id2, sensor_type, timestamp)` already exists. When the future
+    /// returns `Ok`, every reading is durably stored. The insert starts when
+    /// this is called and runs to its end even if the future is dropped, so
+    /// a caller may hold several in flight without polling them.
+    fn insert_batch(
+        &self,
+        readings: Arc<[Reading]>,
+    ) -> OwnedFuture<Result<InsertOutcome, StoreError>>;
+    /// Readings matching the filter, ordered by `(timestamp, id)`.
+    async fn query(&self, filter: &ReadingFilter) -> Result<Vec<StoredReading>, StoreError>;
+    /// One reading by id.
+    async fn get(&self, id: i64) -> Result<Option<StoredReading>, StoreError>;
+    /// Number of stored readings matching the filter (its limit is ignored).
+    async fn count(&self, filter: &ReadingFilter) -> Result<u64, StoreError>;
+    /// Sets `sensor_value` (and bumps `updated_at`) on every reading the
+    /// filter's conditions match, in chunks of [`WRITE_CHUNK`] rows, each its
+    /// own short statement. Returns how many were updated.
+    async fn update_value(&self, filter: &ReadingFilter, value: f64) -> Result<u64, StoreError>;
+    /// Deletes every reading the filter's conditions match, in chunks like
+    /// [`ReadingStore::update_value`]. Returns how many were deleted.
+    async fn delete(&self, filter: &ReadingFilter) -> Result<u64, StoreError>;
+}
+
+/// Rows per statement when editing or deleting by filter: small enough that
+/// a million-row delete never holds one long lock.
+pub const WRITE_CHUNK: i64 = 1000;
+
+/// Users for the API.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// How many users exist.
+    async fn count_users(&self) -> Result<u64, StoreError>;
+    /// One user by name.
+    async fn find_user(&self, username: &Username) -> Result<Option<User>, StoreError>;
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Deletes a user; false if there was none.
+    async fn delete_user(&self, username: &Username) -> Result<bool, StoreError>;
+    /// Creates a user; [`StoreError::Conflict`] if the name is taken.
+    async fn create_user(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<(), StoreError>;
+    /// Replaces a user's password hash; false if there is no such user.
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// Changes a user's role; false if there is no such user.
+    async fn set_role(&self, username: &Username, role: Role) -> Result<bool, StoreError>;
+}
+
+/// Analytics: exact time-bucket aggregates and the device catalog, from
+/// hourly rollups kept exact, and raw rows where rollups do not reach.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// The buckets `query` asks for, of its page of groups, by start and
+    /// group; empty buckets are left out. Equals the same grouping over the
+    /// matching rows.
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<GroupedPage<Bucket>, StoreError>;
+    /// The devices with stored readings that `query` selects at `now`, of
+    /// its page, by sensor type, `id1`, `id2`.
+    async fn devices(
+        &self,
+        query: &DeviceQuery,
+        now: DateTime<Utc>,
+    ) -> Result<GroupedPage<Device>, StoreError>;
+    /// Rebuilds the rollups of at most `most` dirty hours, oldest first,
+    /// that ended at least 5 s before `now` and were first marked at least
+    /// 10 s before it (an hour still being written is left to settle);
+    /// returns how many it rebuilt. Returns 0 at once while another
+    /// refresher is at work.
+    async fn refresh_rollups(&self, now: DateTime<Utc>, most: usize) -> Result<usize, StoreError>;
+    /// Hours that ended by `ended_by` and whose rollups wait for a rebuild
+    /// (plus one while a writer with rollups off has left them all stale).
+    async fn dirty_hours(&self, ended_by: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// One bounded step of retention at `now` (`datastream_domain::retention`):
+    /// retires up to a day of hours older than the policy's raw retention
+    /// (rollups then stand for them), deletes up to `chunk` of their rows
+    /// and, with rollup retention, up to a day of old rollups. Taken in
+    /// turns with the refresher, across processes: returns at once,
+    /// [`RetentionStep::busy`], while another is at work.
+    async fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        chunk: usize,
+    ) -> Result<RetentionStep, StoreError>;
+}
+
+/// The whole store, as the services use it.
+#[async_trait]
+pub trait Store: ReadingStore + UserStore + AnalyticsStore {
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// `mysql` or `sqlite`, for logs.
+    fn backend_name(&self) -> &'static str;
+    /// Whether write transactions may run side by side (MySQL's InnoDB) or
+    /// only one at a time (SQLite has a single writer; a second would wait
+    /// for its lock).
+    fn concurrent_writers(&self) -> bool;
+}
+
+/// A store shared between tasks.
+pub type SharedStore = Arc<dyn Store>;
