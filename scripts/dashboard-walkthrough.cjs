@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // Uses the dashboard in a real browser as a person would, against a running
-// `datastream up`: logs in through the form, checks that the history chart
-// draws, publishes readings over MQTT and checks that the live chart and
-// the table show the chosen device's reading within 2 s and not another
-// device's, then looks at the page on a phone-sized screen. Fails on any
-// request to another host and on any error in the browser console.
+// `datastream up`: logs in through the form; checks that the history axis
+// spans exactly the chosen range (presets, a custom range, drag-to-zoom)
+// and that the range is kept in the URL; that units from the sensor-type
+// catalog label the picker, the device list and the table, and that a
+// unit edited in the catalog shows; searches the device list and overlays
+// two devices (two legend entries); publishes readings over MQTT and
+// checks that the table shows the chosen device's reading within 2 s and
+// not another device's; switches the time zone; then looks at the page on
+// a phone-sized screen. Fails on any request to another host and on any
+// error in the browser console.
 //
 //   node scripts/dashboard-walkthrough.cjs BASE_URL MQTT_PORT USERNAME PASSWORD
 //
@@ -39,6 +44,7 @@ function publish(sensorType, id1, id2, value) {
 
 /** Milliseconds until the latest-readings table shows `text`, or null. */
 async function timeUntilRow(page, text, timeoutMs) {
+  // The table is redrawn as readings arrive: look for the text anywhere in it.
   const started = Date.now();
   try {
     await page.locator("#latest tbody td", { hasText: text }).first().waitFor({ timeout: timeoutMs });
@@ -46,6 +52,39 @@ async function timeUntilRow(page, text, timeoutMs) {
   } catch {
     return null;
   }
+}
+
+/** Readings per second on the live stream of `sensorType`, over `seconds`,
+ * read in the page with its token. */
+async function streamRate(page, sensorType, seconds) {
+  return page.evaluate(async ([type, secs]) => {
+    const token = sessionStorage.getItem("datastream.token");
+    const abort = new AbortController();
+    const response = await fetch(`/api/v1/readings/stream?sensor_type=${type}`, { headers: { Authorization: `Bearer ${token}` }, signal: abort.signal });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "", events = 0, started = null;
+    const deadline = Date.now() + secs * 1000;
+    try {
+      while (Date.now() < deadline) {
+        const { value, done } = await Promise.race([reader.read(), new Promise((r) => setTimeout(() => r({ value: null, done: false }), 500))]);
+        if (done) break;
+        if (!value) continue;
+        text += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = text.indexOf("\n\n")) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          if (/^data: /m.test(block) && !/^event: /m.test(block)) {
+            if (started === null) started = Date.now(); else events += 1;
+          }
+        }
+      }
+    } finally {
+      abort.abort();
+    }
+    return started === null ? 0 : events / ((Date.now() - started) / 1000);
+  }, [sensorType, seconds]);
 }
 
 async function main() {
@@ -73,31 +112,245 @@ async function main() {
   await page.locator("#dashboard").waitFor({ state: "visible", timeout: 10_000 });
   check("logged in through the form", await page.locator("#login").isHidden());
 
-  // Every device of one type first, then one device.
-  await page.locator("#sensor-type option", { hasText: "temperature" }).first().waitFor({ state: "attached", timeout: 10_000 });
+  // The page opens on the type of the newest reading; pick temperature.
+  await page.locator("#sensor-type option", { hasText: "Temperature" }).first().waitFor({ state: "attached", timeout: 10_000 });
   await page.selectOption("#sensor-type", "temperature");
   await page.locator("#history-chart canvas").waitFor({ timeout: 10_000 });
-  await page.waitForFunction(() => /^[1-9]\d* buckets/.test(document.getElementById("history-info").textContent), null, { timeout: 10_000 }).catch(() => {});
+  await page.waitForFunction(() => /^[1-9]\d* buckets? of /.test(document.getElementById("history-info").textContent), null, { timeout: 10_000 }).catch(() => {});
   const history = await page.locator("#history-info").textContent();
-  check("the history chart draws buckets", /^[1-9]\d* buckets/.test(history), history);
+  check("the history chart draws buckets", /^[1-9]\d* buckets? of /.test(history), history);
+  check("a single bucket is not \"1 buckets\"", !/^1 buckets/.test(history), history);
+  const typeLabel = await page.locator("#sensor-type option:checked").textContent();
+  check("the sensor type is labelled with its unit from the catalog", typeLabel.includes("°C"), typeLabel);
 
-  const device = await page.$$eval("#device option", (options) => options.map((o) => o.value).find((v) => v));
-  check("the device picker lists devices from /devices", Boolean(device), "no device");
-  await page.selectOption("#device", device);
+  // The x axis is the chosen range, whatever the data covers.
+  for (const [range, seconds] of [["1h", 3600], ["24h", 86400], ["7d", 604800]]) {
+    await page.selectOption("#range", range);
+    const ok = await page.waitForFunction((span) => {
+      const chart = document.getElementById("history-chart");
+      const min = Number(chart.dataset.xMin), max = Number(chart.dataset.xMax);
+      return Math.abs(max - min - span) < 1 && Math.abs(max - Date.now() / 1000) < 10;
+    }, seconds, { timeout: 10_000 }).then(() => true, () => false);
+    const axis = await page.$eval("#history-chart", (c) => `${c.dataset.xMin}..${c.dataset.xMax}`);
+    check(`the history axis spans exactly ${range}, ending now`, ok, axis);
+    check(`the URL keeps the ${range} range`, page.url().includes(`range=${range}`), page.url());
+  }
+  await page.selectOption("#range", "custom");
+  await page.fill("#range-from", "2026-01-01T00:00:00");
+  await page.fill("#range-to", "2026-01-03T12:00:00");
+  await page.click("#range-apply");
+  const customFrom = Date.parse("2026-01-01T00:00:00Z") / 1000, customTo = Date.parse("2026-01-03T12:00:00Z") / 1000;
+  const customOk = await page.waitForFunction(([from, to]) => {
+    const chart = document.getElementById("history-chart");
+    return Number(chart.dataset.xMin) === from && Number(chart.dataset.xMax) === to;
+  }, [customFrom, customTo], { timeout: 10_000 }).then(() => true, () => false);
+  check("a custom range (UTC) is the axis exactly, with no data in it", customOk, await page.$eval("#history-chart", (c) => `${c.dataset.xMin}..${c.dataset.xMax}`));
+  const empty = await page.locator("#history-info").textContent();
+  check("an empty range says so", empty.startsWith("no readings"), empty);
+
+  // Dragging across the chart zooms into that stretch of the last hour.
+  await page.selectOption("#range", "1h");
+  await page.waitForFunction(() => Math.abs(Number(document.getElementById("history-chart").dataset.xMax) - Date.now() / 1000) < 10, null, { timeout: 10_000 });
+  const over = await page.locator("#history-chart .u-over").boundingBox();
+  await page.mouse.move(over.x + over.width * 0.5, over.y + over.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(over.x + over.width * 0.75, over.y + over.height / 2, { steps: 5 });
+  await page.mouse.up();
+  const zoomed = await page.waitForFunction(() => {
+    const chart = document.getElementById("history-chart");
+    const span = Number(chart.dataset.xMax) - Number(chart.dataset.xMin);
+    return document.getElementById("range").value === "custom" && span > 600 && span < 1200;
+  }, null, { timeout: 10_000 }).then(() => true, () => false);
+  check("dragging across the history zooms to about a quarter of the hour", zoomed, await page.$eval("#history-chart", (c) => `${c.dataset.xMin}..${c.dataset.xMax}`));
+  check("the zoomed range is in the URL", page.url().includes("range=custom") && page.url().includes("from="), page.url());
+  await page.selectOption("#range", "1h");
+
+  // Axis labels never overlap, from a wide screen to a phone.
+  for (const width of [1600, 1280, 800, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.waitForTimeout(300);
+    const overlaps = await page.evaluate(() => {
+      // uPlot draws the labels on a canvas: measure them as it placed them.
+      const found = [];
+      for (const id of ["history-chart", "live-chart"]) {
+        const u = document.getElementById(id).uplot;
+        if (!u) continue;
+        const axis = u.axes[0];
+        const splits = axis._splits || [];
+        const values = axis._values || [];
+        const ctx = document.createElement("canvas").getContext("2d");
+        ctx.font = Array.isArray(axis.font) ? axis.font[0] : axis.font;
+        const boxes = splits.map((split, i) => {
+          const width = Math.max(...String(values[i] ?? "").split("\n").map((line) => ctx.measureText(line).width));
+          const centre = u.valToPos(split, "x");
+          return [centre - width / 2, centre + width / 2];
+        });
+        for (let i = 1; i < boxes.length; i++) {
+          if (boxes[i][0] < boxes[i - 1][1] + 4) found.push(`${id}: ${values[i - 1]} / ${values[i]}`);
+        }
+      }
+      return found;
+    });
+    check(`no two time labels overlap at ${width}px`, overlaps.length === 0, overlaps.join(", "));
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  // Devices: the list shows each one's last value, with its unit, and age.
+  await page.locator("#device-list li[data-device]").first().waitFor({ timeout: 10_000 });
+  const firstRow = await page.locator("#device-list li[data-device]").first().textContent();
+  check("the device list shows the last value with its unit and when it was seen", /°C/.test(firstRow) && /last seen/.test(firstRow), firstRow);
+  const devices = await page.$$eval("#device-list li[data-device]", (items) => items.map((li) => li.dataset.device));
+  check("the device picker lists devices from /devices", devices.length >= 2, `${devices.length} devices`);
+  const [device, second] = devices;
+  // The server searches: type an id1/id2 and the list is what it found.
+  await page.fill("#device-search", device);
+  const narrowed = await page.waitForFunction((key) => {
+    const shown = [...document.querySelectorAll("#device-list li[data-device]")].map((li) => li.dataset.device);
+    return shown.includes(key) && shown.every((d) => d.startsWith(key)) ? shown : null;
+  }, device, { timeout: 10_000 }).then((handle) => handle.jsonValue(), () => null);
+  check("searching by id1/id2 narrows the list to the devices it names", narrowed !== null, "not narrowed");
+  await page.fill("#device-search", "");
+  await page.waitForFunction((n) => document.querySelectorAll("#device-list li[data-device]").length === n, devices.length, { timeout: 10_000 }).catch(() => {});
+
+  // Two devices overlaid: two legend entries, each its own colour.
+  await page.check(`#device-list input[value="${second}"]`);
+  await page.check(`#device-list input[value="${device}"]`);
+  await page.waitForFunction(() => document.querySelectorAll("#history-chart .u-legend .u-series").length === 3, null, { timeout: 10_000 }).catch(() => {});
+  const legend = await page.$$eval("#history-chart .u-legend .u-series", (rows) => rows.map((r) => r.textContent));
+  check("two devices overlaid in history have two legend entries", legend.length === 3 && legend[1].includes(second) && legend[2].includes(device), legend.join(" | "));
+  check("the URL keeps both devices", page.url().includes(encodeURIComponent(`${second},${device}`)) || page.url().includes(`${second},${device}`) || page.url().includes(`${second}%2C${device}`), page.url());
+  await page.uncheck(`#device-list input[value="${second}"]`);
+
   // The page says "connecting…" until the chosen device's stream answers.
-  await page.waitForFunction(() => /^(connected|\d+ readings)$/.test(document.getElementById("live-info").textContent), null, { timeout: 10_000 });
+  await page.waitForFunction(() => /^(connected|\d+ readings?)/.test(document.getElementById("live-info").textContent), null, { timeout: 10_000 });
   const [id1, id2] = device.split("/");
 
   // Another device's reading first: it must not show.
   publish("temperature", "WALKOTHER", 9, 21.9876);
   publish("temperature", id1, Number(id2), 21.4321);
-  const shownAfter = await timeUntilRow(page, "21.4321", 2_000);
-  check("the chosen device's reading shows in the table within 2 s", shownAfter !== null, "not shown");
+  const shownAfter = await timeUntilRow(page, "21.43 °C", 2_000);
+  check("the chosen device's reading shows in the table, with its unit, within 2 s", shownAfter !== null, "not shown");
   if (shownAfter !== null) console.log(`     shown ${shownAfter} ms after publishing`);
   const livePoints = await page.locator("#live-info").textContent();
-  check("the live chart has the reading", /^[1-9]\d* readings/.test(livePoints), livePoints);
-  const other = await page.locator("#latest tbody td", { hasText: "21.9876" }).count();
+  check("the live chart has the reading", /^[1-9]\d* readings? from 1 device$/.test(livePoints), livePoints);
+  const other = await page.locator("#latest tbody td", { hasText: "21.99" }).count();
   check("another device's reading is filtered out", other === 0, `${other} rows`);
+
+  // "Download CSV" saves what is shown: the chosen device over the range.
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 15_000 }), page.click("#export-csv")]);
+  const csvPath = await download.path();
+  const csv = require("node:fs").readFileSync(csvPath, "utf8").trim().split("\n");
+  check("the CSV download holds the chosen device's readings", csv.length > 1 && /sensor_value/.test(csv[0]) && csv.slice(1).every((line) => line.includes(`,${id1},${id2},`) || line.includes(id1)), `${csv.length} lines: ${csv.slice(0, 2).join(" / ")}`);
+
+  // A unit edited in the catalog shows after a reload.
+  const edited = await page.evaluate(async () => {
+    const token = sessionStorage.getItem("datastream.token");
+    const response = await fetch("/api/v1/sensor-types/temperature", {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ unit: "K", display_name: "Temperature" }),
+    });
+    return response.status;
+  });
+  await page.reload();
+  await page.locator("#latest tbody tr").first().waitFor({ timeout: 10_000 });
+  const cells = await page.$$eval("#latest tbody tr:first-child td", (tds) => tds.map((td) => td.textContent));
+  check("a unit changed in the catalog labels the table after a reload", edited === 200 && / K$/.test(cells[3] || ""), `${edited}: ${cells.join(" | ")}`);
+  await page.evaluate(async () => {
+    const token = sessionStorage.getItem("datastream.token");
+    await fetch("/api/v1/sensor-types/temperature", {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ unit: "°C", display_name: "Temperature", expected_min: -40, expected_max: 85 }),
+    });
+  });
+
+  // One time zone for everything, remembered.
+  await page.selectOption("#time-zone", "local");
+  await page.reload();
+  await page.locator("#latest tbody tr").first().waitFor({ timeout: 10_000 });
+  check("the time zone choice is remembered", (await page.locator("#time-zone").inputValue()) === "local" && (await page.locator("#time-heading").textContent()) === "Time (local)");
+  const timeCell = await page.locator("#latest tbody tr:first-child td").first().textContent();
+  check("table times are on a 24-hour clock", /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/.test(timeCell), timeCell);
+  await page.selectOption("#time-zone", "utc");
+
+  // Manage: a user added from the page can log in; a viewer sees no controls.
+  await page.click('#tabs button[data-tab="manage"]');
+  await page.locator("#types-table tbody tr").first().waitFor({ timeout: 10_000 });
+  check("admins see the catalog's controls", await page.locator("#type-form").isVisible());
+  const viewerName = `walk${Date.now() % 1_000_000}`;
+  await page.fill('#user-form input[name="username"]', viewerName);
+  await page.fill('#user-form input[name="password"]', "walkthrough-password");
+  await page.selectOption('#user-form select[name="role"]', "viewer");
+  await page.click('#user-form button[type="submit"]');
+  const added = await page.locator(`#users-table tr[data-user="${viewerName}"]`).waitFor({ timeout: 10_000 }).then(() => true, () => false);
+  check("a user added from the page is listed", added, await page.locator("#users-error").textContent());
+  // A generator added from the page publishes; its rate changed from the
+  // page is what the stream carries.
+  const generatorName = `walk-${Date.now() % 1_000_000}`;
+  await page.fill('#generator-form input[name="name"]', generatorName);
+  await page.fill('#generator-form input[name="sensor_type"]', "walkthrough");
+  await page.fill('#generator-form input[name="id1"]', "WALKGEN");
+  await page.fill('#generator-form input[name="id2"]', "1");
+  await page.fill('#generator-form input[name="frequency_hz"]', "5");
+  await page.click('#generator-form button[type="submit"]');
+  const generatorRow = page.locator(`#generators-table tr[data-generator="${generatorName}"]`);
+  const created = await generatorRow.waitFor({ timeout: 10_000 }).then(() => true, () => false);
+  check("a generator added from the page is listed", created, await page.locator("#generators-error").textContent());
+  const slow = await streamRate(page, "walkthrough", 4);
+  check("the new generator publishes about 5 readings/s", slow > 3 && slow < 7, `${slow.toFixed(1)}/s`);
+  await generatorRow.locator('input[name="frequency_hz"]').fill("20");
+  await generatorRow.locator("button", { hasText: "Set rate" }).click();
+  await page.waitForTimeout(1_000);
+  const fast = await streamRate(page, "walkthrough", 4);
+  check("its rate changed from the page to 20/s is measured on the stream", fast > 15 && fast < 25, `${fast.toFixed(1)}/s`);
+  console.log(`     stream: ${slow.toFixed(1)}/s, then ${fast.toFixed(1)}/s`);
+  await page.click('#tabs button[data-tab="dashboard"]');
+  await page.selectOption("#sensor-type", "walkthrough");
+  const liveShown = await page.waitForFunction(() => /^[1-9]\d* readings? from 1 device$/.test(document.getElementById("live-info").textContent), null, { timeout: 10_000 }).then(() => true, () => false);
+  check("its readings appear live on the dashboard", liveShown, await page.locator("#live-info").textContent());
+  await page.click('#tabs button[data-tab="manage"]');
+  await generatorRow.locator("button", { hasText: "Delete" }).click();
+  const gone = await generatorRow.waitFor({ state: "detached", timeout: 10_000 }).then(() => true, () => false);
+  check("the generator is deleted from the page", gone, await page.locator("#generators-error").textContent());
+  await page.click('#tabs button[data-tab="dashboard"]');
+  await page.selectOption("#sensor-type", "temperature");
+
+  const viewer = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  viewer.on("console", (message) => { if (message.type() === "error") consoleErrors.push(`viewer: ${message.text()}`); });
+  viewer.on("pageerror", (error) => consoleErrors.push(`viewer: ${error.message}`));
+  await viewer.goto(`${base}/`);
+  await viewer.fill('input[name="username"]', viewerName);
+  await viewer.fill('input[name="password"]', "walkthrough-password");
+  await viewer.click('#login button[type="submit"]');
+  const viewerIn = await viewer.locator("#dashboard").waitFor({ state: "visible", timeout: 10_000 }).then(() => true, () => false);
+  check("the user added from the page logs in", viewerIn, await viewer.locator("#login-error").textContent());
+  await viewer.click('#tabs button[data-tab="manage"]');
+  await viewer.locator("#types-table tbody tr").first().waitFor({ timeout: 10_000 });
+  const viewerControls = await viewer.evaluate(() => ({
+    typeForm: !document.getElementById("type-form").hidden || !document.getElementById("generator-form").hidden,
+    generatorButtons: document.querySelectorAll("#generators-table button, #generators-table input").length,
+    inputs: document.querySelectorAll("#types-table input, #types-table button").length,
+    users: document.querySelectorAll("#users-table tbody tr").length,
+    usersShown: document.querySelector("#users-panel .admin-only").hidden === false,
+  }));
+  check("a viewer sees the catalog without any control, and no users", !viewerControls.typeForm && viewerControls.generatorButtons === 0 && viewerControls.inputs === 0 && !viewerControls.usersShown && viewerControls.users === 0, JSON.stringify(viewerControls));
+  const refused = await viewer.evaluate(async () => {
+    const token = sessionStorage.getItem("datastream.token");
+    const headers = { Authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const put = await fetch("/api/v1/sensor-types/temperature", { method: "PUT", headers, body: JSON.stringify({ unit: "x" }) });
+    const users = await fetch("/api/v1/users", { headers });
+    return [put.status, users.status];
+  });
+  check("the API refuses a viewer's writes anyway", refused[0] === 403 && refused[1] === 403, refused.join(","));
+  await viewer.close();
+  // Leave nothing behind.
+  const deleted = await page.evaluate(async (name) => {
+    const token = sessionStorage.getItem("datastream.token");
+    const response = await fetch(`/api/v1/users/${name}`, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+    return response.status;
+  }, viewerName);
+  check("the walkthrough's user is deleted again", deleted === 204, String(deleted));
 
   if (process.env.DASHBOARD_SCREENSHOT) {
     await page.waitForTimeout(1_500); // a few more live readings from the generators

@@ -166,7 +166,32 @@ async function main() {
     201,
   );
   expect("GET /api/v1/users", await api.run("users", "list_users"), 200);
+  expect(
+    "PATCH /api/v1/users/{username}",
+    await api.run("users", "update_user", { params: { username: "swagger-viewer" }, body: { role: "admin", password: "another long password" } }),
+    200,
+  );
   expect("DELETE /api/v1/users/{username}", await api.run("users", "delete_user", { params: { username: "swagger-viewer" } }), 204);
+  expect(
+    "PUT /api/v1/sensor-types/{name}",
+    await api.run("sensor-types", "put_sensor_type", {
+      params: { name: "swagger-type" },
+      body: { unit: "m/s", display_name: "Swagger type", expected_min: 0, expected_max: 50 },
+    }),
+    200,
+  );
+  const types = await api.run("sensor-types", "list_sensor_types");
+  expect("GET /api/v1/sensor-types", types, 200);
+  expectThat(
+    "the catalog lists the new type with its unit",
+    Array.isArray(types.json) && types.json.some((t) => t.name === "swagger-type" && t.unit === "m/s"),
+    types.text,
+  );
+  expect(
+    "DELETE /api/v1/sensor-types/{name}",
+    await api.run("sensor-types", "delete_sensor_type", { params: { name: "swagger-type" } }),
+    204,
+  );
   for (const op of ["healthz", "readyz", "metrics"]) {
     expect(`GET /${op}`, await api.run("operations", op), 200);
   }

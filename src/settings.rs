@@ -53,6 +53,10 @@ pub struct Settings {
     /// Where the generator service's REST API listens (`up` moves off a
     /// taken default).
     pub generator_listen: ListenAddr,
+    /// The generator service's REST API (`http://host:port`) that the API
+    /// passes `/api/v1/generators` on to, for the dashboard; unset: those
+    /// paths answer 404. `up` points its API at its own generator service.
+    pub generators_url: Option<String>,
     /// The fleet a generator process (and `up`'s generator service) runs:
     /// the generators whose config names it.
     pub generator_fleet: String,
@@ -112,6 +116,7 @@ impl Default for Settings {
             mqtt_users: None,
             api_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8080))),
             generator_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            generators_url: None,
             generator_fleet: "default".into(),
             generators_file: None,
             jwt_secret: None,
@@ -147,6 +152,7 @@ pub const ENV_VARS: &[&str] = &[
     "MQTT_USERS",
     "API_LISTEN",
     "GENERATOR_LISTEN",
+    "GENERATORS_URL",
     "GENERATOR_FLEET",
     "GENERATORS_FILE",
     "JWT_SECRET",
@@ -215,6 +221,9 @@ impl Settings {
         }
         self.insert_method()?;
         self.retention_policy()?;
+        if let Some(url) = &self.generators_url {
+            datastream_api::generator_link::GeneratorLink::new(url)?;
+        }
         Ok(())
     }
 

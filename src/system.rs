@@ -7,6 +7,7 @@ use crate::pipeline_check::PipelineCheck;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
+use datastream_api::generator_link::GeneratorLink;
 use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness, LiveReadings};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
 use datastream_domain::{DecodeLimits, MqttUrl};
@@ -85,6 +86,11 @@ impl System {
         let admin = bootstrap_admin(&store, settings).await?;
         let listener = settings.api_listen.bind("API_LISTEN")?;
         let generator_listener = settings.generator_listen.bind("GENERATOR_LISTEN")?;
+        // The dashboard manages generators through the API, which passes
+        // those requests on to this process's own generator service.
+        let state = state.with_generator_service(GeneratorLink::new(&local_url(
+            generator_listener.local_addr()?,
+        ))?);
 
         let ingest = CancellationToken::new();
         let api_port = listener.local_addr()?.port();
@@ -397,6 +403,10 @@ pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -
         Duration::from_secs(settings.jwt_ttl_secs),
     )
     .context("JWT_SECRET refused")?;
+    let state = match &settings.generators_url {
+        Some(url) => state.with_generator_service(GeneratorLink::new(url)?),
+        None => state,
+    };
     Ok(match &settings.database_read_url {
         Some(url) => {
             let replica = store::connect_replica(url, settings.store_options())
@@ -406,6 +416,16 @@ pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -
         }
         None => state,
     })
+}
+
+/// `http://` and `addr`, reached from this host (a wildcard address is
+/// reached on loopback).
+fn local_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
 }
 
 /// Creates the first admin if there is no user yet. `ADMIN_PASSWORD` does

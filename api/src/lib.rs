@@ -3,8 +3,10 @@
 //!
 //! Routes live in [`routes`], one module per resource; users' credentials
 //! (argon2 passwords, the login throttle, the account directory) in
-//! [`auth`]; paging cursors in [`cursor`]. What every service shares — the
-//! error mapping, bearer tokens, health, metrics — is `datastream_http`'s.
+//! [`auth`]; paging cursors in [`cursor`]; the generator service the
+//! dashboard manages generators through in [`generator_link`]. What every
+//! service shares — the error mapping, bearer tokens, health, metrics — is
+//! `datastream_http`'s.
 //! [`start`] serves from an already-bound listener, so tests bind port 0 and
 //! read the real port back.
 //!
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
 mod database_readiness;
+pub mod generator_link;
 pub mod live;
 pub mod openapi;
 pub mod reading_conditions;

@@ -3,7 +3,7 @@
 //! compiled into the binary: no network at build time or in the browser).
 
 use crate::reading_record;
-use crate::routes::{analytics, auth, export, readings, stream, users};
+use crate::routes::{analytics, auth, export, readings, sensor_types, stream, users};
 use datastream_http::error::{ErrorBody, ErrorDetail};
 use datastream_http::health;
 use datastream_http::openapi::BearerAuth;
@@ -12,20 +12,22 @@ use utoipa::OpenApi;
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "datastream", description = "Sensor readings: query, aggregate, export, watch live, edit and delete them; the device catalog; manage users."),
+    info(title = "datastream", description = "Sensor readings: query, aggregate, export, watch live, edit and delete them; the device catalog and the sensor-type catalog; manage users."),
     paths(
         auth::login,
         readings::list, readings::get_one, readings::update, readings::delete,
         analytics::aggregate, analytics::devices, export::export, stream::stream,
-        users::list, users::create, users::delete,
+        users::list, users::create, users::update, users::delete,
+        sensor_types::list, sensor_types::put, sensor_types::delete,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(
         reading_record::ReadingDto, readings::ReadingsPage, readings::PageInfo, readings::ReadingPatch,
         auth::LoginRequest, auth::LoginResponse,
-        users::UserDto, users::NewUser, users::RoleDto, readings::SortOrder,
+        users::UserDto, users::NewUser, users::UserPatch, users::RoleDto, readings::SortOrder,
         analytics::AggregateResponse, analytics::BucketDto, analytics::GroupByDto,
         analytics::DevicesResponse, analytics::DeviceDto, analytics::GroupPageDto, export::ExportFormat, reading_record::LiveReadingDto, stream::StreamEvent, stream::StreamEventName,
+        sensor_types::SensorTypeDto, sensor_types::SensorTypeBody,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),
@@ -34,6 +36,7 @@ use utoipa::OpenApi;
         (name = "readings", description = "Sensor readings"),
         (name = "analytics", description = "Time-bucket aggregates, the device catalog, streamed export"),
         (name = "users", description = "Users and roles (admin)"),
+        (name = "sensor-types", description = "Units, display names and expected ranges of sensor types"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -2,6 +2,7 @@
 
 use crate::auth::{LoginThrottle, PasswordWorkers, UserDirectory};
 use crate::cursor::CursorCodec;
+use crate::generator_link::GeneratorLink;
 use crate::live::LiveReadings;
 use datastream_http::auth::{SecretError, TokenKeys, TokenVerifier};
 use datastream_store::SharedStore;
@@ -28,6 +29,9 @@ pub struct AppState {
     /// Readings as they arrive from the broker, for live streams; `None`
     /// when this process has no broker to listen to.
     pub live: Option<LiveReadings>,
+    /// The generator service `/api/v1/generators` is passed on to; `None`:
+    /// those paths answer 404.
+    pub generators: Option<GeneratorLink>,
 }
 
 impl AppState {
@@ -46,6 +50,7 @@ impl AppState {
             passwords: Arc::new(PasswordWorkers::for_this_machine()),
             reads: store.clone(),
             live: None,
+            generators: None,
             store,
         })
     }
@@ -61,6 +66,12 @@ impl AppState {
     /// its old value there for that long.
     pub fn with_read_replica(mut self, replica: SharedStore) -> Self {
         self.reads = replica;
+        self
+    }
+
+    /// Passes `/api/v1/generators` on to the generator service at `link`.
+    pub fn with_generator_service(mut self, link: GeneratorLink) -> Self {
+        self.generators = Some(link);
         self
     }
 

@@ -506,7 +506,61 @@ pub struct Device {
 pub struct DeviceQuery {
     conditions: ReadingFilter,
     silent_for: Option<Duration>,
+    search: Option<DeviceSearch>,
     page: GroupPage,
+}
+
+/// A search of the device catalog: the devices whose `id1/id2` starts
+/// with the text (`AB` finds `ABC/1`; `ABC/1` finds `ABC/1` and `ABC/12`).
+/// Letters are compared in upper case, as `id1` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSearch {
+    id1: String,
+    /// With a `/`: `id1` is whole, and this is the start of `id2`.
+    id2_prefix: Option<String>,
+}
+
+impl DeviceSearch {
+    /// Parses `[A-Za-z]{1,32}` or `[A-Za-z]{1,32}/[0-9]{0,10}`.
+    pub fn parse(text: &str) -> Result<Self, FilterError> {
+        let refuse = || {
+            FilterError::new(
+                "search",
+                "must be the start of a device id: id1 (letters), or id1/ and the start of id2",
+            )
+        };
+        let (id1, id2) = match text.split_once('/') {
+            Some((id1, id2)) => (id1, Some(id2)),
+            None => (text, None),
+        };
+        let id1_ok = (1..=32).contains(&id1.len()) && id1.bytes().all(|b| b.is_ascii_alphabetic());
+        let id2_ok = id2.is_none_or(|d| d.len() <= 10 && d.bytes().all(|b| b.is_ascii_digit()));
+        if !(id1_ok && id2_ok) {
+            return Err(refuse());
+        }
+        Ok(Self {
+            id1: id1.to_ascii_uppercase(),
+            id2_prefix: id2.map(str::to_owned),
+        })
+    }
+
+    /// The whole `id1` the search names, when it names one (it has a `/`).
+    pub fn whole_id1(&self) -> Option<&str> {
+        self.id2_prefix.as_ref().map(|_| self.id1.as_str())
+    }
+
+    /// The start of `id1` the search names, when it names no whole one.
+    pub fn id1_prefix(&self) -> Option<&str> {
+        self.id2_prefix.is_none().then_some(self.id1.as_str())
+    }
+
+    /// Whether the device `id1/id2` is found.
+    pub fn matches(&self, id1: &str, id2: i32) -> bool {
+        match &self.id2_prefix {
+            None => id1.starts_with(&self.id1),
+            Some(prefix) => id1 == self.id1 && id2.to_string().starts_with(prefix.as_str()),
+        }
+    }
 }
 
 impl DeviceQuery {
@@ -531,8 +585,21 @@ impl DeviceQuery {
         Ok(Self {
             conditions,
             silent_for,
+            search: None,
             page: GroupPage::default(),
         })
+    }
+
+    /// The same question, narrowed to the devices `search` finds
+    /// ([`DeviceSearch`]); `None` changes nothing.
+    pub fn with_search(mut self, search: Option<&str>) -> Result<Self, FilterError> {
+        self.search = search.map(DeviceSearch::parse).transpose()?;
+        Ok(self)
+    }
+
+    /// The search narrowing the question, if any.
+    pub fn search(&self) -> Option<&DeviceSearch> {
+        self.search.as_ref()
     }
 
     /// The same question, for the page `page` of devices (by key: sensor
@@ -562,6 +629,10 @@ impl DeviceQuery {
             && self
                 .silent_for
                 .is_none_or(|quiet| device.last_seen < now - quiet)
+            && self
+                .search
+                .as_ref()
+                .is_none_or(|s| s.matches(&device.id1, device.id2))
     }
 }
 
@@ -689,5 +760,35 @@ mod tests {
         };
         assert_eq!(bad(Some("colour"), None), "group_by");
         assert_eq!(bad(None, Some("0")), "max_points");
+    }
+
+    #[test]
+    fn a_device_search_finds_ids_that_start_with_it() {
+        let s = DeviceSearch::parse("ab").unwrap();
+        assert!(s.matches("ABC", 1) && s.matches("AB", 7));
+        assert!(!s.matches("XAB", 1));
+        assert_eq!((s.id1_prefix(), s.whole_id1()), (Some("AB"), None));
+        let s = DeviceSearch::parse("ABC/1").unwrap();
+        assert!(s.matches("ABC", 1) && s.matches("ABC", 12));
+        assert!(!s.matches("ABCD", 1) && !s.matches("ABC", 21));
+        assert_eq!((s.id1_prefix(), s.whole_id1()), (None, Some("ABC")));
+        assert!(DeviceSearch::parse("ABC/").unwrap().matches("ABC", 5));
+    }
+
+    #[test]
+    fn a_device_search_that_is_no_start_of_an_id_is_refused_naming_search() {
+        for bad in [
+            "",
+            "/1",
+            "AB1",
+            "A/x",
+            "A/1/2",
+            "ÄB",
+            &"A".repeat(33),
+            "A/12345678901",
+        ] {
+            let err = DeviceSearch::parse(bad).unwrap_err();
+            assert_eq!(err.field, "search", "{bad:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! * [`ReadingFilter`], built from request strings ([`filter`]);
 //! * analytics: intervals, groupings, exact aggregates, pages of groups
 //!   ([`analytics`]); retention policy ([`retention`]);
-//! * users and roles ([`user`]);
+//! * users and roles ([`user`]); the sensor-type catalog ([`sensor_catalog`]);
 //! * timestamps as text ([`timestamp`]);
 //! * the MQTT wire format, topic names and broker URLs ([`wire`], [`topic`],
 //!   [`mqtt_url`]);
@@ -23,6 +23,7 @@ pub mod mqtt_url;
 pub mod reading;
 pub mod redact;
 pub mod retention;
+pub mod sensor_catalog;
 pub mod store_error;
 pub mod timestamp;
 pub mod topic;
@@ -37,6 +38,7 @@ pub use reading::{
 };
 pub use redact::redact_url;
 pub use retention::{RetentionError, RetentionPolicy, RetentionStep};
+pub use sensor_catalog::{CatalogError, ExpectedRange, SensorTypeInfo};
 pub use store_error::StoreError;
 pub use topic::ReadingTopic;
 pub use user::{leaves_no_admin, AccountChange, Role, User, UserError, Username};

@@ -13,12 +13,12 @@ use crate::GeneratorConfig;
 use actix_web::{web, HttpResponse};
 use async_trait::async_trait;
 use datastream_http::health;
-use datastream_http::openapi::BearerAuth;
+use datastream_http::openapi::{BearerAuth, NotAnAdmin};
 use datastream_http::resource;
 use datastream_http::routing::{input_errors, not_found};
 use datastream_http::{
-    ApiError, Authenticated, ComponentState, ErrorBody, ErrorDetail, JsonBody, ReadinessCheck,
-    Server, TokenVerifier,
+    Admin, ApiError, Authenticated, ComponentState, ErrorBody, ErrorDetail, JsonBody,
+    ReadinessCheck, Server, TokenVerifier,
 };
 use serde::Deserialize;
 use std::net::TcpListener;
@@ -210,16 +210,15 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = GeneratorView),
         (status = 400, description = "Bad field, named", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 503, description = "The broker did not confirm", body = ErrorBody),
     ))]
 pub async fn create(
-    user: Authenticated,
+    user: Admin,
     service: web::Data<GeneratorService>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     // Created over this process's API, it runs here unless it says otherwise.
     let spec =
         parse_config(None, &body_bytes(&body), service.fleet_name()).map_err(ServiceError::from)?;
@@ -253,17 +252,16 @@ pub async fn get_one(
     responses(
         (status = 200, description = "The changed generator", body = GeneratorView),
         (status = 400, description = "Bad field, named", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
         (status = 404, description = "No such generator", body = ErrorBody),
         (status = 503, description = "The broker did not confirm", body = ErrorBody),
     ))]
 pub async fn update(
-    user: Authenticated,
+    user: Admin,
     service: web::Data<GeneratorService>,
     name: web::Path<String>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     let changed = service.update(&name, &body_bytes(&body)).await?;
     tracing::info!(by = %user.username, generator = %name, "generator changed");
     Ok(HttpResponse::Ok().json(changed))
@@ -275,16 +273,15 @@ pub async fn update(
     params(("name" = String, Path, description = "Generator name", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
         (status = 404, description = "No such generator", body = ErrorBody),
         (status = 503, description = "The broker did not confirm", body = ErrorBody),
     ))]
 pub async fn delete(
-    user: Authenticated,
+    user: Admin,
     service: web::Data<GeneratorService>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     service.delete(&name).await?;
     tracing::info!(by = %user.username, generator = %name, "generator deleted");
     Ok(HttpResponse::NoContent().finish())

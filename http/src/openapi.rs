@@ -1,9 +1,11 @@
 //! What every OpenAPI document of the project shares.
 
+use std::collections::BTreeMap;
+
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-use utoipa::Modify;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, Modify};
 
 /// Tags of the operations anyone may call: logging in, and health and
 /// metrics.
@@ -60,18 +62,32 @@ fn require_token(operation: &mut Operation) {
         "bearer_auth",
         Vec::<String>::new(),
     )]);
-    let unauthorized = ResponseBuilder::new()
-        .description("Missing, invalid or expired token")
+    operation
+        .responses
+        .responses
+        .entry("401".to_owned())
+        .or_insert(error_response("Missing, invalid or expired token").into());
+}
+
+/// The 403 an admin-only operation answers a viewer with: list it in the
+/// `responses(...)` of every handler that takes [`crate::auth::Admin`].
+pub struct NotAnAdmin;
+
+impl IntoResponses for NotAnAdmin {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([("403".to_owned(), error_response("Not an admin").into())])
+    }
+}
+
+/// A response whose body is an `ErrorBody`.
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
         .content(
             "application/json",
             ContentBuilder::new()
                 .schema(Some(Ref::from_schema_name("ErrorBody")))
                 .build(),
         )
-        .build();
-    operation
-        .responses
-        .responses
-        .entry("401".to_owned())
-        .or_insert(unauthorized.into());
+        .build()
 }

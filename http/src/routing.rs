@@ -30,6 +30,7 @@ macro_rules! resource {
     };
     (@method GET) => { actix_web::web::get() };
     (@method POST) => { actix_web::web::post() };
+    (@method PUT) => { actix_web::web::put() };
     (@method PATCH) => { actix_web::web::patch() };
     (@method DELETE) => { actix_web::web::delete() };
     (@allow $first:ident $(, $rest:ident)*) => {

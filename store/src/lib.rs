@@ -166,8 +166,8 @@ pub use connect::{connect, connect_replica, connect_with};
 pub use datastream_domain::{redact_url, StoreError, StoredReading};
 pub use mysql::MYSQL_POOL_SIZE;
 pub use operations::{
-    AnalyticsStore, InsertOutcome, OwnedFuture, ReadingStore, SharedStore, Store, UserStore,
-    WRITE_CHUNK,
+    AnalyticsStore, CatalogStore, InsertOutcome, OwnedFuture, ReadingStore, SharedStore, Store,
+    UserStore, WRITE_CHUNK,
 };
 pub use options::{InsertMethod, Migrations, StoreOptions};
 pub use sqlite::SQLITE_POOL_SIZE;

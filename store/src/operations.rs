@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use datastream_domain::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
 use datastream_domain::filter::ReadingFilter;
-use datastream_domain::reading::Reading;
+use datastream_domain::reading::{Reading, SensorType};
 use datastream_domain::retention::{RetentionPolicy, RetentionStep};
+use datastream_domain::sensor_catalog::SensorTypeInfo;
 use datastream_domain::user::{Role, User, Username};
 use datastream_domain::{StoreError, StoredReading};
 use std::future::Future;
@@ -123,9 +124,22 @@ pub trait AnalyticsStore: Send + Sync {
     ) -> Result<RetentionStep, StoreError>;
 }
 
+/// The sensor-type catalog (`datastream_domain::sensor_catalog`).
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Every catalogued type, by name.
+    async fn sensor_types(&self) -> Result<Vec<SensorTypeInfo>, StoreError>;
+    /// The types that have stored readings, by name (at most 1000).
+    async fn seen_sensor_types(&self) -> Result<Vec<SensorType>, StoreError>;
+    /// Creates or replaces a type's entry.
+    async fn put_sensor_type(&self, info: &SensorTypeInfo) -> Result<(), StoreError>;
+    /// Deletes a type's entry; false if there was none. Its readings stay.
+    async fn delete_sensor_type(&self, name: &SensorType) -> Result<bool, StoreError>;
+}
+
 /// The whole store, as the services use it.
 #[async_trait]
-pub trait Store: ReadingStore + UserStore + AnalyticsStore {
+pub trait Store: ReadingStore + UserStore + AnalyticsStore + CatalogStore {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `mysql` or `sqlite`, for logs.

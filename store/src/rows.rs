@@ -1,8 +1,9 @@
 //! Diesel row types: the edge where database rows meet domain types.
 
-use crate::schema::{sensor_data, users};
+use crate::schema::{sensor_data, sensor_types, users};
 use chrono::NaiveDateTime;
-use datastream_domain::reading::Reading;
+use datastream_domain::reading::{Reading, SensorType};
+use datastream_domain::sensor_catalog::{ExpectedRange, SensorTypeInfo};
 use datastream_domain::user::{Role, User, Username};
 use datastream_domain::StoredReading;
 use diesel::{AsChangeset, Insertable, Queryable};
@@ -151,5 +152,47 @@ impl UserRow {
             password_hash: self.password_hash,
             role,
         })
+    }
+}
+
+/// A `sensor_types` row, read and written whole.
+#[derive(Queryable, Insertable)]
+#[diesel(table_name = sensor_types)]
+pub(crate) struct SensorTypeRow {
+    name: String,
+    unit: Option<String>,
+    display_name: Option<String>,
+    expected_min: Option<f64>,
+    expected_max: Option<f64>,
+}
+
+impl From<&SensorTypeInfo> for SensorTypeRow {
+    fn from(info: &SensorTypeInfo) -> Self {
+        Self {
+            name: info.name.as_str().to_owned(),
+            unit: info.unit.clone(),
+            display_name: info.display_name.clone(),
+            expected_min: info.expected.map(|r| r.min()),
+            expected_max: info.expected.map(|r| r.max()),
+        }
+    }
+}
+
+impl SensorTypeRow {
+    /// Converts to the domain entry. A row the domain would refuse (edited
+    /// by hand in SQL) keeps what is valid of it: a bad name drops the
+    /// row, a bad label or range is left out.
+    pub(crate) fn into_info(self) -> Option<SensorTypeInfo> {
+        let name = SensorType::parse(&self.name).ok()?;
+        let expected = ExpectedRange::from_bounds(self.expected_min, self.expected_max)
+            .ok()
+            .flatten();
+        let unit = self.unit.as_deref();
+        let display_name = self.display_name.as_deref();
+        let entry = SensorTypeInfo::new(name.clone(), unit, display_name, expected)
+            .or_else(|_| SensorTypeInfo::new(name.clone(), unit, None, expected))
+            .or_else(|_| SensorTypeInfo::new(name.clone(), None, display_name, expected))
+            .unwrap_or_else(|_| SensorTypeInfo::uncatalogued(name));
+        Some(entry)
     }
 }

@@ -117,3 +117,15 @@ diesel::table! {
         reading_count -> BigInt,
     }
 }
+
+diesel::table! {
+    /// The sensor-type catalog: unit, display name and expected range per
+    /// type (`datastream_domain::sensor_catalog`).
+    sensor_types (name) {
+        name -> Varchar,
+        unit -> Nullable<Varchar>,
+        display_name -> Nullable<Varchar>,
+        expected_min -> Nullable<Double>,
+        expected_max -> Nullable<Double>,
+    }
+}

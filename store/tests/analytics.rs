@@ -90,6 +90,8 @@ struct Question {
     silent_for: &'static str,
     /// Groups (devices) per page; answers are read page by page.
     limit: usize,
+    /// The device search, `/devices` only.
+    search: Option<&'static str>,
 }
 
 fn seed() -> impl Strategy<Value = Seed> {
@@ -141,15 +143,24 @@ fn question() -> impl Strategy<Value = Question> {
         prop::sample::select(vec![0, 330, -480, 60]),
         prop::sample::select(vec!["1s", "2h", "5h"]),
         prop::sample::select(vec![1usize, 2, 3, 1_000]),
+        prop::sample::select(vec![
+            None,
+            Some("SITE"),
+            Some("sitea"),
+            Some("SITEB/1"),
+            Some("SITEA/"),
+            Some("X"),
+        ]),
     )
         .prop_map(
-            |(selection, interval, group_by, zone_minutes, silent_for, limit)| Question {
+            |(selection, interval, group_by, zone_minutes, silent_for, limit, search)| Question {
                 selection,
                 interval,
                 group_by,
                 zone_minutes,
                 silent_for,
                 limit,
+                search,
             },
         )
 }
@@ -392,6 +403,8 @@ async fn check_devices(store: &SharedStore, q: &Question, rows: &[StoredReading]
         Some(q.silent_for),
         now,
     )
+    .unwrap()
+    .with_search(q.search)
     .unwrap();
     let quiet = datastream_domain::filter::parse_duration(q.silent_for).unwrap();
     let mut expected: BTreeMap<(String, String, i32), Device> = BTreeMap::new();
@@ -416,6 +429,12 @@ async fn check_devices(store: &SharedStore, q: &Question, rows: &[StoredReading]
     let expected: Vec<Device> = expected
         .into_values()
         .filter(|d| d.last_seen < now - quiet)
+        // A search finds the devices whose `ID1/id2` starts with it.
+        .filter(|d| {
+            q.search.is_none_or(|text| {
+                format!("{}/{}", d.id1, d.id2).starts_with(&text.to_ascii_uppercase())
+            })
+        })
         .collect();
     let (mut got, mut after) = (Vec::new(), None);
     loop {
@@ -716,6 +735,7 @@ async fn turning_rollups_back_on_rebuilds_every_hour(db: TestDb) {
         zone_minutes: 0,
         silent_for: "1s",
         limit: 1_000,
+        search: None,
     };
     let rows = all_rows(&on).await;
     assert_eq!(rows.len(), 80);
@@ -833,6 +853,7 @@ async fn concurrent_writes_and_refreshers_leave_rollups_exact(db: TestDb) {
             zone_minutes: 0,
             silent_for: "1s",
             limit: 1_000,
+            search: None,
         };
         check_aggregate(&store, &q, &rows).await;
         check_devices(&store, &q, &rows).await;
@@ -924,6 +945,7 @@ fn everything(group_by: &'static str) -> Question {
         zone_minutes: 0,
         silent_for: "1s",
         limit: 1_000,
+        search: None,
     }
 }
 

@@ -230,6 +230,8 @@ async fn analytics_refuse_bad_parameters_naming_the_field() {
         ("/api/v1/devices?cursor=forged", "cursor"),
         ("/api/v1/readings/aggregate?id2=x", "id2"),
         ("/api/v1/devices?silent_for=soon", "silent_for"),
+        ("/api/v1/devices?search=AB1", "search"),
+        ("/api/v1/devices?search=AB/x", "search"),
         ("/api/v1/devices?from=2026-01-01T00:00:00Z", "from"),
         ("/api/v1/readings/export?format=xlsx", "format"),
         ("/api/v1/readings/export?order=desc", "order"),

@@ -143,6 +143,17 @@ async fn viewers_read_but_cannot_write() {
             Some(json!({"username": "x", "password": "long-enough", "role": "admin"})),
         ),
         (Method::DELETE, "/api/v1/users/admin", None),
+        (
+            Method::PATCH,
+            "/api/v1/users/vera",
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/sensor-types/temperature",
+            Some(json!({"unit": "K"})),
+        ),
+        (Method::DELETE, "/api/v1/sensor-types/temperature", None),
     ];
     for (method, path, body) in writes {
         let (status, body) = json_of(sys.send(method.clone(), path, &viewer, body).await).await;
@@ -386,4 +397,90 @@ async fn reading_queries_go_to_the_read_replica_and_writes_to_the_primary() {
     );
     sys.stop().await;
     drop(replica);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_change_roles_and_reset_passwords_over_rest() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let admin = sys.admin_token().await;
+    sys.user_token("petra", "viewer").await;
+    let patch = |body: Value| sys.send(Method::PATCH, "/api/v1/users/petra", &admin, Some(body));
+
+    let (status, body) = json_of(patch(json!({"role": "admin"})).await).await;
+    assert_eq!((status, body["role"].as_str()), (200, Some("admin")));
+    let (status, list) = json_of(sys.get("/api/v1/users", &admin).await).await;
+    assert_eq!(status, 200);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == "petra" && u["role"] == "admin"));
+
+    let (status, _) = json_of(patch(json!({"password": "a brand new password"})).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sys.login("petra", "a brand new password")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        sys.login("petra", "petra-password").await.status().as_u16(),
+        401
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_changes_are_refused_naming_the_field_and_never_demote_the_caller() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let admin = sys.admin_token().await;
+    sys.user_token("quinn", "viewer").await;
+    for (body, field) in [
+        (json!({}), "role"),
+        (json!({"password": "short"}), "password"),
+        (json!({"role": "boss"}), "role"),
+        (json!({"role": "admin", "colour": "red"}), "colour"),
+    ] {
+        let (status, answer) = json_of(
+            sys.send(
+                Method::PATCH,
+                "/api/v1/users/quinn",
+                &admin,
+                Some(body.clone()),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
+    let (status, _) = json_of(
+        sys.send(
+            Method::PATCH,
+            "/api/v1/users/nobody",
+            &admin,
+            Some(json!({"role": "admin"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The only admin is the caller: demoting themselves would leave none.
+    let (status, answer) = json_of(
+        sys.send(
+            Method::PATCH,
+            "/api/v1/users/admin",
+            &admin,
+            Some(json!({"role": "viewer"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    sys.stop().await;
 }

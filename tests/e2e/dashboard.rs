@@ -18,7 +18,12 @@ async fn the_dashboard_page_has_a_login_form_and_allows_only_its_own_origin() {
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"name="username""#));
     assert!(html.contains(r#"name="password""#));
-    for src in ["/assets/uPlot.iife.min.js", "/assets/dashboard.js"] {
+    for src in [
+        "/assets/uPlot.iife.min.js",
+        "/assets/api-client.js",
+        "/assets/manage.js",
+        "/assets/dashboard.js",
+    ] {
         assert!(html.contains(&format!(r#"src="{src}""#)), "{src}");
     }
     assert!(!html.contains("http://") && !html.contains("https://"));
@@ -30,6 +35,8 @@ async fn the_dashboard_assets_are_served_from_the_binary_with_their_types() {
     let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
     for (name, content_type) in [
         ("dashboard.js", "text/javascript; charset=utf-8"),
+        ("api-client.js", "text/javascript; charset=utf-8"),
+        ("manage.js", "text/javascript; charset=utf-8"),
         ("dashboard.css", "text/css; charset=utf-8"),
         ("uPlot.iife.min.js", "text/javascript; charset=utf-8"),
         ("uPlot.min.css", "text/css; charset=utf-8"),

@@ -27,7 +27,9 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/readings/stream", &["get"][..]),
         ("/api/v1/devices", &["get"][..]),
         ("/api/v1/users", &["get", "post"][..]),
-        ("/api/v1/users/{username}", &["delete"][..]),
+        ("/api/v1/users/{username}", &["patch", "delete"][..]),
+        ("/api/v1/sensor-types", &["get"][..]),
+        ("/api/v1/sensor-types/{name}", &["put", "delete"][..]),
         ("/healthz", &["get"][..]),
         ("/readyz", &["get"][..]),
         ("/metrics", &["get"][..]),
@@ -64,6 +66,18 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
         doc["components"]["securitySchemes"]["bearer_auth"]["scheme"],
         "bearer"
     );
+    for (path, method) in [
+        ("/api/v1/users", "post"),
+        ("/api/v1/readings", "delete"),
+        ("/api/v1/sensor-types/{name}", "put"),
+    ] {
+        let forbidden = &paths[path][method]["responses"]["403"];
+        assert_eq!(forbidden["description"], "Not an admin", "{method} {path}");
+        assert_eq!(
+            forbidden["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorBody"
+        );
+    }
     sys.stop().await;
 }
 

@@ -15,5 +15,6 @@ mod live_stream;
 mod no_server_errors;
 mod operator;
 mod pipeline;
+mod sensor_types;
 mod stream_memory;
 mod support;

@@ -231,6 +231,11 @@ pub struct DevicesParams {
     // device has been quiet that long.
     #[param(pattern = r"^[1-9][0-9]{0,5}[smhd]$")]
     silent_for: Option<String>,
+    /// Only devices whose `id1/id2` starts with this: `AB` (any id1
+    /// starting so, letters compared in upper case), or `ABC/1` (id1 `ABC`,
+    /// id2 starting with 1).
+    #[param(pattern = r"^[A-Za-z]{1,32}(/[0-9]{0,10})?$", example = "ABC")]
+    search: Option<String>,
     /// Devices per answer (default 1000).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
@@ -309,7 +314,8 @@ pub async fn devices(
     let now = Utc::now();
     let own = &request.own;
     let filter = request.conditions.filter_params();
-    let query = DeviceQuery::parse(filter, own.silent_for.as_deref(), now)?;
+    let query = DeviceQuery::parse(filter, own.silent_for.as_deref(), now)?
+        .with_search(own.search.as_deref())?;
     let after = decode_cursor(
         &state.cursors,
         own.cursor.as_deref(),

@@ -26,6 +26,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/dashboard/dashboard.js"),
     },
     Asset {
+        name: "api-client.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/dashboard/api-client.js"),
+    },
+    Asset {
+        name: "manage.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/dashboard/manage.js"),
+    },
+    Asset {
         name: "dashboard.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../assets/dashboard/dashboard.css"),

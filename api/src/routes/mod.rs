@@ -4,8 +4,10 @@ pub mod analytics;
 pub mod auth;
 pub mod dashboard;
 pub mod export;
+pub mod generators;
 mod page_json;
 pub mod readings;
+pub mod sensor_types;
 pub mod stream;
 pub mod users;
 
@@ -27,7 +29,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource!("/devices", GET => analytics::devices))
         .service(resource!("/readings/{id}", GET => readings::get_one))
         .service(resource!("/users", GET => users::list, POST => users::create))
-        .service(resource!("/users/{username}", DELETE => users::delete));
+        .service(resource!("/users/{username}", PATCH => users::update, DELETE => users::delete))
+        .service(resource!("/sensor-types", GET => sensor_types::list))
+        .service(resource!("/generators", GET => generators::forward, POST => generators::forward))
+        .service(resource!("/generators/{name}",
+            GET => generators::forward, PATCH => generators::forward, DELETE => generators::forward))
+        .service(resource!("/sensor-types/{name}",
+            PUT => sensor_types::put, DELETE => sensor_types::delete));
     cfg.configure(input_errors)
         .service(api)
         .service(resource!("/", GET => dashboard::index))

@@ -11,10 +11,11 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use datastream_domain::{check_sensor_value, FilterParams, PageCursor, ReadingFilter};
+use datastream_http::openapi::NotAnAdmin;
 use datastream_http::ApiError;
-use datastream_http::Authenticated;
 use datastream_http::ErrorBody;
 use datastream_http::JsonBody;
+use datastream_http::{Admin, Authenticated};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -174,15 +175,14 @@ pub struct ReadingPatch {
     responses(
         (status = 200, description = "`{\"updated\": n}`", body = Object, example = json!({"updated": 42})),
         (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
     ))]
 pub async fn update(
-    user: Authenticated,
+    user: Admin,
     state: web::Data<AppState>,
     query: ConditionsQuery<NoParams>,
     body: JsonBody<ReadingPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     let filter = write_filter(&query)?;
     check_sensor_value(body.sensor_value)
         .map_err(|e| ApiError::bad_request("sensor_value", e.to_string()))?;
@@ -198,14 +198,13 @@ pub async fn update(
     responses(
         (status = 200, description = "`{\"deleted\": n}`", body = Object, example = json!({"deleted": 42})),
         (status = 400, description = "Empty filter or bad parameter, named", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
     ))]
 pub async fn delete(
-    user: Authenticated,
+    user: Admin,
     state: web::Data<AppState>,
     query: ConditionsQuery<NoParams>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     let filter = write_filter(&query)?;
     let deleted = state.store.delete(&filter).await?;
     tracing::info!(user = %user.username, deleted, "readings deleted");

@@ -6,7 +6,8 @@ use crate::MIN_PASSWORD_LEN;
 use actix_web::{web, HttpResponse};
 use datastream_domain::{leaves_no_admin, AccountChange, Role, StoreError, Username};
 use datastream_http::error::{ApiError, ErrorBody};
-use datastream_http::Authenticated;
+use datastream_http::openapi::NotAnAdmin;
+use datastream_http::Admin;
 use datastream_http::JsonBody;
 use serde::{Deserialize, Serialize};
 
@@ -66,13 +67,9 @@ pub struct NewUser {
 #[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users",
     responses(
         (status = 200, description = "All users", body = Vec<UserDto>),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
     ))]
-pub async fn list(
-    user: Authenticated,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
+pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users: Vec<UserDto> = state
         .store
         .list_users()
@@ -92,16 +89,15 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = UserDto),
         (status = 400, description = "Bad field, named", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
         (status = 409, description = "The username exists", body = ErrorBody),
         (status = 503, description = "Too many password operations at once; `Retry-After` says when to try again", body = ErrorBody),
     ))]
 pub async fn create(
-    user: Authenticated,
+    user: Admin,
     state: web::Data<AppState>,
     body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     let NewUser {
         username,
         password,
@@ -139,16 +135,15 @@ pub async fn create(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Not a user name", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        NotAnAdmin,
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "The last admin, or the caller's own account", body = ErrorBody),
     ))]
 pub async fn delete(
-    user: Authenticated,
+    user: Admin,
     state: web::Data<AppState>,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    user.require_admin()?;
     let name =
         Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
     if name.as_str() == user.username {
@@ -171,6 +166,87 @@ pub async fn delete(
     state.users.forget(name.as_str());
     tracing::info!(by = %user.username, username = %name, "user deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of `PATCH /api/v1/users/{username}`: what to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// The new role.
+    pub role: Option<RoleDto>,
+    /// A new password, 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: Option<String>,
+}
+
+/// Changes a user's role or password (admin). The last admin cannot be
+/// demoted, nor the caller's own role changed; tokens already issued keep
+/// working until they expire, with the new role within seconds.
+#[utoipa::path(patch, path = "/api/v1/users/{username}", operation_id = "update_user", tag = "users",
+    params(("username" = String, Path, description = "The user to change (compared without case)", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user as changed", body = UserDto),
+        (status = 400, description = "Bad field, named; or nothing to change", body = ErrorBody),
+        NotAnAdmin,
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "The last admin, or the caller's own role", body = ErrorBody),
+        (status = 503, description = "Too many password operations at once; `Retry-After` says when to try again", body = ErrorBody),
+    ))]
+pub async fn update(
+    user: Admin,
+    state: web::Data<AppState>,
+    username: web::Path<String>,
+    body: JsonBody<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let name =
+        Username::parse(&username).map_err(|e| ApiError::bad_request("username", e.to_string()))?;
+    let UserPatch { role, password } = body.into_inner();
+    if role.is_none() && password.is_none() {
+        return Err(ApiError::bad_request(
+            "role",
+            "give a role, a password or both".to_owned(),
+        ));
+    }
+    if let Some(password) = &password {
+        validate_password(password)?;
+    }
+    let users = state.store.list_users().await?;
+    let Some(target) = users.iter().find(|u| u.username == name) else {
+        return Err(ApiError::NotFound(format!("no user {name}")));
+    };
+    let mut new_role = target.role;
+    if let Some(role) = role.map(Role::from) {
+        if role != target.role && name.as_str() == user.username {
+            return Err(ApiError::Conflict(
+                "cannot change the role of the account you are logged in as".into(),
+            ));
+        }
+        if leaves_no_admin(&users, &name, AccountChange::SetRole(role)) {
+            return Err(ApiError::Conflict("cannot demote the last admin".into()));
+        }
+        new_role = role;
+    }
+    if let Some(password) = password {
+        let hash = state
+            .passwords
+            .run(move || hash_password(&password))
+            .await
+            .map_err(|_| ApiError::Busy(1))?
+            .map_err(ApiError::Internal)?;
+        if !state.store.set_password(&name, &hash).await? {
+            return Err(ApiError::NotFound(format!("no user {name}")));
+        }
+    }
+    if new_role != target.role && !state.store.set_role(&name, new_role).await? {
+        return Err(ApiError::NotFound(format!("no user {name}")));
+    }
+    state.users.forget(name.as_str());
+    tracing::info!(by = %user.username, username = %name, role = %new_role, "user changed");
+    Ok(HttpResponse::Ok().json(UserDto {
+        username: name.to_string(),
+        role: new_role.into(),
+    }))
 }
 
 /// Longest password accepted for a user, in characters.

@@ -8,6 +8,7 @@
 //! * `readings.rs` — a [`ReadingFilter`] as SQL, reads, and chunked edits
 //!   and deletes;
 //! * `users.rs` — the users table;
+//! * `sensor_types.rs` — the sensor-type catalog;
 //! * `rollups/` — hourly rollups, their refresh, retention, and answers.
 //!
 //! This file is the dispatch table: each trait method is one call into the
@@ -23,7 +24,7 @@
 use crate::backend::BackendOps;
 use crate::failure::Outcome;
 use crate::operations::{
-    AnalyticsStore, InsertOutcome, OwnedFuture, ReadingStore, Store, UserStore,
+    AnalyticsStore, CatalogStore, InsertOutcome, OwnedFuture, ReadingStore, Store, UserStore,
 };
 use crate::rollup_rows::WriteMarks;
 use async_trait::async_trait;
@@ -31,8 +32,9 @@ use chrono::{DateTime, Utc};
 use core::{Backend, Conn, StoreCore};
 use datastream_domain::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
 use datastream_domain::filter::ReadingFilter;
-use datastream_domain::reading::Reading;
+use datastream_domain::reading::{Reading, SensorType};
 use datastream_domain::retention::{RetentionPolicy, RetentionStep};
+use datastream_domain::sensor_catalog::SensorTypeInfo;
 use datastream_domain::user::{Role, User, Username};
 use datastream_domain::{StoreError, StoredReading};
 use std::future::Future;
@@ -41,6 +43,7 @@ use std::sync::Arc;
 mod core;
 pub(super) mod readings;
 mod rollups;
+mod sensor_types;
 mod users;
 
 /// The store over this backend.
@@ -224,6 +227,31 @@ impl AnalyticsStore for SqlStore {
             rollups::apply_retention(&core, &policy, now, chunk).await
         })
         .await
+    }
+}
+
+#[async_trait]
+impl CatalogStore for SqlStore {
+    async fn sensor_types(&self) -> Result<Vec<SensorTypeInfo>, StoreError> {
+        self.on_conn(|conn| Box::pin(sensor_types::list(conn)))
+            .await
+    }
+
+    async fn seen_sensor_types(&self) -> Result<Vec<SensorType>, StoreError> {
+        self.on_conn(|conn| Box::pin(sensor_types::seen(conn)))
+            .await
+    }
+
+    async fn put_sensor_type(&self, info: &SensorTypeInfo) -> Result<(), StoreError> {
+        let info = info.clone();
+        self.on_conn(move |conn| Box::pin(async move { sensor_types::put(conn, &info).await }))
+            .await
+    }
+
+    async fn delete_sensor_type(&self, name: &SensorType) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.on_conn(move |conn| Box::pin(async move { sensor_types::delete(conn, &name).await }))
+            .await
     }
 }
 

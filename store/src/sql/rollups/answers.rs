@@ -183,7 +183,7 @@ async fn catalog_page(
     after: Option<&DeviceKey>,
 ) -> Outcome<(BTreeMap<DeviceKey, Aggregate>, Option<DeviceKey>)> {
     let mut catalog: BTreeMap<DeviceKey, Aggregate> = BTreeMap::new();
-    let mut query = catalog_query(q.conditions());
+    let mut query = catalog_query(q.conditions(), q.search());
     if let Some(a) = after {
         query = query.filter(key_after!(devices, a));
     }

@@ -9,11 +9,11 @@ use crate::schema::{
     devices, retention_horizon, rollup_device_hour, rollup_dirty, rollup_stale, sensor_data,
 };
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use datastream_domain::analytics::Aggregate;
+use datastream_domain::analytics::{Aggregate, DeviceSearch};
 use datastream_domain::filter::ReadingFilter;
 use diesel::query_builder::{BoxedSelectStatement, FromClause};
 use diesel::sql_types::{Double, Integer, Text, Timestamp};
-use diesel::{ExpressionMethods, QueryDsl};
+use diesel::{ExpressionMethods, QueryDsl, TextExpressionMethods};
 use diesel_async::RunQueryDsl;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -108,8 +108,20 @@ pub(super) async fn hour_rollups_per_device(
 }
 
 /// The catalog rows matching the device conditions of `c`, by key.
-pub(super) fn catalog_query(c: &ReadingFilter) -> devices::BoxedQuery<'static, Db> {
-    device_conditions!(devices, devices::table.into_boxed(), c).order((
+pub(super) fn catalog_query(
+    c: &ReadingFilter,
+    search: Option<&DeviceSearch>,
+) -> devices::BoxedQuery<'static, Db> {
+    let mut q = device_conditions!(devices, devices::table.into_boxed(), c);
+    // The id2 part of a search is checked by `DeviceQuery::selects`.
+    if let Some(id1) = search.and_then(DeviceSearch::whole_id1) {
+        q = q.filter(devices::id1.eq(id1.to_owned()));
+    }
+    if let Some(start) = search.and_then(DeviceSearch::id1_prefix) {
+        // `id1` is letters only: nothing in it is a LIKE wildcard.
+        q = q.filter(devices::id1.like(format!("{start}%")));
+    }
+    q.order((
         devices::sensor_type.asc(),
         devices::id1.asc(),
         devices::id2.asc(),
