@@ -14,7 +14,8 @@
 //   node scripts/dashboard-walkthrough.cjs BASE_URL MQTT_PORT USERNAME PASSWORD
 //
 // Needs playwright-core (npm), Chromium (CHROMIUM, default /usr/bin/chromium)
-// and mosquitto_pub. DASHBOARD_SCREENSHOT=FILE.png saves the page.
+// and mosquitto_pub. DASHBOARD_SCREENSHOTS=DIR saves each screen there
+// (dashboard-*.png, as in docs/).
 // .ci/run runs it.
 
 const { chromium } = require("playwright-core");
@@ -56,6 +57,30 @@ async function timeUntilRow(page, text, timeoutMs) {
 
 /** Readings per second on the live stream of `sensorType`, over `seconds`,
  * read in the page with its token. */
+/** A request to the API from outside the browser, as `token`'s user. */
+async function api(method, path, token, body) {
+  const response = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, json: await response.json().catch(() => null) };
+}
+
+/** The page's JavaScript heap after a garbage collection, in bytes. */
+async function heapUsed(cdp) {
+  await cdp.send("HeapProfiler.collectGarbage");
+  return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+}
+
+/** Saves the page as DIR/dashboard-`name`.png when DASHBOARD_SCREENSHOTS is set. */
+async function shot(page, name) {
+  if (!process.env.DASHBOARD_SCREENSHOTS) return;
+  await page.waitForTimeout(1_000); // a few more live readings
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: `${process.env.DASHBOARD_SCREENSHOTS}/dashboard-${name}.png` });
+}
+
 async function streamRate(page, sensorType, seconds) {
   return page.evaluate(async ([type, secs]) => {
     const token = sessionStorage.getItem("datastream.token");
@@ -111,6 +136,9 @@ async function main() {
   await page.click('#login button[type="submit"]');
   await page.locator("#dashboard").waitFor({ state: "visible", timeout: 10_000 });
   check("logged in through the form", await page.locator("#login").isHidden());
+
+  // A second temperature device, so that two can be overlaid.
+  publish("temperature", "WALKTWO", 2, 20.5);
 
   // The page opens on the type of the newest reading; pick temperature.
   await page.locator("#sensor-type option", { hasText: "Temperature" }).first().waitFor({ state: "attached", timeout: 10_000 });
@@ -180,6 +208,8 @@ async function main() {
         const values = axis._values || [];
         const ctx = document.createElement("canvas").getContext("2d");
         ctx.font = Array.isArray(axis.font) ? axis.font[0] : axis.font;
+        // The history spans an hour here: it always has labels to compare.
+        if (id === "history-chart" && splits.length < 2) found.push(`${id}: only ${splits.length} labels to measure`);
         const boxes = splits.map((split, i) => {
           const width = Math.max(...String(values[i] ?? "").split("\n").map((line) => ctx.measureText(line).width));
           const centre = u.valToPos(split, "x");
@@ -218,6 +248,7 @@ async function main() {
   await page.waitForFunction(() => document.querySelectorAll("#history-chart .u-legend .u-series").length === 3, null, { timeout: 10_000 }).catch(() => {});
   const legend = await page.$$eval("#history-chart .u-legend .u-series", (rows) => rows.map((r) => r.textContent));
   check("two devices overlaid in history have two legend entries", legend.length === 3 && legend[1].includes(second) && legend[2].includes(device), legend.join(" | "));
+  await shot(page, "overlay");
   check("the URL keeps both devices", page.url().includes(encodeURIComponent(`${second},${device}`)) || page.url().includes(`${second},${device}`) || page.url().includes(`${second}%2C${device}`), page.url());
   await page.uncheck(`#device-list input[value="${second}"]`);
 
@@ -240,7 +271,7 @@ async function main() {
   const [download] = await Promise.all([page.waitForEvent("download", { timeout: 15_000 }), page.click("#export-csv")]);
   const csvPath = await download.path();
   const csv = require("node:fs").readFileSync(csvPath, "utf8").trim().split("\n");
-  check("the CSV download holds the chosen device's readings", csv.length > 1 && /sensor_value/.test(csv[0]) && csv.slice(1).every((line) => line.includes(`,${id1},${id2},`) || line.includes(id1)), `${csv.length} lines: ${csv.slice(0, 2).join(" / ")}`);
+  check("the CSV download holds the chosen device's readings, with their unit", csv.length > 1 && /sensor_value.*,unit$/.test(csv[0]) && csv.slice(1).every((line) => line.endsWith(",°C")) && csv.slice(1).every((line) => line.includes(`,${id1},${id2},`) || line.includes(id1)), `${csv.length} lines: ${csv.slice(0, 2).join(" / ")}`);
 
   // A unit edited in the catalog shows after a reload.
   const edited = await page.evaluate(async () => {
@@ -285,6 +316,7 @@ async function main() {
   await page.click('#user-form button[type="submit"]');
   const added = await page.locator(`#users-table tr[data-user="${viewerName}"]`).waitFor({ timeout: 10_000 }).then(() => true, () => false);
   check("a user added from the page is listed", added, await page.locator("#users-error").textContent());
+  await shot(page, "manage");
   // A generator added from the page publishes; its rate changed from the
   // page is what the stream carries.
   const generatorName = `walk-${Date.now() % 1_000_000}`;
@@ -334,15 +366,17 @@ async function main() {
     users: document.querySelectorAll("#users-table tbody tr").length,
     usersShown: document.querySelector("#users-panel .admin-only").hidden === false,
   }));
+  await shot(viewer, "manage-viewer");
   check("a viewer sees the catalog without any control, and no users", !viewerControls.typeForm && viewerControls.generatorButtons === 0 && viewerControls.inputs === 0 && !viewerControls.usersShown && viewerControls.users === 0, JSON.stringify(viewerControls));
-  const refused = await viewer.evaluate(async () => {
-    const token = sessionStorage.getItem("datastream.token");
-    const headers = { Authorization: `Bearer ${token}`, "content-type": "application/json" };
-    const put = await fetch("/api/v1/sensor-types/temperature", { method: "PUT", headers, body: JSON.stringify({ unit: "x" }) });
-    const users = await fetch("/api/v1/users", { headers });
-    return [put.status, users.status];
-  });
-  check("the API refuses a viewer's writes anyway", refused[0] === 403 && refused[1] === 403, refused.join(","));
+  // Outside the page (a refused request there is a console error).
+  const viewerToken = await viewer.evaluate(() => sessionStorage.getItem("datastream.token"));
+  const viewerHeaders = { Authorization: `Bearer ${viewerToken}`, "content-type": "application/json" };
+  const refused = [
+    (await fetch(`${base}/api/v1/sensor-types/temperature`, { method: "PUT", headers: viewerHeaders, body: JSON.stringify({ unit: "x" }) })).status,
+    (await fetch(`${base}/api/v1/users`, { headers: viewerHeaders })).status,
+    (await fetch(`${base}/api/v1/generators`, { method: "POST", headers: viewerHeaders, body: JSON.stringify({ name: "nope", sensor_type: "x", id1: "X", id2: 1, frequency_hz: 1 }) })).status,
+  ];
+  check("the API refuses a viewer's writes anyway", refused.every((status) => status === 403), refused.join(","));
   await viewer.close();
   // Leave nothing behind.
   const deleted = await page.evaluate(async (name) => {
@@ -352,16 +386,73 @@ async function main() {
   }, viewerName);
   check("the walkthrough's user is deleted again", deleted === 204, String(deleted));
 
-  if (process.env.DASHBOARD_SCREENSHOT) {
-    await page.waitForTimeout(1_500); // a few more live readings from the generators
-    await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT });
+  await shot(page, "data");
+
+
+  // Budgets. 10,000 devices in the catalog (one generator standing for
+  // them, paused once each has reported): the first chart is drawn within
+  // 1.5 s of logging in. Then the live chart at 50 readings/s for
+  // DASHBOARD_HEAP_MINUTES (default 5): the page's heap stays within 2× its
+  // size after the first minute.
+  const adminToken = await page.evaluate(() => sessionStorage.getItem("datastream.token"));
+  const fleet = await api("POST", "/generators", adminToken, {
+    name: "walk-fleet", sensor_type: "budget", id1: "BUDGET", id2: 1, id2_end: 10000, frequency_hz: 0.25,
+  });
+  check("a generator standing for 10,000 devices starts", fleet.status === 201, JSON.stringify(fleet.json));
+  let catalogued = 0;
+  for (let i = 0; i < 60 && catalogued < 10000; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const answer = await api("GET", "/devices?sensor_type=budget&limit=10000", adminToken);
+    catalogued = answer.json?.data?.length ?? 0;
   }
+  check("all 10,000 devices are in the catalog", catalogued === 10000, `${catalogued} devices`);
+  await api("PATCH", "/generators/walk-fleet", adminToken, { paused: true });
+  const timed = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  timed.on("pageerror", (error) => consoleErrors.push(`budget: ${error.message}`));
+  await timed.goto(`${base}/#type=budget&range=1h`);
+  await timed.fill('input[name="username"]', username);
+  await timed.fill('input[name="password"]', password);
+  const loginAt = Date.now();
+  await timed.click('#login button[type="submit"]');
+  await timed.waitForFunction(() => /^[1-9]\d* buckets? of /.test(document.getElementById("history-info").textContent) && document.querySelector("#history-chart canvas"), null, { timeout: 15_000 });
+  const firstChart = Date.now() - loginAt;
+  check("the first chart is drawn within 1.5 s of logging in, with 10,000 devices in the catalog", firstChart <= 1500, `${firstChart} ms`);
+  console.log(`     first chart ${firstChart} ms after pressing "Log in" (10,000 devices)`);
+  await timed.close();
+  await api("DELETE", "/generators/walk-fleet", adminToken);
+
+  const minutes = Number(process.env.DASHBOARD_HEAP_MINUTES || 5);
+  const heapFleet = await api("POST", "/generators", adminToken, {
+    name: "walk-heap", sensor_type: "heapcheck", id1: "HEAP", id2: 1, id2_end: 10, frequency_hz: 5,
+  });
+  check("a generator of 50 readings/s starts", heapFleet.status === 201, JSON.stringify(heapFleet.json));
+  const watched = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  watched.on("pageerror", (error) => consoleErrors.push(`heap: ${error.message}`));
+  await watched.goto(`${base}/#type=heapcheck&range=15m`);
+  await watched.fill('input[name="username"]', username);
+  await watched.fill('input[name="password"]', password);
+  await watched.click('#login button[type="submit"]');
+  await watched.waitForFunction(() => /readings? from 10 devices$/.test(document.getElementById("live-info").textContent), null, { timeout: 20_000 }).catch(() => {});
+  const cdp = await watched.context().newCDPSession(watched);
+  await watched.waitForTimeout(60_000);
+  const afterOneMinute = await heapUsed(cdp);
+  const readingsAt = async () => Number((await watched.locator("#live-info").textContent()).split(" ")[0]);
+  await watched.waitForTimeout(Math.max(0, minutes - 1) * 60_000);
+  const atEnd = await heapUsed(cdp);
+  const shown = await readingsAt();
+  const ratio = atEnd / afterOneMinute;
+  check(`the page's heap after ${minutes} min of 50 readings/s is within 2× its size after one`, ratio <= 2, `${(afterOneMinute / 1048576).toFixed(1)} → ${(atEnd / 1048576).toFixed(1)} MiB`);
+  check("the live chart still holds readings from 10 devices", shown >= 10 && /from 10 devices$/.test(await watched.locator("#live-info").textContent()), await watched.locator("#live-info").textContent());
+  console.log(`     heap ${(afterOneMinute / 1048576).toFixed(1)} MiB after 1 min, ${(atEnd / 1048576).toFixed(1)} MiB after ${minutes} min (${ratio.toFixed(2)}×)`);
+  await watched.close();
+  await api("DELETE", "/generators/walk-heap", adminToken);
 
   // A phone: the page fits its width (the table scrolls inside its panel).
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   check("the page fits a phone's width", overflow <= 1, `${overflow}px wider`);
+  await shot(page, "phone");
 
   await browser.close();
   check("no request went to another host", foreign.length === 0, foreign.join(", "));

@@ -298,7 +298,7 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
 }
 
 /// A CSV field, quoted (with quotes doubled) only when it must be.
-fn write_csv_field(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_csv_field(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         out.extend_from_slice(s.replace('"', "\"\"").as_bytes());

@@ -437,50 +437,28 @@ async fn user_changes_are_refused_naming_the_field_and_never_demote_the_caller()
     let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
     let admin = sys.admin_token().await;
     sys.user_token("quinn", "viewer").await;
+    let patch = |user: &'static str, body: Value| {
+        let path = format!("/api/v1/users/{user}");
+        let (sys, admin) = (&sys, &admin);
+        async move { json_of(sys.send(Method::PATCH, &path, admin, Some(body)).await).await }
+    };
     for (body, field) in [
         (json!({}), "role"),
         (json!({"password": "short"}), "password"),
         (json!({"role": "boss"}), "role"),
         (json!({"role": "admin", "colour": "red"}), "colour"),
     ] {
-        let (status, answer) = json_of(
-            sys.send(
-                Method::PATCH,
-                "/api/v1/users/quinn",
-                &admin,
-                Some(body.clone()),
-            )
-            .await,
-        )
-        .await;
+        let (status, answer) = patch("quinn", body.clone()).await;
         assert_eq!(
             (status, answer["error"]["field"].as_str()),
             (400, Some(field)),
             "{body}"
         );
     }
-    let (status, _) = json_of(
-        sys.send(
-            Method::PATCH,
-            "/api/v1/users/nobody",
-            &admin,
-            Some(json!({"role": "admin"})),
-        )
-        .await,
-    )
-    .await;
+    let (status, _) = patch("nobody", json!({"role": "admin"})).await;
     assert_eq!(status, 404);
     // The only admin is the caller: demoting themselves would leave none.
-    let (status, answer) = json_of(
-        sys.send(
-            Method::PATCH,
-            "/api/v1/users/admin",
-            &admin,
-            Some(json!({"role": "viewer"})),
-        )
-        .await,
-    )
-    .await;
+    let (status, answer) = patch("admin", json!({"role": "viewer"})).await;
     assert_eq!(status, 409, "{answer}");
     sys.stop().await;
 }

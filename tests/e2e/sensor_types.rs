@@ -205,3 +205,42 @@ async fn bad_catalog_entries_are_refused_naming_the_field() {
     );
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_export_can_carry_each_readings_unit_from_the_catalog() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let viewer = sys.user_token("uma", "viewer").await;
+    let id1 = unique_id1();
+    let client = sys.publisher().await;
+    let reading = json!({"sensor_value": 19.5, "sensor_type": "temperature", "id1": id1, "id2": 3,
+        "timestamp": format_timestamp(Utc::now())});
+    publish(
+        &client,
+        &format!("sensors/temperature/{id1}/3"),
+        reading.to_string(),
+    )
+    .await;
+    sys.wait_for_readings(&format!("id1={id1}"), 1, Duration::from_secs(15))
+        .await;
+    let csv = sys
+        .get(
+            &format!("/api/v1/readings/export?id1={id1}&units=true"),
+            &viewer,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",updated_at,unit"), "{csv}");
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].ends_with(",°C"), "{csv}");
+    let refused = sys
+        .get(
+            &format!("/api/v1/readings/export?id1={id1}&units=true&format=ndjson"),
+            &viewer,
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+    sys.stop().await;
+}

@@ -810,6 +810,7 @@
         params.set("from", iso(from));
         params.set("to", iso(to));
         params.set("format", "csv");
+        params.set("units", "true");
         const text = await (await get(`/readings/export?${params}`)).text();
         // One header for the whole file.
         parts.push(i === 0 ? text : text.slice(text.indexOf("\n") + 1));

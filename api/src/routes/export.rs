@@ -9,7 +9,7 @@
 //! truncated transfer, never a short file that looks complete).
 
 use crate::reading_conditions::{ConditionKind, ConditionsOf, ConditionsQuery, EndpointParams};
-use crate::reading_record::{write_csv_row, write_json, CSV_HEADER};
+use crate::reading_record::{write_csv_field, write_csv_row, write_json, CSV_HEADER};
 use crate::state::AppState;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::web::Bytes;
@@ -19,6 +19,7 @@ use datastream_domain::{Order, PageCursor, ReadingFilter, StoredReading};
 use datastream_http::{ApiError, Authenticated, ErrorBody};
 use datastream_store::SharedStore;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::io;
 use utoipa::{IntoParams, ToSchema};
 
@@ -35,6 +36,10 @@ pub struct ExportParams {
     /// per line).
     #[param(value_type = Option<ExportFormat>)]
     format: Option<String>,
+    /// `true` adds a last column, `unit`, from the sensor-type catalog
+    /// (empty for a type it does not list); CSV only.
+    #[param(value_type = Option<bool>)]
+    units: Option<String>,
 }
 
 impl EndpointParams for ExportParams {
@@ -75,10 +80,20 @@ impl ExportFormat {
         }
     }
 
-    /// Appends one reading (a line) to `out`.
-    fn write(self, out: &mut Vec<u8>, r: &StoredReading) -> io::Result<()> {
+    /// Appends one reading (a line) to `out`, with its type's unit from
+    /// `units` when given (CSV).
+    fn write(self, out: &mut Vec<u8>, r: &StoredReading, units: Option<&Units>) -> io::Result<()> {
         match self {
-            Self::Csv => write_csv_row(out, r),
+            Self::Csv => {
+                write_csv_row(out, r)?;
+                if let Some(units) = units {
+                    out.pop(); // the line's end, written again after the unit
+                    out.push(b',');
+                    write_csv_field(out, units.get(&r.sensor_type).map_or("", String::as_str));
+                    out.push(b'\n');
+                }
+                Ok(())
+            }
             Self::Ndjson => {
                 write_json(out, r)?;
                 out.push(b'\n');
@@ -86,6 +101,25 @@ impl ExportFormat {
             }
         }
     }
+}
+
+/// Each catalogued sensor type's unit.
+type Units = HashMap<String, String>;
+
+/// Whether `units` asks for the unit column: `true` or `false`, CSV only.
+fn wants_units(units: Option<&str>, format: ExportFormat) -> Result<bool, ApiError> {
+    let wanted = match units {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("units", "must be true or false")),
+    };
+    if wanted && format != ExportFormat::Csv {
+        return Err(ApiError::bad_request(
+            "units",
+            "adds a CSV column: use it with format=csv",
+        ));
+    }
+    Ok(wanted)
 }
 
 /// The filter of an export: its conditions, oldest first, a page of the
@@ -113,10 +147,22 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let format = ExportFormat::parse(query.own.format.as_deref())?;
     let filter = export_filter(&query)?;
+    let units = if wants_units(query.own.units.as_deref(), format)? {
+        let catalog = state.store.sensor_types().await?;
+        Some(
+            catalog
+                .into_iter()
+                .filter_map(|e| Some((e.name.as_str().to_owned(), e.unit?)))
+                .collect(),
+        )
+    } else {
+        None
+    };
     let mut pages = Pages {
         store: state.reads.clone(),
         filter,
         format,
+        units,
         after: None,
         done: false,
     };
@@ -145,6 +191,8 @@ struct Pages {
     store: SharedStore,
     filter: ReadingFilter,
     format: ExportFormat,
+    /// The unit column's values, when asked for.
+    units: Option<Units>,
     after: Option<PageCursor>,
     done: bool,
 }
@@ -155,6 +203,10 @@ impl Pages {
         let mut out = Vec::new();
         if self.format == ExportFormat::Csv {
             out.extend_from_slice(CSV_HEADER.as_bytes());
+            if self.units.is_some() {
+                out.pop();
+                out.extend_from_slice(b",unit\n");
+            }
         }
         self.read_page(&mut out).await.inspect_err(|error| {
             tracing::warn!(%error, "export refused: its first page failed");
@@ -189,7 +241,7 @@ impl Pages {
         out.reserve(rows.len() * BYTES_PER_ROW);
         for r in &rows {
             self.format
-                .write(out, r)
+                .write(out, r, self.units.as_ref())
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         self.after = rows.last().map(|last| PageCursor {
@@ -212,11 +264,46 @@ mod tests {
     fn an_ndjson_line_is_the_reading_as_the_api_returns_it() {
         let mut out = Vec::new();
         let r = datastream_test_support::reading().value(-0.25).stored();
-        ExportFormat::Ndjson.write(&mut out, &r).unwrap();
+        ExportFormat::Ndjson.write(&mut out, &r, None).unwrap();
         let line = String::from_utf8(out).unwrap();
         assert!(line.ends_with('\n'));
         let parsed: ReadingDto = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed, ReadingDto::from(&r));
+    }
+
+    #[test]
+    fn a_csv_row_with_units_ends_with_its_types_unit_quoted_when_needed() {
+        let r = datastream_test_support::reading().stored();
+        let units = Units::from([(r.sensor_type.clone(), "m,s".to_owned())]);
+        let (mut plain, mut with_unit) = (Vec::new(), Vec::new());
+        ExportFormat::Csv.write(&mut plain, &r, None).unwrap();
+        ExportFormat::Csv
+            .write(&mut with_unit, &r, Some(&units))
+            .unwrap();
+        let plain = String::from_utf8(plain).unwrap();
+        let with_unit = String::from_utf8(with_unit).unwrap();
+        assert_eq!(with_unit, format!("{},\"m,s\"\n", plain.trim_end()));
+        let mut unknown = Vec::new();
+        ExportFormat::Csv
+            .write(&mut unknown, &r, Some(&Units::new()))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(unknown).unwrap(),
+            format!("{},\n", plain.trim_end())
+        );
+    }
+
+    #[test]
+    fn units_are_true_or_false_and_for_csv_only() {
+        assert!(wants_units(Some("true"), ExportFormat::Csv).unwrap());
+        assert!(!wants_units(None, ExportFormat::Ndjson).unwrap());
+        for (text, format) in [
+            (Some("yes"), ExportFormat::Csv),
+            (Some("true"), ExportFormat::Ndjson),
+        ] {
+            let error = wants_units(text, format).unwrap_err();
+            assert!(matches!(error, ApiError::BadRequest { ref field, .. } if field == "units"));
+        }
     }
 
     #[test]
