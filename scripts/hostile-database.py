@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 root = pathlib.Path(__file__).resolve().parent.parent
-migration = next((root / "schema/migrations/sqlite").glob("*_valid_readings_and_exact_sums"))
+migration = next((root / "store/migrations/sqlite").glob("*_valid_readings_and_exact_sums"))
 db = sqlite3.connect(sys.argv[1])
 db.executescript((migration / "down.sql").read_text())
 db.execute("DELETE FROM __diesel_schema_migrations WHERE version = ?", (migration.name.split("_")[0].replace("-", ""),))
