@@ -130,15 +130,15 @@ async function main() {
     if (url.protocol.startsWith("http") && url.host !== host) foreign.push(request.url());
   });
 
+  // A second temperature device, so that two can be overlaid.
+  publish("temperature", "WALKTWO", 2, 20.5);
+  await page.waitForTimeout(500);
   await page.goto(`${base}/`);
   await page.fill('input[name="username"]', username);
   await page.fill('input[name="password"]', password);
   await page.click('#login button[type="submit"]');
   await page.locator("#dashboard").waitFor({ state: "visible", timeout: 10_000 });
   check("logged in through the form", await page.locator("#login").isHidden());
-
-  // A second temperature device, so that two can be overlaid.
-  publish("temperature", "WALKTWO", 2, 20.5);
 
   // The page opens on the type of the newest reading; pick temperature.
   await page.locator("#sensor-type option", { hasText: "Temperature" }).first().waitFor({ state: "attached", timeout: 10_000 });
@@ -231,7 +231,9 @@ async function main() {
   check("the device list shows the last value with its unit and when it was seen", /°C/.test(firstRow) && /last seen/.test(firstRow), firstRow);
   const devices = await page.$$eval("#device-list li[data-device]", (items) => items.map((li) => li.dataset.device));
   check("the device picker lists devices from /devices", devices.length >= 2, `${devices.length} devices`);
-  const [device, second] = devices;
+  // A generator's device, and the one published above.
+  const device = devices.find((d) => !d.startsWith("WALK"));
+  const second = devices.find((d) => d.startsWith("WALKTWO/"));
   // The server searches: type an id1/id2 and the list is what it found.
   await page.fill("#device-search", device);
   const narrowed = await page.waitForFunction((key) => {
@@ -256,15 +258,16 @@ async function main() {
   await page.waitForFunction(() => /^(connected|\d+ readings?)/.test(document.getElementById("live-info").textContent), null, { timeout: 10_000 });
   const [id1, id2] = device.split("/");
 
-  // Another device's reading first: it must not show.
-  publish("temperature", "WALKOTHER", 9, 21.9876);
-  publish("temperature", id1, Number(id2), 21.4321);
-  const shownAfter = await timeUntilRow(page, "21.43 °C", 2_000);
+  // Another device's reading first: it must not show. (Values outside
+  // what the temperature generators make, so that none matches by chance.)
+  publish("temperature", "WALKOTHER", 9, 77.7777);
+  publish("temperature", id1, Number(id2), 61.4321);
+  const shownAfter = await timeUntilRow(page, "61.43 °C", 2_000);
   check("the chosen device's reading shows in the table, with its unit, within 2 s", shownAfter !== null, "not shown");
   if (shownAfter !== null) console.log(`     shown ${shownAfter} ms after publishing`);
   const livePoints = await page.locator("#live-info").textContent();
   check("the live chart has the reading", /^[1-9]\d* readings? from 1 device$/.test(livePoints), livePoints);
-  const other = await page.locator("#latest tbody td", { hasText: "21.99" }).count();
+  const other = await page.locator("#latest tbody td", { hasText: "77.78" }).count();
   check("another device's reading is filtered out", other === 0, `${other} rows`);
 
   // "Download CSV" saves what is shown: the chosen device over the range.
@@ -332,10 +335,24 @@ async function main() {
   const slow = await streamRate(page, "walkthrough", 4);
   check("the new generator publishes about 5 readings/s", slow > 3 && slow < 7, `${slow.toFixed(1)}/s`);
   await generatorRow.locator('input[name="frequency_hz"]').fill("20");
-  await generatorRow.locator("button", { hasText: "Set rate" }).click();
+  await generatorRow.locator('select[name="model"]').selectOption("random_walk");
+  await generatorRow.locator('input[name="min"]').fill("100");
+  await generatorRow.locator('input[name="max"]').fill("200");
+  await generatorRow.locator("button", { hasText: "Save" }).click();
   await page.waitForTimeout(1_000);
   const fast = await streamRate(page, "walkthrough", 4);
   check("its rate changed from the page to 20/s is measured on the stream", fast > 15 && fast < 25, `${fast.toFixed(1)}/s`);
+  const changed = await page.evaluate(async (name) => {
+    const token = sessionStorage.getItem("datastream.token");
+    const g = await (await fetch(`/api/v1/generators/${name}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    const latest = await (await fetch("/api/v1/readings?sensor_type=walkthrough&limit=20", { headers: { Authorization: `Bearer ${token}` } })).json();
+    return { model: g.model, min: g.min, max: g.max, values: latest.data.map((r) => r.sensor_value) };
+  }, generatorName);
+  check(
+    "its value model changed from the page: a random walk between 100 and 200",
+    changed.model === "random_walk" && changed.min === 100 && changed.max === 200 && changed.values.slice(0, 5).every((v) => v >= 100 && v <= 200),
+    JSON.stringify(changed),
+  );
   console.log(`     stream: ${slow.toFixed(1)}/s, then ${fast.toFixed(1)}/s`);
   await page.click('#tabs button[data-tab="dashboard"]');
   await page.selectOption("#sensor-type", "walkthrough");

@@ -43,6 +43,7 @@
   let historyRequest = 0;
   let historyWindow = { from: 0, to: 1 }; // what the history's x axis spans
   let tableRows = []; // newest first
+  let refreshes = 0; // a refresh that is no longer the latest adds nothing
 
   function status(text) {
     $("status").textContent = text;
@@ -453,6 +454,7 @@
   /** Reloads everything: devices, history, the latest readings, and the
    * stream, which resumes after the newest reading shown. */
   async function refresh() {
+    const mine = ++refreshes;
     writeUrl();
     stopStream();
     $("live-info").textContent = "connecting…";
@@ -463,7 +465,12 @@
     const historyLoaded = loadHistory();
     let resumeAfter = String(Date.now() * 1000);
     try {
-      resumeAfter = (await loadLatest()) || resumeAfter;
+      const latest = await latestReadings();
+      // Another choice was made meanwhile: its own refresh shows it.
+      if (mine !== refreshes) return;
+      for (const r of latest) addReading(r);
+      renderTable();
+      if (latest.length) resumeAfter = eventId(latest[latest.length - 1].timestamp);
     } catch (error) {
       status(error.message);
     }
@@ -613,9 +620,8 @@
 
   // --- Latest readings and the live stream ---------------------------------
 
-  /** Loads the latest readings into the table and the live chart; returns
-   * the newest one's event id (null when there is none). */
-  async function loadLatest() {
+  /** The latest readings of what is chosen, oldest first. */
+  async function latestReadings() {
     const pages = view.devices.length
       ? await Promise.all(view.devices.map((d) => {
         const params = selection(d);
@@ -623,11 +629,7 @@
         return getJson(`/readings?${params}`);
       }))
       : [await getJson(`/readings?${new URLSearchParams([...selection(null), ["limit", "50"]])}`)];
-    const readings = pages.flatMap((p) => p.data).sort((a, b) => a.timestamp.localeCompare(b.timestamp));
-    for (const r of readings) addReading(r);
-    renderTable();
-    if (!readings.length) return null;
-    return eventId(readings[readings.length - 1].timestamp);
+    return pages.flatMap((p) => p.data).sort((a, b) => a.timestamp.localeCompare(b.timestamp));
   }
 
   /** A timestamp's event id: microseconds since the epoch, as text. */

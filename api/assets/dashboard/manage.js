@@ -122,12 +122,26 @@ const manage = (() => {
       const path = `/generators/${encodeURIComponent(g.name)}`;
       if (admin) {
         const rate = input("frequency_hz", g.frequency_hz, { type: "number", step: "any", min: "0.001" });
-        tr.append(cell(rate));
+        const model = document.createElement("select");
+        model.name = "model";
+        model.append(new Option("sine", "sine"), new Option("random walk", "random_walk"));
+        model.value = g.model;
+        const min = input("min", g.min, { type: "number", step: "any", title: "lowest value" });
+        const max = input("max", g.max, { type: "number", step: "any", title: "highest value" });
+        const values = document.createElement("span");
+        values.className = "actions";
+        values.append(model, min, max);
+        tr.append(cell(rate), cell(values));
         const actions = document.createElement("span");
         actions.className = "actions";
         actions.append(
-          button("Set rate", () => attempt("generators-error",
-            () => apiClient.json("PATCH", path, { frequency_hz: Number(rate.value) }), loadGenerators)),
+          button("Save", () => attempt("generators-error",
+            () => apiClient.json("PATCH", path, {
+              frequency_hz: Number(rate.value),
+              model: model.value,
+              min: Number(min.value),
+              max: Number(max.value),
+            }), loadGenerators)),
           button(g.paused ? "Resume" : "Pause", () => attempt("generators-error",
             () => apiClient.json("PATCH", path, { paused: !g.paused }), loadGenerators), "secondary"),
           button("Delete", () => attempt("generators-error",
@@ -135,7 +149,7 @@ const manage = (() => {
         );
         tr.append(cell(actions));
       } else {
-        tr.append(cell(String(g.frequency_hz)), cell(""));
+        tr.append(cell(String(g.frequency_hz)), cell(`${g.model.replace("_", " ")}, ${g.min} to ${g.max}`), cell(""));
       }
       return tr;
     });
