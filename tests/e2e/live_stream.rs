@@ -99,15 +99,7 @@ fn parse_event(block: &str) -> Option<Event> {
 
 /// Publishes one temperature reading of `id1`/`id2` with `value`, taken now.
 async fn publish_reading(sys: &TestSystem, id1: &str, id2: i32, value: f64) {
-    let client = sys.publisher().await;
-    let body = json!({"sensor_value": value, "sensor_type": "temperature", "id1": id1,
-        "id2": id2, "timestamp": format_timestamp(Utc::now())});
-    publish(
-        &client,
-        &format!("sensors/temperature/{id1}/{id2}"),
-        body.to_string(),
-    )
-    .await;
+    sys.publish_now("temperature", id1, id2, value).await;
 }
 
 /// Waits until a reading of `id1` with `value` is stored.

@@ -1,9 +1,7 @@
 //! The sensor-type catalog through the REST API: seeded units, admin
 //! edits, types seen only in readings, bad fields named.
 
-use crate::support::{publish, TestSystem};
-use chrono::Utc;
-use datastream_domain::timestamp::format_timestamp;
+use crate::support::TestSystem;
 use datastream_test_support::{unique_id1, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -55,15 +53,7 @@ async fn catalog_round_trip(db: TestDb) {
     let sys = TestSystem::start(db, None, vec![]).await;
     let admin = sys.admin_token().await;
     let id1 = unique_id1();
-    let client = sys.publisher().await;
-    let reading = json!({"sensor_value": 3.5, "sensor_type": "windspeed", "id1": id1, "id2": 1,
-        "timestamp": format_timestamp(Utc::now())});
-    publish(
-        &client,
-        &format!("sensors/windspeed/{id1}/1"),
-        reading.to_string(),
-    )
-    .await;
+    sys.publish_now("windspeed", &id1, 1, 3.5).await;
     sys.wait_for_readings(&format!("id1={id1}"), 1, Duration::from_secs(15))
         .await;
 
@@ -211,15 +201,7 @@ async fn a_csv_export_can_carry_each_readings_unit_from_the_catalog() {
     let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
     let viewer = sys.user_token("uma", "viewer").await;
     let id1 = unique_id1();
-    let client = sys.publisher().await;
-    let reading = json!({"sensor_value": 19.5, "sensor_type": "temperature", "id1": id1, "id2": 3,
-        "timestamp": format_timestamp(Utc::now())});
-    publish(
-        &client,
-        &format!("sensors/temperature/{id1}/3"),
-        reading.to_string(),
-    )
-    .await;
+    sys.publish_now("temperature", &id1, 3, 19.5).await;
     sys.wait_for_readings(&format!("id1={id1}"), 1, Duration::from_secs(15))
         .await;
     let csv = sys

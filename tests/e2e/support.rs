@@ -145,6 +145,21 @@ impl TestSystem {
         mqtt_client(&self.mqtt_url, &unique_name("pub")).await
     }
 
+    /// Publishes one reading of `sensor_type` from `id1`/`id2` with
+    /// `value`, taken now, on its topic.
+    pub async fn publish_now(&self, sensor_type: &str, id1: &str, id2: i32, value: f64) {
+        let client = self.publisher().await;
+        let body = serde_json::json!({"sensor_value": value, "sensor_type": sensor_type,
+            "id1": id1, "id2": id2,
+            "timestamp": datastream_domain::timestamp::format_timestamp(chrono::Utc::now())});
+        publish(
+            &client,
+            &format!("sensors/{sensor_type}/{id1}/{id2}"),
+            body.to_string(),
+        )
+        .await;
+    }
+
     /// Logs in and returns the access token.
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         self.http
