@@ -45,6 +45,9 @@ pub enum Command {
     Generator(GeneratorArgs),
     /// Run an ingestor: MQTT shared subscription → database.
     Ingestor(IngestorArgs),
+    /// Run an alerter: alert rules evaluated on the reading stream; one of
+    /// several is active, the others stand by.
+    Alerter,
     /// Run the REST API.
     Api,
     /// Apply pending database migrations and exit.

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod listen;
 pub mod log_format;
 mod pipeline_check;

@@ -98,6 +98,21 @@ pub struct Settings {
     pub ingest_max_payload_bytes: usize,
     /// API worker threads.
     pub api_workers: usize,
+    /// The alerter's own login on the external broker; unset:
+    /// `MQTT_INGESTOR_URL`, else `MQTT_URL`.
+    /// Its user must be allowed to read `sensors/#` and write
+    /// `datastream/alerts/#`.
+    pub mqtt_alerter_url: Option<String>,
+    /// The alerters' MQTT client id: one per deployment (every alerter of a
+    /// database resumes the same session); unset: made of a digest of the
+    /// database.
+    pub alert_client_id: Option<String>,
+    /// How long the alerter lease lasts unrenewed, in seconds: a standby
+    /// takes over at most this long after the active alerter dies.
+    pub alert_lease_secs: u64,
+    /// Where a standalone alerter serves health and metrics (a taken
+    /// default moves to the next free port).
+    pub alerter_listen: ListenAddr,
 }
 
 impl Default for Settings {
@@ -133,6 +148,10 @@ impl Default for Settings {
             ingest_writer: "auto".into(),
             ingest_max_payload_bytes: 256 * 1024,
             api_workers: 2,
+            mqtt_alerter_url: None,
+            alert_client_id: None,
+            alert_lease_secs: 5,
+            alerter_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8083))),
         }
     }
 }
@@ -169,6 +188,10 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_WRITER",
     "INGEST_MAX_PAYLOAD_BYTES",
     "API_WORKERS",
+    "MQTT_ALERTER_URL",
+    "ALERT_CLIENT_ID",
+    "ALERT_LEASE_SECS",
+    "ALERTER_LISTEN",
 ];
 
 impl Settings {
@@ -218,6 +241,9 @@ impl Settings {
         }
         if self.ingest_flush_ms == 0 {
             bail!("INGEST_FLUSH_MS must be at least 1");
+        }
+        if !(2..=300).contains(&self.alert_lease_secs) {
+            bail!("ALERT_LEASE_SECS must be from 2 to 300 (seconds)");
         }
         self.insert_method()?;
         self.retention_policy()?;
@@ -299,6 +325,28 @@ impl Settings {
         let digest = sha2::Sha256::digest(database_identity(&self.database_url).as_bytes());
         let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
         format!("datastream-up-{}-{short}", host_name())
+    }
+
+    /// The alerters' MQTT client id: `ALERT_CLIENT_ID`, or one made of a
+    /// digest of the database, so every alerter of one deployment (on any
+    /// host) resumes the one session, and deployments on other databases
+    /// never share it.
+    pub fn alert_client_id(&self) -> String {
+        if let Some(id) = &self.alert_client_id {
+            return id.clone();
+        }
+        let digest = sha2::Sha256::digest(database_identity(&self.database_url).as_bytes());
+        let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("datastream-alerter-{short}")
+    }
+
+    /// The URL `up`'s and a standalone alerter connect with: its own, else
+    /// the ingestor's (both read every reading), else `MQTT_URL`.
+    pub fn alerter_mqtt_url(&self) -> Option<&str> {
+        self.mqtt_alerter_url
+            .as_deref()
+            .or(self.mqtt_ingestor_url.as_deref())
+            .or(self.mqtt_url.as_deref())
     }
 
     /// The URL `up`'s and a standalone ingestor connect with.

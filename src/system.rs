@@ -7,6 +7,7 @@ use crate::pipeline_check::PipelineCheck;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
+use datastream_alerter::Alerter;
 use datastream_api::generator_link::GeneratorLink;
 use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness, LiveReadings};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
@@ -60,6 +61,8 @@ pub struct System {
     generator_task: GeneratorTask,
     generator_server: Server,
     ingestor: Ingestor,
+    alerting: CancellationToken,
+    alerter: Alerter,
     api_server: Server,
 }
 
@@ -101,6 +104,13 @@ impl System {
             &ingest_store,
             ingest_client_id.clone(),
             &ingest,
+        );
+        // The alerter gets a pool of its own too: its commits gate its acks.
+        let alerting = CancellationToken::new();
+        let alerter = Alerter::start(
+            crate::alerting::alerter_config(settings, brokers.alerter.clone()),
+            open_store(settings).await?,
+            alerting.clone(),
         );
         let api = CancellationToken::new();
         let pipeline = PipelineCheck::new(ingestor.probe(), &brokers.ingestor);
@@ -147,6 +157,8 @@ impl System {
             generator_task,
             generator_server,
             ingestor,
+            alerting,
+            alerter,
             api_server,
         })
     }
@@ -157,7 +169,8 @@ impl System {
     }
 
     /// Stops cleanly: generators first, then the ingestor (which commits
-    /// and acks what it holds), then the API.
+    /// and acks what it holds), the alerter (which gives up its lease),
+    /// then the API.
     pub async fn stop(self) -> Result<()> {
         self.generators.cancel();
         if let Ok(Err(error)) = self.generator_task.await {
@@ -166,6 +179,8 @@ impl System {
         self.generator_server.wait().await?;
         self.ingest.cancel();
         self.ingestor.join().await;
+        self.alerting.cancel();
+        self.alerter.join().await;
         self.api.cancel();
         self.api_server.wait().await?;
         Ok(())
@@ -178,6 +193,8 @@ struct UpBroker {
     url: MqttUrl,
     /// The ingestor's URL, with its credentials.
     ingestor: MqttUrl,
+    /// The alerter's URL, with its credentials.
+    alerter: MqttUrl,
     /// The generators' URL, with theirs.
     generator: MqttUrl,
     /// Whether `up` started it.
@@ -200,6 +217,7 @@ impl UpBroker {
             };
             return Ok(Self {
                 ingestor: role("MQTT_INGESTOR_URL", settings.ingestor_mqtt_url())?,
+                alerter: role("MQTT_ALERTER_URL", settings.alerter_mqtt_url())?,
                 generator: role("MQTT_GENERATOR_URL", settings.generator_mqtt_url())?,
                 url,
                 embedded: false,
@@ -208,6 +226,7 @@ impl UpBroker {
         for (name, set) in [
             ("MQTT_INGESTOR_URL", &settings.mqtt_ingestor_url),
             ("MQTT_GENERATOR_URL", &settings.mqtt_generator_url),
+            ("MQTT_ALERTER_URL", &settings.mqtt_alerter_url),
         ] {
             if set.is_some() {
                 bail!("{name} is set but MQTT_URL is not: without MQTT_URL, up starts its embedded broker (whose users come from MQTT_USERS); set MQTT_URL to the broker {name} names");
@@ -230,6 +249,9 @@ impl UpBroker {
         Ok(Self {
             url: MqttUrl::parse(&broker.url())?,
             ingestor: as_user("ingestor")?,
+            // The embedded broker has no ACLs: the alerter reads and
+            // publishes as the ingestor.
+            alerter: as_user("ingestor")?,
             generator: as_user("generator")?,
             embedded: true,
         })
@@ -386,7 +408,7 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
 }
 
 /// What a message must satisfy to be taken as readings.
-fn decode_limits(settings: &Settings) -> DecodeLimits {
+pub(crate) fn decode_limits(settings: &Settings) -> DecodeLimits {
     DecodeLimits {
         max_payload_bytes: settings.ingest_max_payload_bytes,
         ..DecodeLimits::default()
@@ -485,7 +507,7 @@ pub fn external_mqtt(settings: &Settings) -> Result<MqttUrl> {
 }
 
 /// `url`, or the default local broker.
-fn mqtt_or_default(settings: &Settings, url: Option<&str>) -> Result<MqttUrl> {
+pub(crate) fn mqtt_or_default(settings: &Settings, url: Option<&str>) -> Result<MqttUrl> {
     let url = url
         .map(str::to_owned)
         .unwrap_or_else(|| format!("mqtt://{}", settings.mqtt_listen.addr()));

@@ -111,6 +111,22 @@ impl ServiceCommand {
         }
     }
 
+    /// `datastream alerter` on `database_url` and the broker at `mqtt_url`,
+    /// named `name` (its logs), with `env` besides (e.g. `ALERT_CLIENT_ID`).
+    pub fn alerter(database_url: &str, mqtt_url: &str, name: &str, env: &[(&str, &str)]) -> Self {
+        let mut all = vec![
+            ("DATABASE_URL".to_owned(), database_url.to_owned()),
+            ("MQTT_URL".to_owned(), mqtt_url.to_owned()),
+        ];
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Self {
+            args: vec!["alerter".to_owned()],
+            listen_var: "ALERTER_LISTEN",
+            env: all,
+            name: name.to_owned(),
+        }
+    }
+
     /// `datastream generator --fleet FLEET` on the broker at `mqtt_url`.
     pub fn generator_fleet(mqtt_url: &str, fleet: &str, env: &[(&str, &str)]) -> Self {
         let mut all = vec![("MQTT_URL".to_owned(), mqtt_url.to_owned())];

@@ -6,6 +6,7 @@
 //! * [`ReadingFilter`], built from request strings ([`filter`]);
 //! * analytics: intervals, groupings, exact aggregates, pages of groups
 //!   ([`analytics`]); retention policy ([`retention`]);
+//! * alert rules, their evaluation and notifications ([`alert`]);
 //! * users and roles ([`user`]); the sensor-type catalog ([`sensor_catalog`]);
 //! * timestamps as text ([`timestamp`]);
 //! * the MQTT wire format, topic names and broker URLs ([`wire`], [`topic`],
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod analytics;
 pub mod filter;
 pub mod mqtt_url;

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// retrying it did not help: trying again later will.
     #[error("database busy: {0}")]
     Contention(String),
+    /// The alerter's lease has passed to another alerter: this one may
+    /// not commit (nothing was written).
+    #[error("the alerter lease was taken over by another alerter")]
+    LeaseLost,
     /// Any other database error; its cause is the driver's error.
     #[error("database error: {0}")]
     Query(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -147,6 +147,7 @@ macro_rules! write_hour_rows {
     }};
 }
 
+mod alert_rows;
 mod backend;
 mod buckets;
 mod connect;
@@ -166,8 +167,8 @@ pub use connect::{connect, connect_replica, connect_with};
 pub use datastream_domain::{redact_url, StoreError, StoredReading};
 pub use mysql::MYSQL_POOL_SIZE;
 pub use operations::{
-    AnalyticsStore, CatalogStore, InsertOutcome, OwnedFuture, ReadingStore, SharedStore, Store,
-    UserStore, WRITE_CHUNK,
+    AlertStore, AnalyticsStore, CatalogStore, EvaluationStart, InsertOutcome, OwnedFuture,
+    ReadingStore, SharedStore, Store, UserStore, WRITE_CHUNK,
 };
 pub use options::{InsertMethod, Migrations, StoreOptions};
 pub use sqlite::SQLITE_POOL_SIZE;

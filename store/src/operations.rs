@@ -3,6 +3,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use datastream_domain::alert::{
+    AlertCommit, AlertQuery, AlertRecord, AlertRule, DeliveryAttempt, Lease, Outgoing, StoredState,
+};
 use datastream_domain::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
 use datastream_domain::filter::ReadingFilter;
 use datastream_domain::reading::{Reading, SensorType};
@@ -137,9 +140,83 @@ pub trait CatalogStore: Send + Sync {
     async fn delete_sensor_type(&self, name: &SensorType) -> Result<bool, StoreError>;
 }
 
+/// What a new lease holder starts evaluating from.
+#[derive(Debug, Clone, Default)]
+pub struct EvaluationStart {
+    /// Every device state under every rule.
+    pub states: Vec<StoredState>,
+    /// The alerts firing.
+    pub firing: Vec<AlertRecord>,
+    /// The largest alert id used.
+    pub last_alert_id: i64,
+    /// The largest notification id used.
+    pub last_notification_id: i64,
+}
+
+/// Alerts: rules (the API), the history (the API), and the alerter's
+/// state, outbox and lease (`datastream_domain::alert`).
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Every rule, with whether it is marked deleted.
+    async fn alert_rules(&self) -> Result<Vec<(AlertRule, bool)>, StoreError>;
+    /// One rule, unless deleted.
+    async fn alert_rule(&self, id: i64) -> Result<Option<AlertRule>, StoreError>;
+    /// Stores a new rule; returns it with its id and revision.
+    async fn create_alert_rule(&self, rule: &AlertRule) -> Result<AlertRule, StoreError>;
+    /// Replaces a rule and bumps its revision; `None` if there is none.
+    async fn replace_alert_rule(
+        &self,
+        id: i64,
+        rule: &AlertRule,
+    ) -> Result<Option<AlertRule>, StoreError>;
+    /// Marks a rule deleted (the alerter resolves its alerts, then forgets
+    /// it); false if there was none.
+    async fn delete_alert_rule(&self, id: i64) -> Result<bool, StoreError>;
+    /// Alerts matching the query.
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
+    /// One alert.
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError>;
+    /// Every delivery attempt of an alert's notifications, oldest first.
+    async fn alert_deliveries(&self, alert_id: i64) -> Result<Vec<DeliveryAttempt>, StoreError>;
+    /// Takes the alerter lease for `holder` until `until` if it is free at
+    /// `now`; `None` while another alerter holds it.
+    async fn acquire_alert_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Extends the lease; [`StoreError::LeaseLost`] if it has passed on.
+    async fn renew_alert_lease(
+        &self,
+        lease: &Lease,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Gives the lease up at once.
+    async fn release_alert_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// What a new lease holder starts from.
+    async fn alert_evaluation_start(&self) -> Result<EvaluationStart, StoreError>;
+    /// Writes one evaluation step in one transaction, fenced by the lease
+    /// (extended to `until`); [`StoreError::LeaseLost`] writes nothing.
+    async fn commit_alerts(
+        &self,
+        lease: &Lease,
+        until: DateTime<Utc>,
+        work: AlertCommit,
+    ) -> Result<(), StoreError>;
+    /// Notifications with a channel due at `now`, oldest first.
+    async fn undelivered_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError>;
+    /// Records a delivery attempt and marks its channel done or due again.
+    async fn record_delivery(&self, attempt: DeliveryAttempt) -> Result<(), StoreError>;
+}
+
 /// The whole store, as the services use it.
 #[async_trait]
-pub trait Store: ReadingStore + UserStore + AnalyticsStore + CatalogStore {
+pub trait Store: ReadingStore + UserStore + AnalyticsStore + CatalogStore + AlertStore {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `mysql` or `sqlite`, for logs.

@@ -129,3 +129,104 @@ diesel::table! {
         expected_max -> Nullable<Double>,
     }
 }
+
+diesel::table! {
+    /// Alert rules (`datastream_domain::alert`); a deleted rule stays,
+    /// marked, until the alerter has resolved its alerts.
+    alert_rules (id) {
+        id -> BigInt,
+        revision -> BigInt,
+        name -> Varchar,
+        kind -> Varchar,
+        sensor_type -> Varchar,
+        id1 -> Nullable<Varchar>,
+        id2 -> Nullable<Integer>,
+        comparison -> Nullable<Varchar>,
+        limit_value -> Nullable<Double>,
+        clear_at -> Nullable<Double>,
+        span_ms -> BigInt,
+        repeat_ms -> Nullable<BigInt>,
+        webhook_url -> Nullable<Varchar>,
+        webhook_secret -> Nullable<Varchar>,
+        deleted -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Each device's state under each rule, as the alerter last committed it.
+    alert_states (rule_id, sensor_type, id1, id2) {
+        rule_id -> BigInt,
+        sensor_type -> Varchar,
+        id1 -> Varchar,
+        id2 -> Integer,
+        state -> Varchar,
+        since -> Nullable<Timestamp>,
+        newest -> Nullable<Timestamp>,
+        last_arrival -> Nullable<Timestamp>,
+        alert_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Every alert that fired, from start to resolution.
+    alerts (id) {
+        id -> BigInt,
+        rule_id -> BigInt,
+        rule_name -> Varchar,
+        kind -> Varchar,
+        sensor_type -> Varchar,
+        id1 -> Varchar,
+        id2 -> Integer,
+        state -> Varchar,
+        started_at -> Timestamp,
+        start_value -> Nullable<Double>,
+        since -> Nullable<Timestamp>,
+        fired_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        resolved_value -> Nullable<Double>,
+        resolved_by -> Nullable<Varchar>,
+    }
+}
+
+diesel::table! {
+    /// The outbox: notifications written with the state that caused them,
+    /// marked when delivered.
+    alert_notifications (id) {
+        id -> BigInt,
+        alert_id -> BigInt,
+        topic -> Varchar,
+        payload -> Text,
+        mqtt_done -> Bool,
+        webhook_url -> Nullable<Varchar>,
+        webhook_secret -> Nullable<Varchar>,
+        webhook_done -> Bool,
+        webhook_attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Each delivery attempt and its outcome.
+    alert_deliveries (id) {
+        id -> BigInt,
+        notification_id -> BigInt,
+        alert_id -> BigInt,
+        channel -> Varchar,
+        attempt -> Integer,
+        at -> Timestamp,
+        ok -> Bool,
+        outcome -> Varchar,
+    }
+}
+
+diesel::table! {
+    /// Who evaluates alerts, until when (one row, `alerter`).
+    alerter_lease (name) {
+        name -> Varchar,
+        holder -> Varchar,
+        epoch -> BigInt,
+        expires_at -> Timestamp,
+    }
+}

@@ -10,8 +10,10 @@
 
 pub mod exact_sum;
 mod reading_fixture;
+mod webhook_receiver;
 
 pub use reading_fixture::{reading, ReadingFixture};
+pub use webhook_receiver::{ReceivedHook, WebhookReceiver};
 
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
 use rand::distr::{Alphabetic, SampleString};
@@ -189,6 +191,12 @@ pub async fn mqtt_client(url: &str, client_id: &str) -> rumqttc::AsyncClient {
     let (host, port) = mqtt_host_port(url);
     let mut options = rumqttc::MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(10));
+    if let Some((user, password)) = datastream_domain::MqttUrl::parse(url)
+        .ok()
+        .and_then(|u| u.credentials().map(|(u, p)| (u.to_owned(), p.to_owned())))
+    {
+        options.set_credentials(user, password);
+    }
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
     tokio::spawn(async move {
         loop {
@@ -217,9 +225,10 @@ pub async fn clear_mqtt_session(url: &str, client_id: &str) {
 }
 
 /// The users a test Mosquitto knows, as the project's ACL names them.
-const MQTT_TEST_USERS: [(&str, &str); 2] = [
+const MQTT_TEST_USERS: [(&str, &str); 3] = [
     ("ingestor", "ingestor-test-password"),
     ("generator", "generator-test-password"),
+    ("alerter", "alerter-test-password"),
 ];
 
 /// A Mosquitto of the test's own, started from the project's
@@ -263,7 +272,7 @@ impl OwnMosquitto {
         let port = free_addr().port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("creating the persistence directory");
-        // The project's ACL as it is; a password file for its two users.
+        // The project's ACL as it is; a password file for its users.
         let acl = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto/acl");
         let passwd = dir.path().join("passwd");
         for (i, (user, password)) in MQTT_TEST_USERS.iter().enumerate() {
@@ -369,6 +378,12 @@ impl OwnMosquitto {
     /// The URL with the `generator` user's credentials (may publish readings).
     pub fn publisher_url(&self) -> String {
         self.url_as(1)
+    }
+
+    /// The URL with the `alerter` user's credentials (reads readings,
+    /// publishes alerts).
+    pub fn alerter_url(&self) -> String {
+        self.url_as(2)
     }
 
     fn url_as(&self, user: usize) -> String {
@@ -561,6 +576,11 @@ impl MessageTap {
     /// How many messages arrived so far.
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
+    }
+
+    /// Every message so far, leaving them in the tap.
+    pub fn snapshot(&self) -> Vec<rumqttc::Publish> {
+        self.received.lock().unwrap().clone()
     }
 
     /// Every message so far, emptying the tap.

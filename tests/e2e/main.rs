@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole system in-process, driven from outside
 //! through MQTT and the REST API, as a user would.
 
+mod alerts;
 mod analytics;
 mod api_writes;
 mod auth;

@@ -80,6 +80,7 @@ impl TestSystem {
             admin_password: Some(ADMIN_PASSWORD.into()),
             ingest_group: unique_name("grp"),
             ingest_client_id: Some(unique_name("ing")),
+            alert_client_id: Some(unique_name("alr")),
             ingest_flush_ms: 50,
             ..Settings::default()
         };
@@ -111,13 +112,15 @@ impl TestSystem {
     /// hands back the database for inspection.
     pub async fn stop(self) -> TestDb {
         let (client_id, mqtt_url) = (self.ingest_client_id(), self.mqtt_url.clone());
+        let alerter_id = self.settings.alert_client_id();
         let db = self.stop_keeping_session().await;
         clear_mqtt_session(&mqtt_url, &client_id).await;
+        clear_mqtt_session(&mqtt_url, &alerter_id).await;
         db
     }
 
-    /// Stops the system cleanly and leaves its ingestor's session on the
-    /// broker (to be resumed, or ended by the test).
+    /// Stops the system cleanly and leaves its ingestor's and alerter's
+    /// sessions on the broker (to be resumed, or ended by the test).
     pub async fn stop_keeping_session(self) -> TestDb {
         self.system.stop().await.expect("stopping the system");
         self.db

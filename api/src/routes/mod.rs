@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource.
 
+pub mod alerts;
 pub mod analytics;
 pub mod auth;
 pub mod dashboard;
@@ -34,6 +35,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource!("/generators", GET => generators::forward, POST => generators::forward))
         .service(resource!("/generators/{name}",
             GET => generators::forward, PATCH => generators::forward, DELETE => generators::forward))
+        .service(resource!("/alert-rules", GET => alerts::list_rules, POST => alerts::create_rule))
+        .service(resource!("/alert-rules/{id}",
+            GET => alerts::get_rule, PATCH => alerts::update_rule, DELETE => alerts::delete_rule))
+        .service(resource!("/alerts", GET => alerts::list_alerts))
+        .service(resource!("/alerts/{id}", GET => alerts::get_alert))
+        .service(resource!("/alerts/{id}/deliveries", GET => alerts::deliveries))
         .service(resource!("/sensor-types/{name}",
             PUT => sensor_types::put, DELETE => sensor_types::delete));
     cfg.configure(input_errors)

@@ -9,6 +9,7 @@
 //!   and deletes;
 //! * `users.rs` — the users table;
 //! * `sensor_types.rs` — the sensor-type catalog;
+//! * `alerts.rs` — alert rules, states, history, outbox and lease;
 //! * `rollups/` — hourly rollups, their refresh, retention, and answers.
 //!
 //! This file is the dispatch table: each trait method is one call into the
@@ -24,12 +25,16 @@
 use crate::backend::BackendOps;
 use crate::failure::Outcome;
 use crate::operations::{
-    AnalyticsStore, CatalogStore, InsertOutcome, OwnedFuture, ReadingStore, Store, UserStore,
+    AlertStore, AnalyticsStore, CatalogStore, EvaluationStart, InsertOutcome, OwnedFuture,
+    ReadingStore, Store, UserStore,
 };
 use crate::rollup_rows::WriteMarks;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use core::{Backend, Conn, StoreCore};
+use datastream_domain::alert::{
+    AlertCommit, AlertQuery, AlertRecord, AlertRule, DeliveryAttempt, Lease, Outgoing,
+};
 use datastream_domain::analytics::{AggregateQuery, Bucket, Device, DeviceQuery, GroupedPage};
 use datastream_domain::filter::ReadingFilter;
 use datastream_domain::reading::{Reading, SensorType};
@@ -40,6 +45,7 @@ use datastream_domain::{StoreError, StoredReading};
 use std::future::Future;
 use std::sync::Arc;
 
+mod alerts;
 mod core;
 pub(super) mod readings;
 mod rollups;
@@ -274,5 +280,126 @@ impl Store for SqlStore {
 
     fn concurrent_writers(&self) -> bool {
         Backend::CONCURRENT_WRITERS
+    }
+}
+
+#[async_trait]
+impl AlertStore for SqlStore {
+    async fn alert_rules(&self) -> Result<Vec<(AlertRule, bool)>, StoreError> {
+        self.on_conn(|conn| Box::pin(alerts::rules(conn))).await
+    }
+
+    async fn alert_rule(&self, id: i64) -> Result<Option<AlertRule>, StoreError> {
+        self.on_conn(move |conn| Box::pin(alerts::rule(conn, id)))
+            .await
+    }
+
+    async fn create_alert_rule(&self, rule: &AlertRule) -> Result<AlertRule, StoreError> {
+        let rule = rule.clone();
+        self.on_conn(move |conn| Box::pin(async move { alerts::create_rule(conn, &rule).await }))
+            .await
+    }
+
+    async fn replace_alert_rule(
+        &self,
+        id: i64,
+        rule: &AlertRule,
+    ) -> Result<Option<AlertRule>, StoreError> {
+        let rule = rule.clone();
+        self.on_conn(move |conn| {
+            Box::pin(async move { alerts::replace_rule(conn, id, &rule).await })
+        })
+        .await
+    }
+
+    async fn delete_alert_rule(&self, id: i64) -> Result<bool, StoreError> {
+        self.on_conn(move |conn| Box::pin(alerts::delete_rule(conn, id)))
+            .await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        let query = query.clone();
+        self.on_conn(move |conn| Box::pin(async move { alerts::history(conn, &query).await }))
+            .await
+    }
+
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        self.on_conn(move |conn| Box::pin(alerts::alert(conn, id)))
+            .await
+    }
+
+    async fn alert_deliveries(&self, alert_id: i64) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.on_conn(move |conn| Box::pin(alerts::deliveries(conn, alert_id)))
+            .await
+    }
+
+    async fn acquire_alert_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
+        let holder = holder.to_owned();
+        self.on_conn(move |conn| {
+            Box::pin(async move { alerts::acquire_lease(conn, &holder, now, until).await })
+        })
+        .await
+    }
+
+    async fn renew_alert_lease(
+        &self,
+        lease: &Lease,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let lease = lease.clone();
+        self.on_conn(move |conn| {
+            Box::pin(async move { alerts::renew_lease(conn, &lease, until).await })
+        })
+        .await
+    }
+
+    async fn release_alert_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let lease = lease.clone();
+        self.on_conn(move |conn| Box::pin(async move { alerts::release_lease(conn, &lease).await }))
+            .await
+    }
+
+    async fn alert_evaluation_start(&self) -> Result<EvaluationStart, StoreError> {
+        let (states, firing, last_alert_id, last_notification_id) = self
+            .on_conn(|conn| Box::pin(alerts::evaluation_start(conn)))
+            .await?;
+        Ok(EvaluationStart {
+            states,
+            firing,
+            last_alert_id,
+            last_notification_id,
+        })
+    }
+
+    async fn commit_alerts(
+        &self,
+        lease: &Lease,
+        until: DateTime<Utc>,
+        work: AlertCommit,
+    ) -> Result<(), StoreError> {
+        let lease = lease.clone();
+        self.on_conn(move |conn| {
+            Box::pin(async move { alerts::commit(conn, &lease, until, work).await })
+        })
+        .await
+    }
+
+    async fn undelivered_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        self.on_conn(move |conn| Box::pin(alerts::undelivered(conn, now, limit)))
+            .await
+    }
+
+    async fn record_delivery(&self, attempt: DeliveryAttempt) -> Result<(), StoreError> {
+        self.on_conn(move |conn| Box::pin(alerts::record_delivery(conn, attempt)))
+            .await
     }
 }

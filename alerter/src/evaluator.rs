@@ -1,0 +1,559 @@
+//! `Evaluator`: the alerter's memory while it holds the lease — the rules,
+//! each device's state under each rule, the firing alerts, and the timers
+//! (silence deadlines, repeats). It does no I/O: readings and the clock go
+//! in, and what must be committed comes out ([`Evaluator::take_commit`]);
+//! the caller commits it before acknowledging the readings that caused it.
+//!
+//! Only changes are written: a threshold state when it changes, and a
+//! silence rule's arrival time when it is new or has moved on by more than
+//! the rule's persistence slack ([`persist_slack`]). A restarted alerter
+//! arms each silence deadline from the stored arrival plus that slack, so
+//! after a restart a silence alert may be up to the slack late, never early.
+
+use chrono::{DateTime, Duration, Utc};
+use datastream_domain::alert::{
+    alert_topic, AlertCommit, AlertEvent, AlertNotice, AlertRecord, AlertRule, Condition,
+    DeviceKey, DeviceState, Outgoing, Resolution, Step, StoredState,
+};
+use datastream_domain::timestamp::format_timestamp;
+use datastream_domain::{Reading, SensorType};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// How far a silence rule's stored arrival time may lag the real one: half
+/// its `for`, within 1 s to 15 s.
+pub fn persist_slack(after: Duration) -> Duration {
+    (after / 2).clamp(Duration::seconds(1), Duration::seconds(15))
+}
+
+/// A rule's state key: the rule and the device.
+type Key = (i64, DeviceKey);
+
+/// What the evaluator remembers of one device under one rule.
+#[derive(Debug, Clone, Default)]
+struct Memo {
+    state: DeviceState,
+    /// The newest reading time judged (threshold) or seen alive (silence).
+    newest: Option<DateTime<Utc>>,
+    /// Silence: when the last sign of life arrived.
+    last_arrival: Option<DateTime<Utc>>,
+    /// Silence: the arrival time as stored.
+    stored_arrival: Option<DateTime<Utc>>,
+    /// Silence: restored from the store and not heard from since; its
+    /// deadline carries the persistence slack.
+    restored: bool,
+    /// The last value seen (for a silence alert's record).
+    last_value: Option<f64>,
+    /// The firing alert.
+    alert_id: Option<i64>,
+    /// Silence: the deadline a timer is armed for.
+    armed: Option<DateTime<Utc>>,
+}
+
+/// A timer: a silence deadline or a repeat.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Silence(Key),
+    Repeat(i64),
+}
+
+/// A firing alert and its next repeat.
+#[derive(Debug, Clone)]
+struct Firing {
+    record: AlertRecord,
+    next_repeat: Option<DateTime<Utc>>,
+}
+
+/// The alerter's memory; see the module docs.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    rules: HashMap<i64, AlertRule>,
+    by_type: HashMap<SensorType, Vec<i64>>,
+    memos: HashMap<Key, Memo>,
+    firing: HashMap<i64, Firing>,
+    timers: BTreeSet<(DateTime<Utc>, Timer)>,
+    last_alert_id: i64,
+    last_notice_id: i64,
+    dirty: HashSet<Key>,
+    commit: AlertCommit,
+    /// Retained alert topics to clear (devices of rules deleted).
+    cleared_topics: Vec<String>,
+}
+
+impl Evaluator {
+    /// An evaluator resuming from what the store holds at `now`.
+    pub fn resume(
+        states: Vec<StoredState>,
+        firing: Vec<AlertRecord>,
+        last_alert_id: i64,
+        last_notice_id: i64,
+    ) -> Self {
+        let mut me = Self {
+            last_alert_id,
+            last_notice_id,
+            ..Self::default()
+        };
+        for s in states {
+            me.memos.insert(
+                (s.rule_id, s.device),
+                Memo {
+                    state: s.state,
+                    newest: s.newest,
+                    last_arrival: s.last_arrival,
+                    stored_arrival: s.last_arrival,
+                    restored: true,
+                    alert_id: s.alert_id,
+                    ..Memo::default()
+                },
+            );
+        }
+        for record in firing {
+            me.firing.insert(
+                record.id,
+                Firing {
+                    record,
+                    next_repeat: None,
+                },
+            );
+        }
+        me
+    }
+
+    /// Takes the rules as the store lists them at `now` (with whether each
+    /// is marked deleted): new ones start, changed ones start afresh (their
+    /// firing alerts resolved as `rule_changed`), deleted ones resolve
+    /// theirs as `rule_deleted` and are forgotten.
+    pub fn sync_rules(&mut self, listed: Vec<(AlertRule, bool)>, now: DateTime<Utc>) {
+        let mut seen = HashSet::new();
+        for (rule, deleted) in listed {
+            seen.insert(rule.id);
+            if deleted {
+                self.retire(rule.id, "rule_deleted", now, true);
+                continue;
+            }
+            match self.rules.get(&rule.id) {
+                Some(current) if *current == rule => {}
+                Some(_) => {
+                    self.retire(rule.id, "rule_changed", now, false);
+                    self.start_rule(rule, now);
+                }
+                None => self.start_rule(rule, now),
+            }
+        }
+        // Rules gone from the table altogether, and states or alerts left
+        // of rules nobody lists.
+        let mut gone: Vec<i64> = self.rules.keys().copied().collect();
+        gone.extend(self.memos.keys().map(|k| k.0));
+        gone.extend(self.firing.values().map(|f| f.record.rule_id));
+        gone.sort_unstable();
+        gone.dedup();
+        gone.retain(|id| !seen.contains(id));
+        for id in gone {
+            self.retire(id, "rule_deleted", now, true);
+        }
+    }
+
+    fn start_rule(&mut self, rule: AlertRule, now: DateTime<Utc>) {
+        let id = rule.id;
+        tracing::info!(rule = id, revision = rule.revision, name = %rule.name, kind = rule.condition.kind(), "evaluating alert rule");
+        self.by_type
+            .entry(rule.selection.sensor_type.clone())
+            .or_default()
+            .push(id);
+        // States restored for this rule: arm silence deadlines and repeats.
+        let keys: Vec<Key> = self.memos.keys().filter(|k| k.0 == id).cloned().collect();
+        if let Condition::Silence { after } = rule.condition {
+            for key in keys {
+                self.arm_silence(&key, after, now);
+            }
+        }
+        if let Some(period) = rule.repeat_every {
+            for firing in self.firing.values_mut().filter(|f| f.record.rule_id == id) {
+                let next = next_boundary(firing.record.fired_at, period, now);
+                firing.next_repeat = Some(next);
+                self.timers.insert((next, Timer::Repeat(firing.record.id)));
+            }
+        }
+        self.rules.insert(id, rule);
+    }
+
+    /// Resolves a rule's firing alerts and forgets its states.
+    fn retire(&mut self, rule_id: i64, by: &'static str, now: DateTime<Utc>, deleted: bool) {
+        if let Some(rule) = self.rules.remove(&rule_id) {
+            tracing::info!(rule = rule_id, reason = by, "alert rule retired");
+            if let Some(ids) = self.by_type.get_mut(&rule.selection.sensor_type) {
+                ids.retain(|id| *id != rule_id);
+            }
+        }
+        let keys: Vec<Key> = self
+            .memos
+            .keys()
+            .filter(|k| k.0 == rule_id)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(memo) = self.memos.remove(&key) {
+                if let Some(alert_id) = memo.alert_id {
+                    self.resolve(alert_id, now, None, by);
+                }
+            }
+            self.dirty.remove(&key);
+            if deleted {
+                self.cleared_topics.push(alert_topic(
+                    rule_id,
+                    &key.1.sensor_type,
+                    &key.1.id1,
+                    key.1.id2,
+                ));
+            }
+        }
+        // Alerts of the rule not in any memo (a state lost by hand).
+        let orphans: Vec<i64> = self
+            .firing
+            .values()
+            .filter(|f| f.record.rule_id == rule_id)
+            .map(|f| f.record.id)
+            .collect();
+        for alert_id in orphans {
+            self.resolve(alert_id, now, None, by);
+        }
+        if !self.commit.forget_rules.contains(&rule_id) {
+            self.commit.forget_rules.push(rule_id);
+        }
+    }
+
+    /// Judges one reading that arrived at `arrival`.
+    pub fn judge(&mut self, reading: &Reading, arrival: DateTime<Utc>) {
+        let Some(rule_ids) = self.by_type.get(reading.sensor_type()) else {
+            return;
+        };
+        let device = DeviceKey {
+            sensor_type: reading.sensor_type().clone(),
+            id1: reading.id1().clone(),
+            id2: reading.id2(),
+        };
+        let rule_ids: Vec<i64> = rule_ids.clone();
+        for rule_id in rule_ids {
+            let Some(rule) = self.rules.get(&rule_id) else {
+                continue;
+            };
+            if !rule
+                .selection
+                .matches(&device.sensor_type, &device.id1, device.id2)
+            {
+                continue;
+            }
+            let condition = rule.condition.clone();
+            let key = (rule_id, device.clone());
+            match condition {
+                Condition::Threshold(threshold) => {
+                    let memo = self.memos.entry(key.clone()).or_default();
+                    let before = memo.state;
+                    let step = threshold.step(
+                        &mut memo.state,
+                        &mut memo.newest,
+                        reading.sensor_value(),
+                        reading.timestamp(),
+                    );
+                    let changed = memo.state != before;
+                    match step {
+                        Step::Fired { since } => {
+                            let at = reading.timestamp();
+                            let alert_id = self.fire(
+                                &key,
+                                at,
+                                Some(reading.sensor_value()),
+                                Some(since),
+                                arrival,
+                            );
+                            if let Some(memo) = self.memos.get_mut(&key) {
+                                memo.alert_id = Some(alert_id);
+                            }
+                        }
+                        Step::Resolved => {
+                            let alert_id = self.memos.get_mut(&key).and_then(|m| m.alert_id.take());
+                            if let Some(alert_id) = alert_id {
+                                self.resolve(
+                                    alert_id,
+                                    arrival,
+                                    Some(reading.sensor_value()),
+                                    "reading",
+                                );
+                            }
+                        }
+                        Step::Late | Step::Judged => {}
+                    }
+                    if changed {
+                        self.dirty.insert(key);
+                    }
+                }
+                Condition::Silence { after } => {
+                    let memo = self.memos.entry(key.clone()).or_default();
+                    if !datastream_domain::alert::is_sign_of_life(memo.newest, reading.timestamp())
+                    {
+                        continue;
+                    }
+                    memo.newest = Some(reading.timestamp());
+                    memo.last_arrival = Some(arrival);
+                    memo.last_value = Some(reading.sensor_value());
+                    memo.restored = false;
+                    let persist = memo
+                        .stored_arrival
+                        .is_none_or(|stored| arrival - stored > persist_slack(after));
+                    if memo.state == DeviceState::Firing {
+                        memo.state = DeviceState::Ok;
+                        let alert_id = memo.alert_id.take();
+                        self.dirty.insert(key.clone());
+                        if let Some(alert_id) = alert_id {
+                            self.resolve(
+                                alert_id,
+                                arrival,
+                                Some(reading.sensor_value()),
+                                "reading",
+                            );
+                        }
+                    } else if persist {
+                        self.dirty.insert(key.clone());
+                    }
+                    self.arm_silence(&key, after, arrival);
+                }
+            }
+        }
+    }
+
+    /// Arms a silence timer for `key` unless one is armed (a timer that
+    /// finds the deadline moved on re-arms itself).
+    fn arm_silence(&mut self, key: &Key, after: Duration, _now: DateTime<Utc>) {
+        let Some(memo) = self.memos.get_mut(key) else {
+            return;
+        };
+        if memo.armed.is_some() || memo.state == DeviceState::Firing {
+            return;
+        }
+        let Some(deadline) = silence_deadline(memo, after) else {
+            return;
+        };
+        memo.armed = Some(deadline);
+        self.timers.insert((deadline, Timer::Silence(key.clone())));
+    }
+
+    /// When the next timer is due.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn run_timers(&mut self, now: DateTime<Utc>) {
+        while let Some((at, _)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, timer)) = self.timers.pop_first() else {
+                break;
+            };
+            match timer {
+                Timer::Silence(key) => self.silence_due(key, now),
+                Timer::Repeat(alert_id) => self.repeat_due(alert_id, now),
+            }
+        }
+    }
+
+    fn silence_due(&mut self, key: Key, now: DateTime<Utc>) {
+        let Some(Condition::Silence { after }) =
+            self.rules.get(&key.0).map(|r| r.condition.clone())
+        else {
+            return;
+        };
+        let Some(memo) = self.memos.get_mut(&key) else {
+            return;
+        };
+        memo.armed = None;
+        if memo.state == DeviceState::Firing {
+            return;
+        }
+        let Some(deadline) = silence_deadline(memo, after) else {
+            return;
+        };
+        if deadline > now {
+            memo.armed = Some(deadline);
+            self.timers.insert((deadline, Timer::Silence(key)));
+            return;
+        }
+        memo.state = DeviceState::Firing;
+        let (started, value) = (memo.newest.unwrap_or(now), memo.last_value);
+        let alert_id = self.fire(&key, started, value, None, now);
+        if let Some(memo) = self.memos.get_mut(&key) {
+            memo.alert_id = Some(alert_id);
+        }
+        self.dirty.insert(key);
+    }
+
+    fn repeat_due(&mut self, alert_id: i64, now: DateTime<Utc>) {
+        let Some(firing) = self.firing.get(&alert_id) else {
+            return;
+        };
+        let record = firing.record.clone();
+        let Some(period) = self.rules.get(&record.rule_id).and_then(|r| r.repeat_every) else {
+            return;
+        };
+        self.notify(&record, AlertEvent::Repeat, now);
+        let next = next_boundary(record.fired_at, period, now);
+        if let Some(firing) = self.firing.get_mut(&alert_id) {
+            firing.next_repeat = Some(next);
+        }
+        self.timers.insert((next, Timer::Repeat(alert_id)));
+    }
+
+    /// Starts an alert; returns its id.
+    fn fire(
+        &mut self,
+        key: &Key,
+        started_at: DateTime<Utc>,
+        value: Option<f64>,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> i64 {
+        self.last_alert_id += 1;
+        let rule = &self.rules[&key.0];
+        let record = AlertRecord {
+            id: self.last_alert_id,
+            rule_id: key.0,
+            rule_name: rule.name.clone(),
+            kind: rule.condition.kind().to_owned(),
+            device: key.1.clone(),
+            firing: true,
+            started_at,
+            start_value: value,
+            since,
+            fired_at: now,
+            resolved_at: None,
+            resolved_value: None,
+            resolved_by: None,
+        };
+        let next_repeat = rule.repeat_every.map(|period| now + period);
+        if let Some(next) = next_repeat {
+            self.timers.insert((next, Timer::Repeat(record.id)));
+        }
+        self.commit.fired.push(record.clone());
+        self.notify(&record, AlertEvent::Firing, now);
+        self.firing.insert(
+            record.id,
+            Firing {
+                record,
+                next_repeat,
+            },
+        );
+        self.last_alert_id
+    }
+
+    fn resolve(&mut self, alert_id: i64, now: DateTime<Utc>, value: Option<f64>, by: &'static str) {
+        let Some(firing) = self.firing.remove(&alert_id) else {
+            return;
+        };
+        let mut record = firing.record;
+        record.firing = false;
+        record.resolved_at = Some(now);
+        record.resolved_value = value;
+        record.resolved_by = Some(by.to_owned());
+        // An alert fired in this same step is written whole, resolved.
+        if let Some(pending) = self.commit.fired.iter_mut().find(|r| r.id == alert_id) {
+            *pending = record.clone();
+        } else {
+            self.commit.resolved.push(Resolution {
+                alert_id,
+                at: now,
+                value,
+                by,
+            });
+        }
+        self.notify(&record, AlertEvent::Resolved, now);
+    }
+
+    fn notify(&mut self, record: &AlertRecord, event: AlertEvent, now: DateTime<Utc>) {
+        self.last_notice_id += 1;
+        let webhook = self
+            .rules
+            .get(&record.rule_id)
+            .and_then(|r| r.webhook.clone());
+        let notice = AlertNotice {
+            id: self.last_notice_id,
+            alert_id: record.id,
+            event,
+            state: if record.firing { "firing" } else { "resolved" }.to_owned(),
+            rule_id: record.rule_id,
+            rule_name: record.rule_name.clone(),
+            kind: record.kind.clone(),
+            sensor_type: record.device.sensor_type.as_str().to_owned(),
+            id1: record.device.id1.as_str().to_owned(),
+            id2: record.device.id2.get(),
+            started_at: format_timestamp(record.started_at),
+            value: record.start_value,
+            fired_at: format_timestamp(record.fired_at),
+            resolved_at: record.resolved_at.map(format_timestamp),
+            resolved_value: record.resolved_value,
+            resolved_by: record.resolved_by.clone(),
+            sent_at: format_timestamp(now),
+        };
+        self.commit.notices.push(Outgoing {
+            notice,
+            mqtt_done: false,
+            webhook_done: webhook.is_none(),
+            webhook,
+            webhook_attempts: 0,
+        });
+    }
+
+    /// Whether anything waits to be committed.
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty() || !self.commit.is_empty()
+    }
+
+    /// Takes what must be committed since the last call.
+    pub fn take_commit(&mut self) -> AlertCommit {
+        let mut commit = std::mem::take(&mut self.commit);
+        for key in std::mem::take(&mut self.dirty) {
+            let Some(memo) = self.memos.get_mut(&key) else {
+                continue;
+            };
+            if memo.last_arrival.is_some() {
+                memo.stored_arrival = memo.last_arrival;
+            }
+            commit.states.push(StoredState {
+                rule_id: key.0,
+                device: key.1,
+                state: memo.state,
+                newest: memo.newest,
+                last_arrival: memo.last_arrival,
+                alert_id: memo.alert_id,
+            });
+        }
+        commit
+    }
+
+    /// Takes the retained topics to clear (devices of deleted rules).
+    pub fn take_cleared_topics(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.cleared_topics)
+    }
+
+    /// How many device states and firing alerts are held (for metrics).
+    pub fn size(&self) -> (usize, usize) {
+        (self.memos.len(), self.firing.len())
+    }
+}
+
+/// A silence memo's deadline: its last arrival plus `after`, plus the
+/// persistence slack while it is only the stored arrival.
+fn silence_deadline(memo: &Memo, after: Duration) -> Option<DateTime<Utc>> {
+    let last = memo.last_arrival?;
+    Some(if memo.restored {
+        last + after + persist_slack(after)
+    } else {
+        last + after
+    })
+}
+
+/// The first `start + k·period` (k ≥ 1) after `now`.
+fn next_boundary(start: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    let period_ms = period.num_milliseconds().max(1);
+    let elapsed = (now - start).num_milliseconds().max(0);
+    start + Duration::milliseconds((elapsed / period_ms + 1) * period_ms)
+}
