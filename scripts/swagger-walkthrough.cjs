@@ -192,6 +192,32 @@ async function main() {
     await api.run("sensor-types", "delete_sensor_type", { params: { name: "swagger-type" } }),
     204,
   );
+  // An alert rule every reading of the first device breaks, so an alert
+  // fires within a second or two; then its history and deliveries.
+  const created = await api.run("alerts", "create_alert_rule", {
+    body: { name: "Swagger rule", kind: "threshold", sensor_type: first.sensor_type, id1: first.id1, id2: first.id2, above: -1000000, for: "0s" },
+  });
+  expect("POST /api/v1/alert-rules", created, 201);
+  const ruleId = created.json?.id;
+  expect("GET /api/v1/alert-rules", await api.run("alerts", "list_alert_rules"), 200);
+  expect("GET /api/v1/alert-rules/{id}", await api.run("alerts", "get_alert_rule", { params: { id: ruleId } }), 200);
+  const patched = await api.run("alerts", "update_alert_rule", { params: { id: ruleId }, body: { name: "Swagger rule, renamed" } });
+  expect("PATCH /api/v1/alert-rules/{id}", patched, 200);
+  expectThat("the patch renamed the rule", patched.json?.name === "Swagger rule, renamed", patched.text);
+  let alerts = null;
+  for (let i = 0; i < 20; i += 1) {
+    alerts = await api.run("alerts", "list_alerts", { params: { rule_id: ruleId } });
+    if (alerts.json?.data?.length) break;
+    await page.waitForTimeout(500);
+  }
+  expect("GET /api/v1/alerts", alerts, 200);
+  const alert = alerts.json?.data?.[0];
+  expectThat("the rule fired an alert", Boolean(alert), alerts.text);
+  if (alert) {
+    expect("GET /api/v1/alerts/{id}", await api.run("alerts", "get_alert", { params: { id: alert.id } }), 200);
+    expect("GET /api/v1/alerts/{id}/deliveries", await api.run("alerts", "list_alert_deliveries", { params: { id: alert.id } }), 200);
+  }
+  expect("DELETE /api/v1/alert-rules/{id}", await api.run("alerts", "delete_alert_rule", { params: { id: ruleId } }), 204);
   for (const op of ["healthz", "readyz", "metrics"]) {
     expect(`GET /${op}`, await api.run("operations", op), 200);
   }

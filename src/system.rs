@@ -386,8 +386,12 @@ fn start_live_feed(
         client_id: format!("datastream-live-{api_port}-{suffix}"),
         limits: decode_limits(settings),
     };
-    let readings = live.clone();
-    tokio::spawn(feed.run(move |r| readings.publish(r), stop.clone()));
+    let (readings, alerts) = (live.clone(), live.clone());
+    tokio::spawn(feed.run(
+        move |r| readings.publish(r),
+        move |n| alerts.publish_alert(n),
+        stop.clone(),
+    ));
     live
 }
 

@@ -557,3 +557,177 @@ fn next_boundary(start: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> 
     let elapsed = (now - start).num_milliseconds().max(0);
     start + Duration::milliseconds((elapsed / period_ms + 1) * period_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datastream_domain::alert::RuleDraft;
+    use datastream_domain::{Id1, Id2};
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
+    }
+
+    fn rule(id: i64, draft: RuleDraft) -> (AlertRule, bool) {
+        let mut rule = draft.check().unwrap();
+        rule.id = id;
+        rule.revision = 1;
+        (rule, false)
+    }
+
+    fn silence(id: i64, span: &str) -> (AlertRule, bool) {
+        rule(
+            id,
+            RuleDraft {
+                name: Some("quiet".into()),
+                kind: Some("silence".into()),
+                sensor_type: Some("vibration".into()),
+                span: Some(span.into()),
+                ..RuleDraft::default()
+            },
+        )
+    }
+
+    fn above(id: i64, limit: f64, repeat: Option<&str>) -> (AlertRule, bool) {
+        rule(
+            id,
+            RuleDraft {
+                name: Some("hot".into()),
+                kind: Some("threshold".into()),
+                sensor_type: Some("vibration".into()),
+                above: Some(limit),
+                span: Some("0s".into()),
+                repeat_every: repeat.map(str::to_owned),
+                ..RuleDraft::default()
+            },
+        )
+    }
+
+    fn reading(id2: i64, value: f64, at: DateTime<Utc>) -> Reading {
+        Reading::builder()
+            .sensor_type(SensorType::parse("vibration").unwrap())
+            .id1(Id1::parse("PUMP").unwrap())
+            .id2(Id2::new(id2).unwrap())
+            .sensor_value(value)
+            .timestamp(at)
+            .build(&datastream_domain::TimestampBounds::default(), at)
+            .unwrap()
+    }
+
+    fn events(commit: &AlertCommit) -> Vec<(AlertEvent, i32)> {
+        commit
+            .notices
+            .iter()
+            .map(|o| (o.notice.event, o.notice.id2))
+            .collect()
+    }
+
+    #[test]
+    fn a_silence_alert_fires_at_the_last_arrival_plus_for_and_not_before() {
+        let mut e = Evaluator::default();
+        e.sync_rules(vec![silence(1, "2s")], t(0));
+        e.judge(&reading(1, 1.0, t(0)), t(10));
+        e.judge(&reading(1, 1.0, t(1000)), t(1010));
+        assert_eq!(
+            e.take_commit().states.len(),
+            1,
+            "a new device is stored once"
+        );
+        e.run_timers(t(3009));
+        assert!(
+            events(&e.take_commit()).is_empty(),
+            "not before 2 s after the last arrival"
+        );
+        assert_eq!(e.next_deadline(), Some(t(3010)));
+        e.run_timers(t(3010));
+        assert_eq!(events(&e.take_commit()), vec![(AlertEvent::Firing, 1)]);
+        e.judge(&reading(1, 2.0, t(5000)), t(5000));
+        let commit = e.take_commit();
+        assert_eq!(events(&commit), vec![(AlertEvent::Resolved, 1)]);
+        assert_eq!(commit.resolved[0].value, Some(2.0));
+    }
+
+    #[test]
+    fn back_filled_history_neither_restarts_the_clock_nor_resolves() {
+        let mut e = Evaluator::default();
+        e.sync_rules(vec![silence(1, "2s")], t(0));
+        e.judge(&reading(1, 1.0, t(1000)), t(1000));
+        e.judge(&reading(1, 1.0, t(500)), t(2500));
+        e.run_timers(t(3000));
+        assert_eq!(events(&e.take_commit()), vec![(AlertEvent::Firing, 1)]);
+        e.judge(&reading(1, 1.0, t(900)), t(4000));
+        assert!(
+            events(&e.take_commit()).is_empty(),
+            "history older than the newest reading resolves nothing"
+        );
+    }
+
+    #[test]
+    fn a_resumed_silence_deadline_carries_the_persistence_slack_and_is_never_early() {
+        let mut first = Evaluator::default();
+        first.sync_rules(vec![silence(1, "10s")], t(0));
+        first.judge(&reading(1, 1.0, t(0)), t(0));
+        let stored = first.take_commit().states;
+        // Arrivals within the slack (5 s) are not written.
+        first.judge(&reading(1, 1.0, t(4000)), t(4000));
+        assert!(first.take_commit().states.is_empty());
+
+        let mut resumed = Evaluator::resume(stored, vec![], 0, 0);
+        resumed.sync_rules(vec![silence(1, "10s")], t(4500));
+        // Stored arrival 0 + 10 s + 5 s slack: after the true deadline (14 s).
+        assert_eq!(resumed.next_deadline(), Some(t(15_000)));
+    }
+
+    #[test]
+    fn threshold_readings_that_change_nothing_write_nothing() {
+        let mut e = Evaluator::default();
+        e.sync_rules(vec![above(1, 30.0, None)], t(0));
+        for i in 0..10 {
+            e.judge(&reading(1, 20.0, t(i * 1000)), t(i * 1000));
+        }
+        assert!(!e.has_changes());
+        e.judge(&reading(1, 31.0, t(20_000)), t(20_000));
+        let commit = e.take_commit();
+        assert_eq!((commit.fired.len(), commit.states.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_firing_alert_repeats_at_its_period() {
+        let mut e = Evaluator::default();
+        e.sync_rules(vec![above(1, 30.0, Some("1m"))], t(0));
+        e.judge(&reading(1, 31.0, t(0)), t(0));
+        e.take_commit();
+        e.run_timers(t(59_999));
+        assert!(!e.has_changes());
+        e.run_timers(t(60_000));
+        assert_eq!(events(&e.take_commit()), vec![(AlertEvent::Repeat, 1)]);
+        assert_eq!(e.next_deadline(), Some(t(120_000)));
+    }
+
+    #[test]
+    fn a_changed_rule_resolves_its_alerts_and_a_deleted_one_clears_its_topics() {
+        let mut e = Evaluator::default();
+        e.sync_rules(vec![above(1, 30.0, None)], t(0));
+        e.judge(&reading(1, 31.0, t(0)), t(0));
+        e.take_commit();
+        let (mut changed, _) = above(1, 40.0, None);
+        changed.revision = 2;
+        e.sync_rules(vec![(changed.clone(), false)], t(1000));
+        let commit = e.take_commit();
+        assert_eq!(commit.resolved[0].by, "rule_changed");
+        assert_eq!(commit.forget_rules, vec![1]);
+        e.judge(&reading(1, 41.0, t(2000)), t(2000));
+        assert_eq!(
+            e.take_commit().fired.len(),
+            1,
+            "the new revision starts afresh"
+        );
+        e.sync_rules(vec![(changed, true)], t(3000));
+        let commit = e.take_commit();
+        assert_eq!(commit.resolved[0].by, "rule_deleted");
+        assert_eq!(
+            e.take_cleared_topics(),
+            vec!["datastream/alerts/1/vibration/PUMP/1".to_owned()]
+        );
+    }
+}

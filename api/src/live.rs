@@ -1,5 +1,5 @@
-//! Live readings: one feed per API process, fanned out in memory to every
-//! open stream.
+//! Live readings (and alert notifications): one feed per API process,
+//! fanned out in memory to every open stream.
 //!
 //! Whatever subscribes to the broker (the binary wires an MQTT subscriber
 //! in) calls [`LiveReadings::publish`]; each stream holds a receiver from
@@ -13,6 +13,7 @@
 //! [`LiveSubscription`] to go removes it, whether the device ever sent
 //! anything or not.
 
+use datastream_domain::alert::AlertNotice;
 use datastream_domain::{Reading, ReadingFilter};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,9 @@ pub const DEFAULT_CAPACITY: usize = 8_192;
 /// readings/s. Each slot costs ~50 bytes whether used or not, so 1,000
 /// watched devices cost ~12 MiB (at 1,024 slots it was ~45 MiB).
 const MOST_PER_DEVICE: usize = 256;
+
+/// Alert notifications kept for alert streams that are behind.
+const ALERT_CAPACITY: usize = 1_024;
 
 /// Resumes (`Last-Event-ID`) reading the store at once, per process: each
 /// holds a database connection while it reads, and the rest of the pool is
@@ -42,6 +46,8 @@ type DeviceRings = Arc<Mutex<HashMap<DeviceKey, broadcast::Sender<Arc<Reading>>>
 #[derive(Clone)]
 pub struct LiveReadings {
     all: broadcast::Sender<Arc<Reading>>,
+    /// Alert notifications, for `/api/v1/alerts/stream`.
+    alerts: broadcast::Sender<Arc<AlertNotice>>,
     devices: DeviceRings,
     device_capacity: usize,
     closing: CancellationToken,
@@ -81,8 +87,10 @@ impl LiveReadings {
     /// are behind (and at most that many per device).
     pub fn new(capacity: usize) -> Self {
         let (all, _) = broadcast::channel(capacity.max(1));
+        let (alerts, _) = broadcast::channel(ALERT_CAPACITY);
         Self {
             all,
+            alerts,
             devices: Arc::default(),
             device_capacity: capacity.clamp(1, MOST_PER_DEVICE),
             closing: CancellationToken::new(),
@@ -124,6 +132,19 @@ impl LiveReadings {
         if self.all.receiver_count() > 0 {
             let _ = self.all.send(reading);
         }
+    }
+
+    /// Hands an alert notification that arrived from the broker to every
+    /// alert stream.
+    pub fn publish_alert(&self, notice: AlertNotice) {
+        if self.alerts.receiver_count() > 0 {
+            let _ = self.alerts.send(Arc::new(notice));
+        }
+    }
+
+    /// A receiver of the alert notifications published from now on.
+    pub fn subscribe_alerts(&self) -> broadcast::Receiver<Arc<AlertNotice>> {
+        self.alerts.subscribe()
     }
 
     /// A receiver of the readings published from now on that `filter` may

@@ -3,7 +3,9 @@
 //! compiled into the binary: no network at build time or in the browser).
 
 use crate::reading_record;
-use crate::routes::{alerts, analytics, auth, export, readings, sensor_types, stream, users};
+use crate::routes::{
+    alert_stream, alerts, analytics, auth, export, readings, sensor_types, stream, users,
+};
 use datastream_http::error::{ErrorBody, ErrorDetail};
 use datastream_http::health;
 use datastream_http::openapi::BearerAuth;
@@ -20,7 +22,7 @@ use utoipa::OpenApi;
         users::list, users::create, users::update, users::delete,
         sensor_types::list, sensor_types::put, sensor_types::delete,
         alerts::list_rules, alerts::create_rule, alerts::get_rule, alerts::update_rule, alerts::delete_rule,
-        alerts::list_alerts, alerts::get_alert, alerts::deliveries,
+        alerts::list_alerts, alerts::get_alert, alerts::deliveries, alert_stream::stream,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(
@@ -30,7 +32,7 @@ use utoipa::OpenApi;
         analytics::AggregateResponse, analytics::BucketDto, analytics::GroupByDto,
         analytics::DevicesResponse, analytics::DeviceDto, analytics::GroupPageDto, export::ExportFormat, reading_record::LiveReadingDto, stream::StreamEvent, stream::StreamEventName,
         sensor_types::SensorTypeDto, sensor_types::SensorTypeBody,
-        alerts::AlertRuleBody, alerts::AlertRuleDto, alerts::AlertDto, alerts::AlertsPage, alerts::DeliveryDto,
+        alerts::AlertRuleBody, alerts::AlertRuleDto, alerts::AlertDto, alerts::AlertsPage, alerts::DeliveryDto, alert_stream::AlertStreamEvent,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),

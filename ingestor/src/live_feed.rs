@@ -1,6 +1,7 @@
-//! The live feed: a plain subscription to `sensors/#` (its own clean
-//! session, QoS 0, outside any shared group) whose valid readings go to a
-//! callback — an API process's live streams.
+//! The live feed: a plain subscription to `sensors/#` and
+//! `datastream/alerts/#` (its own clean session, QoS 0, outside any shared
+//! group) whose valid readings and alert notifications go to callbacks —
+//! an API process's live streams.
 //!
 //! It stores nothing and acks nothing, so it can never hold back or lose
 //! what the ingestors store: a reading it misses (a reconnect, a full
@@ -9,6 +10,7 @@
 //! ingestors dead-letter them.
 
 use chrono::Utc;
+use datastream_domain::alert::{AlertNotice, ALERTS_FILTER};
 use datastream_domain::{decode_message, DecodeLimits, MqttUrl, Reading};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
@@ -31,9 +33,16 @@ pub struct LiveFeed {
 }
 
 impl LiveFeed {
-    /// Passes every valid reading to `on_reading`, reconnecting after
-    /// failures (logged), until `stop`.
-    pub async fn run(self, on_reading: impl Fn(Reading) + Send, stop: CancellationToken) {
+    /// Passes every valid reading to `on_reading` and every alert
+    /// notification to `on_alert` (not the retained states a subscription
+    /// starts with: a stream reads those from the store), reconnecting
+    /// after failures (logged), until `stop`.
+    pub async fn run(
+        self,
+        on_reading: impl Fn(Reading) + Send,
+        on_alert: impl Fn(AlertNotice) + Send,
+        stop: CancellationToken,
+    ) {
         let mut options = MqttOptions::new(&self.client_id, self.mqtt.host(), self.mqtt.port());
         options
             .set_clean_session(true)
@@ -54,13 +63,24 @@ impl LiveFeed {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     // A clean session forgets subscriptions: subscribe on
                     // every connection.
-                    if let Err(error) = client.try_subscribe(FILTER, QoS::AtMostOnce) {
-                        tracing::warn!(%error, "live feed could not subscribe");
+                    for filter in [FILTER, ALERTS_FILTER] {
+                        if let Err(error) = client.try_subscribe(filter, QoS::AtMostOnce) {
+                            tracing::warn!(%error, filter, "live feed could not subscribe");
+                        }
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if !connected {
+                        tracing::info!("live feed subscribed");
+                    }
                     connected = true;
-                    tracing::info!("live feed subscribed");
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with("datastream/") => {
+                    if !p.retain {
+                        if let Ok(notice) = serde_json::from_slice::<AlertNotice>(&p.payload) {
+                            on_alert(notice);
+                        }
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Ok(readings) =

@@ -108,6 +108,9 @@ async fn threshold_round_trip(db: TestDb) {
     let topic = format!("datastream/alerts/{rule_id}/temperature/{id1}/3");
     let tap = MessageTap::start(&sys.mqtt_url, &format!("datastream/alerts/{rule_id}/#")).await;
 
+    let stream_path = format!("/api/v1/alerts/stream?id1={id1}");
+    let mut live = sys.get(&stream_path, &admin).await;
+    assert_eq!(live.status().as_u16(), 200);
     let device = ("temperature", id1.as_str(), 3);
     let fired = publish_until(&sys, &tap, device, 35.0, |n| n.event == AlertEvent::Firing).await;
     assert_eq!(
@@ -123,6 +126,18 @@ async fn threshold_round_trip(db: TestDb) {
         .unwrap();
     assert_eq!(firing["data"].as_array().unwrap().len(), 1, "{firing}");
     assert_eq!(firing["data"][0]["id"], fired.alert_id);
+    // The stream open before told it; one opened now starts with it.
+    let told = read_events_until(&mut live, &format!("\"id\":{}", fired.id)).await;
+    assert!(
+        told.contains(&format!("event: alert\nid: {}\n", fired.id)),
+        "{told}"
+    );
+    let mut late = sys.get(&stream_path, &admin).await;
+    let snapshot = read_events_until(&mut late, "event: firing").await;
+    assert!(
+        snapshot.contains(&format!("\"id\":{}", fired.alert_id)),
+        "{snapshot}"
+    );
 
     // Between clear_at and the limit it keeps firing; at clear_at it resolves.
     sys.publish_now("temperature", &id1, 3, 28.0).await;
@@ -539,6 +554,21 @@ async fn a_standby_takes_over_from_a_killed_alerter_and_every_alert_is_notified(
     );
     drop(second);
     clear_mqtt_session(&mosquitto.alerter_url(), &client_id).await;
+}
+
+/// Reads a Server-Sent-Events body until it holds `needle` (at most 15 s);
+/// returns what was read.
+async fn read_events_until(response: &mut reqwest::Response, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut text = String::new();
+    while !text.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => panic!("no {needle:?} in the stream: {text}"),
+        }
+    }
+    text
 }
 
 /// Waits until the process has logged `text`; returns when it was seen.

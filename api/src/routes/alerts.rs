@@ -443,7 +443,28 @@ pub struct AlertListParams {
 }
 
 impl AlertListParams {
-    fn query(&self) -> Result<AlertQuery, ApiError> {
+    /// The firing alerts a stream (`alert_stream.rs`) starts with.
+    pub(crate) fn for_stream(
+        sensor_type: Option<String>,
+        id1: Option<String>,
+        id2: Option<String>,
+        rule_id: Option<String>,
+        most: u32,
+    ) -> Self {
+        Self {
+            state: Some("firing".into()),
+            sensor_type,
+            id1,
+            id2,
+            rule_id,
+            limit: Some(most.to_string()),
+            order: Some("asc".into()),
+            ..Self::default()
+        }
+    }
+
+    /// The store's question, every parameter checked.
+    pub(crate) fn query(&self) -> Result<AlertQuery, ApiError> {
         let bad = |field: &'static str, message: String| ApiError::bad_request(field, message);
         let time = |field: &'static str, text: &Option<String>| {
             text.as_deref()

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource.
 
+pub mod alert_stream;
 pub mod alerts;
 pub mod analytics;
 pub mod auth;
@@ -39,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource!("/alert-rules/{id}",
             GET => alerts::get_rule, PATCH => alerts::update_rule, DELETE => alerts::delete_rule))
         .service(resource!("/alerts", GET => alerts::list_alerts))
+        // Before `/alerts/{id}`, which would take `stream` as an id.
+        .service(resource!("/alerts/stream", GET => alert_stream::stream))
         .service(resource!("/alerts/{id}", GET => alerts::get_alert))
         .service(resource!("/alerts/{id}/deliveries", GET => alerts::deliveries))
         .service(resource!("/sensor-types/{name}",
