@@ -109,11 +109,35 @@ pub enum BenchCommand {
     /// and the API's memory with many clients, against mosquitto_sub on the
     /// same readings. Needs MQTT_URL.
     Stream(StreamBenchArgs),
+    /// The alerter beside an ingestor (10,000 devices, three rules each,
+    /// 5,000 readings/s): crossing → notification latency, the alerter's
+    /// memory, and ingest against the same ingest without it, in
+    /// interleaved rounds. Needs MQTT_URL; give it a database of its own.
+    Alerts(AlertsBenchArgs),
     /// Removing the oldest day of a large table with RETENTION: its cost,
     /// and ingest while it runs against ingest alone; on MySQL also against
     /// dropping a day partition. Removes that day for good: give it a
     /// database of its own.
     Retention(RetentionBenchArgs),
+}
+
+#[derive(Args)]
+pub struct AlertsBenchArgs {
+    /// Devices the readings are spread over.
+    #[arg(long, default_value_t = 10_000)]
+    pub devices: u32,
+    /// Readings published per second.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub rate: f64,
+    /// Of those, readings per second that cross a threshold.
+    #[arg(long, default_value_t = 20.0)]
+    pub crossings: f64,
+    /// Seconds of publishing per round.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Rounds of each kind (without and with the alerter), interleaved.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
 }
 
 #[derive(Args)]

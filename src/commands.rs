@@ -2,13 +2,13 @@
 //! command line and calls one of these.
 
 use crate::cli::{
-    GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs, RetentionBenchArgs,
-    StreamBenchArgs,
+    AlertsBenchArgs, GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs,
+    RetentionBenchArgs, StreamBenchArgs,
 };
 use anyhow::{bail, Context, Result};
 use datastream::system::{self, System};
 use datastream::{ListenAddr, Settings};
-use datastream_bench::{generate, ingest, query, retention, stream};
+use datastream_bench::{alerts, generate, ingest, query, retention, stream};
 use datastream_generator::{
     default_fleet, run_fleet, GeneratorSpec, ModelKind, ModelSettings, SpecError,
 };
@@ -255,6 +255,28 @@ pub async fn bench_stream(settings: &Settings, args: StreamBenchArgs) -> Result<
         seconds: args.seconds.max(1),
     };
     let report = stream::run(&target, &bench).await?;
+    print!("{}", report.render(&bench));
+    Ok(())
+}
+
+/// `datastream bench alerts`: needs an external broker (the ingestor and
+/// the alerter run as processes of their own).
+pub async fn bench_alerts(settings: &Settings, args: AlertsBenchArgs) -> Result<()> {
+    let mqtt = system::external_mqtt(settings)?;
+    let target = alerts::AlertsTarget {
+        database_url: settings.database_url.clone(),
+        mqtt,
+        binary: std::env::current_exe().context("locating the datastream binary")?,
+        store: system::open_store(settings).await?,
+    };
+    let bench = alerts::AlertsBench {
+        devices: args.devices.max(1),
+        rate: args.rate.max(1.0),
+        crossings: args.crossings.max(0.1),
+        seconds: args.seconds.max(1),
+        rounds: args.rounds.max(1),
+    };
+    let report = alerts::run(&target, &bench).await?;
     print!("{}", report.render(&bench));
     Ok(())
 }

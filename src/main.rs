@@ -100,6 +100,9 @@ async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Bench(BenchCommand::Generate(args)) => {
             until_interrupted(&stop, commands::bench_generate(&settings, args)).await
         }
+        Command::Bench(BenchCommand::Alerts(args)) => {
+            until_interrupted(&stop, commands::bench_alerts(&settings, args)).await
+        }
         Command::Bench(BenchCommand::Stream(args)) => {
             until_interrupted(&stop, commands::bench_stream(&settings, args)).await
         }

@@ -3,6 +3,8 @@
 //! against them, because absolute figures on shared machines move with
 //! the machine.
 //!
+//! * [`alerts`]: the alerter beside an ingestor under a steady stream,
+//!   against the same ingest alone;
 //! * [`ingest`]: MQTT → database throughput, latency, loss and memory,
 //!   against direct inserts and a one-reading-per-transaction pipeline;
 //! * [`query`]: read latency and requests/s through the API, against the
@@ -20,6 +22,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 mod broker_drops;
 pub mod generate;
 pub mod ingest;

@@ -37,7 +37,8 @@ pub fn threads_cpu(prefix: &str) -> Option<Duration> {
     Some(total)
 }
 
-fn stat_cpu(stat: &str) -> Result<Duration> {
+/// User + system CPU time in a `/proc/…/stat` line.
+pub(crate) fn stat_cpu(stat: &str) -> Result<Duration> {
     // Fields after the command name (which is in parentheses and may hold
     // spaces): utime and stime are the 12th and 13th.
     let after = stat.rsplit_once(')').context("parsing /proc stat")?.1;
