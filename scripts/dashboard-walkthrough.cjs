@@ -5,7 +5,9 @@
 // and that the range is kept in the URL; that units from the sensor-type
 // catalog label the picker, the device list and the table, and that a
 // unit edited in the catalog shows; searches the device list and overlays
-// two devices (two legend entries); publishes readings over MQTT and
+// two devices (two legend entries); adds, changes and deletes an alert
+// rule and sees its alert in the panel and the device picker; publishes
+// readings over MQTT and
 // checks that the table shows the chosen device's reading within 2 s and
 // not another device's; switches the time zone; then looks at the page on
 // a phone-sized screen. Fails on any request to another host and on any
@@ -365,6 +367,54 @@ async function main() {
   await page.click('#tabs button[data-tab="dashboard"]');
   await page.selectOption("#sensor-type", "temperature");
 
+  // Alerts: a rule added from the Manage tab fires for WALKTWO/2 (every
+  // reading above 0); the Data tab lists it with its age and marks the
+  // device in the picker; the rule changed from the page resolves it, and
+  // deleting the rule removes it.
+  await page.click('#tabs button[data-tab="manage"]');
+  const rule = { name: "walkthrough: too warm", sensor_type: "temperature", id1: "WALKTWO", id2: "2", limit: "0", for: "soon" };
+  for (const [name, value] of Object.entries(rule)) await page.fill(`#rule-form input[name="${name}"]`, value);
+  // The form refuses a malformed span before any request is made.
+  await page.click('#rule-form button[type="submit"]');
+  const refusedInPage = await page.$eval('#rule-form input[name="for"]', (input) => !input.validity.valid);
+  check("the rule form refuses a malformed `for` itself", refusedInPage);
+  await page.fill('#rule-form input[name="for"]', "0s");
+  await page.click('#rule-form button[type="submit"]');
+  const ruleRow = page.locator("#rules-table tbody tr", { hasText: "walkthrough: too warm" });
+  check("a rule added from the page is listed", await ruleRow.waitFor({ timeout: 10_000 }).then(() => true, () => false), await page.locator("#rules-error").textContent());
+  await page.click('#tabs button[data-tab="dashboard"]');
+  const firingItem = page.locator('#alerts-list li[data-device="WALKTWO/2"]');
+  let alertShown = false;
+  for (let i = 0; i < 20 && !alertShown; i++) {
+    publish("temperature", "WALKTWO", 2, 21 + i / 10);
+    alertShown = await firingItem.waitFor({ timeout: 1_000 }).then(() => true, () => false);
+  }
+  check("the firing alert appears in the alerts panel", alertShown, await page.locator("#alerts-count").textContent());
+  const ageBefore = await firingItem.locator(".age").textContent().catch(() => "");
+  await page.waitForTimeout(2_100);
+  const ageAfter = await firingItem.locator(".age").textContent().catch(() => "");
+  check("the alert shows its age, and the age moves", /^firing for \d+ s$/.test(ageBefore) && ageAfter !== ageBefore, `${ageBefore} → ${ageAfter}`);
+  await page.fill("#device-search", "WALKTWO");
+  const badged = await page.locator('#device-list li[data-device="WALKTWO/2"] .badge').waitFor({ timeout: 10_000 }).then(() => true, () => false);
+  check("the alerting device carries a badge in the device picker", badged);
+  await shot(page, "alerts");
+  await page.fill("#device-search", "");
+  await page.click('#tabs button[data-tab="manage"]');
+  await ruleRow.locator("button", { hasText: "Edit" }).click();
+  await page.fill('#rule-form input[name="limit"]', "1000");
+  await page.click('#rule-form button[type="submit"]');
+  const ruleEdited = await page.locator("#rules-table tbody tr", { hasText: "above 1000" }).waitFor({ timeout: 10_000 }).then(() => true, () => false);
+  check("the rule is changed from the page", ruleEdited, await page.locator("#rules-error").textContent());
+  await page.click('#tabs button[data-tab="dashboard"]');
+  const resolved = await firingItem.waitFor({ state: "detached", timeout: 10_000 }).then(() => true, () => false);
+  check("the changed rule's alert resolves and leaves the panel", resolved, await page.locator("#alerts-count").textContent());
+  await page.click('#tabs button[data-tab="manage"]');
+  const deleteRule = ruleRow.locator("button", { hasText: "Delete" });
+  await deleteRule.click();
+  await deleteRule.click();
+  check("the rule is deleted from the page", await ruleRow.waitFor({ state: "detached", timeout: 10_000 }).then(() => true, () => false), await page.locator("#rules-error").textContent());
+  await page.click('#tabs button[data-tab="dashboard"]');
+
   const viewer = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   viewer.on("console", (message) => { if (message.type() === "error") consoleErrors.push(`viewer: ${message.text()}`); });
   viewer.on("pageerror", (error) => consoleErrors.push(`viewer: ${error.message}`));
@@ -382,9 +432,11 @@ async function main() {
     inputs: document.querySelectorAll("#types-table input, #types-table button").length,
     users: document.querySelectorAll("#users-table tbody tr").length,
     usersShown: document.querySelector("#users-panel .admin-only").hidden === false,
+    ruleForm: !document.getElementById("rule-form").hidden,
+    ruleButtons: document.querySelectorAll("#rules-table button").length,
   }));
   await shot(viewer, "manage-viewer");
-  check("a viewer sees the catalog without any control, and no users", !viewerControls.typeForm && viewerControls.generatorButtons === 0 && viewerControls.inputs === 0 && !viewerControls.usersShown && viewerControls.users === 0, JSON.stringify(viewerControls));
+  check("a viewer sees the catalog without any control, and no users", !viewerControls.typeForm && viewerControls.generatorButtons === 0 && viewerControls.inputs === 0 && !viewerControls.usersShown && viewerControls.users === 0 && !viewerControls.ruleForm && viewerControls.ruleButtons === 0, JSON.stringify(viewerControls));
   // Outside the page (a refused request there is a console error).
   const viewerToken = await viewer.evaluate(() => sessionStorage.getItem("datastream.token"));
   const viewerHeaders = { Authorization: `Bearer ${viewerToken}`, "content-type": "application/json" };
@@ -392,6 +444,7 @@ async function main() {
     (await fetch(`${base}/api/v1/sensor-types/temperature`, { method: "PUT", headers: viewerHeaders, body: JSON.stringify({ unit: "x" }) })).status,
     (await fetch(`${base}/api/v1/users`, { headers: viewerHeaders })).status,
     (await fetch(`${base}/api/v1/generators`, { method: "POST", headers: viewerHeaders, body: JSON.stringify({ name: "nope", sensor_type: "x", id1: "X", id2: 1, frequency_hz: 1 }) })).status,
+    (await fetch(`${base}/api/v1/alert-rules`, { method: "POST", headers: viewerHeaders, body: JSON.stringify({ name: "nope", kind: "silence", sensor_type: "x", for: "1m" }) })).status,
   ];
   check("the API refuses a viewer's writes anyway", refused.every((status) => status === 403), refused.join(","));
   await viewer.close();

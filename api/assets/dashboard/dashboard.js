@@ -184,6 +184,7 @@
 
   function logOut(message) {
     stopStream();
+    alerts.stop();
     session.clear();
     $("dashboard").hidden = true;
     $("manage").hidden = true;
@@ -204,6 +205,7 @@
     $("time-zone").value = prefs.timeZone;
     $("silent-after").value = String(prefs.silentAfter);
     readUrl();
+    alerts.start(() => renderDevices());
     try {
       await loadCatalog();
       if (!view.type) view.type = await mostRecentlyActiveType();
@@ -225,6 +227,7 @@
     $("manage").hidden = tab !== "manage";
     if (tab === "manage") {
       manage.show();
+      alerts.showRules();
     } else {
       // Units or names may have changed meanwhile.
       loadCatalog().then(() => { fillTypes(); renderDevices(); renderTable(); }).catch((error) => status(error.message));
@@ -332,6 +335,7 @@
     const silentAfter = prefs.silentAfter;
     const quiet = (d) => now - Date.parse(d.last_seen) / 1000;
     const silent = devices.filter((d) => quiet(d) > silentAfter).length;
+    const alerting = alerts.alertingDevices(view.type);
     $("device-count").textContent = `${devicesMore ? `first ${devices.length}` : plural(devices.length, "device")}, ${silent} silent`;
     const items = [...chosen, ...rest].map((d) => {
       const key = deviceKey(d);
@@ -353,6 +357,14 @@
         name.append(swatch);
       }
       name.append(key);
+      if (alerting.has(key)) {
+        li.classList.add("alerting");
+        const badge = document.createElement("span");
+        badge.className = "badge";
+        badge.textContent = "alert";
+        badge.title = "an alert is firing for this device";
+        name.append(badge);
+      }
       const value = document.createElement("span");
       value.className = "value";
       value.textContent = withUnit(d.last_value, view.type);

@@ -36,6 +36,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/dashboard/manage.js"),
     },
     Asset {
+        name: "alerts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/dashboard/alerts.js"),
+    },
+    Asset {
         name: "dashboard.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../assets/dashboard/dashboard.css"),
