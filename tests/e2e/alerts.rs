@@ -227,6 +227,81 @@ async fn threshold_round_trip(db: TestDb) {
     sys.stop().await;
 }
 
+/// A receiver answering 503: the MQTT notification is not held back, the
+/// webhook is tried again after 1 s, then 2 s…, every attempt recorded
+/// with its outcome, until the receiver takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_webhook_is_retried_with_backoff_and_never_holds_back_mqtt() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let admin = sys.admin_token().await;
+    let hooks = WebhookReceiver::start().await;
+    hooks.answer(503);
+    let id1 = unique_id1();
+    let rule = create_rule(
+        &sys,
+        &admin,
+        json!({
+            "name": "flaky receiver", "kind": "threshold", "sensor_type": "humidity", "id1": id1,
+            "above": 90.0, "for": "0s", "webhook_url": hooks.url(), "webhook_secret": SECRET,
+        }),
+    )
+    .await;
+    let tap = MessageTap::start(
+        &sys.mqtt_url,
+        &format!("datastream/alerts/{}/#", rule["id"]),
+    )
+    .await;
+    let fired = publish_until(&sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
+        n.event == AlertEvent::Firing
+    })
+    .await;
+    let refused = hooks.wait_for(2, Duration::from_secs(15)).await;
+    assert!(refused.len() >= 2, "retried: {} attempts", refused.len());
+    assert!(refused
+        .iter()
+        .all(|h| h.headers["x-datastream-notification"] == fired.id.to_string()));
+    assert!(
+        refused[1].at.duration_since(refused[0].at) >= Duration::from_millis(900),
+        "a pause before trying again"
+    );
+    hooks.answer(200);
+
+    let path = format!("/api/v1/alerts/{}/deliveries", fired.alert_id);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let webhook_attempts = loop {
+        let attempts: Vec<Value> = sys.get(&path, &admin).await.json().await.unwrap();
+        let webhook: Vec<Value> = attempts
+            .into_iter()
+            .filter(|a| a["channel"] == "webhook")
+            .collect();
+        if webhook.iter().any(|a| a["ok"] == true) || Instant::now() > deadline {
+            break webhook;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let outcomes: Vec<(i64, String)> = webhook_attempts
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_i64().unwrap(),
+                a["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let last = outcomes.len();
+    assert!(last >= 3, "{outcomes:?}");
+    for (i, (attempt, outcome)) in outcomes.iter().enumerate() {
+        assert_eq!(*attempt, i as i64 + 1, "{outcomes:?}");
+        let expected = if i + 1 == last {
+            "HTTP 200"
+        } else {
+            "HTTP 503"
+        };
+        assert_eq!(outcome, expected, "{outcomes:?}");
+    }
+    sys.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_rules_name_each_bad_field_and_viewers_cannot_write_them() {
     let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;

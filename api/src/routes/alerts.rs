@@ -31,7 +31,7 @@ pub struct AlertRuleBody {
     #[schema(min_length = 1, max_length = 128, example = "Server room too hot")]
     pub name: Option<String>,
     /// `threshold` or `silence`.
-    #[schema(example = "threshold")]
+    #[schema(pattern = "^(threshold|silence)$", example = "threshold")]
     pub kind: Option<String>,
     /// The devices watched: this sensor type…
     #[schema(pattern = r"^[a-z0-9_-]{1,64}$", example = "temperature")]
