@@ -2,8 +2,8 @@
 //! [`Settings`], `datastream alerter` (with health and metrics), and what
 //! `up` starts.
 
+use crate::connections::{decode_limits, mqtt_or_default, open_store};
 use crate::settings::Settings;
-use crate::system::{decode_limits, mqtt_or_default, open_store};
 use anyhow::Result;
 use datastream_alerter::{Alerter, AlerterConfig};
 use datastream_api::DatabaseReadiness;

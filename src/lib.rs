@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerting;
+pub mod connections;
 pub mod listen;
 pub mod log_format;
 mod pipeline_check;

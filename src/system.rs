@@ -2,6 +2,9 @@
 //! them together. `datastream up` runs [`System::start`]; the standalone
 //! subcommands use the `run_*` functions.
 
+pub use crate::connections::{
+    decode_limits, external_mqtt, generator_mqtt, ingestor_mqtt, mqtt_or_default, open_store,
+};
 use crate::listen::ListenAddr;
 use crate::pipeline_check::PipelineCheck;
 use crate::settings::Settings;
@@ -11,7 +14,7 @@ use datastream_alerter::Alerter;
 use datastream_api::generator_link::GeneratorLink;
 use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness, LiveReadings};
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
-use datastream_domain::{DecodeLimits, MqttUrl};
+use datastream_domain::MqttUrl;
 use datastream_generator::{ConfigFile, GeneratorService, GeneratorSpec, RunningService};
 use datastream_http::{
     ComponentState, HealthState, ReadinessCheck, Server, SharedReadiness, TokenVerifier,
@@ -362,15 +365,6 @@ async fn start_up_generators(
     Ok((task, server, service))
 }
 
-/// Connects to the configured database (running migrations) with the
-/// configured pool size, with a message that says which database failed.
-pub async fn open_store(settings: &Settings) -> Result<SharedStore> {
-    let url = &settings.database_url;
-    store::connect_with(url, settings.store_options())
-        .await
-        .with_context(|| format!("opening database {}", store::redact_url(url)))
-}
-
 /// Starts this API process's live feed from `mqtt`, until `stop`: the
 /// readings its streams send.
 fn start_live_feed(
@@ -408,14 +402,6 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
         // `Settings::load` refused a policy that does not parse.
         retention: settings.retention_policy().ok().flatten(),
         ..IngestConfig::new(mqtt, client_id)
-    }
-}
-
-/// What a message must satisfy to be taken as readings.
-pub(crate) fn decode_limits(settings: &Settings) -> DecodeLimits {
-    DecodeLimits {
-        max_payload_bytes: settings.ingest_max_payload_bytes,
-        ..DecodeLimits::default()
     }
 }
 
@@ -502,32 +488,6 @@ pub async fn start_embedded_broker(
         );
     }
     Ok(broker)
-}
-
-/// The broker a standalone service connects to: `MQTT_URL`, or the default
-/// local broker.
-pub fn external_mqtt(settings: &Settings) -> Result<MqttUrl> {
-    mqtt_or_default(settings, settings.mqtt_url.as_deref())
-}
-
-/// `url`, or the default local broker.
-pub(crate) fn mqtt_or_default(settings: &Settings, url: Option<&str>) -> Result<MqttUrl> {
-    let url = url
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("mqtt://{}", settings.mqtt_listen.addr()));
-    Ok(MqttUrl::parse(&url)?)
-}
-
-/// Where a standalone ingestor logs in: `MQTT_INGESTOR_URL`, else
-/// [`external_mqtt`].
-pub fn ingestor_mqtt(settings: &Settings) -> Result<MqttUrl> {
-    mqtt_or_default(settings, settings.ingestor_mqtt_url())
-}
-
-/// Where a standalone generator process logs in: `MQTT_GENERATOR_URL`,
-/// else [`external_mqtt`].
-pub fn generator_mqtt(settings: &Settings) -> Result<MqttUrl> {
-    mqtt_or_default(settings, settings.generator_mqtt_url())
 }
 
 /// Runs a standalone ingestor until `shutdown`, with `/healthz`, `/readyz`
