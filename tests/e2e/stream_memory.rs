@@ -96,9 +96,10 @@ async fn streams_for_devices_that_never_send_give_their_memory_back() {
     run(11_000, 10_000).await;
     let second = settled_rss(&api, sockets).await;
     // Each device's ring was ~13 KB and never freed: every 10,000 streams
-    // kept ~130 MiB more, for good.
+    // kept ~130 MiB more, for good. Without the leak the second 10,000 have
+    // added 0–43 MiB (the allocator's keep, more on a loaded machine).
     assert!(
-        first < before + 64 * MIB && second < first + 40 * MIB,
+        first < before + 64 * MIB && second < first + 64 * MIB,
         "resident: {} MiB, after 10,000 device streams {} MiB, after 10,000 more {} MiB",
         before / MIB,
         first / MIB,
