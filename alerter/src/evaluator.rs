@@ -56,20 +56,14 @@ enum Timer {
     Repeat(i64),
 }
 
-/// A firing alert and its next repeat.
-#[derive(Debug, Clone)]
-struct Firing {
-    record: AlertRecord,
-    next_repeat: Option<DateTime<Utc>>,
-}
-
 /// The alerter's memory; see the module docs.
 #[derive(Debug, Default)]
 pub struct Evaluator {
     rules: HashMap<i64, AlertRule>,
     by_type: HashMap<SensorType, Vec<i64>>,
     memos: HashMap<Key, Memo>,
-    firing: HashMap<i64, Firing>,
+    /// Firing alerts, by id.
+    firing: HashMap<i64, AlertRecord>,
     timers: BTreeSet<(DateTime<Utc>, Timer)>,
     last_alert_id: i64,
     last_notice_id: i64,
@@ -107,13 +101,7 @@ impl Evaluator {
             );
         }
         for record in firing {
-            me.firing.insert(
-                record.id,
-                Firing {
-                    record,
-                    next_repeat: None,
-                },
-            );
+            me.firing.insert(record.id, record);
         }
         me
     }
@@ -143,7 +131,7 @@ impl Evaluator {
         // of rules nobody lists.
         let mut gone: Vec<i64> = self.rules.keys().copied().collect();
         gone.extend(self.memos.keys().map(|k| k.0));
-        gone.extend(self.firing.values().map(|f| f.record.rule_id));
+        gone.extend(self.firing.values().map(|r| r.rule_id));
         gone.sort_unstable();
         gone.dedup();
         gone.retain(|id| !seen.contains(id));
@@ -163,14 +151,13 @@ impl Evaluator {
         let keys: Vec<Key> = self.memos.keys().filter(|k| k.0 == id).cloned().collect();
         if let Condition::Silence { after } = rule.condition {
             for key in keys {
-                self.arm_silence(&key, after, now);
+                self.arm_silence(&key, after);
             }
         }
         if let Some(period) = rule.repeat_every {
-            for firing in self.firing.values_mut().filter(|f| f.record.rule_id == id) {
-                let next = next_boundary(firing.record.fired_at, period, now);
-                firing.next_repeat = Some(next);
-                self.timers.insert((next, Timer::Repeat(firing.record.id)));
+            for record in self.firing.values().filter(|r| r.rule_id == id) {
+                let next = next_boundary(record.fired_at, period, now);
+                self.timers.insert((next, Timer::Repeat(record.id)));
             }
         }
         self.rules.insert(id, rule);
@@ -210,8 +197,8 @@ impl Evaluator {
         let orphans: Vec<i64> = self
             .firing
             .values()
-            .filter(|f| f.record.rule_id == rule_id)
-            .map(|f| f.record.id)
+            .filter(|r| r.rule_id == rule_id)
+            .map(|r| r.id)
             .collect();
         for alert_id in orphans {
             self.resolve(alert_id, now, None, by);
@@ -314,7 +301,7 @@ impl Evaluator {
                     } else if persist {
                         self.dirty.insert(key.clone());
                     }
-                    self.arm_silence(&key, after, arrival);
+                    self.arm_silence(&key, after);
                 }
             }
         }
@@ -322,7 +309,7 @@ impl Evaluator {
 
     /// Arms a silence timer for `key` unless one is armed (a timer that
     /// finds the deadline moved on re-arms itself).
-    fn arm_silence(&mut self, key: &Key, after: Duration, _now: DateTime<Utc>) {
+    fn arm_silence(&mut self, key: &Key, after: Duration) {
         let Some(memo) = self.memos.get_mut(key) else {
             return;
         };
@@ -388,18 +375,14 @@ impl Evaluator {
     }
 
     fn repeat_due(&mut self, alert_id: i64, now: DateTime<Utc>) {
-        let Some(firing) = self.firing.get(&alert_id) else {
+        let Some(record) = self.firing.get(&alert_id).cloned() else {
             return;
         };
-        let record = firing.record.clone();
         let Some(period) = self.rules.get(&record.rule_id).and_then(|r| r.repeat_every) else {
             return;
         };
         self.notify(&record, AlertEvent::Repeat, now);
         let next = next_boundary(record.fired_at, period, now);
-        if let Some(firing) = self.firing.get_mut(&alert_id) {
-            firing.next_repeat = Some(next);
-        }
         self.timers.insert((next, Timer::Repeat(alert_id)));
     }
 
@@ -429,27 +412,19 @@ impl Evaluator {
             resolved_value: None,
             resolved_by: None,
         };
-        let next_repeat = rule.repeat_every.map(|period| now + period);
-        if let Some(next) = next_repeat {
-            self.timers.insert((next, Timer::Repeat(record.id)));
+        if let Some(period) = rule.repeat_every {
+            self.timers.insert((now + period, Timer::Repeat(record.id)));
         }
         self.commit.fired.push(record.clone());
         self.notify(&record, AlertEvent::Firing, now);
-        self.firing.insert(
-            record.id,
-            Firing {
-                record,
-                next_repeat,
-            },
-        );
+        self.firing.insert(record.id, record);
         self.last_alert_id
     }
 
     fn resolve(&mut self, alert_id: i64, now: DateTime<Utc>, value: Option<f64>, by: &'static str) {
-        let Some(firing) = self.firing.remove(&alert_id) else {
+        let Some(mut record) = self.firing.remove(&alert_id) else {
             return;
         };
-        let mut record = firing.record;
         record.firing = false;
         record.resolved_at = Some(now);
         record.resolved_value = value;

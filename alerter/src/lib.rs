@@ -35,7 +35,6 @@ use evaluator::Evaluator;
 use intake::{Arrival, Intake};
 use lease::LeaseKeeper;
 use publisher::Publisher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -66,48 +65,17 @@ pub struct AlerterConfig {
     pub limits: DecodeLimits,
 }
 
-/// What an alerter is doing, for health checks and tests.
-#[derive(Debug, Default)]
-pub struct AlerterStatus {
-    active: AtomicBool,
-    judged: AtomicU64,
-    notified: AtomicU64,
-}
-
-impl AlerterStatus {
-    /// Whether this alerter holds the lease and evaluates.
-    pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
-    }
-
-    /// Readings judged since start.
-    pub fn judged(&self) -> u64 {
-        self.judged.load(Ordering::Relaxed)
-    }
-
-    /// Notifications committed since start.
-    pub fn notified(&self) -> u64 {
-        self.notified.load(Ordering::Relaxed)
-    }
-}
-
 /// A running alerter.
 pub struct Alerter {
     task: JoinHandle<()>,
-    status: Arc<AlerterStatus>,
 }
 
 impl Alerter {
     /// Starts waiting for the lease; runs until `shutdown`.
     pub fn start(config: AlerterConfig, store: SharedStore, shutdown: CancellationToken) -> Self {
-        let status = Arc::new(AlerterStatus::default());
-        let task = tokio::spawn(run(config, store, shutdown, status.clone()));
-        Self { task, status }
-    }
-
-    /// What it is doing.
-    pub fn status(&self) -> Arc<AlerterStatus> {
-        self.status.clone()
+        Self {
+            task: tokio::spawn(run(config, store, shutdown)),
+        }
     }
 
     /// Waits until it has stopped (after `shutdown`).
@@ -118,12 +86,7 @@ impl Alerter {
     }
 }
 
-async fn run(
-    config: AlerterConfig,
-    store: SharedStore,
-    shutdown: CancellationToken,
-    status: Arc<AlerterStatus>,
-) {
+async fn run(config: AlerterConfig, store: SharedStore, shutdown: CancellationToken) {
     tracing::info!(holder = %config.holder, client_id = %config.client_id, "alerter standing by for the lease");
     let mut announced_standby = false;
     while !shutdown.is_cancelled() {
@@ -133,12 +96,8 @@ async fn run(
                     epoch = keeper.lease.epoch,
                     "alerter took the lease; evaluating"
                 );
-                status.active.store(true, Ordering::Relaxed);
                 metrics::gauge!("datastream_alerter_active").set(1.0);
-                let release = Active::new(&config, &store, &status, keeper)
-                    .run(&shutdown)
-                    .await;
-                status.active.store(false, Ordering::Relaxed);
+                let release = Active::new(&config, &store, keeper).run(&shutdown).await;
                 metrics::gauge!("datastream_alerter_active").set(0.0);
                 if let Some(keeper) = release {
                     keeper.release(&store).await;
@@ -164,7 +123,6 @@ async fn run(
 struct Active<'a> {
     config: &'a AlerterConfig,
     store: &'a SharedStore,
-    status: &'a AlerterStatus,
     keeper: LeaseKeeper,
 }
 
@@ -177,16 +135,10 @@ enum Stop {
 }
 
 impl<'a> Active<'a> {
-    fn new(
-        config: &'a AlerterConfig,
-        store: &'a SharedStore,
-        status: &'a AlerterStatus,
-        keeper: LeaseKeeper,
-    ) -> Self {
+    fn new(config: &'a AlerterConfig, store: &'a SharedStore, keeper: LeaseKeeper) -> Self {
         Self {
             config,
             store,
-            status,
             keeper,
         }
     }
@@ -302,7 +254,6 @@ impl<'a> Active<'a> {
                             evaluator.judge(reading, arrival.at);
                         }
                     }
-                    self.status.judged.fetch_add(n as u64, Ordering::Relaxed);
                     metrics::counter!("datastream_alerter_messages_total").increment(n as u64);
                 }
                 _ = rules_tick.tick() => match self.store.alert_rules().await {
@@ -316,9 +267,6 @@ impl<'a> Active<'a> {
                 if !self.commit(work).await {
                     return Stop::Lost;
                 }
-                self.status
-                    .notified
-                    .fetch_add(notices.len() as u64, Ordering::Relaxed);
                 metrics::counter!("datastream_alerter_notifications_total")
                     .increment(notices.len() as u64);
                 let _ = fresh.send(notices);

@@ -93,20 +93,7 @@ const alerts = (() => {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     // A fresh snapshot follows: forget what the last connection said.
     firing.clear();
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("stream ended");
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        if (onEvent(block) === "stop") return;
-      }
-    }
+    await apiClient.readEvents(response, onEvent);
   }
 
   /** Follows the stream until `stop`, reconnecting after failures. */

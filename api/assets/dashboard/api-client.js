@@ -50,6 +50,26 @@ const apiClient = (() => {
     return response.status === 204 ? null : response.json();
   }
 
+  /** Reads a Server-Sent-Events body, handing each event block (the text
+   * between blank lines) to `onBlock`; returns when `onBlock` says "stop",
+   * throws when the stream ends. */
+  async function readEvents(response, onBlock) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("stream ended");
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (onBlock(block) === "stop") return;
+      }
+    }
+  }
+
   /** The role the token was issued with (the API checks it anyway). */
   function role() {
     try {
@@ -66,6 +86,7 @@ const apiClient = (() => {
     request,
     json,
     getJson: (path) => json("GET", path),
+    readEvents,
     role,
     /** What to do when the API says the token is no longer good. */
     onSessionEnd(handler) { sessionEnded = handler; },

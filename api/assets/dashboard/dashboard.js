@@ -721,20 +721,7 @@
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     $("live-info").textContent = "connected";
     status("");
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("stream ended");
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        if (onEvent(mine, block) === "stop") return;
-      }
-    }
+    await apiClient.readEvents(response, (block) => onEvent(mine, block));
   }
 
   /** Handles one event block; "stop" ends the stream for good. */

@@ -179,7 +179,6 @@ impl Events {
     /// The final event; the stream ends after it.
     fn end(&mut self, name: &str, reason: &str) -> Vec<u8> {
         self.done = true;
-        let data = serde_json::json!({ "reason": reason });
-        format!("event: {name}\ndata: {data}\n\n").into_bytes()
+        crate::routes::stream::final_event(name, reason)
     }
 }

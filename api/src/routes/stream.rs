@@ -376,8 +376,8 @@ fn overflow_event(missed: u64) -> Vec<u8> {
     )
 }
 
-/// The event that ends a stream, with why.
-fn final_event(name: &str, reason: &str) -> Vec<u8> {
+/// The event that ends a stream, with why (the alerts stream's too).
+pub(super) fn final_event(name: &str, reason: &str) -> Vec<u8> {
     let data = serde_json::json!({ "reason": reason });
     format!("event: {name}\ndata: {data}\n\n").into_bytes()
 }
