@@ -1,13 +1,12 @@
 //! MySQL batches go in as `LOAD DATA LOCAL INFILE`, streamed from memory,
-//! and as multi-row INSERTs where the server does not allow it. One test,
-//! alone in its binary: it reads the server's global count of LOAD DATA
-//! statements and switches `local_infile` off for a moment, so nothing
-//! else may run beside it.
+//! and as multi-row INSERTs where the server does not allow it. Counted on
+//! a MariaDB server of the test's own ([`OwnMariadb`]): the count of LOAD
+//! DATA statements and `local_infile` are server-wide.
 
 use chrono::{Duration, TimeZone, Utc};
 use datastream_domain::{Id1, Reading, ReadingFilter};
 use datastream_store::{connect, SharedStore};
-use datastream_test_support::{mysql_server, reading, unique_id1, TestDb};
+use datastream_test_support::{reading, unique_id1, OwnMariadb};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 
 /// Values whose text form must parse back to the same bits.
@@ -78,49 +77,26 @@ async fn write_twice_and_check(store: &SharedStore, admin: &mut AsyncMysqlConnec
     loads
 }
 
-/// Puts `local_infile` back on however the test ends.
-struct LocalInfileBack(String);
-
-impl Drop for LocalInfileBack {
-    fn drop(&mut self) {
-        let url = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = AsyncMysqlConnection::establish(&url).await {
-                    let _ = diesel::sql_query("SET GLOBAL local_infile = 1")
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test]
 async fn batches_go_in_as_load_data_and_as_inserts_where_the_server_forbids_it() {
-    let (Some(db), Some(server)) = (TestDb::mysql().await, mysql_server()) else {
+    // The server's own: its global count of LOAD DATA statements is ours
+    // alone, and switching `local_infile` off disturbs nobody.
+    let Some(server) = OwnMariadb::start(&["--local-infile=1"]) else {
         return;
     };
-    let mut admin = AsyncMysqlConnection::establish(&server).await.unwrap();
+    let mut admin = AsyncMysqlConnection::establish(&server.server_url())
+        .await
+        .unwrap();
 
-    let store = connect(db.url()).await.unwrap();
+    let store = connect(&server.url()).await.unwrap();
     assert_eq!(
         write_twice_and_check(&store, &mut admin).await,
         2,
         "one LOAD DATA per batch"
     );
 
-    let _back = LocalInfileBack(server.clone());
-    diesel::sql_query("SET GLOBAL local_infile = 0")
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let store = connect(db.url()).await.unwrap();
+    server.sql("SET GLOBAL local_infile = 0");
+    let store = connect(&server.url()).await.unwrap();
     // The first batch finds out (the server counts the refused
     // statement); it and every later one go in as INSERTs.
     assert_eq!(

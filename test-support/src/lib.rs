@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 
 pub mod exact_sum;
+mod own_mariadb;
 mod reading_fixture;
 mod webhook_receiver;
 
+pub use own_mariadb::OwnMariadb;
 pub use reading_fixture::{reading, ReadingFixture};
 pub use webhook_receiver::{ReceivedHook, WebhookReceiver};
 
