@@ -48,6 +48,9 @@ pub enum Command {
     /// Run an alerter: alert rules evaluated on the reading stream; one of
     /// several is active, the others stand by.
     Alerter,
+    /// Run the gRPC gateway: readings in (acked after the broker's PUBACK)
+    /// and live readings out.
+    Grpc,
     /// Run the REST API.
     Api,
     /// Apply pending database migrations and exit.

@@ -53,6 +53,10 @@ fn print_banner(e: &system::Endpoints, settings: &Settings) {
         e.api
     );
     eprintln!(
+        "  gRPC          {}  (datastream.v1.Ingest, datastream.v1.Live; proto/datastream/v1/datastream.proto)",
+        e.grpc
+    );
+    eprintln!(
         "  generators    http://{}/api/v1/generators  (fleet {:?}; config topics datastream/generators/+/config)",
         e.generators, settings.generator_fleet
     );

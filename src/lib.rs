@@ -6,6 +6,7 @@
 
 pub mod alerting;
 pub mod connections;
+pub mod grpc_gateway;
 pub mod listen;
 pub mod log_format;
 mod pipeline_check;

@@ -68,6 +68,7 @@ async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Ingestor(_) => system::run_standalone_ingestor(&settings, stop).await,
         Command::Api => system::run_standalone_api(&settings, stop).await,
         Command::Alerter => datastream::alerting::run_standalone_alerter(&settings, stop).await,
+        Command::Grpc => datastream::grpc_gateway::run_standalone_grpc(&settings, stop).await,
         Command::Migrate => until_interrupted(&stop, commands::migrate(&settings)).await,
         Command::User(UserCommand::Add { username, role }) => {
             let add = datastream::user_admin::add(&settings, &username, &role);

@@ -113,6 +113,13 @@ pub struct Settings {
     /// Where a standalone alerter serves health and metrics (a taken
     /// default moves to the next free port).
     pub alerter_listen: ListenAddr,
+    /// Where the gRPC gateway listens (`up` and `datastream grpc`; a taken
+    /// default moves to the next free port in `up`).
+    pub grpc_listen: ListenAddr,
+    /// The gRPC gateway's own login on the external broker; unset:
+    /// `MQTT_GENERATOR_URL`, else `MQTT_URL`. Its user must be allowed to
+    /// write `sensors/#`.
+    pub mqtt_grpc_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -152,6 +159,8 @@ impl Default for Settings {
             alert_client_id: None,
             alert_lease_secs: 5,
             alerter_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8083))),
+            grpc_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 50051))),
+            mqtt_grpc_url: None,
         }
     }
 }
@@ -192,6 +201,8 @@ pub const ENV_VARS: &[&str] = &[
     "ALERT_CLIENT_ID",
     "ALERT_LEASE_SECS",
     "ALERTER_LISTEN",
+    "GRPC_LISTEN",
+    "MQTT_GRPC_URL",
 ];
 
 impl Settings {
@@ -362,6 +373,12 @@ impl Settings {
         self.mqtt_generator_url
             .as_deref()
             .or(self.mqtt_url.as_deref())
+    }
+
+    /// The URL a standalone gRPC gateway publishes with: its own, else the
+    /// generators' (both publish readings), else `MQTT_URL`.
+    pub fn grpc_mqtt_url(&self) -> Option<&str> {
+        self.mqtt_grpc_url.as_deref().or(self.generator_mqtt_url())
     }
 }
 

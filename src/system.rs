@@ -5,6 +5,7 @@
 pub use crate::connections::{
     decode_limits, external_mqtt, generator_mqtt, ingestor_mqtt, mqtt_or_default, open_store,
 };
+use crate::grpc_gateway::{start_grpc, GrpcTask};
 use crate::listen::ListenAddr;
 use crate::pipeline_check::PipelineCheck;
 use crate::settings::Settings;
@@ -41,6 +42,8 @@ pub struct Endpoints {
     pub api: SocketAddr,
     /// The generator service's REST API.
     pub generators: SocketAddr,
+    /// The gRPC gateway.
+    pub grpc: SocketAddr,
     /// The database, password hidden.
     pub database: String,
     /// The admin created on this start, if any.
@@ -59,6 +62,8 @@ type GeneratorTask = JoinHandle<Result<(), datastream_generator::ServiceError>>;
 pub struct System {
     endpoints: Endpoints,
     generators: CancellationToken,
+    grpc_stop: CancellationToken,
+    grpc: GrpcTask,
     ingest: CancellationToken,
     api: CancellationToken,
     generator_task: GeneratorTask,
@@ -92,6 +97,7 @@ impl System {
         let admin = bootstrap_admin(&store, settings).await?;
         let listener = settings.api_listen.bind("API_LISTEN")?;
         let generator_listener = settings.generator_listen.bind("GENERATOR_LISTEN")?;
+        let grpc_listener = settings.grpc_listen.bind("GRPC_LISTEN")?;
         // The dashboard manages generators through the API, which passes
         // those requests on to this process's own generator service.
         let state = state.with_generator_service(GeneratorLink::new(&local_url(
@@ -123,8 +129,17 @@ impl System {
             pipeline: Some(pipeline.clone()),
         };
         let live = start_live_feed(settings, brokers.ingestor.clone(), api_port, &api);
-        let state = state.with_live_readings(live);
+        let state = state.with_live_readings(live.clone());
         let verifier = state.token_verifier();
+        let grpc_stop = CancellationToken::new();
+        let grpc = start_grpc(
+            settings,
+            grpc_listener,
+            &brokers.generator,
+            live,
+            verifier.clone(),
+            grpc_stop.clone(),
+        )?;
         let api_server = start_up_api(settings, listener, state, readiness, &api)?;
         // Generators start only once readings have somewhere to go: a shared
         // group with no member drops what is published to it.
@@ -149,12 +164,15 @@ impl System {
                 embedded_broker: brokers.embedded,
                 api: api_server.addr(),
                 generators: generator_server.addr(),
+                grpc: grpc.addr,
                 database: store::redact_url(&settings.database_url),
                 admin,
                 generated_jwt_secret,
                 ingest_client_id,
             },
             generators: generators_token,
+            grpc_stop,
+            grpc,
             ingest,
             api,
             generator_task,
@@ -171,10 +189,12 @@ impl System {
         &self.endpoints
     }
 
-    /// Stops cleanly: generators first, then the ingestor (which commits
+    /// Stops cleanly: the gRPC gateway and the generators first, then the ingestor (which commits
     /// and acks what it holds), the alerter (which gives up its lease),
     /// then the API.
     pub async fn stop(self) -> Result<()> {
+        self.grpc_stop.cancel();
+        self.grpc.wait().await?;
         self.generators.cancel();
         if let Ok(Err(error)) = self.generator_task.await {
             tracing::warn!(%error, "the generator service had stopped");
@@ -367,7 +387,7 @@ async fn start_up_generators(
 
 /// Starts this API process's live feed from `mqtt`, until `stop`: the
 /// readings its streams send.
-fn start_live_feed(
+pub(crate) fn start_live_feed(
     settings: &Settings,
     mqtt: MqttUrl,
     api_port: u16,

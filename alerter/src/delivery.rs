@@ -8,11 +8,11 @@
 //! its own, webhooks at most [`WEBHOOK_CONCURRENCY`] at a time, so a slow
 //! or dead receiver delays only its own notifications, never evaluation.
 
-use crate::publisher::Publisher;
 use crate::webhook;
 use chrono::Utc;
 use datastream_domain::alert::{DeliveryAttempt, Outgoing};
 use datastream_domain::timestamp::parse_timestamp;
+use datastream_mqtt::ConfirmedPublisher as Publisher;
 use datastream_store::SharedStore;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 //!    cause, in one transaction fenced by the lease — and only then
 //!    acknowledges the readings;
 //! 4. delivers the notifications from that outbox ([`delivery`]): retained
-//!    on `datastream/alerts/…` ([`publisher`]) and to webhooks
+//!    on `datastream/alerts/…` ([`datastream_mqtt::ConfirmedPublisher`]) and to webhooks
 //!    ([`webhook`]), at least once, each with a stable id.
 //!
 //! A crash between 3 and the acks redelivers readings that are then judged
@@ -25,16 +25,15 @@ pub mod delivery;
 pub mod evaluator;
 pub mod intake;
 pub mod lease;
-pub mod publisher;
 pub mod webhook;
 
 use chrono::Utc;
 use datastream_domain::{DecodeLimits, MqttUrl, StoreError};
+use datastream_mqtt::ConfirmedPublisher as Publisher;
 use datastream_store::SharedStore;
 use evaluator::Evaluator;
 use intake::{Arrival, Intake};
 use lease::LeaseKeeper;
-use publisher::Publisher;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -24,7 +24,7 @@ pub mod security_headers;
 mod server;
 pub mod telemetry;
 
-pub use auth::{Admin, Authenticated, TokenKeys, TokenVerifier};
+pub use auth::{Admin, Authenticated, AuthenticationError, TokenKeys, TokenRefusal, TokenVerifier};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use health::HealthState;
 pub use json_body::JsonBody;

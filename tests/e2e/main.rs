@@ -10,6 +10,7 @@ mod dashboard;
 mod docs;
 mod front_door;
 mod generators;
+mod grpc;
 mod hostile_messages;
 mod ingest_faults;
 mod live_stream;

@@ -73,6 +73,7 @@ impl TestSystem {
             mqtt_listen: any_port(),
             api_listen: any_port(),
             generator_listen: any_port(),
+            grpc_listen: any_port(),
             // Its own fleet, so systems sharing a broker never run each
             // other's generators.
             generator_fleet: unique_name("fleet"),
@@ -124,6 +125,11 @@ impl TestSystem {
     pub async fn stop_keeping_session(self) -> TestDb {
         self.system.stop().await.expect("stopping the system");
         self.db
+    }
+
+    /// `http://host:port` of its gRPC gateway.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.system.endpoints().grpc)
     }
 
     /// The MQTT client id of its ingestor.

@@ -136,55 +136,94 @@ impl FromRequest for Admin {
     }
 }
 
+/// Why a bearer token was refused. The `Display` text is what the caller
+/// is told (a 401 over HTTP, `UNAUTHENTICATED` over gRPC).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No `Authorization` header (or `authorization` metadata).
+    #[error("missing bearer token")]
+    Missing,
+    /// Something other than `Bearer <token>`.
+    #[error("Authorization header must be `Bearer <token>`")]
+    NotBearer,
+    /// A bad signature, an expired token, or claims that do not parse.
+    #[error("invalid or expired token")]
+    Invalid,
+    /// The account the token names is gone.
+    #[error("the token's user no longer exists")]
+    UserGone,
+}
+
+/// A refused token, or a directory that could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticationError {
+    /// The token is not good.
+    #[error(transparent)]
+    Refused(#[from] TokenRefusal),
+    /// The account directory failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TokenVerifier {
+    /// The caller an `Authorization` value (`Bearer <token>`) proves, for
+    /// every transport that carries one: the signature and expiry checked,
+    /// the account confirmed and its role now taken from the directory.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Authenticated, AuthenticationError> {
+        let header = authorization.ok_or(TokenRefusal::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or(TokenRefusal::NotBearer)?;
+        let claims = self.tokens.verify(token).ok_or(TokenRefusal::Invalid)?;
+        let token_role = Role::parse(&claims.role).map_err(|_| TokenRefusal::Invalid)?;
+        let role = self
+            .current_role(&claims.sub, claims.uid, claims.created, token_role)
+            .await?
+            .ok_or(TokenRefusal::UserGone)?;
+        Ok(Authenticated {
+            username: claims.sub,
+            role,
+            expires_at: claims.exp,
+            account_id: claims.uid,
+            account_created: claims.created,
+        })
+    }
+}
+
+impl From<AuthenticationError> for ApiError {
+    fn from(e: AuthenticationError) -> Self {
+        match e {
+            AuthenticationError::Refused(refusal) => ApiError::Unauthorized(match refusal {
+                TokenRefusal::Missing => "missing bearer token",
+                TokenRefusal::NotBearer => "Authorization header must be `Bearer <token>`",
+                TokenRefusal::Invalid => "invalid or expired token",
+                TokenRefusal::UserGone => "the token's user no longer exists",
+            }),
+            AuthenticationError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verified = req
-            .app_data::<web::Data<TokenVerifier>>()
-            .cloned()
-            .ok_or_else(|| ApiError::Internal("TokenVerifier missing".into()))
-            .and_then(|v| {
-                let claims = verify_token(req, &v.tokens)?;
-                Ok((v, claims))
-            });
+        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        // A header that is not text is as good as none.
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|h| h.to_str().map(str::to_owned).unwrap_or_default());
         Box::pin(async move {
-            let (verifier, claims) = verified?;
-            let token_role =
-                Role::parse(&claims.role).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-            let role = verifier
-                .current_role(&claims.sub, claims.uid, claims.created, token_role)
-                .await?
-                .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
-            Ok(Authenticated {
-                username: claims.sub,
-                role,
-                expires_at: claims.exp,
-                account_id: claims.uid,
-                account_created: claims.created,
-            })
+            let verifier =
+                verifier.ok_or_else(|| ApiError::Internal("TokenVerifier missing".into()))?;
+            Ok(verifier.authenticate(header.as_deref()).await?)
         })
     }
-}
-
-fn verify_token(req: &HttpRequest, tokens: &TokenKeys) -> Result<Claims, ApiError> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized(
-            "Authorization header must be `Bearer <token>`",
-        ))?;
-    tokens
-        .verify(token)
-        .ok_or(ApiError::Unauthorized("invalid or expired token"))
 }

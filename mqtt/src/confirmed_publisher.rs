@@ -1,11 +1,13 @@
-//! `Publisher`: publishes alert notifications (retained, QoS 1) on a
-//! connection of its own and says when the broker has acknowledged each.
+//! [`ConfirmedPublisher`]: publishes at QoS 1 on a connection of its own
+//! and says when the broker has acknowledged each message (alert
+//! notifications, readings arriving over gRPC).
 //!
 //! rumqttc reports a publish's packet id when it writes it
 //! (`Outgoing::Publish`), in the order publishes were asked for, and the
 //! broker's PUBACK names that id: a FIFO of waiting callers matches the
-//! two. A lost connection fails every waiting caller (the outbox tries
-//! them again, with the same notification id) and is replaced by a fresh
+//! two. A lost connection fails every waiting caller (each decides
+//! whether to try again: the alerter's outbox does, with the same
+//! notification id; a gRPC client is told to resend) and is replaced by a fresh
 //! client and event loop, so nothing of the old one is written later and
 //! mismatched with a waiter.
 
@@ -14,7 +16,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS}
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Publishes in flight at most.
@@ -45,9 +47,12 @@ impl Shared {
     }
 }
 
-/// A connection for notifications.
-pub struct Publisher {
+/// A connection whose publishes are answered when the broker acknowledges.
+pub struct ConfirmedPublisher {
     shared: Arc<Mutex<Shared>>,
+    /// One per publish not yet answered, at most the client's request
+    /// queue: a caller beyond it waits for room rather than failing.
+    room: Semaphore,
     driver: JoinHandle<()>,
 }
 
@@ -55,17 +60,14 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Publisher {
+impl ConfirmedPublisher {
     /// Connects as `client_id` (clean session).
     pub fn open(mqtt: &MqttUrl, client_id: &str) -> Self {
-        let mut options = MqttOptions::new(client_id, mqtt.host(), mqtt.port());
+        let mut options = crate::client_options(mqtt, client_id);
         options
             .set_keep_alive(Duration::from_secs(15))
             .set_inflight(INFLIGHT)
             .set_max_packet_size(1024 * 1024, 1024 * 1024);
-        if let Some((user, pass)) = mqtt.credentials() {
-            options.set_credentials(user, pass);
-        }
         let (client, eventloop) = AsyncClient::new(options.clone(), REQUEST_QUEUE);
         let shared = Arc::new(Mutex::new(Shared {
             client,
@@ -73,12 +75,21 @@ impl Publisher {
             sent: HashMap::new(),
         }));
         let driver = tokio::spawn(drive(eventloop, options, shared.clone()));
-        Self { shared, driver }
+        Self {
+            shared,
+            room: Semaphore::new(REQUEST_QUEUE),
+            driver,
+        }
     }
 
     /// Publishes `payload` to `topic` at QoS 1 (`retain` as asked);
     /// returns when the broker has acknowledged it, or with why not.
     pub async fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) -> Result<(), String> {
+        let _room = self
+            .room
+            .acquire()
+            .await
+            .map_err(|_| "the publisher is closed".to_owned())?;
         let (tx, rx) = oneshot::channel();
         {
             // The waiter and the request under one lock: the order of

@@ -1,0 +1,114 @@
+//! The gRPC gateway (`datastream grpc`, and inside `up`): a second door
+//! into the same broker as MQTT, for gateways and services that speak gRPC.
+//!
+//! - [`ingest`]: `Ingest.Publish` and `Ingest.PublishBatch` check each
+//!   reading by the domain's rules and publish it to its topic at QoS 1,
+//!   answering only after the broker's PUBACK; the ingestors store it like
+//!   any other reading and need no change.
+//! - [`live`]: `Live.Subscribe`, the readings arriving at the broker, from
+//!   the same fan-out as the REST API's live stream.
+//! - `grpc.health.v1` and reflection (`grpc.reflection.v1`), so stock tools
+//!   (`grpcurl`, `grpc_health_probe`) work without the `.proto`.
+//!
+//! Every call carries a bearer token in the `authorization` metadata
+//! ([`caller`]): publishing needs an admin, subscribing any user.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod caller;
+pub mod ingest;
+pub mod live;
+mod reading_message;
+
+/// The code generated from `proto/datastream/v1/datastream.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("datastream.v1");
+
+    /// The compiled descriptors of the `.proto`, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/datastream_descriptor.bin"));
+}
+
+pub use ingest::IngestService;
+pub use live::LiveService;
+
+use datastream_api::LiveReadings;
+use datastream_domain::DecodeLimits;
+use datastream_http::TokenVerifier;
+use datastream_mqtt::ConfirmedPublisher;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The default address (the seed's `GRPC_PORT`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Why the gateway could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// The reflection service could not read the descriptors.
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server failed.
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What the gateway serves with.
+pub struct GrpcGateway {
+    /// Where readings are published (the gateway's own broker login,
+    /// allowed to publish `sensors/#`).
+    pub publisher: Arc<ConfirmedPublisher>,
+    /// The fan-out subscriptions read from.
+    pub live: LiveReadings,
+    /// Checks bearer tokens.
+    pub verifier: TokenVerifier,
+    /// What a reading must satisfy (the ingestor's rules).
+    pub limits: DecodeLimits,
+}
+
+impl GrpcGateway {
+    /// Serves on `listener` until `shutdown`, then lets open calls end.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), GrpcError> {
+        let ingest = proto::ingest_server::IngestServer::new(IngestService {
+            publisher: self.publisher,
+            verifier: self.verifier.clone(),
+            limits: self.limits,
+        });
+        let live = proto::live_server::LiveServer::new(LiveService {
+            live: self.live.clone(),
+            verifier: self.verifier,
+        });
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<proto::ingest_server::IngestServer<IngestService>>()
+            .await;
+        health
+            .set_serving::<proto::live_server::LiveServer<LiveService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let live_readings = self.live;
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(ingest)
+            .add_service(live)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.cancelled().await;
+                // Subscriptions end with UNAVAILABLE rather than holding
+                // the shutdown up.
+                live_readings.close();
+            })
+            .await?;
+        Ok(())
+    }
+}

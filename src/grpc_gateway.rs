@@ -1,0 +1,83 @@
+//! The gRPC gateway's place in the composition: `datastream grpc` (with
+//! health and metrics beside it) and what `up` starts.
+
+use crate::connections::{decode_limits, mqtt_or_default, open_store};
+use crate::settings::Settings;
+use crate::system::{app_state, start_live_feed};
+use crate::ListenAddr;
+use anyhow::{bail, Context, Result};
+use datastream_api::LiveReadings;
+use datastream_domain::MqttUrl;
+use datastream_grpc::GrpcGateway;
+use datastream_http::TokenVerifier;
+use datastream_mqtt::ConfirmedPublisher;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running gateway.
+pub struct GrpcTask {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<Result<(), datastream_grpc::GrpcError>>,
+}
+
+impl GrpcTask {
+    /// Waits until it has stopped (after its shutdown token).
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("gRPC gateway task")??;
+        Ok(())
+    }
+}
+
+/// Starts a gateway on `listener` that publishes through `mqtt` and
+/// subscribes from `live`, until `shutdown`.
+pub fn start_grpc(
+    settings: &Settings,
+    listener: std::net::TcpListener,
+    mqtt: &MqttUrl,
+    live: LiveReadings,
+    verifier: TokenVerifier,
+    shutdown: CancellationToken,
+) -> Result<GrpcTask> {
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let client_id = format!("datastream-grpc-{}-{}", addr.port(), std::process::id());
+    let gateway = GrpcGateway {
+        publisher: Arc::new(ConfirmedPublisher::open(mqtt, &client_id)),
+        live,
+        verifier,
+        limits: decode_limits(settings),
+    };
+    tracing::info!(listen = %addr, "gRPC gateway (datastream.v1.Ingest, datastream.v1.Live, health, reflection)");
+    Ok(GrpcTask {
+        addr,
+        task: tokio::spawn(gateway.serve(listener, shutdown)),
+    })
+}
+
+/// Runs a standalone gateway until `shutdown`: it publishes with
+/// `MQTT_GRPC_URL` (else the generators' login), subscribes with `MQTT_URL`,
+/// and checks tokens against the database's accounts (`JWT_SECRET`,
+/// `DATABASE_URL`).
+pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToken) -> Result<()> {
+    let Some(secret) = &settings.jwt_secret else {
+        bail!("JWT_SECRET is not set: the gRPC gateway needs the API's secret (at least 32 bytes) to check tokens");
+    };
+    let publish_mqtt = mqtt_or_default(settings, settings.grpc_mqtt_url())?;
+    let watch_mqtt = mqtt_or_default(settings, settings.ingestor_mqtt_url())?;
+    let store = open_store(settings).await?;
+    let verifier = app_state(&store, secret, settings).await?.token_verifier();
+    // A standalone service listens where it was told.
+    let listener = ListenAddr::chosen(settings.grpc_listen.addr()).bind("GRPC_LISTEN")?;
+    let live = start_live_feed(
+        settings,
+        watch_mqtt,
+        listener.local_addr()?.port(),
+        &shutdown,
+    );
+    let gateway = start_grpc(settings, listener, &publish_mqtt, live, verifier, shutdown)?;
+    gateway.wait().await
+}
