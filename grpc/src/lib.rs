@@ -44,6 +44,11 @@ use tokio_util::sync::CancellationToken;
 /// The default address (the seed's `GRPC_PORT`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// HTTP/2 flow-control window of one call (see [`GrpcGateway::serve`]).
+const STREAM_WINDOW: u32 = 64 * 1024;
+/// HTTP/2 flow-control window of one connection.
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// Why the gateway could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
@@ -98,6 +103,16 @@ impl GrpcGateway {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let live_readings = self.live;
         tonic::transport::Server::builder()
+            // A stream's readings arrive as small DATA frames (~80 bytes
+            // each); h2 (0.4.16 on) ends a connection with GOAWAY
+            // `too_many_data_frames` once the small frames buffered unread
+            // cost more than half the connection window (256 - size each).
+            // A stream that waits for PUBACKs stops reading, so its window
+            // must hold far fewer frames than that budget: 64 KiB per
+            // stream (~800 readings), 8 MiB per connection (a budget of
+            // ~22,000 frames, over 25 stalled streams).
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ingest)
