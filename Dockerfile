@@ -22,9 +22,12 @@ ENV API_LISTEN=0.0.0.0:8080 \
     INGEST_LISTEN=0.0.0.0:8082 \
     GENERATOR_LISTEN=0.0.0.0:8081 \
     MQTT_LISTEN=0.0.0.0:1883 \
+    GRPC_LISTEN=0.0.0.0:50051 \
+    GRPC_HEALTH_LISTEN=0.0.0.0:8084 \
     DATABASE_URL=sqlite:///var/lib/datastream/datastream.db
-EXPOSE 8080 8082 1883
-# /healthz answers on the API port (api, up) or INGEST_LISTEN (ingestor);
+EXPOSE 8080 8082 1883 50051 8084
+# /healthz answers on the API port (api, up), INGEST_LISTEN (ingestor) or
+# GRPC_HEALTH_LISTEN (grpc);
 # compose overrides the check per role.
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD curl -fsS "http://127.0.0.1:8080/healthz" || exit 1

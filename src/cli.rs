@@ -117,11 +117,31 @@ pub enum BenchCommand {
     /// memory, and ingest against the same ingest without it, in
     /// interleaved rounds. Needs MQTT_URL; give it a database of its own.
     Alerts(AlertsBenchArgs),
+    /// The gRPC gateway against publishing to the broker directly, in
+    /// interleaved rounds with one ingestor: readings landed per second,
+    /// ack latency, the gateway's memory. Needs MQTT_URL (a login that may
+    /// publish) and DATABASE_URL.
+    Grpc(GrpcBenchArgs),
     /// Removing the oldest day of a large table with RETENTION: its cost,
     /// and ingest while it runs against ingest alone; on MySQL also against
     /// dropping a day partition. Removes that day for good: give it a
     /// database of its own.
     Retention(RetentionBenchArgs),
+}
+
+/// Arguments of `bench grpc`.
+#[derive(Args)]
+pub struct GrpcBenchArgs {
+    /// Readings per round.
+    #[arg(long, default_value_t = 100_000)]
+    pub readings: u64,
+    /// Connections (MQTT clients, or gRPC streams) per round, each its own
+    /// device.
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+    /// Rounds of each kind, interleaved.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Args)]

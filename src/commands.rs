@@ -2,13 +2,13 @@
 //! command line and calls one of these.
 
 use crate::cli::{
-    AlertsBenchArgs, GenerateBenchArgs, GeneratorArgs, IngestBenchArgs, QueryBenchArgs,
-    RetentionBenchArgs, StreamBenchArgs,
+    AlertsBenchArgs, GenerateBenchArgs, GeneratorArgs, GrpcBenchArgs, IngestBenchArgs,
+    QueryBenchArgs, RetentionBenchArgs, StreamBenchArgs,
 };
 use anyhow::{bail, Context, Result};
 use datastream::system::{self, System};
 use datastream::{ListenAddr, Settings};
-use datastream_bench::{alerts, generate, ingest, query, retention, stream};
+use datastream_bench::{alerts, generate, grpc, ingest, query, retention, stream};
 use datastream_generator::{
     default_fleet, run_fleet, GeneratorSpec, ModelKind, ModelSettings, SpecError,
 };
@@ -259,6 +259,25 @@ pub async fn bench_stream(settings: &Settings, args: StreamBenchArgs) -> Result<
         seconds: args.seconds.max(1),
     };
     let report = stream::run(&target, &bench).await?;
+    print!("{}", report.render(&bench));
+    Ok(())
+}
+
+/// `datastream bench grpc`: needs an external broker (the ingestor and the
+/// gateway run as processes of their own).
+pub async fn bench_grpc(settings: &Settings, args: GrpcBenchArgs) -> Result<()> {
+    let target = grpc::GrpcTarget {
+        database_url: settings.database_url.clone(),
+        mqtt: system::external_mqtt(settings)?,
+        binary: std::env::current_exe().context("locating the datastream binary")?,
+        store: system::open_store(settings).await?,
+    };
+    let bench = grpc::GrpcBench {
+        readings: args.readings.max(1),
+        streams: args.streams.max(1),
+        rounds: args.rounds.max(1),
+    };
+    let report = grpc::run(&target, &bench).await?;
     print!("{}", report.render(&bench));
     Ok(())
 }

@@ -1,15 +1,16 @@
 //! The gRPC gateway's place in the composition: `datastream grpc` (with
-//! health and metrics beside it) and what `up` starts.
+//! HTTP health and metrics on `GRPC_HEALTH_LISTEN` beside it) and what
+//! `up` starts.
 
 use crate::connections::{decode_limits, mqtt_or_default, open_store};
 use crate::settings::Settings;
 use crate::system::{app_state, start_live_feed};
 use crate::ListenAddr;
 use anyhow::{bail, Context, Result};
-use datastream_api::LiveReadings;
+use datastream_api::{DatabaseReadiness, LiveReadings};
 use datastream_domain::MqttUrl;
 use datastream_grpc::GrpcGateway;
-use datastream_http::TokenVerifier;
+use datastream_http::{HealthState, TokenVerifier};
 use datastream_mqtt::ConfirmedPublisher;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToke
     let verifier = app_state(&store, secret, settings).await?.token_verifier();
     // A standalone service listens where it was told.
     let listener = ListenAddr::chosen(settings.grpc_listen.addr()).bind("GRPC_LISTEN")?;
+    let health_listener = settings.grpc_health_listen.bind("GRPC_HEALTH_LISTEN")?;
+    tracing::info!(listen = %health_listener.local_addr()?, "health and metrics (/healthz, /readyz, /metrics)");
     let live = start_live_feed(
         settings,
         watch_mqtt,
@@ -79,5 +82,14 @@ pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToke
         &shutdown,
     );
     let gateway = start_grpc(settings, listener, &publish_mqtt, live, verifier, shutdown)?;
-    gateway.wait().await
+    let health = HealthState {
+        prometheus: datastream_http::telemetry::prometheus(),
+        readiness: Arc::new(DatabaseReadiness(store)),
+    };
+    let health_stop = CancellationToken::new();
+    let server = datastream_http::health::serve(health_listener, health, health_stop.clone())?;
+    let outcome = gateway.wait().await;
+    health_stop.cancel();
+    server.wait().await?;
+    outcome
 }

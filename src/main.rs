@@ -101,6 +101,9 @@ async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Bench(BenchCommand::Generate(args)) => {
             until_interrupted(&stop, commands::bench_generate(&settings, args)).await
         }
+        Command::Bench(BenchCommand::Grpc(args)) => {
+            until_interrupted(&stop, commands::bench_grpc(&settings, args)).await
+        }
         Command::Bench(BenchCommand::Alerts(args)) => {
             until_interrupted(&stop, commands::bench_alerts(&settings, args)).await
         }

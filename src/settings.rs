@@ -116,6 +116,10 @@ pub struct Settings {
     /// Where the gRPC gateway listens (`up` and `datastream grpc`; a taken
     /// default moves to the next free port in `up`).
     pub grpc_listen: ListenAddr,
+    /// Where a standalone gRPC gateway serves HTTP health and metrics
+    /// (`/healthz`, `/readyz`, `/metrics`; its gRPC port also answers
+    /// `grpc.health.v1`).
+    pub grpc_health_listen: ListenAddr,
     /// The gRPC gateway's own login on the external broker; unset:
     /// `MQTT_GENERATOR_URL`, else `MQTT_URL`. Its user must be allowed to
     /// write `sensors/#`.
@@ -161,6 +165,7 @@ impl Default for Settings {
             alerter_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8083))),
             grpc_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 50051))),
             mqtt_grpc_url: None,
+            grpc_health_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8084))),
         }
     }
 }
@@ -203,6 +208,7 @@ pub const ENV_VARS: &[&str] = &[
     "ALERTER_LISTEN",
     "GRPC_LISTEN",
     "MQTT_GRPC_URL",
+    "GRPC_HEALTH_LISTEN",
 ];
 
 impl Settings {

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use datastream_domain::topic::READINGS_FILTER;
 use datastream_domain::{decode_message, DecodeLimits, MqttUrl, Reading};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -45,15 +45,12 @@ impl Intake {
     /// Connects as `client_id` (persistent session) and subscribes to every
     /// reading.
     pub fn open(mqtt: &MqttUrl, client_id: &str, limits: DecodeLimits) -> Self {
-        let mut options = MqttOptions::new(client_id, mqtt.host(), mqtt.port());
+        let mut options = datastream_mqtt::client_options(mqtt, client_id);
         options
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_keep_alive(Duration::from_secs(15))
             .set_max_packet_size(1024 * 1024, 256 * 1024);
-        if let Some((user, pass)) = mqtt.credentials() {
-            options.set_credentials(user, pass);
-        }
         let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         let (tx, arrivals) = mpsc::unbounded_channel();
         let driver = tokio::spawn(drive(eventloop, client.clone(), tx, limits));

@@ -20,6 +20,7 @@
 //!   crossing was notified;
 //! - the load average and each process's CPU seconds, beside the figures.
 
+use crate::figures::{cpu_seconds, load_average, median, percentile};
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
 use chrono::{SubsecRound, Utc};
@@ -491,40 +492,12 @@ async fn wait_for_log(process: &ServiceProcess, text: &str, timeout: Duration) -
     Ok(())
 }
 
-/// User + system CPU seconds of process `pid` (0 where `/proc` is absent).
-fn cpu_seconds(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| crate::thread_cpu::stat_cpu(&stat).ok())
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The 1-minute load average (0 where `/proc` is absent).
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
     } else {
         gcd(b, a % b)
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    percentile(&values, 0.5)
 }
 
 impl AlertsReport {

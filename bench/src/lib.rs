@@ -24,7 +24,9 @@
 
 pub mod alerts;
 mod broker_drops;
+mod figures;
 pub mod generate;
+pub mod grpc;
 pub mod ingest;
 mod mariadb_cli;
 mod publish;

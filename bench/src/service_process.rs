@@ -127,6 +127,23 @@ impl ServiceCommand {
         }
     }
 
+    /// `datastream grpc` on `database_url` (its accounts) and the broker at
+    /// `mqtt_url`, with `env` besides (`JWT_SECRET`, `GRPC_LISTEN`); its
+    /// HTTP health on the free port.
+    pub fn grpc(database_url: &str, mqtt_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut all = vec![
+            ("DATABASE_URL".to_owned(), database_url.to_owned()),
+            ("MQTT_URL".to_owned(), mqtt_url.to_owned()),
+        ];
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Self {
+            args: vec!["grpc".to_owned()],
+            listen_var: "GRPC_HEALTH_LISTEN",
+            env: all,
+            name: "grpc".to_owned(),
+        }
+    }
+
     /// `datastream generator --fleet FLEET` on the broker at `mqtt_url`.
     pub fn generator_fleet(mqtt_url: &str, fleet: &str, env: &[(&str, &str)]) -> Self {
         let mut all = vec![("MQTT_URL".to_owned(), mqtt_url.to_owned())];

@@ -4,7 +4,7 @@
 use crate::runner::{CounterValues, RunningGenerator};
 use crate::spec::GeneratorSpec;
 use datastream_domain::MqttUrl;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, Publish};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,13 +45,10 @@ impl FleetConnection {
     /// Connects as `client_id` (clean session) with an optional last will.
     /// Reconnects by itself, every second, until [`close`](Self::close).
     pub fn open(mqtt: &MqttUrl, client_id: &str, will: Option<LastWill>) -> Self {
-        let mut options = MqttOptions::new(client_id, mqtt.host(), mqtt.port());
+        let mut options = datastream_mqtt::client_options(mqtt, client_id);
         options.set_keep_alive(Duration::from_secs(15));
         options.set_inflight(INFLIGHT);
         options.set_max_packet_size(256 * 1024, 256 * 1024);
-        if let Some((user, pass)) = mqtt.credentials() {
-            options.set_credentials(user, pass);
-        }
         if let Some(will) = will {
             options.set_last_will(will);
         }

@@ -64,7 +64,8 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let now = "2026-11-25T08:00:00Z".parse().unwrap();
-        let cases: [(&str, fn(&mut proto::Reading)); 6] = [
+        type Spoil = fn(&mut proto::Reading);
+        let cases: [(&str, Spoil); 6] = [
             ("sensor_value", |m| m.sensor_value = f64::NAN),
             ("sensor_type", |m| m.sensor_type = "Bad Type".into()),
             ("id1", |m| m.id1 = "abc".into()),

@@ -43,7 +43,7 @@ pub use status::{IngestProbe, IngestStatus};
 use datastream_domain::topic::{shared_readings_filter, READINGS_FILTER};
 use datastream_domain::MqttUrl;
 use datastream_store::SharedStore;
-use rumqttc::{AsyncClient, MqttOptions};
+use rumqttc::AsyncClient;
 use status::AckLedger;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,15 +125,12 @@ async fn run(
     shutdown: CancellationToken,
     ledger: Arc<AckLedger>,
 ) {
-    let mut options = MqttOptions::new(&config.client_id, config.mqtt.host(), config.mqtt.port());
+    let mut options = datastream_mqtt::client_options(&config.mqtt, &config.client_id);
     options
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(15))
         .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
-    if let Some((user, pass)) = config.mqtt.credentials() {
-        options.set_credentials(user, pass);
-    }
     // Room for an ack and a dead letter per message the backlog can hold,
     // so the writer never waits on a receiver that has paused (receiver.rs).
     let max_backlog = config.max_backlog.max(1);
@@ -234,13 +231,10 @@ async fn connect_once(
     client_id: &str,
     clean_session: bool,
 ) -> Result<bool, rumqttc::ConnectionError> {
-    let mut options = MqttOptions::new(client_id, mqtt.host(), mqtt.port());
+    let mut options = datastream_mqtt::client_options(mqtt, client_id);
     options
         .set_clean_session(clean_session)
         .set_manual_acks(true);
-    if let Some((user, pass)) = mqtt.credentials() {
-        options.set_credentials(user, pass);
-    }
     let (client, mut eventloop) = AsyncClient::new(options, 10);
     let mut present = false;
     loop {

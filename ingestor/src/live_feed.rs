@@ -12,7 +12,7 @@
 use chrono::Utc;
 use datastream_domain::alert::{AlertNotice, ALERTS_FILTER};
 use datastream_domain::{decode_message, DecodeLimits, MqttUrl, Reading};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -43,14 +43,11 @@ impl LiveFeed {
         on_alert: impl Fn(AlertNotice) + Send,
         stop: CancellationToken,
     ) {
-        let mut options = MqttOptions::new(&self.client_id, self.mqtt.host(), self.mqtt.port());
+        let mut options = datastream_mqtt::client_options(&self.mqtt, &self.client_id);
         options
             .set_clean_session(true)
             .set_keep_alive(Duration::from_secs(15))
             .set_max_packet_size(crate::MAX_INCOMING_PACKET, crate::MAX_OUTGOING_PACKET);
-        if let Some((user, pass)) = self.mqtt.credentials() {
-            options.set_credentials(user, pass);
-        }
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         tracing::info!(mqtt = %self.mqtt, client_id = %self.client_id, "live feed starting");
         let mut connected = false;
