@@ -49,6 +49,7 @@ pub async fn run_standalone_alerter(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let mqtt = alerter_mqtt(settings)?;
+    crate::connections::verify_broker(&mqtt).await?;
     let store = open_store(settings).await?;
     let listener = settings.alerter_listen.bind("ALERTER_LISTEN")?;
     tracing::info!(listen = %listener.local_addr()?, "health and metrics (/healthz, /readyz, /metrics)");

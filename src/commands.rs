@@ -127,6 +127,7 @@ pub async fn generator(
     };
     let spec = fixed_generator(&args, sensor_type, id1, id2).context("invalid generator")?;
     let mqtt = system::generator_mqtt(&settings)?;
+    system::verify_broker(&mqtt).await?;
     let client_id = format!("datastream-generator-{}", spec.name());
     run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
     Ok(())

@@ -2,7 +2,7 @@
 //! HTTP health and metrics on `GRPC_HEALTH_LISTEN` beside it) and what
 //! `up` starts.
 
-use crate::connections::{decode_limits, mqtt_or_default, open_store};
+use crate::connections::{decode_limits, mqtt_or_default, open_store, verify_broker};
 use crate::settings::Settings;
 use crate::system::{app_state, start_live_feed};
 use crate::ListenAddr;
@@ -69,6 +69,7 @@ pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToke
     };
     let publish_mqtt = mqtt_or_default(settings, settings.grpc_mqtt_url())?;
     let watch_mqtt = mqtt_or_default(settings, settings.ingestor_mqtt_url())?;
+    verify_broker(&publish_mqtt).await?;
     let store = open_store(settings).await?;
     let verifier = app_state(&store, secret, settings).await?.token_verifier();
     // A standalone service listens where it was told.

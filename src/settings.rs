@@ -33,7 +33,16 @@ pub struct Settings {
     /// forever. At least `retention`.
     pub rollup_retention: Option<String>,
     /// External broker; unset means `up` starts the embedded one.
+    /// `mqtts://` speaks TLS.
     pub mqtt_url: Option<String>,
+    /// PEM CA certificates the broker's certificate must chain to, for
+    /// `mqtts://` URLs; unset: the system's trusted CAs.
+    pub mqtt_ca_file: Option<String>,
+    /// A PEM client certificate (chain) for brokers that ask for one; with
+    /// `MQTT_CLIENT_KEY_FILE`.
+    pub mqtt_client_cert_file: Option<String>,
+    /// The client certificate's PEM private key.
+    pub mqtt_client_key_file: Option<String>,
     /// The ingestor's own login on the external broker
     /// (`mqtt://user:password@host:port`, the broker of `MQTT_URL`); unset:
     /// `MQTT_URL`. Its user must be allowed to read `sensors/#`.
@@ -136,6 +145,9 @@ impl Default for Settings {
             retention: None,
             rollup_retention: None,
             mqtt_url: None,
+            mqtt_ca_file: None,
+            mqtt_client_cert_file: None,
+            mqtt_client_key_file: None,
             mqtt_ingestor_url: None,
             mqtt_generator_url: None,
             mqtt_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 1883))),
@@ -179,6 +191,9 @@ pub const ENV_VARS: &[&str] = &[
     "RETENTION",
     "ROLLUP_RETENTION",
     "MQTT_URL",
+    "MQTT_CA_FILE",
+    "MQTT_CLIENT_CERT_FILE",
+    "MQTT_CLIENT_KEY_FILE",
     "MQTT_INGESTOR_URL",
     "MQTT_GENERATOR_URL",
     "MQTT_LISTEN",

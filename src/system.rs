@@ -3,7 +3,8 @@
 //! subcommands use the `run_*` functions.
 
 pub use crate::connections::{
-    decode_limits, external_mqtt, generator_mqtt, ingestor_mqtt, mqtt_or_default, open_store,
+    broker_url, decode_limits, external_mqtt, generator_mqtt, ingestor_mqtt, mqtt_or_default,
+    open_store, verify_broker,
 };
 use crate::grpc_gateway::{start_grpc, GrpcTask};
 use crate::listen::ListenAddr;
@@ -229,10 +230,11 @@ impl UpBroker {
     /// `MQTT_USERS` (whose `ingestor` and `generator` users `up` logs in as).
     async fn start(settings: &Settings) -> Result<Self> {
         if let Some(url) = &settings.mqtt_url {
-            let url = MqttUrl::parse(url)?;
+            let url = broker_url(settings, "MQTT_URL", url)?;
+            verify_broker(&url).await?;
             let role = |name: &str, role_url: Option<&str>| -> Result<MqttUrl> {
                 let role_url = role_url.context("MQTT_URL is set")?;
-                let parsed = MqttUrl::parse(role_url).with_context(|| format!("{name} refused"))?;
+                let parsed = broker_url(settings, name, role_url)?;
                 if (parsed.host(), parsed.port()) != (url.host(), url.port()) {
                     bail!("{name} ({parsed}) must name the broker of MQTT_URL ({url}), with the role's own credentials");
                 }
@@ -517,6 +519,7 @@ pub async fn run_standalone_ingestor(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let mqtt = ingestor_mqtt(settings)?;
+    verify_broker(&mqtt).await?;
     let store = open_store(settings).await?;
     // Replicas on one host: a taken default moves to the next free port.
     let listener = settings.ingest_listen.bind("INGEST_LISTEN")?;
@@ -585,12 +588,9 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     let state = match &settings.mqtt_url {
         Some(url) => {
             let port = listener.local_addr()?.port();
-            state.with_live_readings(start_live_feed(
-                settings,
-                MqttUrl::parse(url)?,
-                port,
-                &shutdown,
-            ))
+            let mqtt = broker_url(settings, "MQTT_URL", url)?;
+            verify_broker(&mqtt).await?;
+            state.with_live_readings(start_live_feed(settings, mqtt, port, &shutdown))
         }
         None => state,
     };
@@ -619,6 +619,7 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
     )
     .context("JWT_SECRET refused")?;
     let mqtt = generator_mqtt(settings)?;
+    verify_broker(&mqtt).await?;
     let listener = ListenAddr::chosen(settings.generator_listen.addr()).bind("GENERATOR_LISTEN")?;
     let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
         .await

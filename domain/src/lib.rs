@@ -33,7 +33,7 @@ pub mod user;
 pub mod wire;
 
 pub use filter::{FilterError, FilterParams, Order, PageCursor, ReadingFilter};
-pub use mqtt_url::{MqttUrl, MqttUrlError};
+pub use mqtt_url::{MqttTls, MqttUrl, MqttUrlError};
 pub use reading::{
     check_sensor_value, Id1, Id2, Reading, ReadingBuilder, ReadingError, SensorType, StoredReading,
     TimestampBounds, MAX_ABS_SENSOR_VALUE,

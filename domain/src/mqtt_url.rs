@@ -1,28 +1,55 @@
-//! `MQTT_URL` parsing: where the services find the broker.
+//! `MQTT_URL` parsing: where the services find the broker, and whether
+//! they speak TLS to it.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// A bad `MQTT_URL`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("MQTT_URL must look like mqtt://[user:password@]host[:port], got {0:?}")]
+#[error("MQTT_URL must look like mqtt://[user:password@]host[:port] or mqtts://…, got {0:?}")]
 pub struct MqttUrlError(String);
 
-/// A parsed `mqtt://[user:password@]host[:port]` (port defaults to 1883).
+/// A parsed `mqtt://[user:password@]host[:port]` (port 1883 by default) or
+/// `mqtts://…` (TLS, port 8883 by default).
 #[derive(Clone, PartialEq, Eq)]
 pub struct MqttUrl {
     host: String,
     port: u16,
     credentials: Option<(String, String)>,
+    tls: Option<MqttTls>,
+}
+
+/// What a TLS connection to the broker trusts and presents: files named by
+/// the settings, read when a connection is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MqttTls {
+    /// PEM certificates of the CAs the broker's certificate must chain to
+    /// (`MQTT_CA_FILE`); `None`: the system's trusted CAs.
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate chain and its private key, for brokers that
+    /// ask for one (`MQTT_CLIENT_CERT_FILE`, `MQTT_CLIENT_KEY_FILE`).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl MqttUrl {
-    /// Parses an MQTT URL. Only plain TCP (`mqtt://`, or `tcp://`) is supported.
+    /// Parses an MQTT URL: `mqtt://` (or `tcp://`) for plain TCP, `mqtts://`
+    /// (or `ssl://`) for TLS with the system's trusted CAs until
+    /// [`MqttUrl::with_tls`] says otherwise.
     pub fn parse(url: &str) -> Result<Self, MqttUrlError> {
         let err = || MqttUrlError(crate::redact::redact_url(url));
-        let rest = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("tcp://"))
-            .ok_or_else(err)?;
+        let (rest, tls) = if let Some(rest) = url
+            .strip_prefix("mqtts://")
+            .or_else(|| url.strip_prefix("ssl://"))
+        {
+            (rest, Some(MqttTls::default()))
+        } else {
+            let rest = url
+                .strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .ok_or_else(err)?;
+            (rest, None)
+        };
+        let default_port = if tls.is_some() { 8883 } else { 1883 };
         let rest = rest.trim_end_matches('/');
         let (credentials, hostport) = match rest.rsplit_once('@') {
             Some((userinfo, hostport)) => {
@@ -35,7 +62,7 @@ impl MqttUrl {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
                 (h, p.parse::<u16>().map_err(|_| err())?)
             }
-            _ => (hostport, 1883),
+            _ => (hostport, default_port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains('/') {
@@ -45,7 +72,22 @@ impl MqttUrl {
             host: host.to_owned(),
             port,
             credentials,
+            tls,
         })
+    }
+
+    /// The same broker with `tls` as what the connection trusts and
+    /// presents; `None` when the URL is plain `mqtt://` (TLS files never
+    /// make a plain URL speak TLS, and a plain connection is never what
+    /// a TLS URL falls back to).
+    pub fn with_tls(mut self, tls: MqttTls) -> Option<Self> {
+        self.tls.as_mut().map(|current| *current = tls)?;
+        Some(self)
+    }
+
+    /// What TLS to the broker trusts and presents, or `None` for plain TCP.
+    pub fn tls(&self) -> Option<&MqttTls> {
+        self.tls.as_ref()
     }
 
     /// Host name or address.
@@ -73,9 +115,10 @@ impl fmt::Debug for MqttUrl {
 impl fmt::Display for MqttUrl {
     /// Shows the URL without its password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
         match &self.credentials {
-            Some((user, _)) => write!(f, "mqtt://{user}:***@{}:{}", self.host, self.port),
-            None => write!(f, "mqtt://{}:{}", self.host, self.port),
+            Some((user, _)) => write!(f, "{scheme}://{user}:***@{}:{}", self.host, self.port),
+            None => write!(f, "{scheme}://{}:{}", self.host, self.port),
         }
     }
 }
@@ -104,12 +147,37 @@ mod tests {
     }
 
     #[test]
+    fn mqtts_means_tls_on_port_8883_by_default() {
+        let u = MqttUrl::parse("mqtts://broker.example").unwrap();
+        assert_eq!((u.host(), u.port()), ("broker.example", 8883));
+        assert_eq!(u.tls(), Some(&MqttTls::default()));
+        assert_eq!(u.to_string(), "mqtts://broker.example:8883");
+        assert_eq!(MqttUrl::parse("mqtt://broker").unwrap().tls(), None);
+    }
+
+    #[test]
+    fn tls_files_apply_only_to_a_tls_url() {
+        let files = MqttTls {
+            ca_file: Some("/etc/ca.pem".into()),
+            client_identity: None,
+        };
+        let tls = MqttUrl::parse("mqtts://b:8884")
+            .unwrap()
+            .with_tls(files.clone());
+        assert_eq!(tls.unwrap().tls(), Some(&files));
+        assert!(MqttUrl::parse("mqtt://b")
+            .unwrap()
+            .with_tls(files)
+            .is_none());
+    }
+
+    #[test]
     fn rejects_other_schemes_and_bad_ports() {
         for bad in [
             "http://x",
             "mqtt://",
             "mqtt://host:notaport",
-            "mqtts://x:8883",
+            "mqtts://x:notaport",
             "x:1883",
         ] {
             assert!(MqttUrl::parse(bad).is_err(), "{bad}");

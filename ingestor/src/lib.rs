@@ -192,6 +192,17 @@ async fn run(
     }
 }
 
+/// Why [`end_session`] could not ask the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEndError {
+    /// TLS to the broker is misconfigured, or its certificate refused.
+    #[error(transparent)]
+    Tls(#[from] datastream_mqtt::MqttTlsError),
+    /// The connection failed.
+    #[error(transparent)]
+    Connection(#[from] rumqttc::ConnectionError),
+}
+
 /// What [`end_session`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -211,10 +222,8 @@ pub enum SessionEnd {
 /// resume it, so this connects twice: first resuming (acking nothing it is
 /// sent, so nothing queued is consumed by the look), then with a clean
 /// session, which discards it.
-pub async fn end_session(
-    mqtt: &MqttUrl,
-    client_id: &str,
-) -> Result<SessionEnd, rumqttc::ConnectionError> {
+pub async fn end_session(mqtt: &MqttUrl, client_id: &str) -> Result<SessionEnd, SessionEndError> {
+    datastream_mqtt::check_broker_certificate(mqtt).await?;
     let existed = connect_once(mqtt, client_id, false).await?;
     connect_once(mqtt, client_id, true).await?;
     Ok(if existed {
@@ -230,7 +239,7 @@ async fn connect_once(
     mqtt: &MqttUrl,
     client_id: &str,
     clean_session: bool,
-) -> Result<bool, rumqttc::ConnectionError> {
+) -> Result<bool, SessionEndError> {
     let mut options = datastream_mqtt::client_options(mqtt, client_id);
     options
         .set_clean_session(clean_session)

@@ -11,10 +11,12 @@
 pub mod exact_sum;
 mod own_mariadb;
 mod reading_fixture;
+mod tls_certificates;
 mod webhook_receiver;
 
 pub use own_mariadb::OwnMariadb;
 pub use reading_fixture::{reading, ReadingFixture};
+pub use tls_certificates::TestCertificates;
 pub use webhook_receiver::{ReceivedHook, WebhookReceiver};
 
 use datastream_broker::{BrokerConfig, EmbeddedBroker};
@@ -239,6 +241,8 @@ const MQTT_TEST_USERS: [(&str, &str); 3] = [
 pub struct OwnMosquitto {
     child: std::process::Child,
     port: u16,
+    /// A second listener speaking TLS ([`OwnMosquitto::start_with_tls`]).
+    tls_port: Option<u16>,
     binary: &'static str,
     dir: tempfile::TempDir,
 }
@@ -253,6 +257,21 @@ impl OwnMosquitto {
     /// As [`OwnMosquitto::start`], with some of `mosquitto.conf`'s settings
     /// replaced or added: `("max_queued_messages", "5")`.
     pub fn start_with(settings: &[(&str, &str)]) -> Option<Self> {
+        Self::start_configured(settings, None)
+    }
+
+    /// As [`OwnMosquitto::start`], plus a TLS listener on another free
+    /// port presenting `certs`' server certificate (for `localhost`); with
+    /// `client_certificates`, it accepts only clients presenting a
+    /// certificate signed by `certs`' CA.
+    pub fn start_with_tls(certs: &TestCertificates, client_certificates: bool) -> Option<Self> {
+        Self::start_configured(&[], Some((certs, client_certificates)))
+    }
+
+    fn start_configured(
+        settings: &[(&str, &str)],
+        tls: Option<(&TestCertificates, bool)>,
+    ) -> Option<Self> {
         let binary = [
             "/usr/sbin/mosquitto",
             "/usr/bin/mosquitto",
@@ -267,6 +286,20 @@ impl OwnMosquitto {
             );
             eprintln!("skipping: mosquitto is not installed");
             return None;
+        };
+        let tls_port = tls.map(|_| free_addr().port());
+        let tls_listener: Vec<String> = match (tls, tls_port) {
+            (Some((certs, client_certificates)), Some(tls_port)) => {
+                let (cert, key) = certs.server_files();
+                vec![
+                    format!("listener {tls_port} 127.0.0.1"),
+                    format!("cafile {}", certs.ca_file().display()),
+                    format!("certfile {}", cert.display()),
+                    format!("keyfile {}", key.display()),
+                    format!("require_certificate {client_certificates}"),
+                ]
+            }
+            _ => Vec::new(),
         };
         let project_conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../mosquitto.conf");
         let conf = std::fs::read_to_string(project_conf).expect("reading mosquitto.conf");
@@ -318,6 +351,7 @@ impl OwnMosquitto {
                 // which cannot write into the test's private directory.
                 "user root".to_owned(),
             ])
+            .chain(tls_listener.iter().cloned())
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(dir.path().join("mosquitto.conf"), conf)
@@ -326,6 +360,7 @@ impl OwnMosquitto {
         Some(Self {
             child,
             port,
+            tls_port,
             binary,
             dir,
         })
@@ -388,6 +423,22 @@ impl OwnMosquitto {
         self.url_as(2)
     }
 
+    /// `mqtts://USER:PASSWORD@localhost:TLS_PORT` for `user` (`ingestor`,
+    /// `generator`, `alerter`) on the TLS listener, or `mqtts://localhost:…`
+    /// for `None` (anonymous).
+    pub fn tls_url(&self, user: Option<&str>) -> String {
+        let port = self.tls_port.expect("started with start_with_tls");
+        match user.and_then(|u| MQTT_TEST_USERS.iter().find(|(name, _)| *name == u)) {
+            Some((name, password)) => format!("mqtts://{name}:{password}@localhost:{port}"),
+            None => format!("mqtts://localhost:{port}"),
+        }
+    }
+
+    /// The TLS listener's port.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port.expect("started with start_with_tls")
+    }
+
     fn url_as(&self, user: usize) -> String {
         let (name, password) = MQTT_TEST_USERS[user];
         format!("mqtt://{name}:{password}@127.0.0.1:{}", self.port)
@@ -405,15 +456,20 @@ impl Drop for OwnMosquitto {
 /// every one (so they are the broker's responsibility from then on).
 pub async fn publish_all_acked(url: String, payloads: Vec<(String, Vec<u8>)>) {
     let mqtt = datastream_domain::MqttUrl::parse(&url).expect("an mqtt:// URL");
-    let mut options = rumqttc::MqttOptions::new(unique_name("pub"), mqtt.host(), mqtt.port());
+    publish_all_acked_to(&mqtt, payloads).await
+}
+
+/// [`publish_all_acked`] to a parsed URL (TLS and its files included).
+pub async fn publish_all_acked_to(
+    mqtt: &datastream_domain::MqttUrl,
+    payloads: Vec<(String, Vec<u8>)>,
+) {
+    let mut options = datastream_mqtt::client_options(mqtt, &unique_name("pub"));
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_inflight(1000)
         // Room for payloads up to the brokers' 1 MiB packet limit.
         .set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
-    if let Some((user, password)) = mqtt.credentials() {
-        options.set_credentials(user, password);
-    }
     let total = payloads.len();
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
     let sender = tokio::spawn(async move {

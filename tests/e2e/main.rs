@@ -20,3 +20,4 @@ mod pipeline;
 mod sensor_types;
 mod stream_memory;
 mod support;
+mod tls;

@@ -62,6 +62,18 @@ impl TestSystem {
         generators: Vec<GeneratorSpec>,
         adjust: impl FnOnce(&mut Settings),
     ) -> Self {
+        Self::try_start_with(db, mqtt_url, generators, adjust)
+            .await
+            .expect("starting the system")
+    }
+
+    /// Like [`TestSystem::start_with`], handing back why it did not start.
+    pub async fn try_start_with(
+        db: TestDb,
+        mqtt_url: Option<String>,
+        generators: Vec<GeneratorSpec>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
         // Logs show up only for failing tests (the test writer is captured).
         let _ = tracing_subscriber::fmt()
             .with_env_filter("info,rumqttd=off,rumqttc=warn,actix_server=warn")
@@ -92,13 +104,11 @@ impl TestSystem {
             settings.generators_file = Some(file.to_string_lossy().into_owned());
         }
         adjust(&mut settings);
-        let system = System::start(&settings, generators)
-            .await
-            .expect("starting the system");
+        let system = System::start(&settings, generators).await?;
         let base = format!("http://{}", system.endpoints().api);
         let generators_base = format!("http://{}", system.endpoints().generators);
         let mqtt_url = system.endpoints().mqtt.to_string();
-        Self {
+        Ok(Self {
             system,
             base,
             generators_base,
@@ -106,7 +116,7 @@ impl TestSystem {
             settings,
             http: reqwest::Client::new(),
             db,
-        }
+        })
     }
 
     /// Stops the system cleanly, forgets its ingestor's broker session, and

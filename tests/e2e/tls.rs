@@ -1,0 +1,180 @@
+//! TLS to the broker: `mqtts://` URLs with `MQTT_CA_FILE` (and a client
+//! certificate where the broker asks for one), against a Mosquitto with a
+//! TLS listener and certificates made in the test. A wrong CA or a host
+//! the certificate does not name stops the start with an error naming the
+//! setting; TLS files beside a plain URL are refused; nothing falls back
+//! to plain text.
+
+use crate::support::{reading_messages, wait_for_rows, TestSystem};
+use datastream::Settings;
+use datastream_domain::{MqttTls, MqttUrl};
+use datastream_test_support::{
+    publish_all_acked_to, unique_id1, OwnMosquitto, TestCertificates, TestDb,
+};
+use std::time::Duration;
+
+/// `up` on the broker's TLS listener, each role with its login.
+fn over_tls(mosquitto: &OwnMosquitto, ca_file: &std::path::Path) -> impl FnOnce(&mut Settings) {
+    let (url, ingestor, generator) = (
+        mosquitto.tls_url(None),
+        mosquitto.tls_url(Some("ingestor")),
+        mosquitto.tls_url(Some("generator")),
+    );
+    let ca_file = ca_file.display().to_string();
+    move |s: &mut Settings| {
+        s.mqtt_url = Some(url);
+        s.mqtt_ingestor_url = Some(ingestor);
+        s.mqtt_generator_url = Some(generator);
+        s.mqtt_ca_file = Some(ca_file);
+    }
+}
+
+fn publisher_url(mosquitto: &OwnMosquitto, certs: &TestCertificates, client: bool) -> MqttUrl {
+    MqttUrl::parse(&mosquitto.tls_url(Some("generator")))
+        .unwrap()
+        .with_tls(MqttTls {
+            ca_file: Some(certs.ca_file()),
+            client_identity: client.then(|| certs.client_files()),
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn readings_flow_over_mqtts_with_the_configured_ca() {
+    let certs = TestCertificates::new();
+    let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
+        return;
+    };
+    let sys = TestSystem::start_with(
+        TestDb::sqlite(),
+        None,
+        vec![],
+        over_tls(&mosquitto, &certs.ca_file()),
+    )
+    .await;
+    let id1 = unique_id1();
+    publish_all_acked_to(
+        &publisher_url(&mosquitto, &certs, false),
+        reading_messages(&id1, 50),
+    )
+    .await;
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
+    assert_eq!(
+        wait_for_rows(&store, &id1, 50, Duration::from_secs(20)).await,
+        50
+    );
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let certs = TestCertificates::new();
+    let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, true) else {
+        return;
+    };
+    let (cert, key) = certs.client_files();
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        over_tls(&mosquitto, &certs.ca_file())(s);
+        s.mqtt_client_cert_file = Some(cert.display().to_string());
+        s.mqtt_client_key_file = Some(key.display().to_string());
+    })
+    .await;
+    let id1 = unique_id1();
+    publish_all_acked_to(
+        &publisher_url(&mosquitto, &certs, true),
+        reading_messages(&id1, 20),
+    )
+    .await;
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
+    assert_eq!(
+        wait_for_rows(&store, &id1, 20, Duration::from_secs(20)).await,
+        20
+    );
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn a_broker_certificate_from_another_ca_stops_the_start_naming_mqtt_ca_file() {
+    let certs = TestCertificates::new();
+    let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
+        return;
+    };
+    let error = TestSystem::try_start_with(
+        TestDb::sqlite(),
+        None,
+        vec![],
+        over_tls(&mosquitto, &certs.other_ca_file()),
+    )
+    .await
+    .err()
+    .expect("the start fails");
+    let message = format!("{error:#}");
+    assert!(message.contains("MQTT_CA_FILE"), "{message}");
+    assert!(message.contains("does not trust"), "{message}");
+}
+
+#[tokio::test]
+async fn a_host_the_broker_certificate_does_not_name_stops_the_start() {
+    let certs = TestCertificates::new();
+    let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
+        return;
+    };
+    // The certificate names localhost; 127.0.0.1 is the same socket but
+    // not a name it covers.
+    let by_address = |url: String| url.replace("localhost", "127.0.0.1");
+    let (url, ingestor, generator) = (
+        by_address(mosquitto.tls_url(None)),
+        by_address(mosquitto.tls_url(Some("ingestor"))),
+        by_address(mosquitto.tls_url(Some("generator"))),
+    );
+    let error = TestSystem::try_start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.mqtt_url = Some(url);
+        s.mqtt_ingestor_url = Some(ingestor);
+        s.mqtt_generator_url = Some(generator);
+        s.mqtt_ca_file = Some(certs.ca_file().display().to_string());
+    })
+    .await
+    .err()
+    .expect("the start fails");
+    let message = format!("{error:#}");
+    assert!(message.contains("not valid for \"127.0.0.1\""), "{message}");
+}
+
+#[tokio::test]
+async fn tls_files_beside_a_plain_url_are_refused_rather_than_ignored() {
+    let certs = TestCertificates::new();
+    let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
+        return;
+    };
+    let error = TestSystem::try_start_with(TestDb::sqlite(), Some(mosquitto.url()), vec![], |s| {
+        s.mqtt_ingestor_url = Some(mosquitto.ingestor_url());
+        s.mqtt_generator_url = Some(mosquitto.publisher_url());
+        s.mqtt_ca_file = Some(certs.ca_file().display().to_string());
+    })
+    .await
+    .err()
+    .expect("the start fails");
+    let message = format!("{error:#}");
+    assert!(message.contains("use mqtts://"), "{message}");
+}
+
+#[tokio::test]
+async fn a_plain_client_gets_nothing_from_the_tls_listener() {
+    // What "never falls back" means on the wire: the TLS port does not
+    // speak MQTT in the clear, so a plain connection there gets no CONNACK.
+    let certs = TestCertificates::new();
+    let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
+        return;
+    };
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.tls_port());
+    let options = datastream_mqtt::client_options(&MqttUrl::parse(&url).unwrap(), "plain");
+    let (_client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    let first = tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await;
+    assert!(
+        !matches!(
+            first,
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))
+        ),
+        "{first:?}"
+    );
+}
