@@ -47,14 +47,19 @@ fn print_banner(e: &system::Endpoints, settings: &Settings) {
             "  (its persistent session on the broker)"
         }
     );
-    eprintln!("  dashboard     http://{}/  (log in as the admin)", e.api);
+    if let Some(tls) = e.mqtt_tls {
+        eprintln!("  MQTT over TLS mqtts://{tls}  (TLS_CERT_FILE)");
+    }
+    let http = if e.tls { "https" } else { "http" };
+    eprintln!("  dashboard     {http}://{}/  (log in as the admin)", e.api);
     eprintln!(
-        "  REST API      http://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
+        "  REST API      {http}://{}/api/v1  (health /healthz, /readyz; metrics /metrics)",
         e.api
     );
     eprintln!(
-        "  gRPC          {}  (datastream.v1.Ingest, datastream.v1.Live; proto/datastream/v1/datastream.proto)",
-        e.grpc
+        "  gRPC          {}{}  (datastream.v1.Ingest, datastream.v1.Live; proto/datastream/v1/datastream.proto)",
+        e.grpc,
+        if e.tls { " (TLS)" } else { "" }
     );
     eprintln!(
         "  generators    http://{}/api/v1/generators  (fleet {:?}; config topics datastream/generators/+/config)",
@@ -66,7 +71,7 @@ fn print_banner(e: &system::Endpoints, settings: &Settings) {
         e.mqtt.port()
     );
     eprintln!(
-        "  log in        curl -s -X POST http://{}/api/v1/auth/login -H 'content-type: application/json' \\\n                  -d '{{\"username\":\"{}\",\"password\":\"…\"}}'",
+        "  log in        curl -s -X POST {http}://{}/api/v1/auth/login -H 'content-type: application/json' \\\n                  -d '{{\"username\":\"{}\",\"password\":\"…\"}}'",
         e.api, settings.admin_username
     );
     if e.generated_jwt_secret {

@@ -3,6 +3,7 @@
 //! `up` starts.
 
 use crate::connections::{decode_limits, mqtt_or_default, open_store, verify_broker};
+use crate::server_tls::ServerTls;
 use crate::settings::Settings;
 use crate::system::{app_state, start_live_feed};
 use crate::ListenAddr;
@@ -37,6 +38,7 @@ impl GrpcTask {
 pub fn start_grpc(
     settings: &Settings,
     listener: std::net::TcpListener,
+    tls: Option<&ServerTls>,
     mqtt: &MqttUrl,
     live: LiveReadings,
     verifier: TokenVerifier,
@@ -51,6 +53,7 @@ pub fn start_grpc(
         live,
         verifier,
         limits: decode_limits(settings),
+        tls: tls.map(|t| (t.cert_pem.clone(), t.key_pem.clone())),
     };
     tracing::info!(listen = %addr, "gRPC gateway (datastream.v1.Ingest, datastream.v1.Live, health, reflection)");
     Ok(GrpcTask {
@@ -82,7 +85,16 @@ pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToke
         listener.local_addr()?.port(),
         &shutdown,
     );
-    let gateway = start_grpc(settings, listener, &publish_mqtt, live, verifier, shutdown)?;
+    let tls = ServerTls::from_settings(settings)?;
+    let gateway = start_grpc(
+        settings,
+        listener,
+        tls.as_ref(),
+        &publish_mqtt,
+        live,
+        verifier,
+        shutdown,
+    )?;
     let health = HealthState {
         prometheus: datastream_http::telemetry::prometheus(),
         readiness: Arc::new(DatabaseReadiness(store)),

@@ -10,6 +10,7 @@ pub mod grpc_gateway;
 pub mod listen;
 pub mod log_format;
 mod pipeline_check;
+pub mod server_tls;
 pub mod settings;
 pub mod system;
 pub mod user_admin;

@@ -129,6 +129,15 @@ pub struct Settings {
     /// (`/healthz`, `/readyz`, `/metrics`; its gRPC port also answers
     /// `grpc.health.v1`).
     pub grpc_health_listen: ListenAddr,
+    /// A PEM certificate (chain) the REST API, the gRPC gateway, a
+    /// generator fleet's API and the embedded broker's TLS listener present;
+    /// with `TLS_KEY_FILE`, they serve TLS only.
+    pub tls_cert_file: Option<String>,
+    /// The certificate's PEM private key.
+    pub tls_key_file: Option<String>,
+    /// Where the embedded broker accepts MQTT over TLS when
+    /// `TLS_CERT_FILE` is set (its plain listener stays on `MQTT_LISTEN`).
+    pub mqtt_tls_listen: ListenAddr,
     /// The gRPC gateway's own login on the external broker; unset:
     /// `MQTT_GENERATOR_URL`, else `MQTT_URL`. Its user must be allowed to
     /// write `sensors/#`.
@@ -178,6 +187,9 @@ impl Default for Settings {
             grpc_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 50051))),
             mqtt_grpc_url: None,
             grpc_health_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8084))),
+            tls_cert_file: None,
+            tls_key_file: None,
+            mqtt_tls_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8883))),
         }
     }
 }
@@ -224,6 +236,9 @@ pub const ENV_VARS: &[&str] = &[
     "GRPC_LISTEN",
     "MQTT_GRPC_URL",
     "GRPC_HEALTH_LISTEN",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "MQTT_TLS_LISTEN",
 ];
 
 impl Settings {

@@ -9,15 +9,18 @@ pub use crate::connections::{
 use crate::grpc_gateway::{start_grpc, GrpcTask};
 use crate::listen::ListenAddr;
 use crate::pipeline_check::PipelineCheck;
+use crate::server_tls::ServerTls;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use datastream_alerter::Alerter;
 use datastream_api::generator_link::GeneratorLink;
 use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness, LiveReadings};
+use datastream_broker::TlsFront;
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
 use datastream_domain::MqttUrl;
 use datastream_generator::{ConfigFile, GeneratorService, GeneratorSpec, RunningService};
+use datastream_http::HttpListener;
 use datastream_http::{
     ComponentState, HealthState, ReadinessCheck, Server, SharedReadiness, TokenVerifier,
 };
@@ -45,6 +48,10 @@ pub struct Endpoints {
     pub generators: SocketAddr,
     /// The gRPC gateway.
     pub grpc: SocketAddr,
+    /// Whether the API and the gRPC gateway speak TLS (`TLS_CERT_FILE`).
+    pub tls: bool,
+    /// The embedded broker's TLS listener, if it has one.
+    pub mqtt_tls: Option<SocketAddr>,
     /// The database, password hidden.
     pub database: String,
     /// The admin created on this start, if any.
@@ -65,6 +72,8 @@ pub struct System {
     generators: CancellationToken,
     grpc_stop: CancellationToken,
     grpc: GrpcTask,
+    /// The embedded broker's TLS listener (stops when dropped).
+    _mqtt_tls: Option<TlsFront>,
     ingest: CancellationToken,
     api: CancellationToken,
     generator_task: GeneratorTask,
@@ -87,7 +96,8 @@ impl System {
         // has (a burst of stream resumes, a slow export), commits never wait
         // for a connection behind them.
         let ingest_store = open_store(settings).await?;
-        let brokers = UpBroker::start(settings).await?;
+        let server_tls = ServerTls::from_settings(settings)?;
+        let brokers = UpBroker::start(settings, server_tls.as_ref()).await?;
         let (state, generated_jwt_secret) = match &settings.jwt_secret {
             Some(secret) => (app_state(&store, secret, settings).await?, false),
             None => {
@@ -136,11 +146,14 @@ impl System {
         let grpc = start_grpc(
             settings,
             grpc_listener,
+            server_tls.as_ref(),
             &brokers.generator,
             live,
             verifier.clone(),
             grpc_stop.clone(),
         )?;
+        let listener = HttpListener::new(listener, server_tls.as_ref().map(|t| t.config.clone()));
+        let api_tls = listener.is_tls();
         let api_server = start_up_api(settings, listener, state, readiness, &api)?;
         // Generators start only once readings have somewhere to go: a shared
         // group with no member drops what is published to it.
@@ -166,6 +179,8 @@ impl System {
                 api: api_server.addr(),
                 generators: generator_server.addr(),
                 grpc: grpc.addr,
+                tls: api_tls,
+                mqtt_tls: brokers.tls_front.as_ref().map(TlsFront::addr),
                 database: store::redact_url(&settings.database_url),
                 admin,
                 generated_jwt_secret,
@@ -174,6 +189,7 @@ impl System {
             generators: generators_token,
             grpc_stop,
             grpc,
+            _mqtt_tls: brokers.tls_front,
             ingest,
             api,
             generator_task,
@@ -223,12 +239,14 @@ struct UpBroker {
     generator: MqttUrl,
     /// Whether `up` started it.
     embedded: bool,
+    /// The embedded broker's TLS listener (`TLS_CERT_FILE` set).
+    tls_front: Option<TlsFront>,
 }
 
 impl UpBroker {
     /// `MQTT_URL`, or the embedded broker started on `MQTT_LISTEN` with
     /// `MQTT_USERS` (whose `ingestor` and `generator` users `up` logs in as).
-    async fn start(settings: &Settings) -> Result<Self> {
+    async fn start(settings: &Settings, tls: Option<&ServerTls>) -> Result<Self> {
         if let Some(url) = &settings.mqtt_url {
             let url = broker_url(settings, "MQTT_URL", url)?;
             verify_broker(&url).await?;
@@ -246,6 +264,7 @@ impl UpBroker {
                 generator: role("MQTT_GENERATOR_URL", settings.generator_mqtt_url())?,
                 url,
                 embedded: false,
+                tls_front: None,
             });
         }
         for (name, set) in [
@@ -259,6 +278,14 @@ impl UpBroker {
         }
         let users = settings.mqtt_users()?;
         let broker = start_embedded_broker(settings.mqtt_listen, users.clone()).await?;
+        let tls_front = match tls {
+            Some(tls) => Some(TlsFront::start(
+                settings.mqtt_tls_listen.bind("MQTT_TLS_LISTEN")?,
+                broker.addr(),
+                tls.config.clone(),
+            )?),
+            None => None,
+        };
         let as_user = |name: &str| -> Result<MqttUrl> {
             if users.is_empty() {
                 return Ok(MqttUrl::parse(&broker.url())?);
@@ -279,6 +306,7 @@ impl UpBroker {
             alerter: as_user("ingestor")?,
             generator: as_user("generator")?,
             embedded: true,
+            tls_front,
         })
     }
 }
@@ -288,7 +316,7 @@ impl UpBroker {
 /// `up`'s API on `listener`, ready when the ingestor is (`readiness`).
 fn start_up_api(
     settings: &Settings,
-    listener: std::net::TcpListener,
+    listener: HttpListener,
     state: AppState,
     readiness: IngestReadiness,
     stop: &CancellationToken,
@@ -582,12 +610,14 @@ pub async fn run_standalone_api(settings: &Settings, shutdown: CancellationToken
     report_admin(&bootstrap_admin(&store, settings).await?);
     // A standalone service must listen where it was told: a load balancer
     // or another service expects it there.
-    let listener = ListenAddr::chosen(settings.api_listen.addr()).bind("API_LISTEN")?;
+    let tcp = ListenAddr::chosen(settings.api_listen.addr()).bind("API_LISTEN")?;
+    let tls = ServerTls::from_settings(settings)?;
+    let listener = HttpListener::new(tcp.try_clone()?, tls.map(|t| t.config));
     // Live streams need a broker to listen to; without MQTT_URL they
     // answer 503 naming it.
     let state = match &settings.mqtt_url {
         Some(url) => {
-            let port = listener.local_addr()?.port();
+            let port = tcp.local_addr()?.port();
             let mqtt = broker_url(settings, "MQTT_URL", url)?;
             verify_broker(&mqtt).await?;
             state.with_live_readings(start_live_feed(settings, mqtt, port, &shutdown))
@@ -620,7 +650,8 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
     .context("JWT_SECRET refused")?;
     let mqtt = generator_mqtt(settings)?;
     verify_broker(&mqtt).await?;
-    let listener = ListenAddr::chosen(settings.generator_listen.addr()).bind("GENERATOR_LISTEN")?;
+    let tcp = ListenAddr::chosen(settings.generator_listen.addr()).bind("GENERATOR_LISTEN")?;
+    let listener = HttpListener::new(tcp, ServerTls::from_settings(settings)?.map(|t| t.config));
     let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
         .await
         .with_context(|| {

@@ -34,8 +34,7 @@ pub use live::LiveReadings;
 pub use state::AppState;
 
 use actix_web::web;
-use datastream_http::{HealthState, Server};
-use std::net::TcpListener;
+use datastream_http::{HealthState, HttpListener, Server};
 use tokio_util::sync::CancellationToken;
 
 /// Shortest password accepted for a user.
@@ -44,7 +43,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Starts serving the API and its health endpoints on `listener` with
 /// `workers` threads; stops gracefully when `shutdown` is cancelled.
 pub fn start(
-    listener: TcpListener,
+    listener: impl Into<HttpListener>,
     state: AppState,
     health: HealthState,
     workers: usize,

@@ -5,11 +5,16 @@
 //! QoS 1, persistent sessions (in memory only: a broker restart forgets them)
 //! and shared subscriptions (`$share/{group}/…`). Production deployments
 //! point `MQTT_URL` at Mosquitto, EMQX or another broker instead.
+//! [`TlsFront`] adds MQTT over TLS in front of its plain listener.
 //!
 //! Architecture invariant: this crate knows nothing about readings; it only
 //! moves bytes between MQTT clients.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod tls_front;
+
+pub use tls_front::TlsFront;
 
 use std::collections::HashMap;
 use std::io;

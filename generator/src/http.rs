@@ -21,7 +21,6 @@ use datastream_http::{
     ReadinessCheck, Server, TokenVerifier,
 };
 use serde::Deserialize;
-use std::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -139,7 +138,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Serves the generator API on `listener` until `shutdown`.
 pub fn start_server(
-    listener: TcpListener,
+    listener: impl Into<datastream_http::HttpListener>,
     service: GeneratorService,
     verifier: TokenVerifier,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,

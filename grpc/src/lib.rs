@@ -71,6 +71,8 @@ pub struct GrpcGateway {
     pub verifier: TokenVerifier,
     /// What a reading must satisfy (the ingestor's rules).
     pub limits: DecodeLimits,
+    /// A PEM certificate chain and key: serve TLS only. `None`: plain.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl GrpcGateway {
@@ -102,7 +104,14 @@ impl GrpcGateway {
             .build_v1()?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let live_readings = self.live;
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some((cert, key)) = self.tls {
+            server = server.tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(cert, key)),
+            )?;
+        }
+        server
             // A stream's readings arrive as small DATA frames (~80 bytes
             // each); h2 (0.4.16 on) ends a connection with GOAWAY
             // `too_many_data_frames` once the small frames buffered unread

@@ -29,4 +29,4 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use health::HealthState;
 pub use json_body::JsonBody;
 pub use readiness::{ComponentState, ReadinessCheck, SharedReadiness};
-pub use server::{Server, SEND_TIMEOUT};
+pub use server::{HttpListener, Server, SEND_TIMEOUT};

@@ -1,9 +1,43 @@
 //! `Server`: a running actix-web server, stopped gracefully by a
-//! cancellation token.
+//! cancellation token, on an [`HttpListener`]: plain HTTP or HTTPS.
 
 use actix_web::{middleware, web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// A bound socket and whether it speaks TLS (HTTPS) or plain HTTP.
+pub struct HttpListener {
+    tcp: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl HttpListener {
+    /// HTTPS on `tcp` with `config` (its certificate and key).
+    pub fn tls(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            tcp,
+            tls: Some(config),
+        }
+    }
+
+    /// `Some(config)`: HTTPS; `None`: plain HTTP.
+    pub fn new(tcp: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self { tcp, tls }
+    }
+
+    /// Whether it speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+impl From<TcpListener> for HttpListener {
+    /// Plain HTTP.
+    fn from(tcp: TcpListener) -> Self {
+        Self { tcp, tls: None }
+    }
+}
 
 /// How long a connection may leave what it is sent unacknowledged (a
 /// client that stopped reading: its window stays shut) before it is closed.
@@ -21,7 +55,7 @@ impl Server {
     /// data), behind the header limit and per-route request metrics every
     /// service has. `what` names it in the log.
     pub fn serve<F>(
-        listener: TcpListener,
+        listener: impl Into<HttpListener>,
         workers: usize,
         what: &'static str,
         shutdown: CancellationToken,
@@ -30,6 +64,7 @@ impl Server {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        let HttpListener { tcp: listener, tls } = listener.into();
         let addr = listener.local_addr()?;
         let server = HttpServer::new(move || {
             App::new()
@@ -41,7 +76,16 @@ impl Server {
                 .configure(configure.clone())
         })
         .on_connect(|connection, _| {
-            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            type TlsStream =
+                actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+            let tcp = connection
+                .downcast_ref::<actix_web::rt::net::TcpStream>()
+                .or_else(|| {
+                    connection
+                        .downcast_ref::<TlsStream>()
+                        .map(|tls| tls.get_ref().0)
+                });
+            if let Some(tcp) = tcp {
                 // Small writes go out at once: with Nagle's algorithm a live
                 // stream's next event waits for the client's delayed ACK (up
                 // to 40 ms on Linux) whenever the previous one is
@@ -56,8 +100,11 @@ impl Server {
         })
         .workers(workers.max(1))
         .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)?
+        .shutdown_timeout(10);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, (*config).clone())?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Self::supervise(server, addr, shutdown, what))
     }

@@ -137,6 +137,11 @@ impl TestSystem {
         self.db
     }
 
+    /// Where its parts listen.
+    pub fn endpoints(&self) -> &datastream::system::Endpoints {
+        self.system.endpoints()
+    }
+
     /// `http://host:port` of its gRPC gateway.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.system.endpoints().grpc)

@@ -178,3 +178,142 @@ async fn a_plain_client_gets_nothing_from_the_tls_listener() {
         "{first:?}"
     );
 }
+
+/// `up` serving TLS with the test certificate for `localhost`.
+async fn serving_tls(certs: &TestCertificates) -> TestSystem {
+    let (cert, key) = certs.server_files();
+    TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.tls_cert_file = Some(cert.display().to_string());
+        s.tls_key_file = Some(key.display().to_string());
+        s.mqtt_tls_listen = datastream::ListenAddr::chosen(([127, 0, 0, 1], 0).into());
+    })
+    .await
+}
+
+/// One HTTP/1.1 request over TLS to `localhost:port`, trusting `ca_file`;
+/// the whole response as text.
+async fn https(port: u16, ca_file: &std::path::Path, request: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = datastream_mqtt::client_config(&MqttTls {
+        ca_file: Some(ca_file.to_owned()),
+        client_identity: None,
+    })
+    .expect("a client configuration");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    tls.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_api_serves_https_and_nothing_in_the_clear() {
+    let certs = TestCertificates::new();
+    let sys = serving_tls(&certs).await;
+    let port = sys.endpoints().api.port();
+    assert!(sys.endpoints().tls);
+    let response = https(port, &certs.ca_file(), &get("/healthz"))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // Plain HTTP on the same port gets no HTTP answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+    // A client that does not trust the CA is refused by its own check.
+    assert!(https(port, &certs.other_ca_file(), &get("/healthz"))
+        .await
+        .is_err());
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_grpc_gateway_serves_tls() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let certs = TestCertificates::new();
+    let sys = serving_tls(&certs).await;
+    let ca = std::fs::read(certs.ca_file()).unwrap();
+    let channel =
+        Channel::from_shared(format!("https://localhost:{}", sys.endpoints().grpc.port()))
+            .unwrap()
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .expect("a TLS connection to the gateway");
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "datastream.v1.Ingest".into(),
+        })
+        .await
+        .expect("a health answer");
+    assert_eq!(answer.into_inner().status, 1, "SERVING");
+    // The plain scheme on the same port fails.
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{}", sys.endpoints().grpc.port()))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let refused = HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_embedded_broker_takes_readings_over_tls() {
+    let certs = TestCertificates::new();
+    let sys = serving_tls(&certs).await;
+    let tls = sys.endpoints().mqtt_tls.expect("a TLS listener");
+    let url = MqttUrl::parse(&format!("mqtts://localhost:{}", tls.port()))
+        .unwrap()
+        .with_tls(MqttTls {
+            ca_file: Some(certs.ca_file()),
+            client_identity: None,
+        })
+        .unwrap();
+    let id1 = unique_id1();
+    publish_all_acked_to(&url, reading_messages(&id1, 30)).await;
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
+    assert_eq!(
+        wait_for_rows(&store, &id1, 30, Duration::from_secs(20)).await,
+        30
+    );
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_fit_the_certificate_stops_the_start_naming_both_files() {
+    let certs = TestCertificates::new();
+    let (cert, _) = certs.server_files();
+    let (_, other_key) = certs.client_files();
+    let error = TestSystem::try_start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.tls_cert_file = Some(cert.display().to_string());
+        s.tls_key_file = Some(other_key.display().to_string());
+    })
+    .await
+    .err()
+    .expect("the start fails");
+    let message = format!("{error:#}");
+    assert!(message.contains("TLS_KEY_FILE"), "{message}");
+    assert!(message.contains("does not fit"), "{message}");
+}
