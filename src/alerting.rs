@@ -21,6 +21,7 @@ pub fn alerter_config(settings: &Settings, mqtt: MqttUrl) -> AlerterConfig {
         holder: holder_name(),
         lease_ttl: Duration::from_secs(settings.alert_lease_secs),
         limits: decode_limits(settings),
+        webhook_ca_file: settings.alert_webhook_ca_file.as_ref().map(Into::into),
     }
 }
 

@@ -40,7 +40,7 @@ impl ServerTls {
         }
         let key = PrivateKeyDer::from_pem_slice(&key_pem)
             .with_context(|| format!("TLS_KEY_FILE {key_file:?} holds no PEM private key"))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(datastream_mqtt::ring_provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(datastream_tls::ring_provider())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
             .with_no_client_auth()

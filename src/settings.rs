@@ -122,6 +122,9 @@ pub struct Settings {
     /// Where a standalone alerter serves health and metrics (a taken
     /// default moves to the next free port).
     pub alerter_listen: ListenAddr,
+    /// PEM CA certificates the alerter trusts for `https://` webhooks
+    /// besides the system's (receivers behind a private CA).
+    pub alert_webhook_ca_file: Option<String>,
     /// Where the gRPC gateway listens (`up` and `datastream grpc`; a taken
     /// default moves to the next free port in `up`).
     pub grpc_listen: ListenAddr,
@@ -184,6 +187,7 @@ impl Default for Settings {
             alert_client_id: None,
             alert_lease_secs: 5,
             alerter_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8083))),
+            alert_webhook_ca_file: None,
             grpc_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 50051))),
             mqtt_grpc_url: None,
             grpc_health_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8084))),
@@ -233,6 +237,7 @@ pub const ENV_VARS: &[&str] = &[
     "ALERT_CLIENT_ID",
     "ALERT_LEASE_SECS",
     "ALERTER_LISTEN",
+    "ALERT_WEBHOOK_CA_FILE",
     "GRPC_LISTEN",
     "MQTT_GRPC_URL",
     "GRPC_HEALTH_LISTEN",

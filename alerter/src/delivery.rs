@@ -37,10 +37,11 @@ enum Channel {
 pub async fn deliver(
     store: SharedStore,
     publisher: Arc<Publisher>,
+    webhook_ca_file: Option<std::path::PathBuf>,
     mut fresh: mpsc::UnboundedReceiver<Vec<Outgoing>>,
     stop: CancellationToken,
 ) {
-    let http = reqwest::Client::new();
+    let http = webhook_client(webhook_ca_file.as_deref());
     let webhooks = Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, Channel)>();
     let mut in_flight: HashSet<(i64, Channel)> = HashSet::new();
@@ -195,4 +196,23 @@ async fn record(store: &SharedStore, attempt: DeliveryAttempt) {
     if let Err(error) = store.record_delivery(attempt).await {
         tracing::warn!(%error, notification, "could not record a delivery attempt");
     }
+}
+
+/// The HTTP client webhooks are POSTed with: `https://` receivers are
+/// checked against the system's trusted CAs and `ca_file`'s. Without any
+/// CA it still delivers to `http://` receivers; each `https://` attempt
+/// then fails, recorded with the reason.
+fn webhook_client(ca_file: Option<&std::path::Path>) -> reqwest::Client {
+    let builder = reqwest::Client::builder();
+    let builder = match datastream_tls::web_client_config(ca_file) {
+        Ok(config) => builder.use_preconfigured_tls(config),
+        Err(reason) => {
+            tracing::warn!(%reason, "https:// webhooks will fail (ALERT_WEBHOOK_CA_FILE)");
+            builder
+        }
+    };
+    builder.build().unwrap_or_else(|error| {
+        tracing::warn!(%error, "building the webhook client; https:// webhooks will fail");
+        reqwest::Client::new()
+    })
 }

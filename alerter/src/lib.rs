@@ -62,6 +62,9 @@ pub struct AlerterConfig {
     pub lease_ttl: Duration,
     /// What a message must be to be judged.
     pub limits: DecodeLimits,
+    /// CA certificates `https://` webhooks are trusted with besides the
+    /// system's (`ALERT_WEBHOOK_CA_FILE`).
+    pub webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 /// A running alerter.
@@ -157,6 +160,7 @@ impl<'a> Active<'a> {
         let delivering = tokio::spawn(delivery::deliver(
             self.store.clone(),
             publisher.clone(),
+            self.config.webhook_ca_file.clone(),
             fresh_rx,
             delivery_stop.clone(),
         ));

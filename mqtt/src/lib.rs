@@ -10,7 +10,7 @@ mod confirmed_publisher;
 mod tls;
 
 pub use confirmed_publisher::ConfirmedPublisher;
-pub use tls::{check_broker_certificate, client_config, ring_provider, MqttTlsError};
+pub use tls::{check_broker_certificate, client_config, MqttTlsError};
 
 use datastream_domain::MqttUrl;
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};

@@ -6,9 +6,9 @@
 
 use datastream_domain::{MqttTls, MqttUrl};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,25 +82,15 @@ pub fn client_config(tls: &MqttTls) -> Result<ClientConfig, MqttTlsError> {
                 path: path.clone(),
                 reason,
             };
-            for cert in read_certificates(path).map_err(ca_error)? {
+            for cert in datastream_tls::read_certificates(path).map_err(ca_error)? {
                 roots
                     .add(cert)
                     .map_err(|e| ca_error(format!("not a usable CA certificate: {e}")))?;
             }
         }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // A system store may hold certificates rustls cannot use;
-                // the rest still count.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(MqttTlsError::NoSystemRoots);
-            }
-        }
+        None => roots = datastream_tls::system_roots().ok_or(MqttTlsError::NoSystemRoots)?,
     }
-    let builder = ClientConfig::builder_with_provider(ring_provider())
+    let builder = ClientConfig::builder_with_provider(datastream_tls::ring_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| MqttTlsError::Handshake {
             addr: String::new(),
@@ -110,12 +100,13 @@ pub fn client_config(tls: &MqttTls) -> Result<ClientConfig, MqttTlsError> {
     match &tls.client_identity {
         None => Ok(builder.with_no_client_auth()),
         Some((cert_path, key_path)) => {
-            let chain =
-                read_certificates(cert_path).map_err(|reason| MqttTlsError::ClientIdentity {
+            let chain = datastream_tls::read_certificates(cert_path).map_err(|reason| {
+                MqttTlsError::ClientIdentity {
                     setting: "MQTT_CLIENT_CERT_FILE",
                     path: cert_path.clone(),
                     reason,
-                })?;
+                }
+            })?;
             let key_error = |reason: String| MqttTlsError::ClientIdentity {
                 setting: "MQTT_CLIENT_KEY_FILE",
                 path: key_path.clone(),
@@ -130,33 +121,14 @@ pub fn client_config(tls: &MqttTls) -> Result<ClientConfig, MqttTlsError> {
     }
 }
 
-/// rustls's *ring* provider. rustls 0.23.48 deprecated it for lacking
-/// post-quantum key exchange; the alternative, aws-lc-rs, adds minutes of C
-/// build (cmake, aws-lc-sys) to every clean build (docs/DECISIONS.md).
-pub fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    #[allow(deprecated)]
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A configuration whose handshakes all fail: what a client gets when its
 /// TLS files cannot be used, instead of plain text.
 pub(crate) fn trusting_nothing() -> ClientConfig {
-    ClientConfig::builder_with_provider(ring_provider())
+    ClientConfig::builder_with_provider(datastream_tls::ring_provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth()
-}
-
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot be read ({e})"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("is not PEM ({e})"))?;
-    if certs.is_empty() {
-        return Err("holds no PEM certificate".into());
-    }
-    Ok(certs)
 }
 
 /// For a `mqtts://` URL: connects once and completes a TLS handshake, so a

@@ -1,6 +1,7 @@
-//! `WebhookReceiver`: an HTTP endpoint that records every POST it is sent
-//! (headers and body) and answers with the status the test sets, e.g. to
-//! play a receiver that is down (503) and then comes back (200).
+//! `WebhookReceiver`: an HTTP (or HTTPS) endpoint that records every POST
+//! it is sent (headers and body) and answers with the status the test
+//! sets, e.g. to play a receiver that is down (503) and then comes back
+//! (200).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub struct ReceivedHook {
 /// A webhook receiver on a free loopback port.
 pub struct WebhookReceiver {
     addr: SocketAddr,
+    scheme: &'static str,
     received: Arc<Mutex<Vec<ReceivedHook>>>,
     status: Arc<AtomicU16>,
     task: tokio::task::JoinHandle<()>,
@@ -32,6 +34,30 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Starts answering 200.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts answering 200 over HTTPS at `https://localhost:PORT/hook`,
+    /// presenting `certs`' server certificate.
+    pub async fn start_tls(certs: &crate::TestCertificates) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let (cert, key) = certs.server_files();
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .expect("the server certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("the server key");
+        let config = rustls::ServerConfig::builder_with_provider(datastream_tls::ring_provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("a server configuration");
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the receiver");
@@ -43,23 +69,35 @@ impl WebhookReceiver {
             async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     let (received, status) = (received.clone(), status.clone());
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        let _ = serve(stream, received, status).await;
+                        let _ = match tls {
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok(stream) => serve(stream, received, status).await,
+                                Err(_) => Ok(()),
+                            },
+                            None => serve(stream, received, status).await,
+                        };
                     });
                 }
             }
         });
         Self {
             addr,
+            scheme,
             received,
             status,
             task,
         }
     }
 
-    /// The URL to give a rule.
+    /// The URL to give a rule (`https://localhost:…` for a TLS receiver:
+    /// its certificate names `localhost`).
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}/hook", self.addr.port()),
+            _ => format!("http://{}/hook", self.addr),
+        }
     }
 
     /// Answer every later request with `status`.
@@ -94,11 +132,11 @@ impl Drop for WebhookReceiver {
 
 /// Reads requests off one connection (keep-alive) and answers each.
 async fn serve(
-    stream: tokio::net::TcpStream,
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     received: Arc<Mutex<Vec<ReceivedHook>>>,
     status: Arc<AtomicU16>,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     loop {
         let mut line = String::new();
@@ -134,5 +172,6 @@ async fn serve(
         let code = status.load(Ordering::Relaxed);
         let answer = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n\r\n");
         write.write_all(answer.as_bytes()).await?;
+        write.flush().await?;
     }
 }

@@ -662,3 +662,84 @@ async fn wait_for_log(process: &ServiceProcess, text: &str, timeout: Duration) -
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webhook_is_delivered_to_a_receiver_the_alerter_trusts_and_refused_by_one_it_does_not(
+) {
+    let certs = datastream_test_support::TestCertificates::new();
+    let ca_file = certs.ca_file().display().to_string();
+    let sys = TestSystem::start_with(TestDb::sqlite(), None, vec![], |s| {
+        s.alert_webhook_ca_file = Some(ca_file);
+    })
+    .await;
+    let admin = sys.admin_token().await;
+    let hooks = WebhookReceiver::start_tls(&certs).await;
+    assert!(hooks.url().starts_with("https://localhost:"));
+    let id1 = unique_id1();
+    let rule = create_rule(
+        &sys,
+        &admin,
+        json!({
+            "name": "https receiver", "kind": "threshold", "sensor_type": "humidity", "id1": id1,
+            "above": 90.0, "for": "0s", "webhook_url": hooks.url(), "webhook_secret": SECRET,
+        }),
+    )
+    .await;
+    let tap = MessageTap::start(
+        &sys.mqtt_url,
+        &format!("datastream/alerts/{}/#", rule["id"]),
+    )
+    .await;
+    let fired = publish_until(&sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
+        n.event == AlertEvent::Firing
+    })
+    .await;
+    let received = hooks.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(received.len(), 1, "delivered over HTTPS once");
+    let hook = &received[0];
+    assert_eq!(
+        hook.headers["x-datastream-notification"],
+        fired.id.to_string()
+    );
+    assert_eq!(
+        hook.headers["x-datastream-signature"],
+        signature(SECRET, &hook.body)
+    );
+
+    // A receiver whose certificate the alerter cannot check gets nothing,
+    // and the attempt says why.
+    let other_certs = datastream_test_support::TestCertificates::new();
+    let untrusted = WebhookReceiver::start_tls(&other_certs).await;
+    let id1 = unique_id1();
+    let rule = create_rule(
+        &sys,
+        &admin,
+        json!({
+            "name": "untrusted receiver", "kind": "threshold", "sensor_type": "humidity", "id1": id1,
+            "above": 90.0, "for": "0s", "webhook_url": untrusted.url(), "webhook_secret": SECRET,
+        }),
+    )
+    .await;
+    let tap = MessageTap::start(
+        &sys.mqtt_url,
+        &format!("datastream/alerts/{}/#", rule["id"]),
+    )
+    .await;
+    let fired = publish_until(&sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
+        n.event == AlertEvent::Firing
+    })
+    .await;
+    let path = format!("/api/v1/alerts/{}/deliveries", fired.alert_id);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let failed = loop {
+        let attempts: Vec<Value> = sys.get(&path, &admin).await.json().await.unwrap();
+        if let Some(a) = attempts.into_iter().find(|a| a["channel"] == "webhook") {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no webhook attempt recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert!(untrusted.received().is_empty());
+    sys.stop().await;
+}
