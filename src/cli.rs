@@ -298,6 +298,15 @@ pub struct GeneratorArgs {
     /// Jitter (sine) or largest step (random walk).
     #[arg(long, requires = "sensor_type")]
     pub noise: Option<f64>,
+    /// Publish readings over `mqtt` or through the gRPC gateway (`grpc`;
+    /// sign in with GENERATOR_GRPC_USERNAME / GENERATOR_GRPC_PASSWORD)
+    /// [env: GENERATOR_TRANSPORT, default: mqtt]
+    #[arg(long, value_parser = ["mqtt", "grpc"])]
+    pub transport: Option<String>,
+    /// The gRPC gateway for `--transport grpc` [env: GENERATOR_GRPC_URL,
+    /// default: http://127.0.0.1:50051]
+    #[arg(long)]
+    pub grpc_url: Option<String>,
 }
 
 impl Overrides {

@@ -123,8 +123,15 @@ pub async fn generator(
     args: GeneratorArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let mut settings = settings;
+    if let Some(transport) = &args.transport {
+        settings.generator_transport = transport.clone();
+    }
+    if let Some(url) = &args.grpc_url {
+        settings.generator_grpc_url = url.clone();
+    }
+    let grpc = settings.generator_grpc_target()?;
     let (Some(sensor_type), Some(id1), Some(id2)) = (&args.sensor_type, &args.id1, args.id2) else {
-        let mut settings = settings;
         if let Some(fleet) = args.fleet {
             settings.generator_fleet = fleet;
         }
@@ -132,9 +139,11 @@ pub async fn generator(
     };
     let spec = fixed_generator(&args, sensor_type, id1, id2).context("invalid generator")?;
     let mqtt = system::generator_mqtt(&settings)?;
-    system::verify_broker(&mqtt).await?;
+    if grpc.is_none() {
+        system::verify_broker(&mqtt).await?;
+    }
     let client_id = format!("datastream-generator-{}", spec.name());
-    run_fleet(&mqtt, &client_id, vec![spec], shutdown).await;
+    run_fleet(&mqtt, &client_id, vec![spec], grpc, shutdown).await;
     Ok(())
 }
 

@@ -2,16 +2,16 @@
 //! HTTP health and metrics on `GRPC_HEALTH_LISTEN` beside it) and what
 //! `up` starts.
 
+use crate::api_state::{app_state, start_live_feed};
 use crate::connections::{decode_limits, mqtt_or_default, open_store, verify_broker};
 use crate::server_tls::ServerTls;
 use crate::settings::Settings;
-use crate::system::{app_state, start_live_feed};
 use crate::ListenAddr;
 use anyhow::{bail, Context, Result};
-use datastream_api::{DatabaseReadiness, LiveReadings};
+use datastream_api::{AppState, DatabaseReadiness, LiveReadings};
 use datastream_domain::MqttUrl;
 use datastream_grpc::GrpcGateway;
-use datastream_http::{HealthState, TokenVerifier};
+use datastream_http::HealthState;
 use datastream_mqtt::ConfirmedPublisher;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub fn start_grpc(
     tls: Option<&ServerTls>,
     mqtt: &MqttUrl,
     live: LiveReadings,
-    verifier: TokenVerifier,
+    state: AppState,
     shutdown: CancellationToken,
 ) -> Result<GrpcTask> {
     let addr = listener.local_addr()?;
@@ -51,7 +51,7 @@ pub fn start_grpc(
     let gateway = GrpcGateway {
         publisher: Arc::new(ConfirmedPublisher::open(mqtt, &client_id)),
         live,
-        verifier,
+        state,
         limits: decode_limits(settings),
         tls: tls.map(|t| (t.cert_pem.clone(), t.key_pem.clone())),
     };
@@ -74,7 +74,7 @@ pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToke
     let watch_mqtt = mqtt_or_default(settings, settings.ingestor_mqtt_url())?;
     verify_broker(&publish_mqtt).await?;
     let store = open_store(settings).await?;
-    let verifier = app_state(&store, secret, settings).await?.token_verifier();
+    let state = app_state(&store, secret, settings).await?;
     // A standalone service listens where it was told.
     let listener = ListenAddr::chosen(settings.grpc_listen.addr()).bind("GRPC_LISTEN")?;
     let health_listener = settings.grpc_health_listen.bind("GRPC_HEALTH_LISTEN")?;
@@ -92,7 +92,7 @@ pub async fn run_standalone_grpc(settings: &Settings, shutdown: CancellationToke
         tls.as_ref(),
         &publish_mqtt,
         live,
-        verifier,
+        state,
         shutdown,
     )?;
     let health = HealthState {

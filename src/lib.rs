@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerting;
+pub mod api_state;
 pub mod connections;
 pub mod grpc_gateway;
 pub mod listen;

@@ -69,6 +69,19 @@ pub struct Settings {
     /// The fleet a generator process (and `up`'s generator service) runs:
     /// the generators whose config names it.
     pub generator_fleet: String,
+    /// How a standalone generator process publishes readings: `mqtt` (the
+    /// default) or `grpc` (through the gRPC gateway; a fleet's control
+    /// plane stays on the broker).
+    pub generator_transport: String,
+    /// The gRPC gateway a `grpc` generator publishes through.
+    pub generator_grpc_url: String,
+    /// The admin account a `grpc` generator signs in as (`Auth.Login`).
+    pub generator_grpc_username: Option<String>,
+    /// Its password.
+    pub generator_grpc_password: Option<String>,
+    /// PEM CA certificates the gateway's certificate must chain to, for an
+    /// `https://` gateway; unset: the system's trusted CAs.
+    pub generator_grpc_ca_file: Option<String>,
     /// Where `up` keeps its generator configs when it runs the embedded
     /// broker, which forgets retained messages when it stops; unset: beside
     /// the SQLite database (`datastream.generators.json` for
@@ -168,6 +181,11 @@ impl Default for Settings {
             generator_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8081))),
             generators_url: None,
             generator_fleet: "default".into(),
+            generator_transport: "mqtt".into(),
+            generator_grpc_url: "http://127.0.0.1:50051".into(),
+            generator_grpc_username: None,
+            generator_grpc_password: None,
+            generator_grpc_ca_file: None,
             generators_file: None,
             jwt_secret: None,
             jwt_ttl_secs: 3600,
@@ -218,6 +236,11 @@ pub const ENV_VARS: &[&str] = &[
     "GENERATOR_LISTEN",
     "GENERATORS_URL",
     "GENERATOR_FLEET",
+    "GENERATOR_TRANSPORT",
+    "GENERATOR_GRPC_URL",
+    "GENERATOR_GRPC_USERNAME",
+    "GENERATOR_GRPC_PASSWORD",
+    "GENERATOR_GRPC_CA_FILE",
     "GENERATORS_FILE",
     "JWT_SECRET",
     "JWT_TTL_SECS",
@@ -414,6 +437,30 @@ impl Settings {
         self.mqtt_generator_url
             .as_deref()
             .or(self.mqtt_url.as_deref())
+    }
+
+    /// Where a standalone generator process publishes through the gRPC
+    /// gateway, or `None` to publish over MQTT (`GENERATOR_TRANSPORT`).
+    pub fn generator_grpc_target(
+        &self,
+    ) -> anyhow::Result<Option<datastream_generator::GrpcTarget>> {
+        match self.generator_transport.as_str() {
+            "mqtt" => Ok(None),
+            "grpc" => {
+                let (Some(username), Some(password)) =
+                    (&self.generator_grpc_username, &self.generator_grpc_password)
+                else {
+                    anyhow::bail!("GENERATOR_TRANSPORT=grpc needs GENERATOR_GRPC_USERNAME and GENERATOR_GRPC_PASSWORD: an admin account the generators sign in as");
+                };
+                Ok(Some(datastream_generator::GrpcTarget {
+                    url: self.generator_grpc_url.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                    ca_file: self.generator_grpc_ca_file.as_ref().map(Into::into),
+                }))
+            }
+            other => anyhow::bail!("GENERATOR_TRANSPORT must be mqtt or grpc, got {other:?}"),
+        }
     }
 
     /// The URL a standalone gRPC gateway publishes with: its own, else the

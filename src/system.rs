@@ -2,6 +2,7 @@
 //! them together. `datastream up` runs [`System::start`]; the standalone
 //! subcommands use the `run_*` functions.
 
+pub use crate::api_state::{app_state, start_live_feed};
 pub use crate::connections::{
     broker_url, decode_limits, external_mqtt, generator_mqtt, ingestor_mqtt, mqtt_or_default,
     open_store, verify_broker,
@@ -15,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use datastream_alerter::Alerter;
 use datastream_api::generator_link::GeneratorLink;
-use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness, LiveReadings};
+use datastream_api::{ensure_admin, AdminBootstrap, AppState, DatabaseReadiness};
 use datastream_broker::TlsFront;
 use datastream_broker::{BrokerConfig, BrokerError, EmbeddedBroker};
 use datastream_domain::MqttUrl;
@@ -24,7 +25,7 @@ use datastream_http::HttpListener;
 use datastream_http::{
     ComponentState, HealthState, ReadinessCheck, Server, SharedReadiness, TokenVerifier,
 };
-use datastream_ingestor::{IngestConfig, IngestProbe, Ingestor, LiveFeed};
+use datastream_ingestor::{IngestConfig, IngestProbe, Ingestor};
 use datastream_store as store;
 use datastream_store::SharedStore;
 use rand::distr::{Alphanumeric, SampleString};
@@ -149,7 +150,7 @@ impl System {
             server_tls.as_ref(),
             &brokers.generator,
             live,
-            verifier.clone(),
+            state.clone(),
             grpc_stop.clone(),
         )?;
         let listener = HttpListener::new(listener, server_tls.as_ref().map(|t| t.config.clone()));
@@ -415,30 +416,6 @@ async fn start_up_generators(
     Ok((task, server, service))
 }
 
-/// Starts this API process's live feed from `mqtt`, until `stop`: the
-/// readings its streams send.
-pub(crate) fn start_live_feed(
-    settings: &Settings,
-    mqtt: MqttUrl,
-    api_port: u16,
-    stop: &CancellationToken,
-) -> LiveReadings {
-    let live = LiveReadings::new(datastream_api::live::DEFAULT_CAPACITY);
-    let suffix = Alphanumeric.sample_string(&mut rand::rng(), 6);
-    let feed = LiveFeed {
-        mqtt,
-        client_id: format!("datastream-live-{api_port}-{suffix}"),
-        limits: decode_limits(settings),
-    };
-    let (readings, alerts) = (live.clone(), live.clone());
-    tokio::spawn(feed.run(
-        move |r| readings.publish(r),
-        move |n| alerts.publish_alert(n),
-        stop.clone(),
-    ));
-    live
-}
-
 /// Builds the ingestor's configuration from the settings.
 pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> IngestConfig {
     IngestConfig {
@@ -453,31 +430,6 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
         retention: settings.retention_policy().ok().flatten(),
         ..IngestConfig::new(mqtt, client_id)
     }
-}
-
-/// The API's state: tokens and cursors signed with `secret` (refusing a
-/// weak one), users looked up in `store`, reading queries sent to
-/// `DATABASE_READ_URL` when it is set.
-pub async fn app_state(store: &SharedStore, secret: &str, settings: &Settings) -> Result<AppState> {
-    let state = AppState::new(
-        store.clone(),
-        secret.as_bytes(),
-        Duration::from_secs(settings.jwt_ttl_secs),
-    )
-    .context("JWT_SECRET refused")?;
-    let state = match &settings.generators_url {
-        Some(url) => state.with_generator_service(GeneratorLink::new(url)?),
-        None => state,
-    };
-    Ok(match &settings.database_read_url {
-        Some(url) => {
-            let replica = store::connect_replica(url, settings.store_options())
-                .await
-                .with_context(|| format!("opening read replica {}", store::redact_url(url)))?;
-            state.with_read_replica(replica)
-        }
-        None => state,
-    })
 }
 
 /// `http://` and `addr`, reached from this host (a wildcard address is
@@ -652,14 +604,26 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
     verify_broker(&mqtt).await?;
     let tcp = ListenAddr::chosen(settings.generator_listen.addr()).bind("GENERATOR_LISTEN")?;
     let listener = HttpListener::new(tcp, ServerTls::from_settings(settings)?.map(|t| t.config));
-    let running = GeneratorService::start(&mqtt, &settings.generator_fleet, shutdown.clone())
-        .await
-        .with_context(|| {
-            format!(
-                "starting generator fleet {:?} on {mqtt}",
-                settings.generator_fleet
-            )
-        })?;
+    let grpc = settings
+        .generator_grpc_target()?
+        .map(|target| datastream_generator::GrpcReadings::start(target, shutdown.clone()));
+    let (grpc, grpc_task) = match grpc {
+        Some((readings, task)) => (Some(readings), Some(task)),
+        None => (None, None),
+    };
+    let running = GeneratorService::start_publishing(
+        &mqtt,
+        &settings.generator_fleet,
+        grpc,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "starting generator fleet {:?} on {mqtt}",
+            settings.generator_fleet
+        )
+    })?;
     let server_stop = CancellationToken::new();
     let server = datastream_generator::http::start_server(
         listener,
@@ -671,6 +635,9 @@ pub async fn run_generator_fleet(settings: &Settings, shutdown: CancellationToke
     let outcome = running.task.await;
     server_stop.cancel();
     server.wait().await?;
+    if let Some(task) = grpc_task {
+        let _ = task.await;
+    }
     outcome
         .context("generator service task")?
         .context("generator fleet stopped")

@@ -128,7 +128,7 @@ async fn round(
         &target.binary,
         ServiceCommand::ingestor(&IngestorSpec {
             database_url: target.database_url.clone(),
-            mqtt_url: target.mqtt.to_string(),
+            mqtt_url: target.mqtt.to_url_with_password(),
             group: Some(format!("alertbench-{tag}")),
             client_id: format!("alertbench-ing-{tag}"),
             env: vec![],
@@ -149,7 +149,7 @@ async fn round(
             &target.binary,
             ServiceCommand::alerter(
                 &target.database_url,
-                &target.mqtt.to_string(),
+                &target.mqtt.to_url_with_password(),
                 &client_id,
                 &[("ALERT_CLIENT_ID", &client_id)],
             ),

@@ -191,7 +191,9 @@ fn run_job(
             let connection = FleetConnection::open(mqtt, &format!("bench-gen-{tag}"), None);
             match job {
                 Job::Fleet(specs) => {
-                    let fleet = Fleet::new(connection.client.clone());
+                    let fleet = Fleet::new(datastream_generator::ReadingSink::Mqtt(
+                        connection.client.clone(),
+                    ));
                     for spec in specs {
                         fleet.apply(spec);
                     }

@@ -150,7 +150,7 @@ async fn start_services(
         &target.binary,
         ServiceCommand::ingestor(&IngestorSpec {
             database_url: target.database_url.clone(),
-            mqtt_url: target.mqtt.to_string(),
+            mqtt_url: target.mqtt.to_url_with_password(),
             group: Some(format!("grpcbench-{tag}")),
             client_id: format!("grpcbench-ing-{tag}"),
             env: vec![],
@@ -163,7 +163,7 @@ async fn start_services(
         &target.binary,
         ServiceCommand::grpc(
             &target.database_url,
-            &target.mqtt.to_string(),
+            &target.mqtt.to_url_with_password(),
             &[
                 ("JWT_SECRET", secret),
                 ("GRPC_LISTEN", &grpc_addr.to_string()),

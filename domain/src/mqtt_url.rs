@@ -85,6 +85,19 @@ impl MqttUrl {
         Some(self)
     }
 
+    /// The URL with its password, to hand to another process (a
+    /// benchmark's services); `Display` hides the password, so use this
+    /// only where the URL is not shown. TLS files are not part of it.
+    pub fn to_url_with_password(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        match &self.credentials {
+            Some((user, password)) => {
+                format!("{scheme}://{user}:{password}@{}:{}", self.host, self.port)
+            }
+            None => format!("{scheme}://{}:{}", self.host, self.port),
+        }
+    }
+
     /// What TLS to the broker trusts and presents, or `None` for plain TCP.
     pub fn tls(&self) -> Option<&MqttTls> {
         self.tls.as_ref()
@@ -144,6 +157,21 @@ mod tests {
         let u = MqttUrl::parse("mqtt://ing:s3cret@broker:1883").unwrap();
         assert_eq!(u.credentials(), Some(("ing", "s3cret")));
         assert_eq!(u.to_string(), "mqtt://ing:***@broker:1883");
+    }
+
+    #[test]
+    fn the_url_with_its_password_parses_back_to_the_same_broker() {
+        for url in [
+            "mqtt://ing:s3cret@broker:1884",
+            "mqtts://b:8884",
+            "mqtt://b",
+        ] {
+            let parsed = MqttUrl::parse(url).unwrap();
+            assert_eq!(
+                MqttUrl::parse(&parsed.to_url_with_password()).unwrap(),
+                parsed
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `Fleet`: the generators running in this process, sharing one MQTT
 //! connection; and [`FleetConnection`], that connection's driver.
 
+use crate::grpc_readings::{GrpcReadings, GrpcTarget};
+use crate::reading_sink::ReadingSink;
 use crate::runner::{CounterValues, RunningGenerator};
 use crate::spec::GeneratorSpec;
 use datastream_domain::MqttUrl;
@@ -150,16 +152,16 @@ pub enum Applied {
 
 /// The generators running in this process.
 pub struct Fleet {
-    client: AsyncClient,
+    sink: ReadingSink,
     running: Mutex<HashMap<String, RunningGenerator>>,
     published: Arc<AtomicU64>,
 }
 
 impl Fleet {
-    /// A fleet publishing through `client`.
-    pub fn new(client: AsyncClient) -> Self {
+    /// A fleet publishing through `sink`.
+    pub fn new(sink: ReadingSink) -> Self {
         Self {
-            client,
+            sink,
             running: Mutex::new(HashMap::new()),
             published: Arc::new(AtomicU64::new(0)),
         }
@@ -187,7 +189,7 @@ impl Fleet {
                 log_spec(&spec, "generator started");
                 let name = spec.name().to_owned();
                 let generator =
-                    RunningGenerator::start(spec, self.client.clone(), self.published.clone());
+                    RunningGenerator::start(spec, self.sink.clone(), self.published.clone());
                 running.insert(name, generator);
                 Applied::Started
             }
@@ -259,21 +261,42 @@ fn log_spec(spec: &GeneratorSpec, message: &'static str) {
 }
 
 /// Runs fixed `specs` until `shutdown`, with no control plane (the
-/// standalone `datastream generator --sensor-type …`), then disconnects
+/// standalone `datastream generator --sensor-type …`), publishing over
+/// MQTT or, given a `grpc` target, through the gRPC gateway; then stops
 /// cleanly after flushing what is queued.
 pub async fn run_fleet(
     mqtt: &MqttUrl,
     client_id: &str,
     specs: Vec<GeneratorSpec>,
+    grpc: Option<GrpcTarget>,
     shutdown: CancellationToken,
 ) {
-    let mut connection = FleetConnection::open(mqtt, client_id, None);
-    drop(connection.events.take());
-    let fleet = Fleet::new(connection.client.clone());
+    let (sink, connection, grpc_task) = match grpc {
+        None => {
+            let mut connection = FleetConnection::open(mqtt, client_id, None);
+            drop(connection.events.take());
+            (
+                ReadingSink::Mqtt(connection.client.clone()),
+                Some(connection),
+                None,
+            )
+        }
+        Some(target) => {
+            let (readings, task) = GrpcReadings::start(target, shutdown.clone());
+            (ReadingSink::Grpc(readings), None, Some(task))
+        }
+    };
+    let fleet = Fleet::new(sink);
     for spec in specs {
         fleet.apply(spec);
     }
     shutdown.cancelled().await;
     fleet.stop_all().await;
-    connection.close().await;
+    drop(fleet);
+    if let Some(connection) = connection {
+        connection.close().await;
+    }
+    if let Some(task) = grpc_task {
+        let _ = task.await;
+    }
 }

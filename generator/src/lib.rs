@@ -12,13 +12,15 @@
 //! - [`schedule`] decides when readings are due; [`runner`] is one
 //!   generator's task; [`fleet`] the generators of one process on one MQTT
 //!   connection ([`run_fleet`] runs a fixed list, for the standalone CLI);
+//!   [`reading_sink`] is where their readings go: that connection, or the
+//!   gRPC gateway ([`grpc_readings`], `--transport grpc`);
 //! - [`service`] is the control plane: retained config messages on
 //!   `datastream/generators/{name}/config`, fleets, the catalog;
 //!   [`status`] the retained status with a last will;
 //! - [`http`] the REST API over the service.
 //!
-//! Architecture invariant: generators only publish; they know nothing about
-//! ingestors or databases. The broker is the source of truth for which
+//! Architecture invariant: generators only publish (over MQTT or through
+//! the gRPC gateway); they know nothing about ingestors or databases. The broker is the source of truth for which
 //! generators exist.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -26,8 +28,10 @@
 pub mod config;
 pub mod config_file;
 pub mod fleet;
+pub mod grpc_readings;
 pub mod http;
 pub mod model;
+pub mod reading_sink;
 pub mod runner;
 pub mod schedule;
 pub mod service;
@@ -37,7 +41,9 @@ pub mod status;
 pub use config::{apply_patch, parse_config, GeneratorConfig};
 pub use config_file::{ConfigFile, ConfigFileError};
 pub use fleet::{run_fleet, Fleet, FleetConnection};
+pub use grpc_readings::{GrpcReadings, GrpcTarget};
 pub use model::{ModelKind, ModelSettings, ValueModel};
+pub use reading_sink::ReadingSink;
 pub use runner::CounterValues;
 pub use service::{GeneratorService, GeneratorView, RunningService, ServiceError};
 pub use spec::{

@@ -1,14 +1,14 @@
 //! One generator's task: make readings on schedule and hand them to the
-//! fleet's MQTT client. Its spec can be swapped while it runs (a PATCH, a
+//! fleet's [`ReadingSink`] (its MQTT client, or the gRPC gateway). Its spec can be swapped while it runs (a PATCH, a
 //! new config message) without losing its place or its devices' values.
 
 use crate::model::{ModelKind, ModelSettings};
+use crate::reading_sink::ReadingSink;
 use crate::schedule::RateSchedule;
 use crate::spec::GeneratorSpec;
 use chrono::{DateTime, Utc};
-use datastream_domain::{encode_reading, Id2, Reading, TimestampBounds};
+use datastream_domain::{Id2, Reading, TimestampBounds};
 use rand::{rngs::SmallRng, SeedableRng};
-use rumqttc::{AsyncClient, QoS};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,20 +84,16 @@ pub struct RunningGenerator {
 }
 
 impl RunningGenerator {
-    /// Starts publishing `spec`'s readings through `client`, counting each
+    /// Starts publishing `spec`'s readings through `sink`, counting each
     /// also in `fleet_published`.
-    pub fn start(
-        spec: GeneratorSpec,
-        client: AsyncClient,
-        fleet_published: Arc<AtomicU64>,
-    ) -> Self {
+    pub fn start(spec: GeneratorSpec, sink: ReadingSink, fleet_published: Arc<AtomicU64>) -> Self {
         let (tx, rx) = watch::channel(spec);
         let counters = Arc::new(GeneratorCounters {
             fleet_published,
             ..GeneratorCounters::default()
         });
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(rx, client, counters.clone(), stop.clone()));
+        let task = tokio::spawn(run(rx, sink, counters.clone(), stop.clone()));
         Self {
             spec: tx,
             counters,
@@ -181,7 +177,7 @@ impl Devices {
 
 async fn run(
     mut spec_rx: watch::Receiver<GeneratorSpec>,
-    client: AsyncClient,
+    sink: ReadingSink,
     counters: Arc<GeneratorCounters>,
     stop: CancellationToken,
 ) {
@@ -214,12 +210,12 @@ async fn run(
             let due = schedule.due(last_round.into_std());
             counters.skipped.fetch_add(due.skipped, Ordering::Relaxed);
             for _ in 0..due.now {
-                let Some(payload) = maker.make(&spec, state, &mut topic) else {
+                let Some(reading) = maker.make(&spec, state, &mut topic) else {
                     continue;
                 };
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    sent = client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload) => {
+                    sent = sink.send(&topic, &reading) => {
                         if sent.is_err() {
                             // The connection task is gone: the fleet is stopping.
                             counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -262,14 +258,14 @@ impl ReadingMaker {
         self.last_fault_log = None;
     }
 
-    /// The next device's reading, taken now: its payload, with its topic
-    /// written into `topic`; `None` if it fails validation (counted).
+    /// The next device's reading, taken now, with its topic written into
+    /// `topic`; `None` if it fails validation (counted).
     fn make(
         &mut self,
         spec: &GeneratorSpec,
         state: &mut Devices,
         topic: &mut String,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Reading> {
         let now = Utc::now().max(self.last_timestamp + chrono::Duration::microseconds(1));
         self.last_timestamp = now;
         let index = state.next;
@@ -295,7 +291,7 @@ impl ReadingMaker {
                 topic.clear();
                 topic.push_str(&state.topic_prefix);
                 let _ = write!(topic, "{id2}");
-                Some(encode_reading(&reading))
+                Some(reading)
             }
             Err(error) => {
                 self.fault(spec, &error);

@@ -16,6 +16,8 @@
 
 use crate::config::{apply_patch, claimed_fleet, config_json, parse_config, GeneratorConfig};
 use crate::fleet::{ConnectionEvent, Fleet, FleetConnection};
+use crate::grpc_readings::GrpcReadings;
+use crate::reading_sink::ReadingSink;
 use crate::spec::{check_identifier, GeneratorSpec, SpecError, DEFAULT_FLEET};
 use crate::status::{
     config_topic, generator_name, status_topic, GeneratorState, GeneratorStatus, LastStatus,
@@ -144,6 +146,18 @@ impl GeneratorService {
         fleet: &str,
         shutdown: CancellationToken,
     ) -> Result<RunningService, ServiceError> {
+        Self::start_publishing(mqtt, fleet, None, shutdown).await
+    }
+
+    /// Like [`GeneratorService::start`], with the generators' readings
+    /// published through `grpc` (the gRPC gateway) when given; the control
+    /// plane and statuses stay on the broker.
+    pub async fn start_publishing(
+        mqtt: &MqttUrl,
+        fleet: &str,
+        grpc: Option<GrpcReadings>,
+        shutdown: CancellationToken,
+    ) -> Result<RunningService, ServiceError> {
         check_identifier("fleet", fleet)?;
         let instance = format!("{:016x}", rand::rng().random::<u64>());
         let client_id = format!("datastream-fleet-{fleet}-{instance}");
@@ -166,7 +180,10 @@ impl GeneratorService {
                 client_id,
                 mqtt: mqtt.clone(),
                 client: connection.client.clone(),
-                fleet: Fleet::new(connection.client.clone()),
+                fleet: Fleet::new(match grpc {
+                    Some(grpc) => ReadingSink::Grpc(grpc),
+                    None => ReadingSink::Mqtt(connection.client.clone()),
+                }),
                 catalog: Mutex::new(BTreeMap::new()),
                 version,
                 reporters: tokio::sync::Mutex::new(HashMap::new()),

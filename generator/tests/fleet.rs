@@ -31,7 +31,7 @@ async fn a_generator_publishes_valid_readings_at_its_frequency() {
     let fleet = tokio::spawn({
         let url = MqttUrl::parse(&broker.url()).unwrap();
         let stop = stop.clone();
-        async move { run_fleet(&url, &unique_name("gen"), vec![spec], stop).await }
+        async move { run_fleet(&url, &unique_name("gen"), vec![spec], None, stop).await }
     });
 
     let window = Duration::from_secs(2);

@@ -10,32 +10,28 @@
 //! - `grpc.health.v1` and reflection (`grpc.reflection.v1`), so stock tools
 //!   (`grpcurl`, `grpc_health_probe`) work without the `.proto`.
 //!
-//! Every call carries a bearer token in the `authorization` metadata
+//! - [`auth`]: `Auth.Login`, signing in for clients that speak only gRPC.
+//!
+//! Every other call carries a bearer token in the `authorization` metadata
 //! ([`caller`]): publishing needs an admin, subscribing any user.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod caller;
 pub mod ingest;
 pub mod live;
 mod reading_message;
 
 /// The code generated from `proto/datastream/v1/datastream.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("datastream.v1");
+pub use datastream_proto as proto;
 
-    /// The compiled descriptors of the `.proto`, for reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/datastream_descriptor.bin"));
-}
-
+pub use auth::AuthService;
 pub use ingest::IngestService;
 pub use live::LiveService;
 
-use datastream_api::LiveReadings;
+use datastream_api::{AppState, LiveReadings};
 use datastream_domain::DecodeLimits;
-use datastream_http::TokenVerifier;
 use datastream_mqtt::ConfirmedPublisher;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -67,8 +63,9 @@ pub struct GrpcGateway {
     pub publisher: Arc<ConfirmedPublisher>,
     /// The fan-out subscriptions read from.
     pub live: LiveReadings,
-    /// Checks bearer tokens.
-    pub verifier: TokenVerifier,
+    /// The API's state: bearer tokens are checked, and `Auth.Login` signs
+    /// in, with it.
+    pub state: AppState,
     /// What a reading must satisfy (the ingestor's rules).
     pub limits: DecodeLimits,
     /// A PEM certificate chain and key: serve TLS only. `None`: plain.
@@ -82,21 +79,26 @@ impl GrpcGateway {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), GrpcError> {
+        let verifier = self.state.token_verifier();
         let ingest = proto::ingest_server::IngestServer::new(IngestService {
             publisher: self.publisher,
-            verifier: self.verifier.clone(),
+            verifier: verifier.clone(),
             limits: self.limits,
         });
         let live = proto::live_server::LiveServer::new(LiveService {
             live: self.live.clone(),
-            verifier: self.verifier,
+            verifier,
         });
+        let auth = proto::auth_server::AuthServer::new(AuthService { state: self.state });
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<proto::ingest_server::IngestServer<IngestService>>()
             .await;
         health
             .set_serving::<proto::live_server::LiveServer<LiveService>>()
+            .await;
+        health
+            .set_serving::<proto::auth_server::AuthServer<AuthService>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -124,6 +126,7 @@ impl GrpcGateway {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(auth)
             .add_service(ingest)
             .add_service(live)
             .serve_with_incoming_shutdown(incoming, async move {

@@ -237,3 +237,79 @@ async fn a_subscription_receives_the_readings_published_over_mqtt_that_match_its
     assert_eq!(got.sensor_type, "temperature");
     sys.stop().await;
 }
+
+#[tokio::test]
+async fn auth_login_gives_a_token_for_the_right_password_and_unauthenticated_otherwise() {
+    use datastream_grpc::proto::{auth_client::AuthClient, Credentials};
+    let (sys, _token) = start().await;
+    let mut auth = AuthClient::new(channel(&sys).await);
+    let token = auth
+        .login(Credentials {
+            username: "admin".into(),
+            password: crate::support::ADMIN_PASSWORD.into(),
+        })
+        .await
+        .expect("signed in")
+        .into_inner();
+    assert!(token.expires_in > 0);
+    let mut ingest = IngestClient::new(channel(&sys).await);
+    let batch = Batch {
+        readings: vec![reading(&unique_id1(), 1)],
+    };
+    assert!(ingest
+        .publish_batch(with_token(batch, &token.access_token))
+        .await
+        .is_ok());
+    let wrong = auth
+        .login(Credentials {
+            username: "admin".into(),
+            password: "not-the-password".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let empty = auth.login(Credentials::default()).await.unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    assert!(empty.message().contains("username"), "{}", empty.message());
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn a_generator_with_transport_grpc_signs_in_and_its_readings_are_stored() {
+    use datastream_domain::{Id1, Id2, SensorType};
+    use datastream_generator::{run_fleet, GeneratorSpec, GrpcTarget};
+    let (sys, _token) = start().await;
+    let id1 = unique_id1();
+    let spec = GeneratorSpec::new(
+        "over-grpc",
+        SensorType::parse("grpc-generated").unwrap(),
+        Id1::parse(&id1).unwrap(),
+        Id2::new(1).unwrap(),
+        50.0,
+    )
+    .unwrap();
+    let target = GrpcTarget {
+        url: sys.grpc_url(),
+        username: "admin".into(),
+        password: crate::support::ADMIN_PASSWORD.into(),
+        ca_file: None,
+    };
+    // The MQTT URL is unused with a gRPC target: nothing connects to it.
+    let mqtt = datastream_domain::MqttUrl::parse("mqtt://127.0.0.1:1").unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move { run_fleet(&mqtt, "unused", vec![spec], Some(target), stop).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the generator stops, its readings answered")
+        .unwrap();
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
+    let stored = crate::support::wait_for_rows(&store, &id1, 60, Duration::from_secs(10)).await;
+    // 50 Hz for 2 s, less the time to sign in.
+    assert!((60..=110).contains(&stored), "{stored} readings stored");
+    sys.stop().await;
+}

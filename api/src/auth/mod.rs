@@ -5,9 +5,11 @@
 mod directory;
 mod password;
 mod password_workers;
+mod sign_in;
 mod throttle;
 
 pub use directory::{UserDirectory, USER_CACHE_TTL};
 pub use password::{hash_password, verify_password};
 pub use password_workers::{Busy, PasswordWorkers};
+pub use sign_in::{IssuedToken, SignInError};
 pub use throttle::{LoginAttempt, LoginThrottle};

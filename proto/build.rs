@@ -6,7 +6,7 @@ use prost::Message;
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
+    let proto_dir = env!("CARGO_MANIFEST_DIR");
     let proto = "datastream/v1/datastream.proto";
     println!("cargo:rerun-if-changed={proto_dir}/{proto}");
     let descriptors = protox::compile([proto], [proto_dir])?;
