@@ -13,14 +13,6 @@ pub struct HttpListener {
 }
 
 impl HttpListener {
-    /// HTTPS on `tcp` with `config` (its certificate and key).
-    pub fn tls(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        Self {
-            tcp,
-            tls: Some(config),
-        }
-    }
-
     /// `Some(config)`: HTTPS; `None`: plain HTTP.
     pub fn new(tcp: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         Self { tcp, tls }

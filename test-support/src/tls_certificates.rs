@@ -2,7 +2,7 @@
 //! certificates TLS tests need, made in the test (rcgen), as PEM files.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A CA, a server certificate it signed for `localhost` (only: connecting
 /// to `127.0.0.1` is a name mismatch), a client certificate it signed, and
@@ -60,10 +60,6 @@ impl TestCertificates {
     /// The client certificate and its key.
     pub fn client_files(&self) -> (PathBuf, PathBuf) {
         (self.file("client.pem"), self.file("client.key"))
-    }
-    /// The directory holding them.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
