@@ -5,7 +5,6 @@
 //! connection or an expired token (the stream ends) costs a resend, not a
 //! reading.
 
-use datastream_domain::timestamp::format_timestamp;
 use datastream_domain::Reading;
 use datastream_proto::ack::Status as AckStatus;
 use datastream_proto::auth_client::AuthClient;
@@ -66,18 +65,7 @@ impl GrpcReadings {
 
     /// Queues `reading`; waits while the queue is full.
     pub async fn send(&self, reading: &Reading) -> Result<(), Closed> {
-        self.tx.send(message(reading)).await.map_err(|_| Closed)
-    }
-}
-
-fn message(reading: &Reading) -> datastream_proto::Reading {
-    datastream_proto::Reading {
-        seq: 0,
-        sensor_value: reading.sensor_value(),
-        sensor_type: reading.sensor_type().as_str().to_owned(),
-        id1: reading.id1().as_str().to_owned(),
-        id2: i64::from(reading.id2().get()),
-        timestamp: format_timestamp(reading.timestamp()),
+        self.tx.send(reading.into()).await.map_err(|_| Closed)
     }
 }
 

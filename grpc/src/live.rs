@@ -1,8 +1,8 @@
 //! `datastream.v1.Live`: live readings out, from the same in-memory fan-out
 //! as the REST API's Server-Sent Events stream ([`LiveReadings`]).
 
+use crate::caller;
 use crate::proto;
-use crate::{caller, reading_message};
 use datastream_api::LiveReadings;
 use datastream_domain::{FilterParams, ReadingFilter};
 use datastream_http::TokenVerifier;
@@ -60,7 +60,7 @@ impl proto::live_server::Live for LiveService {
                 tokio::select! {
                     received = subscription.receiver.recv() => match received {
                         Ok(reading) if filter.matches(&reading) => {
-                            if tx.send(Ok(reading_message::to_message(&reading))).await.is_err() {
+                            if tx.send(Ok(proto::Reading::from(&*reading))).await.is_err() {
                                 return;
                             }
                         }

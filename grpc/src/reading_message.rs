@@ -1,9 +1,10 @@
-//! The edge between the protobuf `Reading` and the domain's: the same
-//! checks as a reading arriving over MQTT (`decode_message`), field by field.
+//! The edge from the protobuf `Reading` to the domain's: the same checks as
+//! a reading arriving over MQTT (`decode_message`), field by field. (The
+//! way back is `datastream-proto`'s `From<&Reading>`.)
 
 use crate::proto;
 use chrono::{DateTime, Utc};
-use datastream_domain::timestamp::{format_timestamp, parse_timestamp};
+use datastream_domain::timestamp::parse_timestamp;
 use datastream_domain::{DecodeLimits, Id1, Id2, Reading, ReadingError, SensorType};
 
 /// A domain reading from a message, or the first field that is wrong.
@@ -19,18 +20,6 @@ pub(crate) fn to_domain(
         .id2(Id2::new(message.id2)?)
         .timestamp(parse_timestamp(&message.timestamp)?)
         .build(&limits.bounds, now)
-}
-
-/// The message a subscription sends for a reading (`seq` 0).
-pub(crate) fn to_message(reading: &Reading) -> proto::Reading {
-    proto::Reading {
-        seq: 0,
-        sensor_value: reading.sensor_value(),
-        sensor_type: reading.sensor_type().as_str().to_owned(),
-        id1: reading.id1().as_str().to_owned(),
-        id2: i64::from(reading.id2().get()),
-        timestamp: format_timestamp(reading.timestamp()),
-    }
 }
 
 #[cfg(test)]
@@ -53,7 +42,7 @@ mod tests {
         let now = "2026-11-25T08:00:00Z".parse().unwrap();
         let reading = to_domain(&message(), &DecodeLimits::default(), now).unwrap();
         assert_eq!(
-            to_message(&reading),
+            proto::Reading::from(&reading),
             proto::Reading {
                 seq: 0,
                 ..message()
