@@ -20,7 +20,7 @@
 //!   crossing was notified;
 //! - the load average and each process's CPU seconds, beside the figures.
 
-use crate::figures::{cpu_seconds, load_average, median, percentile};
+use crate::figures::{cpu_seconds, load_average, median, percentile, wait_until_landed};
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
 use chrono::{SubsecRound, Utc};
@@ -126,13 +126,11 @@ async fn round(
     let sensor_type = format!("alertbench-{tag}");
     let ingestor = ServiceProcess::start(
         &target.binary,
-        ServiceCommand::ingestor(&IngestorSpec {
-            database_url: target.database_url.clone(),
-            mqtt_url: target.mqtt.to_url_with_password(),
-            group: Some(format!("alertbench-{tag}")),
-            client_id: format!("alertbench-ing-{tag}"),
-            env: vec![],
-        }),
+        ServiceCommand::ingestor(&IngestorSpec::in_group(
+            &target.database_url,
+            &target.mqtt,
+            &format!("alertbench-{tag}"),
+        )),
         Duration::from_secs(60),
     )
     .await?;
@@ -198,8 +196,21 @@ async fn round(
         crossings += t.await??;
     }
     let published_in = started.elapsed();
-    let landed_at =
-        wait_until_landed(&target.store, &sensor_type, total, Duration::from_secs(120)).await?;
+    let of_the_round = ReadingFilter::parse(
+        FilterParams {
+            sensor_type: Some(&sensor_type),
+            ..FilterParams::default()
+        },
+        Utc::now(),
+    )?;
+    let landed_at = wait_until_landed(
+        &target.store,
+        &of_the_round,
+        total,
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+    )
+    .await?;
     let landed_in = landed_at.duration_since(started);
     let landed_per_sec = total as f64 / landed_in.as_secs_f64();
 
@@ -364,37 +375,6 @@ async fn publish_share(
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
     Ok(crossings)
-}
-
-/// Waits until `total` readings of `sensor_type` are stored; when the last
-/// was counted.
-async fn wait_until_landed(
-    store: &SharedStore,
-    sensor_type: &str,
-    total: u64,
-    timeout: Duration,
-) -> Result<Instant> {
-    let filter = ReadingFilter::parse(
-        FilterParams {
-            sensor_type: Some(sensor_type),
-            ..FilterParams::default()
-        },
-        Utc::now(),
-    )?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let stored = store.count(&filter).await?;
-        if stored >= total {
-            return Ok(Instant::now());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "only {stored} of {total} readings landed within {} s",
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Firing notifications as they arrive, with crossing → arrival latency.

@@ -1,5 +1,36 @@
 //! What every benchmark reports beside its figures — the machine's load
-//! and each process's CPU time — and the order statistics of its rounds.
+//! and each process's CPU time — the moment a round's readings have all
+//! landed, and the order statistics of its rounds.
+
+use datastream_domain::ReadingFilter;
+use datastream_store::SharedStore;
+use std::time::{Duration, Instant};
+
+/// Waits until `total` readings matching `filter` are stored, counting
+/// them every `poll`; when the last was counted. Fails after `timeout`,
+/// saying how many had landed.
+pub async fn wait_until_landed(
+    store: &SharedStore,
+    filter: &ReadingFilter,
+    total: u64,
+    timeout: Duration,
+    poll: Duration,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let stored = store.count(filter).await?;
+        if stored >= total {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "only {stored} of {total} readings landed within {} s",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
 
 /// User + system CPU seconds of process `pid` (0 where `/proc` is absent).
 pub fn cpu_seconds(pid: u32) -> f64 {

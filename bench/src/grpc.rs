@@ -10,7 +10,7 @@
 //! broker's PUBACK), the gateway's resident memory, the CPU seconds of the
 //! ingestor and the gateway, and the load average.
 
-use crate::figures::{cpu_seconds, load_average, median, percentile, range};
+use crate::figures::{cpu_seconds, load_average, median, percentile, range, wait_until_landed};
 use crate::publish::{publish, PublishPlan};
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
@@ -148,13 +148,11 @@ async fn start_services(
 ) -> Result<Services> {
     let ingestor = ServiceProcess::start(
         &target.binary,
-        ServiceCommand::ingestor(&IngestorSpec {
-            database_url: target.database_url.clone(),
-            mqtt_url: target.mqtt.to_url_with_password(),
-            group: Some(format!("grpcbench-{tag}")),
-            client_id: format!("grpcbench-ing-{tag}"),
-            env: vec![],
-        }),
+        ServiceCommand::ingestor(&IngestorSpec::in_group(
+            &target.database_url,
+            &target.mqtt,
+            &format!("grpcbench-{tag}"),
+        )),
         Duration::from_secs(60),
     )
     .await?;
@@ -226,8 +224,15 @@ async fn round(
         ack_ms.extend(t.await??);
     }
     let acked_in = started.elapsed();
-    let landed_in =
-        wait_until_landed(&target.store, &id1, total, Duration::from_secs(180)).await? - started;
+    let landed_in = wait_until_landed(
+        &target.store,
+        &ReadingFilter::default().with_id1(Id1::parse(&id1)?),
+        total,
+        Duration::from_secs(180),
+        Duration::from_millis(50),
+    )
+    .await?
+        - started;
     ack_ms.sort_by(f64::total_cmp);
     Ok(GrpcRound {
         path,
@@ -311,28 +316,6 @@ async fn publish_stream(
         bail!("{} of {count} readings acked", latencies.len());
     }
     Ok(latencies)
-}
-
-/// Waits until `total` readings of `id1` are stored; when the last was
-/// counted.
-async fn wait_until_landed(
-    store: &SharedStore,
-    id1: &str,
-    total: u64,
-    timeout: Duration,
-) -> Result<Instant> {
-    let filter = ReadingFilter::default().with_id1(Id1::parse(id1)?);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let stored = store.count(&filter).await?;
-        if stored >= total {
-            return Ok(Instant::now());
-        }
-        if Instant::now() > deadline {
-            bail!("only {stored} of {total} readings landed within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 impl GrpcReport {

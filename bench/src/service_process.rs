@@ -62,6 +62,20 @@ pub struct IngestorSpec {
     pub env: Vec<(String, String)>,
 }
 
+impl IngestorSpec {
+    /// An ingestor of shared group `group` (client id `{group}-ing`) on
+    /// `database_url` and the broker `mqtt` (its password handed on).
+    pub fn in_group(database_url: &str, mqtt: &datastream_domain::MqttUrl, group: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            mqtt_url: mqtt.to_url_with_password(),
+            group: Some(group.to_owned()),
+            client_id: format!("{group}-ing"),
+            env: vec![],
+        }
+    }
+}
+
 /// What a service is started with: its subcommand, the setting that says
 /// where it serves HTTP, and its environment.
 #[derive(Debug, Clone)]
