@@ -230,19 +230,22 @@ async fn threshold_round_trip(db: TestDb) {
 /// A receiver answering 503: the MQTT notification is not held back, the
 /// webhook is tried again after 1 s, then 2 s…, every attempt recorded
 /// with its outcome, until the receiver takes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_webhook_is_retried_with_backoff_and_never_holds_back_mqtt() {
-    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
-    let admin = sys.admin_token().await;
-    let hooks = WebhookReceiver::start().await;
-    hooks.answer(503);
+/// Creates a threshold rule named `name` (humidity above 90, at once) for a
+/// fresh device family, with `webhook_url` signed with [`SECRET`], and
+/// publishes 95 until its firing notification is on MQTT; returns it.
+async fn fire_rule_with_webhook(
+    sys: &TestSystem,
+    admin: &str,
+    name: &str,
+    webhook_url: &str,
+) -> AlertNotice {
     let id1 = unique_id1();
     let rule = create_rule(
-        &sys,
-        &admin,
+        sys,
+        admin,
         json!({
-            "name": "flaky receiver", "kind": "threshold", "sensor_type": "humidity", "id1": id1,
-            "above": 90.0, "for": "0s", "webhook_url": hooks.url(), "webhook_secret": SECRET,
+            "name": name, "kind": "threshold", "sensor_type": "humidity", "id1": id1,
+            "above": 90.0, "for": "0s", "webhook_url": webhook_url, "webhook_secret": SECRET,
         }),
     )
     .await;
@@ -251,10 +254,19 @@ async fn a_failing_webhook_is_retried_with_backoff_and_never_holds_back_mqtt() {
         &format!("datastream/alerts/{}/#", rule["id"]),
     )
     .await;
-    let fired = publish_until(&sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
+    publish_until(sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
         n.event == AlertEvent::Firing
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_webhook_is_retried_with_backoff_and_never_holds_back_mqtt() {
+    let sys = TestSystem::start(TestDb::sqlite(), None, vec![]).await;
+    let admin = sys.admin_token().await;
+    let hooks = WebhookReceiver::start().await;
+    hooks.answer(503);
+    let fired = fire_rule_with_webhook(&sys, &admin, "flaky receiver", &hooks.url()).await;
     let refused = hooks.wait_for(2, Duration::from_secs(15)).await;
     assert!(refused.len() >= 2, "retried: {} attempts", refused.len());
     assert!(refused
@@ -675,25 +687,7 @@ async fn an_https_webhook_is_delivered_to_a_receiver_the_alerter_trusts_and_refu
     let admin = sys.admin_token().await;
     let hooks = WebhookReceiver::start_tls(&certs).await;
     assert!(hooks.url().starts_with("https://localhost:"));
-    let id1 = unique_id1();
-    let rule = create_rule(
-        &sys,
-        &admin,
-        json!({
-            "name": "https receiver", "kind": "threshold", "sensor_type": "humidity", "id1": id1,
-            "above": 90.0, "for": "0s", "webhook_url": hooks.url(), "webhook_secret": SECRET,
-        }),
-    )
-    .await;
-    let tap = MessageTap::start(
-        &sys.mqtt_url,
-        &format!("datastream/alerts/{}/#", rule["id"]),
-    )
-    .await;
-    let fired = publish_until(&sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
-        n.event == AlertEvent::Firing
-    })
-    .await;
+    let fired = fire_rule_with_webhook(&sys, &admin, "https receiver", &hooks.url()).await;
     let received = hooks.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(received.len(), 1, "delivered over HTTPS once");
     let hook = &received[0];
@@ -710,25 +704,7 @@ async fn an_https_webhook_is_delivered_to_a_receiver_the_alerter_trusts_and_refu
     // and the attempt says why.
     let other_certs = datastream_test_support::TestCertificates::new();
     let untrusted = WebhookReceiver::start_tls(&other_certs).await;
-    let id1 = unique_id1();
-    let rule = create_rule(
-        &sys,
-        &admin,
-        json!({
-            "name": "untrusted receiver", "kind": "threshold", "sensor_type": "humidity", "id1": id1,
-            "above": 90.0, "for": "0s", "webhook_url": untrusted.url(), "webhook_secret": SECRET,
-        }),
-    )
-    .await;
-    let tap = MessageTap::start(
-        &sys.mqtt_url,
-        &format!("datastream/alerts/{}/#", rule["id"]),
-    )
-    .await;
-    let fired = publish_until(&sys, &tap, ("humidity", id1.as_str(), 1), 95.0, |n| {
-        n.event == AlertEvent::Firing
-    })
-    .await;
+    let fired = fire_rule_with_webhook(&sys, &admin, "untrusted receiver", &untrusted.url()).await;
     let path = format!("/api/v1/alerts/{}/deliveries", fired.alert_id);
     let deadline = Instant::now() + Duration::from_secs(15);
     let failed = loop {
