@@ -39,6 +39,28 @@ fn publisher_url(mosquitto: &OwnMosquitto, certs: &TestCertificates, client: boo
         .unwrap()
 }
 
+/// Publishes `n` readings of a fresh device family to `url` and checks that
+/// the system stores every one.
+async fn readings_reach_the_store(sys: &TestSystem, url: &MqttUrl, n: usize) {
+    let id1 = unique_id1();
+    publish_all_acked_to(url, reading_messages(&id1, n)).await;
+    let store = datastream_store::connect(sys.db.url()).await.unwrap();
+    assert_eq!(
+        wait_for_rows(&store, &id1, n as u64, Duration::from_secs(20)).await,
+        n as u64
+    );
+}
+
+/// Why a start that must fail failed, with every cause.
+async fn start_failure(
+    start: impl std::future::Future<Output = anyhow::Result<TestSystem>>,
+) -> String {
+    match start.await {
+        Ok(_) => panic!("the start succeeded"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
 #[tokio::test]
 async fn readings_flow_over_mqtts_with_the_configured_ca() {
     let certs = TestCertificates::new();
@@ -52,17 +74,7 @@ async fn readings_flow_over_mqtts_with_the_configured_ca() {
         over_tls(&mosquitto, &certs.ca_file()),
     )
     .await;
-    let id1 = unique_id1();
-    publish_all_acked_to(
-        &publisher_url(&mosquitto, &certs, false),
-        reading_messages(&id1, 50),
-    )
-    .await;
-    let store = datastream_store::connect(sys.db.url()).await.unwrap();
-    assert_eq!(
-        wait_for_rows(&store, &id1, 50, Duration::from_secs(20)).await,
-        50
-    );
+    readings_reach_the_store(&sys, &publisher_url(&mosquitto, &certs, false), 50).await;
     sys.stop().await;
 }
 
@@ -79,17 +91,7 @@ async fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
         s.mqtt_client_key_file = Some(key.display().to_string());
     })
     .await;
-    let id1 = unique_id1();
-    publish_all_acked_to(
-        &publisher_url(&mosquitto, &certs, true),
-        reading_messages(&id1, 20),
-    )
-    .await;
-    let store = datastream_store::connect(sys.db.url()).await.unwrap();
-    assert_eq!(
-        wait_for_rows(&store, &id1, 20, Duration::from_secs(20)).await,
-        20
-    );
+    readings_reach_the_store(&sys, &publisher_url(&mosquitto, &certs, true), 20).await;
     sys.stop().await;
 }
 
@@ -99,16 +101,13 @@ async fn a_broker_certificate_from_another_ca_stops_the_start_naming_mqtt_ca_fil
     let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
         return;
     };
-    let error = TestSystem::try_start_with(
+    let message = start_failure(TestSystem::try_start_with(
         TestDb::sqlite(),
         None,
         vec![],
         over_tls(&mosquitto, &certs.other_ca_file()),
-    )
-    .await
-    .err()
-    .expect("the start fails");
-    let message = format!("{error:#}");
+    ))
+    .await;
     assert!(message.contains("MQTT_CA_FILE"), "{message}");
     assert!(message.contains("does not trust"), "{message}");
 }
@@ -127,16 +126,18 @@ async fn a_host_the_broker_certificate_does_not_name_stops_the_start() {
         by_address(mosquitto.tls_url(Some("ingestor"))),
         by_address(mosquitto.tls_url(Some("generator"))),
     );
-    let error = TestSystem::try_start_with(TestDb::sqlite(), None, vec![], |s| {
-        s.mqtt_url = Some(url);
-        s.mqtt_ingestor_url = Some(ingestor);
-        s.mqtt_generator_url = Some(generator);
-        s.mqtt_ca_file = Some(certs.ca_file().display().to_string());
-    })
-    .await
-    .err()
-    .expect("the start fails");
-    let message = format!("{error:#}");
+    let message = start_failure(TestSystem::try_start_with(
+        TestDb::sqlite(),
+        None,
+        vec![],
+        |s| {
+            s.mqtt_url = Some(url);
+            s.mqtt_ingestor_url = Some(ingestor);
+            s.mqtt_generator_url = Some(generator);
+            s.mqtt_ca_file = Some(certs.ca_file().display().to_string());
+        },
+    ))
+    .await;
     assert!(message.contains("not valid for \"127.0.0.1\""), "{message}");
 }
 
@@ -146,15 +147,17 @@ async fn tls_files_beside_a_plain_url_are_refused_rather_than_ignored() {
     let Some(mosquitto) = OwnMosquitto::start_with_tls(&certs, false) else {
         return;
     };
-    let error = TestSystem::try_start_with(TestDb::sqlite(), Some(mosquitto.url()), vec![], |s| {
-        s.mqtt_ingestor_url = Some(mosquitto.ingestor_url());
-        s.mqtt_generator_url = Some(mosquitto.publisher_url());
-        s.mqtt_ca_file = Some(certs.ca_file().display().to_string());
-    })
-    .await
-    .err()
-    .expect("the start fails");
-    let message = format!("{error:#}");
+    let message = start_failure(TestSystem::try_start_with(
+        TestDb::sqlite(),
+        Some(mosquitto.url()),
+        vec![],
+        |s| {
+            s.mqtt_ingestor_url = Some(mosquitto.ingestor_url());
+            s.mqtt_generator_url = Some(mosquitto.publisher_url());
+            s.mqtt_ca_file = Some(certs.ca_file().display().to_string());
+        },
+    ))
+    .await;
     assert!(message.contains("use mqtts://"), "{message}");
 }
 
@@ -291,13 +294,7 @@ async fn with_a_certificate_the_embedded_broker_takes_readings_over_tls() {
             client_identity: None,
         })
         .unwrap();
-    let id1 = unique_id1();
-    publish_all_acked_to(&url, reading_messages(&id1, 30)).await;
-    let store = datastream_store::connect(sys.db.url()).await.unwrap();
-    assert_eq!(
-        wait_for_rows(&store, &id1, 30, Duration::from_secs(20)).await,
-        30
-    );
+    readings_reach_the_store(&sys, &url, 30).await;
     sys.stop().await;
 }
 
@@ -306,14 +303,16 @@ async fn a_key_that_does_not_fit_the_certificate_stops_the_start_naming_both_fil
     let certs = TestCertificates::new();
     let (cert, _) = certs.server_files();
     let (_, other_key) = certs.client_files();
-    let error = TestSystem::try_start_with(TestDb::sqlite(), None, vec![], |s| {
-        s.tls_cert_file = Some(cert.display().to_string());
-        s.tls_key_file = Some(other_key.display().to_string());
-    })
-    .await
-    .err()
-    .expect("the start fails");
-    let message = format!("{error:#}");
+    let message = start_failure(TestSystem::try_start_with(
+        TestDb::sqlite(),
+        None,
+        vec![],
+        |s| {
+            s.tls_cert_file = Some(cert.display().to_string());
+            s.tls_key_file = Some(other_key.display().to_string());
+        },
+    ))
+    .await;
     assert!(message.contains("TLS_KEY_FILE"), "{message}");
     assert!(message.contains("does not fit"), "{message}");
 }
