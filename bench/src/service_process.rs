@@ -297,15 +297,22 @@ impl ServiceProcess {
 
     /// `datastream_ingest_readings_total{outcome="…"}` from `/metrics`.
     pub async fn readings_total(&self, outcome: &str) -> u64 {
-        let Some((_, body)) = get(format!("{}/metrics", self.base_url())).await else {
-            return 0;
-        };
-        let key = format!("datastream_ingest_readings_total{{outcome=\"{outcome}\"}} ");
+        self.metric(&format!(
+            "datastream_ingest_readings_total{{outcome=\"{outcome}\"}}"
+        ))
+        .await
+        .map_or(0, |v| v as u64)
+    }
+
+    /// The value of one series on `/metrics` (its name with labels as
+    /// exported, e.g. `datastream_ingest_lag_seconds`), or `None` when it
+    /// is not there or nothing answers.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = get(format!("{}/metrics", self.base_url())).await?;
+        let key = format!("{series} ");
         body.lines()
             .find_map(|l| l.strip_prefix(&key))
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-            .unwrap_or(0)
     }
 
     /// Peak resident memory (VmHWM) in bytes, on Linux.

@@ -21,9 +21,11 @@
 #![forbid(unsafe_code)]
 
 mod background_task;
+mod broker_backlog;
 mod config;
 mod dead_letter;
 mod delivery;
+mod lag;
 mod live_feed;
 mod log_limit;
 mod metrics;
@@ -148,6 +150,7 @@ async fn run(
         "ingestor starting"
     );
 
+    let lag = lag::IngestLag::new();
     let receiver = receiver::Receiver {
         client: client.clone(),
         eventloop,
@@ -159,6 +162,7 @@ async fn run(
         deliveries: tx,
         metrics: metrics.clone(),
         ledger: ledger.clone(),
+        lag: lag.clone(),
         max_backlog,
         login: match config.mqtt.credentials() {
             Some((user, _)) => format!("MQTT user {user:?}"),
@@ -169,6 +173,19 @@ async fn run(
     // commits while the first finishes; on a single writer (SQLite) it would
     // only wait for the lock.
     let commits_in_flight = if store.concurrent_writers() { 2 } else { 1 };
+    let reporting = CancellationToken::new();
+    let lag_reporter = tokio::spawn(lag::report_lag(
+        lag.clone(),
+        ledger.clone(),
+        metrics.clone(),
+        reporting.clone(),
+    ));
+    let broker_backlog = tokio::spawn(broker_backlog::follow_broker_backlog(
+        config.mqtt.clone(),
+        config.client_id.clone(),
+        metrics.clone(),
+        reporting.clone(),
+    ));
     let writer = writer::BatchWriter {
         store,
         client,
@@ -177,6 +194,7 @@ async fn run(
         commits_in_flight,
         metrics,
         ledger,
+        lag,
         dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
         unpublished_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
     };
@@ -190,6 +208,8 @@ async fn run(
     {
         tracing::warn!("MQTT connection did not close within 5 s");
     }
+    reporting.cancel();
+    let _ = tokio::join!(lag_reporter, broker_backlog);
 }
 
 /// Why [`end_session`] could not ask the broker.

@@ -38,13 +38,25 @@ impl IngestMetrics {
         counter!("datastream_ingest_mqtt_reconnects_total").increment(1);
     }
 
-    /// Age of the oldest received message not yet acknowledged.
+    /// How long the oldest message received and not yet committed has
+    /// waited in this ingestor.
     pub fn oldest_unacked(&self, age: Duration) {
         gauge!("datastream_ingest_oldest_unacked_seconds").set(age.as_secs_f64());
     }
 
-    /// Readings held in memory, waiting for a commit.
-    pub fn backlog(&self, readings: usize) {
+    /// How far behind the ingestor is (`lag.rs`): the metric to scale on.
+    pub fn lag(&self, lag: Duration) {
+        gauge!("datastream_ingest_lag_seconds").set(lag.as_secs_f64());
+    }
+
+    /// Messages the broker holds for its persistent sessions, as it last
+    /// reported (`broker_backlog.rs`).
+    pub fn broker_queued(&self, messages: u64) {
+        gauge!("datastream_ingest_broker_queued_messages").set(messages as f64);
+    }
+
+    /// Readings received and held in memory, waiting for a commit.
+    pub fn backlog(&self, readings: u64) {
         gauge!("datastream_ingest_backlog_readings").set(readings as f64);
     }
 

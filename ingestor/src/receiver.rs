@@ -17,6 +17,7 @@
 
 use crate::dead_letter::DeadLetter;
 use crate::delivery::{Content, Delivery};
+use crate::lag::IngestLag;
 use crate::metrics::IngestMetrics;
 use crate::status::AckLedger;
 use chrono::Utc;
@@ -72,6 +73,8 @@ pub(crate) struct Receiver {
     pub deliveries: mpsc::UnboundedSender<Delivery>,
     pub metrics: IngestMetrics,
     pub ledger: Arc<AckLedger>,
+    /// Counts the readings decoded, for the backlog gauge.
+    pub lag: Arc<IngestLag>,
     pub max_backlog: usize,
     /// Who the ingestor logs in as, for messages about permissions.
     pub login: String,
@@ -225,6 +228,9 @@ impl Receiver {
     /// Decodes a message and hands it to the writer.
     fn forward(&mut self, publish: rumqttc::Publish) -> Flow {
         let delivery = self.decode(publish);
+        if let Content::Readings(readings) = &delivery.content {
+            self.lag.received(readings.len());
+        }
         let unacked = self.ledger.received();
         if unacked.is_multiple_of(256) {
             self.metrics.unacked(unacked, self.ledger.acks_pending());

@@ -10,6 +10,7 @@
 //! the oldest in flight and committed.
 
 use crate::delivery::{Content, Delivery};
+use crate::lag::IngestLag;
 use crate::log_limit::LogLimiter;
 use crate::metrics::IngestMetrics;
 use crate::status::AckLedger;
@@ -48,6 +49,8 @@ pub(crate) struct BatchWriter {
     pub commits_in_flight: usize,
     pub metrics: IngestMetrics,
     pub ledger: Arc<AckLedger>,
+    /// Where the writer records what waits, for the lag gauges.
+    pub lag: Arc<IngestLag>,
     pub dead_letter_log: LogLimiter,
     /// For dead letters that could not be published.
     pub unpublished_log: LogLimiter,
@@ -111,12 +114,12 @@ impl BatchWriter {
                 _ = shutdown.cancelled() => break,
                 done = oldest_attempt(&mut in_flight) => {
                     self.finish_oldest(&mut in_flight, done, &shutdown).await;
+                    self.record_waiting(&in_flight, &batch);
                 }
                 received = deliveries.recv() => match received {
                     Some(d) => {
                         self.accept(&mut batch, d).await;
-                        let committing: usize = in_flight.iter().map(|c| c.readings.len()).sum();
-                        self.metrics.backlog(batch.readings.len() + deliveries.len() + committing);
+                        self.record_waiting(&in_flight, &batch);
                         if batch.readings.len() >= self.batch_max || batch.acks.len() >= self.batch_max {
                             self.submit(&mut batch, &mut in_flight, &shutdown).await;
                         }
@@ -193,11 +196,11 @@ impl BatchWriter {
         };
         let committed = match done {
             Ok(outcome) => {
-                self.committed(commit.readings.len(), outcome, commit.started);
+                self.committed(&commit.readings, outcome, commit.started);
                 true
             }
             Err(error) => {
-                self.commit_with_retry(&commit.readings, commit.oldest, error, give_up)
+                self.commit_with_retry(&commit.readings, error, give_up)
                     .await
             }
         };
@@ -207,22 +210,26 @@ impl BatchWriter {
         let messages = commit.acks.len();
         self.send_acks(&commit.acks).await;
         self.ledger.acked(messages);
-        self.metrics.oldest_unacked(
-            in_flight
-                .front()
-                .and_then(|c| c.oldest)
-                .map(|t| t.elapsed())
-                .unwrap_or(Duration::ZERO),
-        );
+        if let Some(next) = in_flight.front() {
+            self.lag.waiting_since(next.oldest);
+        }
     }
 
-    fn committed(&self, readings: usize, outcome: InsertOutcome, started: Instant) {
+    /// Records when the oldest message not yet committed arrived: the
+    /// oldest batch committing, else the open batch.
+    fn record_waiting(&self, in_flight: &VecDeque<Commit>, batch: &OpenBatch) {
+        let oldest = in_flight.front().and_then(|c| c.oldest).or(batch.oldest);
+        self.lag.waiting_since(oldest);
+    }
+
+    fn committed(&self, readings: &[Reading], outcome: InsertOutcome, started: Instant) {
         self.metrics.committed(
             outcome.inserted,
             outcome.duplicate,
-            readings,
+            readings.len(),
             started.elapsed(),
         );
+        self.lag.committed(readings);
     }
 
     async fn accept(&mut self, batch: &mut OpenBatch, d: Delivery) {
@@ -263,7 +270,6 @@ impl BatchWriter {
     async fn commit_with_retry(
         &self,
         readings: &Arc<[Reading]>,
-        oldest: Option<Instant>,
         mut error: StoreError,
         give_up: &CancellationToken,
     ) -> bool {
@@ -277,9 +283,6 @@ impl BatchWriter {
                 self.ledger.set_database_error(Some(error.to_string()));
             }
             failing = true;
-            if let Some(oldest) = oldest {
-                self.metrics.oldest_unacked(oldest.elapsed());
-            }
             tokio::select! {
                 _ = give_up.cancelled() => {
                     tracing::warn!(readings = readings.len(),
@@ -292,7 +295,7 @@ impl BatchWriter {
             let started = Instant::now();
             match self.store.insert_batch(readings.clone()).await {
                 Ok(outcome) => {
-                    self.committed(readings.len(), outcome, started);
+                    self.committed(readings, outcome, started);
                     tracing::info!("database is back; committing again");
                     self.ledger.set_database_error(None);
                     return true;

@@ -13,6 +13,7 @@ mod generators;
 mod grpc;
 mod hostile_messages;
 mod ingest_faults;
+mod ingest_lag;
 mod live_stream;
 mod no_server_errors;
 mod operator;
