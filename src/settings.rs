@@ -118,6 +118,10 @@ pub struct Settings {
     pub ingest_writer: String,
     /// Largest accepted MQTT payload, in bytes; larger ones are dead-lettered.
     pub ingest_max_payload_bytes: usize,
+    /// On stop, leave the shared group, store what the session still
+    /// holds and end the session, rather than keep it for a restart (for
+    /// replicas an autoscaler removes; see docs/SCALING.md).
+    pub ingest_leave_group_on_stop: bool,
     /// API worker threads.
     pub api_workers: usize,
     /// The alerter's own login on the external broker; unset:
@@ -200,6 +204,7 @@ impl Default for Settings {
             ingest_max_backlog: 50_000,
             ingest_writer: "auto".into(),
             ingest_max_payload_bytes: 256 * 1024,
+            ingest_leave_group_on_stop: false,
             api_workers: 2,
             mqtt_alerter_url: None,
             alert_client_id: None,
@@ -255,6 +260,7 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_MAX_BACKLOG",
     "INGEST_WRITER",
     "INGEST_MAX_PAYLOAD_BYTES",
+    "INGEST_LEAVE_GROUP_ON_STOP",
     "API_WORKERS",
     "MQTT_ALERTER_URL",
     "ALERT_CLIENT_ID",

@@ -424,6 +424,7 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
             .then(|| settings.ingest_group.clone()),
         batch_max: settings.ingest_batch_max,
         max_backlog: settings.ingest_max_backlog,
+        leave_group_on_stop: settings.ingest_leave_group_on_stop,
         flush_interval: Duration::from_millis(settings.ingest_flush_ms),
         decode_limits: decode_limits(settings),
         // `Settings::load` refused a policy that does not parse.

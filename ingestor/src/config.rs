@@ -24,6 +24,10 @@ pub struct IngestConfig {
     /// at the limit the ingestor stops taking messages and the broker keeps
     /// them. About 300 bytes each.
     pub max_backlog: usize,
+    /// On stop, leave the shared group and end the session once it is
+    /// drained, instead of keeping it for a restart
+    /// (`INGEST_LEAVE_GROUP_ON_STOP`; `group_exit.rs`).
+    pub leave_group_on_stop: bool,
     /// Payload and timestamp limits for decoding.
     pub decode_limits: DecodeLimits,
     /// How long readings and rollups are kept (`RETENTION`,
@@ -41,6 +45,7 @@ impl IngestConfig {
             batch_max: 1000,
             flush_interval: Duration::from_millis(100),
             max_backlog: 50_000,
+            leave_group_on_stop: false,
             decode_limits: DecodeLimits::default(),
             retention: None,
         }

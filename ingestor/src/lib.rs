@@ -25,6 +25,7 @@ mod broker_backlog;
 mod config;
 mod dead_letter;
 mod delivery;
+mod group_exit;
 mod lag;
 mod live_feed;
 mod log_limit;
@@ -151,13 +152,31 @@ async fn run(
     );
 
     let lag = lag::IngestLag::new();
+    let filter = match &config.group {
+        Some(group) => shared_readings_filter(group),
+        None => READINGS_FILTER.to_owned(),
+    };
+    // Intake closes at shutdown, or, for an ingestor leaving its group,
+    // once the session is drained.
+    let leave_group = config.leave_group_on_stop && config.group.is_some();
+    let intake = if leave_group {
+        CancellationToken::new()
+    } else {
+        shutdown.clone()
+    };
+    let leaving = leave_group.then(|| {
+        tokio::spawn(group_exit::leave_group_on_stop(
+            client.clone(),
+            filter.clone(),
+            ledger.clone(),
+            shutdown.clone(),
+            intake.clone(),
+        ))
+    });
     let receiver = receiver::Receiver {
         client: client.clone(),
         eventloop,
-        filter: match &config.group {
-            Some(group) => shared_readings_filter(group),
-            None => READINGS_FILTER.to_owned(),
-        },
+        filter,
         limits: config.decode_limits,
         deliveries: tx,
         metrics: metrics.clone(),
@@ -193,13 +212,13 @@ async fn run(
         flush_interval: config.flush_interval,
         commits_in_flight,
         metrics,
-        ledger,
+        ledger: ledger.clone(),
         lag,
         dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
         unpublished_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
     };
-    let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    writer.run(rx, shutdown).await;
+    let receiving = tokio::spawn(receiver.run(intake.clone()));
+    writer.run(rx, intake.clone()).await;
     // The writer has queued its last acks and the disconnect; let the
     // receiver send them.
     if tokio::time::timeout(Duration::from_secs(5), receiving)
@@ -210,6 +229,27 @@ async fn run(
     }
     reporting.cancel();
     let _ = tokio::join!(lag_reporter, broker_backlog);
+    if let Some(leaving) = leaving {
+        intake.cancel();
+        let _ = leaving.await;
+        end_left_session(&config, &ledger).await;
+    }
+}
+
+/// Ends the session of an ingestor that left its group with nothing held:
+/// it has no subscription left, so nothing can be queued in it any more.
+async fn end_left_session(config: &IngestConfig, ledger: &AckLedger) {
+    if !ledger.has_left() || ledger.unacked() > 0 {
+        tracing::warn!(
+            unacked = ledger.unacked(),
+            "keeping the session: the group was not left with nothing held"
+        );
+        return;
+    }
+    match end_session(&config.mqtt, &config.client_id).await {
+        Ok(_) => tracing::info!(client_id = %config.client_id, "session ended"),
+        Err(error) => tracing::warn!(%error, "could not end the emptied session"),
+    }
 }
 
 /// Why [`end_session`] could not ask the broker.

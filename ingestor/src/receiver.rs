@@ -82,9 +82,10 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     /// Runs until the writer has disconnected the client. After `stop` is
-    /// cancelled, new messages are no longer forwarded (they stay unacked,
-    /// so the broker redelivers them), but polling continues so that the
-    /// writer's last acks and the disconnect reach the broker.
+    /// cancelled (intake closed: at shutdown, or once a group is left),
+    /// new messages are no longer forwarded (they stay unacked, so the
+    /// broker redelivers them), but polling continues so that the writer's
+    /// last acks and the disconnect reach the broker.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut link = Link {
             connected: false,
@@ -153,12 +154,20 @@ impl Receiver {
                 );
                 link.connected = true;
                 link.reconnect_delay = FIRST_RECONNECT_DELAY;
-                // Subscribing again is harmless when the session kept the
-                // subscription, and required when the broker forgot it.
-                if let Err(error) = self.client.try_subscribe(&self.filter, QoS::AtLeastOnce) {
+                if self.ledger.leaving() {
+                    // Leaving the group (group_exit.rs): a reconnection must
+                    // not join it again.
+                    if let Err(error) = self.client.try_unsubscribe(&self.filter) {
+                        tracing::error!(%error, "could not queue the unsubscription");
+                    }
+                } else if let Err(error) = self.client.try_subscribe(&self.filter, QoS::AtLeastOnce)
+                {
+                    // Subscribing again is harmless when the session kept the
+                    // subscription, and required when the broker forgot it.
                     tracing::error!(%error, "could not queue the subscription");
                 }
             }
+            Ok(Event::Incoming(Incoming::UnsubAck(_))) => self.ledger.set_left(),
             Ok(Event::Incoming(Incoming::SubAck(ack))) => self.subscription_answered(&ack, link),
             Ok(Event::Incoming(Incoming::Publish(publish))) if !stop.is_cancelled() => {
                 link.quiet_since = None;

@@ -2,7 +2,7 @@
 //! and the count of messages it holds unacknowledged (its backlog).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
 
@@ -38,6 +38,10 @@ pub(crate) struct AckLedger {
     ack_batches: Mutex<VecDeque<(u16, Vec<u16>)>>,
     /// Signalled whenever the writer queues or finishes a batch of acks.
     acked: Notify,
+    /// Stopping by leaving the shared group (`group_exit.rs`).
+    leaving: AtomicBool,
+    /// The broker acknowledged the unsubscription.
+    left: AtomicBool,
 }
 
 impl AckLedger {
@@ -50,7 +54,28 @@ impl AckLedger {
             acks_sent: AtomicUsize::new(0),
             ack_batches: Mutex::new(VecDeque::new()),
             acked: Notify::new(),
+            leaving: AtomicBool::new(false),
+            left: AtomicBool::new(false),
         })
+    }
+
+    /// The ingestor is leaving its group: a reconnection unsubscribes
+    /// instead of subscribing.
+    pub(crate) fn begin_leaving(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
+    /// The broker acknowledged the unsubscription.
+    pub(crate) fn set_left(&self) {
+        self.left.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_left(&self) -> bool {
+        self.left.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_subscribed(&self, subscribed: bool) {

@@ -121,6 +121,68 @@ async fn two_ingestors_in_one_group_share_the_stream_exactly() {
     .await;
 }
 
+/// A replica removed for good (an autoscaler's scale-down) leaves its
+/// group when stopped: what is published while and after it stops all
+/// reaches the member that stays, none of it waits in the removed one's
+/// session (Mosquitto queues a stopped member's share there), and the
+/// session is ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingestor_leaving_its_group_on_stop_leaves_nothing_waiting_in_its_session() {
+    let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
+        return;
+    };
+    let store = connect(db.url()).await.unwrap();
+    let group = unique_name("grp");
+    let (leaving_id, staying_id) = (unique_name("ing-leaves"), unique_name("ing-stays"));
+    let mut leaving = spawn_ingestor_with(
+        db.url(),
+        &mosquitto.ingestor_url(),
+        Some(&group),
+        &leaving_id,
+        &[("INGEST_LEAVE_GROUP_ON_STOP", "true")],
+    );
+    let mut staying = spawn_ingestor(
+        db.url(),
+        &mosquitto.ingestor_url(),
+        Some(&group),
+        &staying_id,
+    );
+    leaving.wait_ready(READY).await.unwrap();
+    staying.wait_ready(READY).await.unwrap();
+
+    let (id1, n) = (unique_id1(), 8_000);
+    let (first_half, second_half) = halves(reading_messages(&id1, n));
+    publish_all_acked(mosquitto.publisher_url(), first_half).await;
+    assert_eq!(
+        wait_for_rows(&store, &id1, n as u64 / 2, LAND).await,
+        n as u64 / 2
+    );
+    assert!(
+        leaving.readings_total("inserted").await > 0,
+        "both were members"
+    );
+
+    let publishing = tokio::spawn(publish_all_acked(mosquitto.publisher_url(), second_half));
+    let stopped = leaving.terminate().unwrap();
+    publishing.await.unwrap();
+
+    assert!(
+        stopped.success(),
+        "the leaving ingestor exited cleanly: {stopped}"
+    );
+    assert_eq!(wait_for_rows(&store, &id1, n as u64, LAND).await, n as u64);
+    let mqtt = datastream_domain::MqttUrl::parse(&mosquitto.ingestor_url()).unwrap();
+    assert_eq!(
+        datastream_ingestor::end_session(&mqtt, &leaving_id)
+            .await
+            .unwrap(),
+        datastream_ingestor::SessionEnd::NoSession,
+        "the leaving ingestor ended its session"
+    );
+    staying.terminate().unwrap();
+    clear_mqtt_session(&mosquitto.ingestor_url(), &staying_id).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
     let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
