@@ -14,6 +14,7 @@ mod grpc;
 mod hostile_messages;
 mod ingest_faults;
 mod ingest_lag;
+mod kubernetes;
 mod live_stream;
 mod no_server_errors;
 mod operator;
