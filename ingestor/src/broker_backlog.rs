@@ -23,9 +23,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Messages in Mosquitto's store, queued and retained.
-pub(crate) const STORED_TOPIC: &str = "$SYS/broker/store/messages/count";
+const STORED_TOPIC: &str = "$SYS/broker/store/messages/count";
 /// Retained messages in Mosquitto's store.
-pub(crate) const RETAINED_TOPIC: &str = "$SYS/broker/retained messages/count";
+const RETAINED_TOPIC: &str = "$SYS/broker/retained messages/count";
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 

@@ -22,21 +22,85 @@
 //! kept (deploy/k8s).
 
 use crate::status::AckLedger;
+use crate::IngestConfig;
 use rumqttc::AsyncClient;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How long nothing must arrive before the session counts as drained.
 const QUIET: Duration = Duration::from_millis(500);
 /// The longest a stopping ingestor spends leaving.
-pub(crate) const LEAVE_TIMEOUT: Duration = Duration::from_secs(20);
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(20);
 const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// When the ingestor stops taking messages: at shutdown, or, for one that
+/// leaves its group, once its session is drained.
+pub(crate) struct Intake {
+    /// Cancelled when intake closes; the receiver stops forwarding and the
+    /// writer commits what it holds and disconnects.
+    pub closed: CancellationToken,
+    leaving: Option<JoinHandle<()>>,
+}
+
+impl Intake {
+    /// Intake for `config`'s ingestor: closed by `shutdown`, or by leaving
+    /// `filter`'s group after it.
+    pub(crate) fn start(
+        config: &IngestConfig,
+        client: &AsyncClient,
+        filter: &str,
+        ledger: &Arc<AckLedger>,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        if !(config.leave_group_on_stop && config.group.is_some()) {
+            return Self {
+                closed: shutdown.clone(),
+                leaving: None,
+            };
+        }
+        let closed = CancellationToken::new();
+        let leaving = tokio::spawn(leave_group_on_stop(
+            client.clone(),
+            filter.to_owned(),
+            ledger.clone(),
+            shutdown.clone(),
+            closed.clone(),
+        ));
+        Self {
+            closed,
+            leaving: Some(leaving),
+        }
+    }
+
+    /// After the writer and the receiver have stopped: ends the session
+    /// of an ingestor that left its group with nothing held (it has no
+    /// subscription left, so nothing can be queued in it any more).
+    pub(crate) async fn finish(self, config: &IngestConfig, ledger: &AckLedger) {
+        let Some(leaving) = self.leaving else {
+            return;
+        };
+        self.closed.cancel();
+        let _ = leaving.await;
+        if !ledger.has_left() || ledger.unacked() > 0 {
+            tracing::warn!(
+                unacked = ledger.unacked(),
+                "keeping the session: the group was not left with nothing held"
+            );
+            return;
+        }
+        match crate::end_session(&config.mqtt, &config.client_id).await {
+            Ok(_) => tracing::info!(client_id = %config.client_id, "session ended"),
+            Err(error) => tracing::warn!(%error, "could not end the emptied session"),
+        }
+    }
+}
 
 /// Leaves `filter`'s group once `stop` is cancelled, then closes `intake`
 /// when the session is drained (or after [`LEAVE_TIMEOUT`]).
-pub(crate) async fn leave_group_on_stop(
+async fn leave_group_on_stop(
     client: AsyncClient,
     filter: String,
     ledger: Arc<AckLedger>,

@@ -1,10 +1,10 @@
 //! `IngestLag`: how far behind the ingestor is, the metric to scale
 //! ingestors on (docs/SCALING.md, "Kubernetes").
 //!
-//! The writer records as it goes (cheap atomic stores); a sampler task
-//! publishes the gauges once a second. The sampler is separate because the
-//! writer itself stops in a database outage (it waits on the commit it
-//! holds), exactly when the lag must keep growing on `/metrics`.
+//! The writer records as it goes (cheap atomic stores); `gauges.rs`
+//! publishes the gauges once a second, apart from the writer, which stops
+//! in a database outage (it waits on the commit it holds), exactly when the
+//! lag must keep growing on `/metrics`.
 //!
 //! `datastream_ingest_lag_seconds` is, for each second, the larger of
 //! * how long the oldest message received and not yet committed has waited
@@ -29,10 +29,6 @@ use datastream_domain::Reading;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-/// How often the gauges are published.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// The writer's record of what waits and how old the last commits were.
 #[derive(Debug)]
@@ -131,25 +127,14 @@ fn median_age(readings: &[Reading], now: chrono::DateTime<Utc>) -> Option<Durati
     Some(Duration::from_micros(*median as u64))
 }
 
-/// Publishes the lag gauges every second until `stop`.
-pub(crate) async fn report_lag(
-    lag: Arc<IngestLag>,
-    ledger: Arc<AckLedger>,
-    metrics: IngestMetrics,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+impl IngestLag {
+    /// Publishes the lag gauges (called once a second by `gauges.rs`).
+    pub(crate) fn publish(&self, ledger: &AckLedger, metrics: &IngestMetrics) {
         let now = Instant::now();
-        metrics.oldest_unacked(lag.oldest_waiting(now));
-        metrics.lag(lag.sample(now));
+        metrics.oldest_unacked(self.oldest_waiting(now));
+        metrics.lag(self.sample(now));
         metrics.unacked(ledger.unacked(), ledger.acks_pending());
-        metrics.backlog(lag.held());
+        metrics.backlog(self.held());
     }
 }
 

@@ -25,6 +25,7 @@ mod broker_backlog;
 mod config;
 mod dead_letter;
 mod delivery;
+mod gauges;
 mod group_exit;
 mod lag;
 mod live_feed;
@@ -156,23 +157,7 @@ async fn run(
         Some(group) => shared_readings_filter(group),
         None => READINGS_FILTER.to_owned(),
     };
-    // Intake closes at shutdown, or, for an ingestor leaving its group,
-    // once the session is drained.
-    let leave_group = config.leave_group_on_stop && config.group.is_some();
-    let intake = if leave_group {
-        CancellationToken::new()
-    } else {
-        shutdown.clone()
-    };
-    let leaving = leave_group.then(|| {
-        tokio::spawn(group_exit::leave_group_on_stop(
-            client.clone(),
-            filter.clone(),
-            ledger.clone(),
-            shutdown.clone(),
-            intake.clone(),
-        ))
-    });
+    let intake = group_exit::Intake::start(&config, &client, &filter, &ledger, &shutdown);
     let receiver = receiver::Receiver {
         client: client.clone(),
         eventloop,
@@ -192,19 +177,7 @@ async fn run(
     // commits while the first finishes; on a single writer (SQLite) it would
     // only wait for the lock.
     let commits_in_flight = if store.concurrent_writers() { 2 } else { 1 };
-    let reporting = CancellationToken::new();
-    let lag_reporter = tokio::spawn(lag::report_lag(
-        lag.clone(),
-        ledger.clone(),
-        metrics.clone(),
-        reporting.clone(),
-    ));
-    let broker_backlog = tokio::spawn(broker_backlog::follow_broker_backlog(
-        config.mqtt.clone(),
-        config.client_id.clone(),
-        metrics.clone(),
-        reporting.clone(),
-    ));
+    let gauges = gauges::IngestGauges::start(&config, lag.clone(), ledger.clone(), metrics.clone());
     let writer = writer::BatchWriter {
         store,
         client,
@@ -217,8 +190,8 @@ async fn run(
         dead_letter_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
         unpublished_log: log_limit::LogLimiter::new(Duration::from_secs(1)),
     };
-    let receiving = tokio::spawn(receiver.run(intake.clone()));
-    writer.run(rx, intake.clone()).await;
+    let receiving = tokio::spawn(receiver.run(intake.closed.clone()));
+    writer.run(rx, intake.closed.clone()).await;
     // The writer has queued its last acks and the disconnect; let the
     // receiver send them.
     if tokio::time::timeout(Duration::from_secs(5), receiving)
@@ -227,29 +200,8 @@ async fn run(
     {
         tracing::warn!("MQTT connection did not close within 5 s");
     }
-    reporting.cancel();
-    let _ = tokio::join!(lag_reporter, broker_backlog);
-    if let Some(leaving) = leaving {
-        intake.cancel();
-        let _ = leaving.await;
-        end_left_session(&config, &ledger).await;
-    }
-}
-
-/// Ends the session of an ingestor that left its group with nothing held:
-/// it has no subscription left, so nothing can be queued in it any more.
-async fn end_left_session(config: &IngestConfig, ledger: &AckLedger) {
-    if !ledger.has_left() || ledger.unacked() > 0 {
-        tracing::warn!(
-            unacked = ledger.unacked(),
-            "keeping the session: the group was not left with nothing held"
-        );
-        return;
-    }
-    match end_session(&config.mqtt, &config.client_id).await {
-        Ok(_) => tracing::info!(client_id = %config.client_id, "session ended"),
-        Err(error) => tracing::warn!(%error, "could not end the emptied session"),
-    }
+    gauges.stop().await;
+    intake.finish(&config, &ledger).await;
 }
 
 /// Why [`end_session`] could not ask the broker.
