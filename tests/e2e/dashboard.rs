@@ -21,7 +21,9 @@ async fn the_dashboard_page_has_a_login_form_and_allows_only_its_own_origin() {
     for src in [
         "/assets/uPlot.iife.min.js",
         "/assets/api-client.js",
+        "/assets/page-parts.js",
         "/assets/manage.js",
+        "/assets/alerts.js",
         "/assets/dashboard.js",
     ] {
         assert!(html.contains(&format!(r#"src="{src}""#)), "{src}");
@@ -36,7 +38,9 @@ async fn the_dashboard_assets_are_served_from_the_binary_with_their_types() {
     for (name, content_type) in [
         ("dashboard.js", "text/javascript; charset=utf-8"),
         ("api-client.js", "text/javascript; charset=utf-8"),
+        ("page-parts.js", "text/javascript; charset=utf-8"),
         ("manage.js", "text/javascript; charset=utf-8"),
+        ("alerts.js", "text/javascript; charset=utf-8"),
         ("dashboard.css", "text/css; charset=utf-8"),
         ("uPlot.iife.min.js", "text/javascript; charset=utf-8"),
         ("uPlot.min.css", "text/css; charset=utf-8"),

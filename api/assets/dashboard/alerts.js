@@ -141,31 +141,10 @@ const alerts = (() => {
     return { who, what };
   }
 
-  function cell(content) {
-    const td = document.createElement("td");
-    if (content instanceof Node) td.append(content);
-    else td.textContent = content ?? "";
-    return td;
-  }
+  const { cell, button, deleteButton } = pageParts;
 
-  function button(text, onClick, className = "") {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = text;
-    b.className = className;
-    b.addEventListener("click", onClick);
-    return b;
-  }
-
-  async function attempt(change) {
-    $("rules-error").textContent = "";
-    try {
-      await change();
-      await loadRules();
-    } catch (error) {
-      $("rules-error").textContent = error.field ? `${error.field}: ${error.message}` : error.message;
-    }
-  }
+  /** Runs `change`, then reloads the rules; an error names its field. */
+  const attempt = (change) => pageParts.attempt("rules-error", change, loadRules);
 
   async function loadRules() {
     const admin = apiClient.role() === "admin";
@@ -179,15 +158,7 @@ const alerts = (() => {
       actions.className = "actions";
       if (admin) {
         actions.append(button("Edit", () => edit(r)));
-        const remove = button("Delete", () => {
-          if (remove.dataset.armed) {
-            attempt(() => apiClient.json("DELETE", `/alert-rules/${r.id}`));
-          } else {
-            remove.dataset.armed = "yes";
-            remove.textContent = "Delete for good";
-          }
-        }, "secondary");
-        actions.append(remove);
+        actions.append(deleteButton(() => attempt(() => apiClient.json("DELETE", `/alert-rules/${r.id}`))));
       }
       tr.append(cell(actions));
       return tr;

@@ -8,12 +8,7 @@
 const manage = (() => {
   const $ = (id) => document.getElementById(id);
 
-  function cell(content) {
-    const td = document.createElement("td");
-    if (content instanceof Node) td.append(content);
-    else td.textContent = content ?? "";
-    return td;
-  }
+  const { cell, button, attempt, deleteButton } = pageParts;
 
   function input(name, value, attributes = {}) {
     const element = document.createElement("input");
@@ -23,29 +18,8 @@ const manage = (() => {
     return element;
   }
 
-  function button(text, onClick, className = "") {
-    const element = document.createElement("button");
-    element.type = "button";
-    element.textContent = text;
-    element.className = className;
-    element.addEventListener("click", onClick);
-    return element;
-  }
-
   /** A number field's value: null when empty. */
   const numberOrNull = (text) => (text.trim() === "" ? null : Number(text));
-
-  /** Runs `change`, then reloads; an error is shown in `errorId`, naming
-   * the field the API named. */
-  async function attempt(errorId, change, reload) {
-    $(errorId).textContent = "";
-    try {
-      await change();
-      await reload();
-    } catch (error) {
-      $(errorId).textContent = error.field ? `${error.field}: ${error.message}` : error.message;
-    }
-  }
 
   // --- Sensor types -------------------------------------------------------
 
@@ -196,16 +170,8 @@ const manage = (() => {
       actions.append(password, button("Set password", () => attempt("users-error",
         () => apiClient.json("PATCH", `/users/${encodeURIComponent(u.username)}`, { password: password.value }), loadUsers)));
       if (u.username !== me) {
-        // Two steps: the first press asks, the second deletes.
-        const remove = button("Delete", () => {
-          if (remove.dataset.armed) {
-            attempt("users-error", () => apiClient.json("DELETE", `/users/${encodeURIComponent(u.username)}`), loadUsers);
-          } else {
-            remove.dataset.armed = "yes";
-            remove.textContent = "Delete for good";
-          }
-        }, "secondary");
-        actions.append(remove);
+        actions.append(deleteButton(() => attempt("users-error",
+          () => apiClient.json("DELETE", `/users/${encodeURIComponent(u.username)}`), loadUsers)));
       }
       tr.append(cell(actions));
       return tr;

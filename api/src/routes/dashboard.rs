@@ -31,6 +31,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/dashboard/api-client.js"),
     },
     Asset {
+        name: "page-parts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/dashboard/page-parts.js"),
+    },
+    Asset {
         name: "manage.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../assets/dashboard/manage.js"),
