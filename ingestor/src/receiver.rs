@@ -123,8 +123,6 @@ impl Receiver {
 
     /// Waits, not polling, until the writer has acked some of the backlog.
     async fn pause(&mut self, link: &mut Link, stop: &CancellationToken) {
-        self.metrics
-            .unacked(self.ledger.unacked(), self.ledger.acks_pending());
         if !link.paused {
             tracing::warn!(
                 unacked = self.ledger.unacked(),
@@ -240,10 +238,8 @@ impl Receiver {
         if let Content::Readings(readings) = &delivery.content {
             self.lag.received(readings.len());
         }
-        let unacked = self.ledger.received();
-        if unacked.is_multiple_of(256) {
-            self.metrics.unacked(unacked, self.ledger.acks_pending());
-        }
+        // The unacked gauges are published once a second (gauges.rs).
+        self.ledger.received();
         if self.deliveries.send(delivery).is_err() {
             // The writer has gone: nothing more can be acked.
             return Flow::Stop;

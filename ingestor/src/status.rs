@@ -111,10 +111,10 @@ impl AckLedger {
         self.status.subscribe()
     }
 
-    /// Counts a received message; returns the unacked count.
-    pub(crate) fn received(&self) -> usize {
+    /// Counts a received message.
+    pub(crate) fn received(&self) {
         self.received_total.fetch_add(1, Ordering::Relaxed);
-        self.unacked.fetch_add(1, Ordering::Relaxed) + 1
+        self.unacked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Messages received since the start.
