@@ -3,13 +3,14 @@
 //! `datastream ingestor` processes against a broker and a database.
 
 use crate::support::{
-    count_rows, reading_messages, spawn_ingestor, spawn_ingestor_with, wait_for_rows,
+    count_rows, proxied_mysql, reading_messages, spawn_ingestor, spawn_ingestor_with,
+    start_ingestor, wait_for_rows,
 };
 use chrono::DurationRound;
 use datastream_store::{connect, SharedStore};
 use datastream_test_support::{
     clear_mqtt_session, embedded_broker, publish_all_acked, unique_id1, unique_name, OwnMosquitto,
-    TcpProxy, TestDb,
+    TestDb,
 };
 use std::time::Duration;
 
@@ -190,15 +191,7 @@ async fn a_database_outage_loses_nothing_and_readyz_reports_it() {
     };
     let store = connect(db.url()).await.unwrap();
     // Point the ingestor at the database through a proxy the test can cut.
-    let target = datastream_test_support::mysql_host_port(db.url());
-    let proxy = TcpProxy::start(target).await;
-    // mysql_async switches a loopback TCP connection to the unix socket
-    // unless told not to, which would bypass the proxy.
-    let proxied_url = format!(
-        "{}?prefer_socket=false",
-        db.url()
-            .replacen(&target.to_string(), &proxy.addr().to_string(), 1)
-    );
+    let (proxy, proxied_url) = proxied_mysql(db.url()).await;
     let mut ingestor = spawn_ingestor(
         &proxied_url,
         &mosquitto.ingestor_url(),
@@ -284,13 +277,7 @@ async fn the_secured_broker_lets_services_in_and_keeps_anonymous_publishers_out(
     };
     let db = TestDb::sqlite();
     let store = connect(db.url()).await.unwrap();
-    let mut ingestor = spawn_ingestor(
-        db.url(),
-        &mosquitto.ingestor_url(),
-        Some(&unique_name("grp")),
-        &unique_name("ing"),
-    );
-    ingestor.wait_ready(READY).await.unwrap();
+    let _ingestor = start_ingestor(db.url(), &mosquitto.ingestor_url()).await;
 
     // MQTT 3.1.1 has no negative PUBACK: Mosquitto 2.0.11 acks a denied
     // QoS 1 publish and discards it; a broker may instead drop the client.

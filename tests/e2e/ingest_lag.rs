@@ -4,11 +4,11 @@
 //! Mosquitto of the test's own, MariaDB, and a publisher that keeps
 //! publishing readings stamped with the current time, as generators do.
 
-use crate::support::{count_rows, spawn_ingestor, wait_for_rows};
+use crate::support::{count_rows, proxied_mysql, spawn_ingestor, start_ingestor, wait_for_rows};
 use datastream_bench::service_process::ServiceProcess;
 use datastream_store::connect;
 use datastream_test_support::{
-    publish_all_acked, unique_id1, unique_name, MessageTap, OwnMosquitto, TcpProxy, TestDb,
+    publish_all_acked, unique_id1, unique_name, MessageTap, OwnMosquitto, TestDb,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -109,24 +109,8 @@ async fn the_lag_grows_while_the_database_is_cut_off_and_falls_to_near_zero_when
         return;
     };
     let store = connect(db.url()).await.unwrap();
-    let target = datastream_test_support::mysql_host_port(db.url());
-    let proxy = TcpProxy::start(target).await;
-    // Over TCP through the proxy, not the unix socket (ingest_faults.rs).
-    let proxied_url = format!(
-        "{}?prefer_socket=false",
-        db.url()
-            .replacen(&target.to_string(), &proxy.addr().to_string(), 1)
-    );
-    let ingestor = {
-        let mut ingestor = spawn_ingestor(
-            &proxied_url,
-            &mosquitto.ingestor_url(),
-            Some(&unique_name("grp")),
-            &unique_name("ing"),
-        );
-        ingestor.wait_ready(READY).await.unwrap();
-        ingestor
-    };
+    let (proxy, proxied_url) = proxied_mysql(db.url()).await;
+    let ingestor = start_ingestor(&proxied_url, &mosquitto.ingestor_url()).await;
     let id1 = unique_id1();
     let publisher = SteadyPublisher::start(mosquitto.publisher_url(), id1.clone());
     wait_for_rows(&store, &id1, 200, LAND).await;

@@ -5,7 +5,7 @@
 //! answer on a running process of that role. `scripts/k8s-validate.py`
 //! checks the manifests against the Kubernetes and KEDA schemas.
 
-use crate::support::{spawn_ingestor, start_api, start_generator_fleet, TEST_JWT_SECRET};
+use crate::support::{start_api, start_generator_fleet, start_ingestor, TEST_JWT_SECRET};
 use datastream::settings::ENV_VARS;
 use datastream_bench::service_process::{ServiceCommand, ServiceProcess};
 use datastream_test_support::{free_addr, unique_name, OwnMosquitto, TestDb};
@@ -196,16 +196,7 @@ fn each_roles_probes_use_the_port_the_config_map_makes_it_listen_on() {
 async fn start_role(role: &str, db: &TestDb, mosquitto: &OwnMosquitto) -> ServiceProcess {
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_datastream"));
     match role {
-        "ingestor" => {
-            let mut ingestor = spawn_ingestor(
-                db.url(),
-                &mosquitto.ingestor_url(),
-                Some(&unique_name("grp")),
-                &unique_name("ing"),
-            );
-            ingestor.wait_ready(READY).await.unwrap();
-            ingestor
-        }
+        "ingestor" => start_ingestor(db.url(), &mosquitto.ingestor_url()).await,
         "api" => start_api(db.url()).await,
         "generator" => {
             start_generator_fleet(&mosquitto.publisher_url(), &unique_name("fleet")).await

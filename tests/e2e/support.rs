@@ -3,7 +3,9 @@
 use datastream::{ListenAddr, Settings, System};
 use datastream_bench::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use datastream_generator::GeneratorSpec;
-use datastream_test_support::{clear_mqtt_session, mqtt_client, unique_name, TestDb};
+use datastream_test_support::{
+    clear_mqtt_session, mqtt_client, mysql_host_port, unique_name, TcpProxy, TestDb,
+};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -347,6 +349,35 @@ pub fn spawn_ingestor_with(
     };
     ServiceProcess::spawn(binary(), ServiceCommand::ingestor(&spec))
         .expect("starting datastream ingestor")
+}
+
+/// A `datastream ingestor` in a group of its own on `mqtt_url`, ready.
+pub async fn start_ingestor(database_url: &str, mqtt_url: &str) -> ServiceProcess {
+    let mut ingestor = spawn_ingestor(
+        database_url,
+        mqtt_url,
+        Some(&unique_name("grp")),
+        &unique_name("ing"),
+    );
+    ingestor
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .expect("the ingestor became ready");
+    ingestor
+}
+
+/// A proxy the test can cut between a service and the MySQL database at
+/// `database_url`, and the URL that reaches the database through it.
+pub async fn proxied_mysql(database_url: &str) -> (TcpProxy, String) {
+    let target = mysql_host_port(database_url);
+    let proxy = TcpProxy::start(target).await;
+    // mysql_async switches a loopback TCP connection to the unix socket
+    // unless told not to, which would bypass the proxy.
+    let url = format!(
+        "{}?prefer_socket=false",
+        database_url.replacen(&target.to_string(), &proxy.addr().to_string(), 1)
+    );
+    (proxy, url)
 }
 
 /// A `datastream generator --fleet FLEET` process on the broker at
