@@ -245,10 +245,17 @@ pub struct IngestBenchArgs {
     /// JSON arrays, as gateways that batch do.
     #[arg(long, default_value_t = 1)]
     pub per_message: usize,
-    /// Readings in the backlog drained with rollups off and on (four
-    /// runs); 0 skips the step.
+    /// Readings in each backlog drained and in each of the drain's
+    /// baselines; 0 skips the step.
     #[arg(long, default_value_t = 200_000)]
     pub drain_count: usize,
+    /// Rounds of the drain step: each drains a backlog with the defaults,
+    /// measures both baselines and drains with a variant, in rotating order.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=26))]
+    pub drain_rounds: u64,
+    /// Run only the drain step (step 5).
+    #[arg(long)]
+    pub drain_only: bool,
 }
 
 #[derive(Args)]

@@ -198,6 +198,8 @@ pub async fn bench_ingest(settings: &Settings, args: IngestBenchArgs) -> Result<
         naive_count: args.naive_count,
         per_message: args.per_message,
         drain_count: args.drain_count,
+        drain_rounds: args.drain_rounds as usize,
+        drain_only: args.drain_only,
     };
     let report = ingest::run(&target, &bench).await?;
     print!("{}", report.render());

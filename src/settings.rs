@@ -108,6 +108,9 @@ pub struct Settings {
     pub ingest_listen: ListenAddr,
     /// Readings per batch.
     pub ingest_batch_max: usize,
+    /// Largest batch while a backlog drains (batches grow from
+    /// `ingest_batch_max` while the database is the limit).
+    pub ingest_drain_batch_max: usize,
     /// Longest a reading waits in an open batch, in milliseconds.
     pub ingest_flush_ms: u64,
     /// Most messages an ingestor holds unacknowledged in memory.
@@ -200,6 +203,7 @@ impl Default for Settings {
             ingest_client_id: None,
             ingest_listen: ListenAddr::default_for(SocketAddr::from(([127, 0, 0, 1], 8082))),
             ingest_batch_max: 1000,
+            ingest_drain_batch_max: datastream_ingestor::DEFAULT_DRAIN_BATCH_MAX,
             ingest_flush_ms: 100,
             ingest_max_backlog: 50_000,
             ingest_writer: "auto".into(),
@@ -256,6 +260,7 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_CLIENT_ID",
     "INGEST_LISTEN",
     "INGEST_BATCH_MAX",
+    "INGEST_DRAIN_BATCH_MAX",
     "INGEST_FLUSH_MS",
     "INGEST_MAX_BACKLOG",
     "INGEST_WRITER",
@@ -319,6 +324,9 @@ impl Settings {
         }
         if self.ingest_batch_max == 0 {
             bail!("INGEST_BATCH_MAX must be at least 1");
+        }
+        if self.ingest_drain_batch_max == 0 {
+            bail!("INGEST_DRAIN_BATCH_MAX must be at least 1 (at most INGEST_BATCH_MAX keeps every batch at that size)");
         }
         if self.ingest_flush_ms == 0 {
             bail!("INGEST_FLUSH_MS must be at least 1");

@@ -423,6 +423,7 @@ pub fn ingest_config(settings: &Settings, mqtt: MqttUrl, client_id: String) -> I
             .ingest_shared
             .then(|| settings.ingest_group.clone()),
         batch_max: settings.ingest_batch_max,
+        drain_batch_max: settings.ingest_drain_batch_max,
         max_backlog: settings.ingest_max_backlog,
         leave_group_on_stop: settings.ingest_leave_group_on_stop,
         flush_interval: Duration::from_millis(settings.ingest_flush_ms),

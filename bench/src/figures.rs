@@ -40,6 +40,45 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// User + system CPU seconds of this process's children that have ended
+/// and been waited for (0 where `/proc` is absent): around a child's run,
+/// the difference is that child's CPU time.
+pub fn ended_children_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| crate::thread_cpu::stat_children_cpu(&stat).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The database server's process when it runs on this machine (a process
+/// named `mariadbd` or `mysqld`), for its CPU time.
+pub fn database_server_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            matches!(comm.trim(), "mariadbd" | "mysqld").then_some(pid)
+        })
+}
+
+/// Waits until process `pid` has used under 5 % of a core over half a
+/// second: a database done with the work of the figure before, so that it
+/// is not charged to the next. At most 5 s: a server busy with other
+/// databases is never idle, and its own flushing is over by then.
+pub async fn wait_until_idle(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let window = Duration::from_millis(500);
+    while Instant::now() < deadline {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(window).await;
+        if cpu_seconds(pid) - before < 0.05 * window.as_secs_f64() {
+            return;
+        }
+    }
+}
+
 /// The 1-minute load average (0 where `/proc` is absent).
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -69,4 +108,17 @@ pub fn range(values: &[f64]) -> (f64, f64) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         })
+}
+
+/// `values` as `median (low–high)` with `decimals` decimals; `—` when
+/// there are none.
+pub fn median_and_range(values: &[f64], decimals: usize) -> String {
+    if values.is_empty() {
+        return "—".to_owned();
+    }
+    let (low, high) = range(values);
+    format!(
+        "{:.decimals$} ({low:.decimals$}–{high:.decimals$})",
+        median(values.to_vec())
+    )
 }

@@ -42,6 +42,8 @@ pub struct ScenarioResult {
     pub core_share: f64,
     /// Generator-thread CPU per 1,000 readings, in milliseconds.
     pub cpu_ms_per_1000: f64,
+    /// The 1-minute load average when it started.
+    pub load_average: f64,
 }
 
 /// Runs the baseline and both scenarios against `mqtt`.
@@ -137,6 +139,7 @@ async fn measure(
     });
     let tid = tid_rx.recv().context("the generator thread started")?;
     tokio::time::sleep(Duration::from_secs(1)).await; // connect and warm up
+    let load_average = crate::figures::load_average();
     let (cpu0, n0, t0) = (
         thread_cpu(tid)?,
         received.load(Ordering::Relaxed),
@@ -166,6 +169,7 @@ async fn measure(
         } else {
             f64::NAN
         },
+        load_average,
     })
 }
 
@@ -277,13 +281,13 @@ pub fn render(results: &[ScenarioResult], bench: &GenerateBench) -> String {
         bench.seconds
     );
     out.push_str(&format!(
-        "{:<46} {:>10} {:>12} {:>9} {:>12} {:>10}\n",
-        "scenario", "target/s", "received/s", "achieved", "core used", "ms CPU/1k"
+        "{:<46} {:>10} {:>12} {:>9} {:>12} {:>10} {:>6}\n",
+        "scenario", "target/s", "received/s", "achieved", "core used", "ms CPU/1k", "load"
     ));
     let baseline_cost = results.first().map(|r| r.cpu_ms_per_1000);
     for r in results {
         out.push_str(&format!(
-            "{:<46} {:>10} {:>12.0} {:>9} {:>11.0}% {:>10.3}\n",
+            "{:<46} {:>10} {:>12.0} {:>9} {:>11.0}% {:>10.3} {:>6.2}\n",
             r.name,
             r.target
                 .map(|t| format!("{t:.0}"))
@@ -294,6 +298,7 @@ pub fn render(results: &[ScenarioResult], bench: &GenerateBench) -> String {
                 .unwrap_or_else(|| "-".into()),
             r.core_share * 100.0,
             r.cpu_ms_per_1000,
+            r.load_average,
         ));
     }
     if let Some(base) = baseline_cost {

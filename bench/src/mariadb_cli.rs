@@ -43,14 +43,39 @@ impl MariadbCli {
         })
     }
 
-    /// Runs `sql` with `--batch`; returns the lines it printed (header
-    /// included) and how long it took, output read to the end.
+    /// Runs `sql` with `--batch --quick`; returns the lines it printed
+    /// (header included) and how long it took, output read to the end.
     pub(crate) fn run(&self, sql: &str) -> Result<(u64, Duration)> {
         let started = Instant::now();
+        let mut child = self.command(sql).spawn().context("running mariadb")?;
+        let stdout = child.stdout.take().context("mariadb's output")?;
+        let lines = count_lines(stdout)?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("mariadb failed ({status}) on: {sql}");
+        }
+        Ok((lines, started.elapsed()))
+    }
+
+    /// Runs `sql` and returns what it printed (for short answers such as
+    /// `EXPLAIN`).
+    pub(crate) fn output(&self, sql: &str) -> Result<String> {
+        let out = self.command(sql).output().context("running mariadb")?;
+        if !out.status.success() {
+            bail!("mariadb failed ({}) on: {sql}", out.status);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The client, on the benchmark's database, about to run `sql`.
+    fn command(&self, sql: &str) -> Command {
         let mut command = Command::new("mariadb");
         command
             .args([
                 "--batch",
+                // Rows are printed as they come, not gathered in the
+                // client's memory first (as the API streams its export).
+                "--quick",
                 // The client refuses LOAD DATA LOCAL unless asked.
                 "--local-infile=1",
                 "-h",
@@ -66,14 +91,7 @@ impl MariadbCli {
         if let Some(p) = &self.password {
             command.env("MYSQL_PWD", p);
         }
-        let mut child = command.spawn().context("running mariadb")?;
-        let stdout = child.stdout.take().context("mariadb's output")?;
-        let lines = count_lines(stdout)?;
-        let status = child.wait()?;
-        if !status.success() {
-            bail!("mariadb failed ({status}) on: {sql}");
-        }
-        Ok((lines, started.elapsed()))
+        command
     }
 }
 

@@ -308,11 +308,25 @@ impl ServiceProcess {
     /// exported, e.g. `datastream_ingest_lag_seconds`), or `None` when it
     /// is not there or nothing answers.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let (_, body) = get(format!("{}/metrics", self.base_url())).await?;
-        let key = format!("{series} ");
-        body.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .and_then(|v| v.trim().parse::<f64>().ok())
+        self.metrics(&[series]).await.pop().flatten()
+    }
+
+    /// The values of several series (as [`ServiceProcess::metric`]) from
+    /// one read of `/metrics`, in the order asked.
+    pub async fn metrics(&self, series: &[&str]) -> Vec<Option<f64>> {
+        let body = get(format!("{}/metrics", self.base_url()))
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        series
+            .iter()
+            .map(|name| {
+                let key = format!("{name} ");
+                body.lines()
+                    .find_map(|l| l.strip_prefix(&key))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .collect()
     }
 
     /// Peak resident memory (VmHWM) in bytes, on Linux.

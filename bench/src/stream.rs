@@ -85,6 +85,10 @@ pub struct StreamReport {
     pub api_idle_rss: Option<u64>,
     /// Its peak during the run, bytes.
     pub api_peak_rss: Option<u64>,
+    /// The 1-minute load average when publishing started.
+    pub load_average: f64,
+    /// CPU seconds of the API process while publishing and streaming.
+    pub api_cpu: f64,
 }
 
 /// Runs the benchmark.
@@ -127,6 +131,8 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
     // Let the connections open before publishing.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let load_average = crate::figures::load_average();
+    let api_cpu = crate::figures::cpu_seconds(api.pid());
     let published = publish(&mqtt, &id1, bench, window_start).await?;
 
     let results = tokio::task::spawn_blocking(move || {
@@ -142,15 +148,14 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
     };
     // VmHWM: the most the process has held, clients connected included.
     let api_peak_rss = api.peak_rss_bytes();
+    let api_cpu = crate::figures::cpu_seconds(api.pid()) - api_cpu;
     drop(api);
 
-    Ok(tally(
-        &results,
-        baseline,
-        &published,
-        api_idle_rss,
-        api_peak_rss,
-    ))
+    Ok(StreamReport {
+        load_average,
+        api_cpu,
+        ..tally(&results, baseline, &published, api_idle_rss, api_peak_rss)
+    })
 }
 
 /// The report from what every client and `mosquitto_sub` received.
@@ -190,6 +195,8 @@ fn tally(
         mosquitto_sub: baseline.map(|b| percentiles(b.latencies_us)),
         api_idle_rss,
         api_peak_rss,
+        load_average: 0.0,
+        api_cpu: 0.0,
     }
 }
 
@@ -461,8 +468,8 @@ impl StreamReport {
             })
         };
         let mut s = format!(
-            "results ({} clients, {} on the whole type; {} readings/s over {} devices; {} s measured)\n",
-            bench.clients, bench.type_watchers, bench.rate, bench.devices, bench.seconds
+            "results ({} clients, {} on the whole type; {} readings/s over {} devices; {} s measured; load {:.2}; API CPU {:.2} s; stream and mosquitto_sub measured at once)\n",
+            bench.clients, bench.type_watchers, bench.rate, bench.devices, bench.seconds, self.load_average, self.api_cpu
         );
         s.push_str(&format!(
             "  readings published            {}\n  events expected / delivered   {} / {} ({} short: {} client(s) short, {} ended for falling behind)\n",

@@ -41,12 +41,24 @@ pub fn threads_cpu(prefix: &str) -> Option<Duration> {
 pub(crate) fn stat_cpu(stat: &str) -> Result<Duration> {
     // Fields after the command name (which is in parentheses and may hold
     // spaces): utime and stime are the 12th and 13th.
+    stat_ticks(stat, 11)
+}
+
+/// User + system CPU time of the waited-for children in a `/proc/…/stat`
+/// line (cutime and cstime, the 14th and 15th fields after the name).
+pub(crate) fn stat_children_cpu(stat: &str) -> Result<Duration> {
+    stat_ticks(stat, 13)
+}
+
+/// The sum of the two tick counts at `first` and `first + 1` after the
+/// command name, as time.
+fn stat_ticks(stat: &str, first: usize) -> Result<Duration> {
     let after = stat.rsplit_once(')').context("parsing /proc stat")?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| -> Result<u64> {
         Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
     };
-    let total = ticks(11)? + ticks(12)?;
+    let total = ticks(first)? + ticks(first + 1)?;
     Ok(Duration::from_secs_f64(total as f64 / CLOCK_TICKS_PER_SEC))
 }
 
@@ -56,8 +68,9 @@ mod tests {
 
     #[test]
     fn cpu_time_is_utime_plus_stime_even_when_the_name_holds_spaces() {
-        let stat = "42 (actix-server wo) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0 20 0";
+        let stat = "42 (actix-server wo) S 1 2 3 4 5 6 7 8 9 10 150 50 300 100 20 0";
         assert_eq!(stat_cpu(stat).unwrap(), Duration::from_secs(2));
+        assert_eq!(stat_children_cpu(stat).unwrap(), Duration::from_secs(4));
     }
 
     #[test]

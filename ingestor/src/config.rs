@@ -3,6 +3,11 @@
 use datastream_domain::{DecodeLimits, MqttUrl, RetentionPolicy};
 use std::time::Duration;
 
+/// `INGEST_DRAIN_BATCH_MAX` unless set: past it the drain rate stopped
+/// rising on a 2-core machine with MariaDB while the ingestor's memory kept
+/// growing (docs/PERFORMANCE.md, "Draining a backlog").
+pub const DEFAULT_DRAIN_BATCH_MAX: usize = 4_000;
+
 /// Settings of one ingestor.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -17,6 +22,11 @@ pub struct IngestConfig {
     pub client_id: String,
     /// Flush when the open batch holds this many readings (`INGEST_BATCH_MAX`).
     pub batch_max: usize,
+    /// Largest batch while a backlog drains (`INGEST_DRAIN_BATCH_MAX`;
+    /// `batch_size.rs`): batches grow from `batch_max` towards it while the
+    /// database is the limit. At most a third of `max_backlog` is used, so
+    /// that two batches committing and one filling never pause intake.
+    pub drain_batch_max: usize,
     /// Flush when the oldest reading in the open batch is this old
     /// (`INGEST_FLUSH_MS`).
     pub flush_interval: Duration,
@@ -43,6 +53,7 @@ impl IngestConfig {
             group: Some("ingestors".into()),
             client_id: client_id.into(),
             batch_max: 1000,
+            drain_batch_max: DEFAULT_DRAIN_BATCH_MAX,
             flush_interval: Duration::from_millis(100),
             max_backlog: 50_000,
             leave_group_on_stop: false,

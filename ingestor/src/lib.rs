@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod background_task;
+mod batch_size;
 mod broker_backlog;
 mod config;
 mod dead_letter;
@@ -37,7 +38,7 @@ mod rollup_refresher;
 mod status;
 mod writer;
 
-pub use config::IngestConfig;
+pub use config::{IngestConfig, DEFAULT_DRAIN_BATCH_MAX};
 pub use live_feed::LiveFeed;
 pub use metrics::IngestMetrics;
 pub use retention_sweeper::{retention_pause, RetentionSweeper, RETENTION_DELETE_CHUNK};
@@ -138,8 +139,18 @@ async fn run(
     // Room for an ack and a dead letter per message the backlog can hold,
     // so the writer never waits on a receiver that has paused (receiver.rs).
     let max_backlog = config.max_backlog.max(1);
-    let batch_max = config.batch_max.max(1);
-    let (client, eventloop) = AsyncClient::new(options, 2 * (max_backlog + batch_max) + 64);
+    // Where the database takes concurrent writers (InnoDB), a second batch
+    // commits while the first finishes; on a single writer (SQLite) it would
+    // only wait for the lock.
+    let commits_in_flight = if store.concurrent_writers() { 2 } else { 1 };
+    let batch_size = batch_size::BatchSize::new(
+        config.batch_max,
+        config
+            .drain_batch_max
+            .min(max_backlog / (commits_in_flight + 1)),
+    );
+    let (client, eventloop) =
+        AsyncClient::new(options, 2 * max_backlog + 2 * batch_size.ceiling() + 64);
     let (tx, rx) = mpsc::unbounded_channel();
     let metrics = IngestMetrics;
     tracing::info!(
@@ -147,6 +158,7 @@ async fn run(
         group = config.group.as_deref().unwrap_or("(none: direct subscription)"),
         client_id = %config.client_id,
         batch_max = config.batch_max,
+        drain_batch_max = batch_size.ceiling(),
         flush_ms = config.flush_interval.as_millis() as u64,
         store = store.backend_name(),
         "ingestor starting"
@@ -173,15 +185,11 @@ async fn run(
             None => "an anonymous MQTT client".to_owned(),
         },
     };
-    // Where the database takes concurrent writers (InnoDB), a second batch
-    // commits while the first finishes; on a single writer (SQLite) it would
-    // only wait for the lock.
-    let commits_in_flight = if store.concurrent_writers() { 2 } else { 1 };
     let gauges = gauges::IngestGauges::start(&config, lag.clone(), ledger.clone(), metrics.clone());
     let writer = writer::BatchWriter {
         store,
         client,
-        batch_max,
+        batch_size,
         flush_interval: config.flush_interval,
         commits_in_flight,
         metrics,

@@ -17,6 +17,12 @@ impl IngestMetrics {
         histogram!("datastream_ingest_commit_seconds").record(took.as_secs_f64());
     }
 
+    /// The size the open batch fills to (`batch_size.rs`): the live size,
+    /// or more while a backlog drains.
+    pub fn batch_target(&self, readings: usize) {
+        gauge!("datastream_ingest_batch_target_readings").set(readings as f64);
+    }
+
     /// Counts a dead-lettered message (as one, whatever it held).
     pub fn dead_letter(&self) {
         counter!("datastream_ingest_readings_total", "outcome" => "dead_letter").increment(1);

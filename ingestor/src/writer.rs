@@ -8,7 +8,11 @@
 //! not idle while the writer builds a statement or sends acks. Acks still
 //! leave strictly in batch order: a batch is acknowledged only when it is
 //! the oldest in flight and committed.
+//!
+//! A batch fills to [`BatchSize::current`]: the live size, growing while a
+//! backlog drains faster than the database commits (`batch_size.rs`).
 
+use crate::batch_size::{BatchSize, Submitted};
 use crate::delivery::{Content, Delivery};
 use crate::lag::IngestLag;
 use crate::log_limit::LogLimiter;
@@ -34,6 +38,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// sends a client at most 100 unacknowledged messages, whatever it is
 /// configured with), or a burst is over. Without it, a broker's window
 /// smaller than the batch capped ingest at one window per flush interval.
+/// Only while a commit slot is free: with every slot taken the batch
+/// would only wait for one, and it keeps filling meanwhile instead.
 const IDLE_GAP: Duration = Duration::from_millis(5);
 /// The smallest batch an idle gap commits early: a trickle of readings
 /// still waits for the flush interval, so it is not committed one by one.
@@ -43,7 +49,7 @@ const EARLY_FLUSH_MIN: usize = 32;
 pub(crate) struct BatchWriter {
     pub store: SharedStore,
     pub client: AsyncClient,
-    pub batch_max: usize,
+    pub batch_size: BatchSize,
     pub flush_interval: Duration,
     /// Batches committing at once (at least 1).
     pub commits_in_flight: usize,
@@ -71,12 +77,18 @@ impl OpenBatch {
         self.acks.is_empty()
     }
 
+    /// Whether it holds `size` readings or messages.
+    fn holds(&self, size: usize) -> bool {
+        self.readings.len() >= size || self.acks.len() >= size
+    }
+
     /// When it is due for commit: when its oldest message has waited the
-    /// flush interval, or sooner after an idle gap (see [`IDLE_GAP`]).
-    fn due(&self, flush_interval: Duration) -> Option<Instant> {
+    /// flush interval, or sooner after an idle gap while a commit slot is
+    /// free (see [`IDLE_GAP`]).
+    fn due(&self, flush_interval: Duration, slot_free: bool) -> Option<Instant> {
         let by_age = self.oldest? + flush_interval;
         match self.newest {
-            Some(newest) if self.acks.len() >= EARLY_FLUSH_MIN => {
+            Some(newest) if slot_free && self.acks.len() >= EARLY_FLUSH_MIN => {
                 Some(by_age.min(newest + IDLE_GAP))
             }
             _ => Some(by_age),
@@ -105,9 +117,11 @@ impl BatchWriter {
     ) {
         let mut batch = OpenBatch::default();
         let mut in_flight: VecDeque<Commit> = VecDeque::new();
+        self.metrics.batch_target(self.batch_size.current());
         loop {
+            let slot_free = !self.slots_taken(&in_flight);
             let deadline = batch
-                .due(self.flush_interval)
+                .due(self.flush_interval, slot_free)
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
@@ -120,13 +134,17 @@ impl BatchWriter {
                     Some(d) => {
                         self.accept(&mut batch, d).await;
                         self.record_waiting(&in_flight, &batch);
-                        if batch.readings.len() >= self.batch_max || batch.acks.len() >= self.batch_max {
-                            self.submit(&mut batch, &mut in_flight, &shutdown).await;
+                        if batch.holds(self.batch_size.current()) {
+                            let waited = self.submit(&mut batch, &mut in_flight, &shutdown).await;
+                            self.resize(true, waited, deliveries.len());
                         }
                     }
                     None => break,
                 },
-                _ = sleep_until(deadline) => self.submit(&mut batch, &mut in_flight, &shutdown).await,
+                _ = sleep_until(deadline) => {
+                    let waited = self.submit(&mut batch, &mut in_flight, &shutdown).await;
+                    self.resize(false, waited, deliveries.len());
+                }
             }
         }
         // Stop: take what already arrived, commit it, ack it, say goodbye.
@@ -154,22 +172,51 @@ impl BatchWriter {
         let _ = self.client.disconnect().await;
     }
 
+    /// Whether as many commits run as may run at once.
+    fn slots_taken(&self, in_flight: &VecDeque<Commit>) -> bool {
+        in_flight.len() >= self.commits_in_flight.max(1)
+    }
+
+    /// Sizes the next batch by how the last one went (`batch_size.rs`):
+    /// whether it was full, whether it waited for a commit slot, and how
+    /// many messages were waiting behind it.
+    fn resize(&mut self, full: bool, waited: bool, waiting: usize) {
+        self.batch_size.after(Submitted {
+            full,
+            waited,
+            waiting,
+        });
+        self.metrics.batch_target(self.batch_size.current());
+    }
+
     /// Starts committing the open batch, first waiting for the oldest
-    /// commit when as many as allowed are running.
+    /// commit when as many as allowed are running; returns whether it had
+    /// to wait.
     async fn submit(
         &self,
         batch: &mut OpenBatch,
         in_flight: &mut VecDeque<Commit>,
         give_up: &CancellationToken,
-    ) {
+    ) -> bool {
         if batch.is_empty() {
-            return;
+            return false;
         }
-        while in_flight.len() >= self.commits_in_flight.max(1) {
+        let waited = self.slots_taken(in_flight);
+        while self.slots_taken(in_flight) {
             let done = oldest_attempt(in_flight).await;
             self.finish_oldest(in_flight, done, give_up).await;
         }
-        let batch = std::mem::take(batch);
+        let next = self.batch_size.current();
+        let batch = std::mem::replace(
+            batch,
+            OpenBatch {
+                // Sized once: a batch grown by doubling holds up to twice
+                // its readings while it moves, and the peak stays resident.
+                readings: Vec::with_capacity(next),
+                acks: Vec::with_capacity(next),
+                ..OpenBatch::default()
+            },
+        );
         let readings: Arc<[Reading]> = batch.readings.into();
         let attempt = self.store.insert_batch(readings.clone());
         in_flight.push_back(Commit {
@@ -179,6 +226,7 @@ impl BatchWriter {
             started: Instant::now(),
             attempt,
         });
+        waited
     }
 
     /// The oldest commit's first attempt ended: on success ack its
@@ -366,12 +414,23 @@ mod tests {
         let flush = Duration::from_millis(100);
         let newest = t0 + Duration::from_millis(40);
         // A trickle waits for the flush interval.
-        assert_eq!(batch_of(3, t0, newest).due(flush), Some(t0 + flush));
+        assert_eq!(batch_of(3, t0, newest).due(flush, true), Some(t0 + flush));
         // A broker's full window (rumqttd: 100) goes as soon as it pauses.
         assert_eq!(
-            batch_of(100, t0, newest).due(flush),
+            batch_of(100, t0, newest).due(flush, true),
             Some(newest + IDLE_GAP)
         );
-        assert_eq!(OpenBatch::default().due(flush), None);
+        assert_eq!(OpenBatch::default().due(flush, true), None);
+    }
+
+    #[test]
+    fn with_every_commit_slot_taken_a_batch_keeps_filling_until_the_flush_interval() {
+        let t0 = Instant::now();
+        let flush = Duration::from_millis(100);
+        let newest = t0 + Duration::from_millis(40);
+        assert_eq!(
+            batch_of(100, t0, newest).due(flush, false),
+            Some(t0 + flush)
+        );
     }
 }

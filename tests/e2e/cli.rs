@@ -274,11 +274,12 @@ async fn bench_generate_delivers_each_scenario_at_its_rate_beside_the_baseline()
             .lines()
             .find(|l| l.starts_with(scenario))
             .unwrap_or_else(|| panic!("{scenario} missing from:\n{stdout}"));
-        // Columns from the right: ms CPU/1k, core used, achieved, received/s.
+        // Columns from the right: load, ms CPU/1k, core used, achieved,
+        // received/s.
         let received: f64 = line
             .split_whitespace()
             .rev()
-            .nth(3)
+            .nth(4)
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no received/s in {line:?}"));
         assert!(
@@ -295,7 +296,7 @@ async fn bench_generate_delivers_each_scenario_at_its_rate_beside_the_baseline()
 /// The shipped ingest benchmark runs end to end against the test broker
 /// (few enough readings that a stock Mosquitto's 1,000-message queue cannot
 /// drop any) and finds every reading stored in each of its pipelines and
-/// each drained backlog.
+/// each drained backlog, two drain rounds of figures with their load.
 #[tokio::test]
 async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
     let Some(mqtt) = datastream_test_support::external_mqtt() else {
@@ -310,7 +311,14 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
     let out = Command::new(env!("CARGO_BIN_EXE_datastream"))
         .args(["--database-url", db.url(), "--mqtt-url", &mqtt])
         .args(["bench", "ingest", "--count", "400", "--naive-count", "100"])
-        .args(["--publishers", "2", "--drain-count", "300"])
+        .args([
+            "--publishers",
+            "2",
+            "--drain-count",
+            "300",
+            "--drain-rounds",
+            "2",
+        ])
         .output()
         .expect("running datastream bench ingest");
     let stdout = stdout_of_success(&out);
@@ -332,17 +340,27 @@ async fn bench_ingest_lands_every_reading_and_reports_its_ratios() {
         "p99 at half rate",
         "ingestor peak RSS",
         "broker alone (bare subscriber)",
-        "drain (auto) ÷ INSERT IGNORE ×1000",
-        "drain, auto ÷ insert writer",
+        "drain ÷ INSERT IGNORE ×1000",
         "drain, rollups on ÷ off",
+        "largest batch",
     ] {
         assert!(stdout.contains(ratio), "{ratio} missing from:\n{stdout}");
     }
+    // Every figure of the drain rounds carries the machine's load.
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("drain, ") && l.contains("/s"))
+            .all(|l| l.contains("load ")),
+        "{stdout}"
+    );
     if db.url().starts_with("mysql://") {
-        assert!(
-            stdout.contains("drain (auto) ÷ LOAD DATA from file"),
-            "{stdout}"
-        );
+        for ratio in [
+            "drain ÷ LOAD DATA from a file",
+            "drain, LOAD DATA ÷ INSERT writer",
+        ] {
+            assert!(stdout.contains(ratio), "{ratio} missing from:\n{stdout}");
+        }
     }
 }
 

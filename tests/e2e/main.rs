@@ -12,6 +12,7 @@ mod front_door;
 mod generators;
 mod grpc;
 mod hostile_messages;
+mod ingest_batches;
 mod ingest_faults;
 mod ingest_lag;
 mod kubernetes;

@@ -1,19 +1,27 @@
-//! The rate at which an ingestor drains a backlog queued on the broker:
-//! with each batch writer (`INGEST_WRITER=insert`, and `auto`, which is
-//! LOAD DATA on MySQL), and with `ROLLUPS=off` and `on`.
+//! The rate at which an ingestor drains a backlog queued on the broker,
+//! against the database's own limits measured in the same rounds.
 //!
-//! Each run queues `count` readings for a stopped ingestor's persistent
-//! session, then starts it and times until all are stored. The readings are
-//! stamped one to three hours back (a gateway catching up after an outage),
-//! so their hours have ended and the refresher rebuilds them while the
-//! backlog drains: the whole cost of rollups, marks and rebuilds, is in the
-//! figure. The six runs interleave the settings (insert, auto, auto with
-//! rollups off, auto, insert, auto with rollups off), so that drift of the
-//! machine weighs on every side alike. The broker's own figure comes first:
-//! a bare subscriber draining the same backlog, storing nothing.
+//! A drain queues `count` readings for a stopped ingestor's persistent
+//! session, then starts it and times from its start until all are stored.
+//! The readings are stamped one to three hours back (a gateway catching up
+//! after an outage; each figure three hours of its own further back, so
+//! that no drain rebuilds another's rows), so their hours have ended and the
+//! refresher rebuilds them while the backlog drains: the whole cost of
+//! rollups, marks and rebuilds, is in the figure.
+//!
+//! Each round measures four things, in an order that rotates from round to
+//! round so that drift of the machine weighs on every side alike: the
+//! drain with the default settings (the figure the targets are about);
+//! `INSERT IGNORE` ×1,000 and `LOAD DATA` of a file of as many readings,
+//! straight into the table; and a variant drain (the INSERT writer in the
+//! first, third and fifth rounds, rollups off in the others). Every figure
+//! carries the load average when it started and the CPU seconds of the
+//! process that wrote and of the database server. The broker's own figure comes first: a bare subscriber
+//! draining the same backlog, storing nothing.
 
 use super::bare_subscriber::BareSubscriber;
 use super::{stop, IngestTarget};
+use crate::figures::{cpu_seconds, database_server_pid, load_average, wait_until_idle};
 use crate::publish::{publish, PublishPlan};
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
@@ -23,7 +31,7 @@ use datastream_domain::{Id1, MqttUrl, ReadingFilter};
 use datastream_store::SharedStore;
 use std::time::{Duration, Instant};
 
-/// How one drain run's ingestor writes.
+/// How a drain's ingestor writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrainSetting {
     /// `INGEST_WRITER`: `insert` or `auto`.
@@ -32,174 +40,228 @@ pub struct DrainSetting {
     pub rollups: bool,
 }
 
-/// The runs, in order.
-const RUNS: [DrainSetting; 6] = [
-    DrainSetting {
+impl DrainSetting {
+    /// The defaults: LOAD DATA where the server allows it, rollups on.
+    pub const DEFAULT: Self = Self {
+        writer: "auto",
+        rollups: true,
+    };
+    /// The INSERT writer, rollups on.
+    pub const INSERT_WRITER: Self = Self {
         writer: "insert",
         rollups: true,
-    },
-    DrainSetting {
-        writer: "auto",
-        rollups: true,
-    },
-    DrainSetting {
+    };
+    /// The default writer, rollups off.
+    pub const ROLLUPS_OFF: Self = Self {
         writer: "auto",
         rollups: false,
-    },
-    DrainSetting {
-        writer: "auto",
-        rollups: true,
-    },
-    DrainSetting {
-        writer: "insert",
-        rollups: true,
-    },
-    DrainSetting {
-        writer: "auto",
-        rollups: false,
-    },
-];
-
-/// One drain run.
-#[derive(Debug, Clone)]
-pub struct DrainRun {
-    /// How its ingestor wrote.
-    pub setting: DrainSetting,
-    /// Readings stored per second.
-    pub rate: f64,
-    /// With rollups on, how long after the last reading landed the
-    /// ingestor's refresher had rebuilt every hour the backlog touched.
-    pub caught_up: Option<Duration>,
+    };
 }
 
-/// Drain rates measured, readings per second.
+/// What a figure measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// An ingestor draining the backlog.
+    Drain(DrainSetting),
+    /// `INSERT IGNORE` batches of 1,000 straight into the table, from this
+    /// process.
+    InsertBaseline,
+    /// `LOAD DATA LOCAL INFILE` of a file through the `mariadb` client.
+    FileBaseline,
+}
+
+/// One figure of one round.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What was measured.
+    pub what: Measured,
+    /// Its round, from 0.
+    pub round: usize,
+    /// Readings (rows) stored per second.
+    pub rate: f64,
+    /// The 1-minute load average when it started.
+    pub load_average: f64,
+    /// CPU seconds of the process that wrote (the ingestor; this process
+    /// for `INSERT IGNORE`; the `mariadb` client for the file).
+    pub writer_cpu: f64,
+    /// CPU seconds of the database server, when it runs on this machine.
+    pub database_cpu: Option<f64>,
+    /// Drains with rollups: how long after the last reading landed the
+    /// refresher had rebuilt every hour the backlog touched.
+    pub caught_up: Option<Duration>,
+    /// Drains: the ingestor's largest batch, read from its metrics.
+    pub largest_batch: Option<f64>,
+    /// Drains: the ingestor's peak resident memory, bytes.
+    pub peak_rss: Option<u64>,
+}
+
+/// Drain rates and their baselines, round by round.
 #[derive(Debug, Clone)]
 pub struct DrainReport {
-    /// Readings per run.
+    /// Readings per drain and per baseline.
     pub count: usize,
     /// A bare subscriber draining the same backlog (the broker's limit).
     pub broker_alone: f64,
-    /// Every run, in order.
-    pub runs: Vec<DrainRun>,
-    /// `INSERT IGNORE` ×1,000 of `count` readings straight into the table,
-    /// rows/s, measured between the runs (before the first, after the
-    /// third and after the last), so the table and the machine are as the
-    /// drains found them.
-    pub insert_baseline: Vec<f64>,
-    /// `LOAD DATA LOCAL INFILE` of a file of `count` readings through the
-    /// `mariadb` client, rows/s, at the same moments (MySQL only).
-    pub file_baseline: Vec<f64>,
+    /// Rounds run.
+    pub rounds: usize,
+    /// Every figure, in the order measured.
+    pub figures: Vec<Figure>,
 }
 
 impl DrainReport {
-    /// Mean rate of the runs with `writer` and `rollups`.
-    pub fn mean(&self, writer: &str, rollups: bool) -> f64 {
-        let rates: Vec<f64> = self
-            .runs
-            .iter()
-            .filter(|r| r.setting.writer == writer && r.setting.rollups == rollups)
-            .map(|r| r.rate)
-            .collect();
-        mean(&rates)
+    /// The figures of `what`, in round order.
+    pub fn of(&self, what: Measured) -> Vec<&Figure> {
+        self.figures.iter().filter(|f| f.what == what).collect()
     }
 
-    /// Mean of the `INSERT IGNORE` baselines.
-    pub fn insert_baseline(&self) -> f64 {
-        mean(&self.insert_baseline)
+    /// The rates of `what`.
+    pub fn rates(&self, what: Measured) -> Vec<f64> {
+        self.of(what).iter().map(|f| f.rate).collect()
     }
 
-    /// Mean of the LOAD DATA-from-a-file baselines, when measured.
-    pub fn file_baseline(&self) -> Option<f64> {
-        (!self.file_baseline.is_empty()).then(|| mean(&self.file_baseline))
-    }
-
-    /// Rollups on ÷ off, with the default writer.
-    pub fn rollups_ratio(&self) -> f64 {
-        self.mean("auto", true) / self.mean("auto", false)
-    }
-
-    /// How long the refresher took to catch up after each run with rollups.
-    pub fn caught_up(&self) -> impl Iterator<Item = Duration> + '_ {
-        self.runs.iter().filter_map(|r| r.caught_up)
+    /// Per round where both were measured: `a`'s rate ÷ `b`'s.
+    pub fn ratios(&self, a: Measured, b: Measured) -> Vec<f64> {
+        (0..self.rounds)
+            .filter_map(|round| {
+                let rate = |what| {
+                    self.figures
+                        .iter()
+                        .find(|f| f.what == what && f.round == round)
+                        .map(|f| f.rate)
+                };
+                Some(rate(a)? / rate(b)?)
+            })
+            .collect()
     }
 }
 
-/// What every drain run shares.
+/// What every drain shares.
 pub(super) struct Drain<'a> {
     pub(super) target: &'a IngestTarget,
     pub(super) mqtt: &'a MqttUrl,
     pub(super) run_id: &'a str,
     pub(super) count: usize,
+    pub(super) rounds: usize,
     pub(super) publishers: usize,
     pub(super) per_message: usize,
 }
 
 impl Drain<'_> {
-    /// The broker alone, then the six runs with the baselines between them.
+    /// The broker alone, then the rounds.
     pub(super) async fn measure(&self) -> Result<DrainReport> {
         let broker_alone = self.broker_alone().await?;
         eprintln!("  broker alone (a bare subscriber): {broker_alone:.0} readings/s");
-        let mut runs = Vec::new();
-        let (mut insert_baseline, mut file_baseline) = (Vec::new(), Vec::new());
-        for (n, setting) in RUNS.into_iter().enumerate() {
-            if n % 3 == 0 {
-                self.baselines(n, &mut insert_baseline, &mut file_baseline)
-                    .await?;
+        let database = database_server_pid();
+        let mut figures = Vec::new();
+        for round in 0..self.rounds {
+            let variant = if round % 2 == 0 {
+                DrainSetting::INSERT_WRITER
+            } else {
+                DrainSetting::ROLLUPS_OFF
+            };
+            let mut plan = [
+                Measured::Drain(DrainSetting::DEFAULT),
+                Measured::InsertBaseline,
+                Measured::FileBaseline,
+                Measured::Drain(variant),
+            ];
+            let steps = plan.len();
+            plan.rotate_left(round % steps);
+
+            for (step, what) in plan.into_iter().enumerate() {
+                let tag = format!("{}{}", letter(round), letter(step));
+                // Hours of its own: a drain's refresher rebuilds the hours
+                // it touched, and should not find another figure's rows in
+                // them (the later in a round, the more it would find).
+                let hours_back = 1 + 3 * (round * steps + step) as i64;
+                let Some(figure) = self.figure(round, &tag, what, hours_back, database).await?
+                else {
+                    continue;
+                };
+                eprintln!("  round {}: {}", round + 1, describe(&figure));
+                figures.push(figure);
             }
-            // Every run starts from exact rollups, as a running system has
-            // them: the one before may have left its hours dirty, or (off)
-            // the rollups stale.
-            settle_rollups(&self.target.store).await?;
-            let (rate, caught_up) = self.run(n, setting).await?;
-            eprintln!(
-                "  writer {:<6} rollups {}: {rate:.0} readings/s{}",
-                setting.writer,
-                if setting.rollups { "on " } else { "off" },
-                caught_up.map_or(String::new(), |d| format!(
-                    ", every hour rebuilt {:.1} s after the last reading",
-                    d.as_secs_f64()
-                ))
-            );
-            runs.push(DrainRun {
-                setting,
-                rate,
-                caught_up,
-            });
         }
-        self.baselines(RUNS.len(), &mut insert_baseline, &mut file_baseline)
-            .await?;
         Ok(DrainReport {
             count: self.count,
             broker_alone,
-            runs,
-            insert_baseline,
-            file_baseline,
+            rounds: self.rounds,
+            figures,
         })
     }
 
-    /// Both baselines once, with the same number of readings as a drain.
-    async fn baselines(&self, n: usize, insert: &mut Vec<f64>, file: &mut Vec<f64>) -> Result<()> {
-        let tag = char::from(b'a' + n as u8).to_ascii_uppercase();
-        let rate = super::direct_insert_rate(
-            &self.target.store,
-            &format!("BENCH{}I{tag}", self.run_id),
-            self.count,
-        )
-        .await?;
-        insert.push(rate);
-        let from_file = super::load_data_file_rate(
-            &self.target.database_url,
-            &format!("BENCH{}F{tag}", self.run_id),
-            self.count,
-        )?;
-        eprintln!(
-            "  baselines: INSERT IGNORE ×1000 {rate:.0} rows/s{}",
-            from_file.map_or(String::new(), |f| format!(
-                ", LOAD DATA from a file {f:.0} rows/s"
-            ))
-        );
-        file.extend(from_file);
-        Ok(())
+    /// Measures `what` once, with the load and CPU beside it; `None` for
+    /// the file baseline without MySQL or its client.
+    async fn figure(
+        &self,
+        round: usize,
+        tag: &str,
+        what: Measured,
+        hours_back: i64,
+        database: Option<u32>,
+    ) -> Result<Option<Figure>> {
+        // Every drain starts from exact rollups, as a running system has
+        // them: the one before may have left its hours dirty, or (off) the
+        // rollups stale.
+        if matches!(what, Measured::Drain(_)) {
+            settle_rollups(&self.target.store).await?;
+        }
+        // And from a quiet database: InnoDB flushes what the figure before
+        // wrote for a while after it, on the CPU the next one is charged.
+        if let Some(pid) = database {
+            wait_until_idle(pid).await;
+        }
+        let load_average = load_average();
+        let database_before = database.map(cpu_seconds);
+        let mut figure = Figure {
+            what,
+            round,
+            rate: 0.0,
+            load_average,
+            writer_cpu: 0.0,
+            database_cpu: None,
+            caught_up: None,
+            largest_batch: None,
+            peak_rss: None,
+        };
+        match what {
+            Measured::Drain(setting) => {
+                self.drain(tag, setting, hours_back, database, &mut figure)
+                    .await?
+            }
+            Measured::InsertBaseline => {
+                let cpu = cpu_seconds(std::process::id());
+                figure.rate = super::direct_insert_rate(
+                    &self.target.store,
+                    &format!("BENCH{}{tag}", self.run_id),
+                    self.count,
+                    Utc::now() - ChronoDuration::hours(hours_back + 1),
+                )
+                .await?;
+                figure.writer_cpu = cpu_seconds(std::process::id()) - cpu;
+            }
+            Measured::FileBaseline => {
+                let Some((rate, client_cpu)) = super::load_data_file_rate(
+                    &self.target.database_url,
+                    &format!("BENCH{}{tag}", self.run_id),
+                    self.count,
+                    Utc::now() - ChronoDuration::hours(hours_back + 1),
+                )?
+                else {
+                    return Ok(None);
+                };
+                figure.rate = rate;
+                figure.writer_cpu = client_cpu;
+            }
+        }
+        // Drains count the database's CPU themselves, until the last row
+        // and not while the refresher catches up afterwards.
+        if !matches!(what, Measured::Drain(_)) {
+            figure.database_cpu = database
+                .zip(database_before)
+                .map(|(pid, before)| cpu_seconds(pid) - before);
+        }
+        Ok(Some(figure))
     }
 
     /// A subscriber that stores nothing drains the same backlog: how fast
@@ -210,7 +272,7 @@ impl Drain<'_> {
         let bare = BareSubscriber::new(self.mqtt, &client_id, &filter);
         bare.subscribe_and_leave().await?;
         let id1 = format!("BENCH{}BARE", self.run_id);
-        self.queue_backlog(&id1).await?;
+        self.queue_backlog(&id1, 1).await?;
         let started = Instant::now();
         let messages = self.messages();
         let received = bare.drain(messages).await?;
@@ -220,12 +282,16 @@ impl Drain<'_> {
         Ok(self.count as f64 / started.elapsed().as_secs_f64())
     }
 
-    /// One run: queue the backlog, start the ingestor, time the drain (and
+    /// One drain: queue the backlog, start the ingestor, time the drain (and
     /// with rollups on, until its refresher has caught up).
-    async fn run(&self, n: usize, setting: DrainSetting) -> Result<(f64, Option<Duration>)> {
-        let rollups = setting.rollups;
-        // Letters only: an id1 takes no digits.
-        let tag = format!("r{}", char::from(b'a' + n as u8));
+    async fn drain(
+        &self,
+        tag: &str,
+        setting: DrainSetting,
+        hours_back: i64,
+        database: Option<u32>,
+        figure: &mut Figure,
+    ) -> Result<()> {
         let group = format!("bench-{}-{tag}", self.run_id).to_ascii_lowercase();
         let spec = IngestorSpec {
             database_url: self.target.database_url.clone(),
@@ -235,7 +301,7 @@ impl Drain<'_> {
             env: vec![
                 (
                     "ROLLUPS".to_owned(),
-                    if rollups { "true" } else { "false" }.to_owned(),
+                    if setting.rollups { "true" } else { "false" }.to_owned(),
                 ),
                 ("INGEST_WRITER".to_owned(), setting.writer.to_owned()),
             ],
@@ -243,28 +309,39 @@ impl Drain<'_> {
         // Subscribes once, so that the broker keeps a session to queue for.
         self.start(&spec).await?.terminate()?;
         let id1 = format!("BENCH{}{}", self.run_id, tag.to_ascii_uppercase());
-        self.queue_backlog(&id1).await?;
+        self.queue_backlog(&id1, hours_back).await?;
+        let database_before = database.map(|pid| (pid, cpu_seconds(pid)));
         let started = Instant::now();
         let ingestor = self.start(&spec).await?;
-        let drained = wait_inserted(&ingestor, self.count as u64).await;
+        let inserted = wait_inserted(&ingestor, self.count as u64).await;
         let took = started.elapsed();
-        let caught_up = if rollups && drained {
+        let drained = inserted.all;
+        figure.writer_cpu = cpu_seconds(ingestor.pid());
+        figure.database_cpu = database_before.map(|(pid, before)| cpu_seconds(pid) - before);
+        figure.largest_batch = inserted.largest_batch;
+        if setting.rollups && drained {
             let landed = Instant::now();
             wait_clean(&self.target.store).await?;
-            Some(landed.elapsed())
-        } else {
-            None
-        };
+            figure.caught_up = Some(landed.elapsed());
+        }
+        figure.peak_rss = ingestor.peak_rss_bytes();
         stop(vec![ingestor], self.mqtt).await;
         let filter = ReadingFilter::default().with_id1(Id1::parse(&id1)?);
         let stored = self.target.store.count(&filter).await?;
-        if !drained || stored < self.count as u64 {
+        if !drained {
             bail!(
-                "the backlog did not drain: {stored} of {} readings stored",
+                "the drain stalled: the ingestor took nothing for 30 s ({stored} of {} readings stored)",
                 self.count
             );
         }
-        Ok((self.count as f64 / took.as_secs_f64(), caught_up))
+        if stored != self.count as u64 {
+            bail!(
+                "the backlog did not drain exactly: {stored} of {} readings stored",
+                self.count
+            );
+        }
+        figure.rate = self.count as f64 / took.as_secs_f64();
+        Ok(())
     }
 
     async fn start(&self, spec: &IngestorSpec) -> Result<ServiceProcess> {
@@ -289,8 +366,8 @@ impl Drain<'_> {
     }
 
     /// Publishes the backlog: each publisher a device of its own, stamped
-    /// one, two or three hours back.
-    async fn queue_backlog(&self, id1: &str) -> Result<()> {
+    /// `hours_back`, one or two more hours back.
+    async fn queue_backlog(&self, id1: &str, hours_back: i64) -> Result<()> {
         let publishers = self.publishers.clamp(1, self.count.max(1));
         let mut tasks = Vec::new();
         for p in 0..publishers {
@@ -303,7 +380,7 @@ impl Drain<'_> {
                 count: share,
                 rate: None,
                 per_message: self.per_message,
-                backdate: ChronoDuration::hours(1 + (p % 3) as i64),
+                backdate: ChronoDuration::hours(hours_back + (p % 3) as i64),
             })));
         }
         for t in tasks {
@@ -313,30 +390,87 @@ impl Drain<'_> {
     }
 }
 
+/// `A`, `B`, …: tags in client ids and id1s (an id1 takes no digits).
+fn letter(n: usize) -> char {
+    char::from(b'A' + (n % 26) as u8)
+}
+
+/// A figure as one progress line.
+fn describe(f: &Figure) -> String {
+    let what = match f.what {
+        Measured::Drain(s) => format!(
+            "drain, writer {}, rollups {}",
+            s.writer,
+            if s.rollups { "on" } else { "off" }
+        ),
+        Measured::InsertBaseline => "INSERT IGNORE ×1000".to_owned(),
+        Measured::FileBaseline => "LOAD DATA from a file".to_owned(),
+    };
+    let mut line = format!(
+        "{what}: {:.0}/s (load {:.2}; CPU s: writer {:.2}{})",
+        f.rate,
+        f.load_average,
+        f.writer_cpu,
+        f.database_cpu
+            .map_or(String::new(), |c| format!(", database {c:.2}"))
+    );
+    if let Some(batch) = f.largest_batch {
+        line.push_str(&format!("; largest batch {batch:.0}"));
+    }
+    if let Some(c) = f.caught_up {
+        line.push_str(&format!("; hours rebuilt {:.1} s after", c.as_secs_f64()));
+    }
+    if let Some(rss) = f.peak_rss {
+        line.push_str(&format!(
+            "; peak RSS {:.1} MiB",
+            rss as f64 / (1024.0 * 1024.0)
+        ));
+    }
+    line
+}
+
 /// Waits until `ingestor` has taken `count` readings (inserted, or found
 /// already stored), or made no progress for 30 s; returns whether it got
-/// there.
-async fn wait_inserted(ingestor: &ServiceProcess, count: u64) -> bool {
+/// there, and the largest batch size it reported meanwhile.
+async fn wait_inserted(ingestor: &ServiceProcess, count: u64) -> Inserted {
     let mut landed = 0;
+    let mut largest_batch: Option<f64> = None;
     let mut last_progress = Instant::now();
     loop {
         // Inserted, or found already stored: a broker that redelivers after
         // a reconnect under load hands the ingestor readings it has stored
         // (the caller counts the rows afterwards).
-        let now =
-            ingestor.readings_total("inserted").await + ingestor.readings_total("duplicate").await;
-        if now >= count {
-            return true;
+        let values = ingestor
+            .metrics(&[
+                "datastream_ingest_readings_total{outcome=\"inserted\"}",
+                "datastream_ingest_readings_total{outcome=\"duplicate\"}",
+                "datastream_ingest_batch_target_readings",
+            ])
+            .await;
+        let now = values[..2].iter().flatten().sum::<f64>() as u64;
+        if let Some(target) = values[2] {
+            largest_batch = Some(largest_batch.map_or(target, |l| l.max(target)));
+        }
+        if now >= count || last_progress.elapsed() > Duration::from_secs(30) {
+            return Inserted {
+                all: now >= count,
+                largest_batch,
+            };
         }
         if now > landed {
             landed = now;
             last_progress = Instant::now();
         }
-        if last_progress.elapsed() > Duration::from_secs(30) {
-            return false;
-        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// What [`wait_inserted`] saw.
+struct Inserted {
+    /// Every reading was taken.
+    all: bool,
+    /// The largest batch target the ingestor reported.
+    largest_batch: Option<f64>,
 }
 
 /// Rebuilds what is dirty or stale from the benchmark's own store (as a
@@ -378,8 +512,4 @@ async fn wait_clean(store: &SharedStore) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
-}
-
-fn mean(rates: &[f64]) -> f64 {
-    rates.iter().sum::<f64>() / rates.len().max(1) as f64
 }

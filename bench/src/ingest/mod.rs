@@ -19,7 +19,7 @@ pub use drain::DrainReport;
 use crate::broker_drops::BrokerDrops;
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{Context, Result};
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use datastream_domain::{Id1, Id2, MqttUrl, Reading, SensorType, TimestampBounds};
 use datastream_store::SharedStore;
 use pipeline::Pipeline;
@@ -42,9 +42,13 @@ pub struct IngestBench {
     pub naive_count: usize,
     /// Readings per MQTT message (a JSON array when more than one).
     pub per_message: usize,
-    /// Readings in each backlog drained with rollups off and on (0 skips
-    /// that step).
+    /// Readings in each backlog drained and in each of its baselines (0
+    /// skips that step).
     pub drain_count: usize,
+    /// Rounds of the drain step (drain, both baselines, a variant drain).
+    pub drain_rounds: usize,
+    /// Only the drain step.
+    pub drain_only: bool,
 }
 
 /// One pipeline run's figures.
@@ -69,11 +73,27 @@ pub struct PipelineRun {
     pub per_message: usize,
     /// Redelivered readings the unique key absorbed.
     pub duplicates: u64,
+    /// The 1-minute load average when it started.
+    pub load_average: f64,
+    /// CPU seconds of the ingestor processes from the first publish until
+    /// the last reading landed.
+    pub ingestor_cpu: f64,
+    /// CPU seconds of the database server meanwhile, when it runs here.
+    pub database_cpu: Option<f64>,
 }
 
 /// The whole report.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
+    /// Steps 1 to 4 (none with `drain_only`).
+    pub pipeline: Option<PipelineReport>,
+    /// Step 5, the backlog drain rounds.
+    pub drain: Option<DrainReport>,
+}
+
+/// Steps 1 to 4: the pipeline against its baselines.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
     /// Direct multi-row inserts, rows/s.
     pub storage_rows_per_sec: f64,
     /// `LOAD DATA LOCAL INFILE` of a file through the `mariadb` client,
@@ -87,8 +107,6 @@ pub struct IngestReport {
     pub paced: Option<PipelineRun>,
     /// Highest peak RSS among the ingestor processes, bytes.
     pub ingestor_peak_rss: Option<u64>,
-    /// Backlog drain rates with rollups off and on.
-    pub drain: Option<DrainReport>,
 }
 
 /// Where the benchmark runs.
@@ -114,16 +132,38 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         datastream_store::redact_url(&target.database_url),
         bench.per_message
     );
+    let pipeline = if bench.drain_only {
+        None
+    } else {
+        Some(pipeline_steps(target, bench, &mqtt, &run_id).await?)
+    };
+    let drain = if bench.drain_count > 0 {
+        Some(drain_backlog(target, bench, &mqtt, &run_id).await?)
+    } else {
+        None
+    };
+    Ok(IngestReport { pipeline, drain })
+}
+
+/// Steps 1 to 4: the baselines, the naive pipeline, the pipeline at full
+/// speed and at half the rate that landed.
+async fn pipeline_steps(
+    target: &IngestTarget,
+    bench: &IngestBench,
+    mqtt: &MqttUrl,
+    run_id: &str,
+) -> Result<PipelineReport> {
+    let mqtt = mqtt.clone();
     let mut drops =
         BrokerDrops::follow(&mqtt, &format!("bench-sys-{run_id}").to_ascii_lowercase()).await;
 
     eprintln!("[1/5] storage limit: direct INSERT IGNORE, batches of 1000; LOAD DATA from a file");
     let (storage_rows_per_sec, load_data_file_rows_per_sec) =
-        storage_baselines(target, &run_id, bench.count).await?;
+        storage_baselines(target, run_id, bench.count).await?;
 
     eprintln!("[2/5] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
-        let ingestors = start_ingestors(target, &run_id, "n", 1, Some(1)).await?;
+        let ingestors = start_ingestors(target, run_id, "n", 1, Some(1)).await?;
         // The naive consumer's pattern: one reading per message and transaction.
         let pipeline = pipeline(target, &mqtt, &ingestors, bench.publishers, 1);
         let id1 = format!("BENCH{run_id}N");
@@ -138,7 +178,7 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
         "[3/5] pipeline at full speed, {} ingestor(s)",
         bench.ingestors
     );
-    let ingestors = start_ingestors(target, &run_id, "p", bench.ingestors, None).await?;
+    let ingestors = start_ingestors(target, run_id, "p", bench.ingestors, None).await?;
     let pipeline = pipeline(
         target,
         &mqtt,
@@ -168,19 +208,13 @@ pub async fn run(target: &IngestTarget, bench: &IngestBench) -> Result<IngestRep
     };
     let ingestor_peak_rss = ingestors.iter().filter_map(|i| i.peak_rss_bytes()).max();
     stop(ingestors, &mqtt).await;
-    let drain = if bench.drain_count > 0 {
-        Some(drain_backlog(target, bench, &mqtt, &run_id).await?)
-    } else {
-        None
-    };
-    Ok(IngestReport {
+    Ok(PipelineReport {
         storage_rows_per_sec,
         load_data_file_rows_per_sec,
         naive,
         full,
         paced,
         ingestor_peak_rss,
-        drain,
     })
 }
 
@@ -191,9 +225,15 @@ async fn storage_baselines(
     run_id: &str,
     count: usize,
 ) -> Result<(f64, Option<f64>)> {
-    let insert = direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), count).await?;
-    let file = load_data_file_rate(&target.database_url, &format!("BENCH{run_id}L"), count)?;
-    Ok((insert, file))
+    let base = Utc::now() - ChronoDuration::hours(2);
+    let insert = direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), count, base).await?;
+    let file = load_data_file_rate(
+        &target.database_url,
+        &format!("BENCH{run_id}L"),
+        count,
+        base,
+    )?;
+    Ok((insert, file.map(|(rate, _)| rate)))
 }
 
 /// Step 5: a backlog drained: the broker alone, both writers, rollups on
@@ -205,14 +245,15 @@ async fn drain_backlog(
     run_id: &str,
 ) -> Result<drain::DrainReport> {
     eprintln!(
-        "[5/5] draining a backlog of {} readings: the broker alone, then writer insert / auto, rollups on / off",
-        bench.drain_count
+        "[5/5] draining a backlog of {} readings: the broker alone, then {} rounds of the drain, INSERT IGNORE ×1000, LOAD DATA from a file and a variant drain (insert writer / rollups off), in rotating order",
+        bench.drain_count, bench.drain_rounds
     );
     let drain = drain::Drain {
         target,
         mqtt,
         run_id,
         count: bench.drain_count,
+        rounds: bench.drain_rounds.max(1),
         publishers: bench.publishers,
         per_message: bench.per_message,
     };
@@ -252,9 +293,15 @@ async fn start_ingestors(
             mqtt_url: target.mqtt_url.clone(),
             group: Some(group.clone()),
             client_id: format!("{group}-{i}"),
+            // A fixed batch size: live and while draining alike.
             env: batch_max
-                .map(|b| ("INGEST_BATCH_MAX".to_owned(), b.to_string()))
                 .into_iter()
+                .flat_map(|b| {
+                    [
+                        ("INGEST_BATCH_MAX".to_owned(), b.to_string()),
+                        ("INGEST_DRAIN_BATCH_MAX".to_owned(), b.to_string()),
+                    ]
+                })
                 .collect(),
         };
         let command = ServiceCommand::ingestor(&spec);
@@ -284,10 +331,10 @@ pub(super) async fn direct_insert_rate(
     store: &SharedStore,
     id1: &str,
     count: usize,
+    base: DateTime<Utc>,
 ) -> Result<f64> {
     let id1 = Id1::parse(id1)?;
     let sensor_type = SensorType::parse("bench")?;
-    let base = Utc::now() - ChronoDuration::hours(2);
     let bounds = TimestampBounds::default();
     let now = Utc::now();
     let readings: Vec<Reading> = (0..count)
@@ -309,18 +356,18 @@ pub(super) async fn direct_insert_rate(
 }
 
 /// `count` readings written to a file and loaded with `mariadb -e "LOAD
-/// DATA LOCAL INFILE …"`, timed with the client's start; `None` without
-/// MySQL or the client.
+/// DATA LOCAL INFILE …"`, timed with the client's start: rows/s and the
+/// client's CPU seconds; `None` without MySQL or the client.
 pub(super) fn load_data_file_rate(
     database_url: &str,
     id1: &str,
     count: usize,
-) -> Result<Option<f64>> {
+    base: DateTime<Utc>,
+) -> Result<Option<(f64, f64)>> {
     use std::io::Write as _;
     let Some(cli) = crate::mariadb_cli::MariadbCli::for_url(database_url) else {
         return Ok(None);
     };
-    let base = Utc::now() - ChronoDuration::hours(2);
     let mut file = tempfile::NamedTempFile::new()?;
     {
         let mut out = std::io::BufWriter::new(&mut file);
@@ -340,12 +387,14 @@ pub(super) fn load_data_file_rate(
     if path.contains('\'') {
         anyhow::bail!("temporary file path {path:?} cannot be quoted");
     }
+    let children_cpu = crate::figures::ended_children_cpu_seconds();
     let (_, took) = cli.run(&format!(
         "SET time_zone = '+00:00'; LOAD DATA LOCAL INFILE '{path}' IGNORE INTO TABLE sensor_data \
          CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '' LINES TERMINATED BY '\\n' \
          (sensor_value, sensor_type, id1, id2, `timestamp`)"
     ))?;
-    Ok(Some(count as f64 / took.as_secs_f64()))
+    let client_cpu = crate::figures::ended_children_cpu_seconds() - children_cpu;
+    Ok(Some((count as f64 / took.as_secs_f64(), client_cpu)))
 }
 
 impl PipelineRun {
@@ -376,6 +425,9 @@ mod tests {
             broker_dropped,
             per_message,
             duplicates: 0,
+            load_average: 0.0,
+            ingestor_cpu: 0.0,
+            database_cpu: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::PipelineRun;
 use crate::broker_drops::BrokerDrops;
+use crate::figures::{cpu_seconds, database_server_pid, load_average};
 use crate::publish::{publish, PublishPlan};
 use crate::service_process::ServiceProcess;
 use anyhow::Result;
@@ -37,6 +38,13 @@ impl Pipeline<'_> {
         let publishers = self.publishers.clamp(1, count.max(1));
         let duplicates_before = total(ingestors, "duplicate").await;
         let inserted_before = total(ingestors, "inserted").await;
+        let load_average = load_average();
+        let database = database_server_pid();
+        let cpu = |database: Option<u32>| {
+            let ingestors: f64 = ingestors.iter().map(|i| cpu_seconds(i.pid())).sum();
+            (ingestors, database.map(cpu_seconds))
+        };
+        let cpu_before = cpu(database);
         let started = Instant::now();
         let mut tasks = Vec::new();
         for p in 0..publishers {
@@ -75,6 +83,7 @@ impl Pipeline<'_> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        let cpu_after = cpu(database);
         let filter = ReadingFilter::default().with_id1(Id1::parse(id1)?);
         let stored = store.count(&filter).await?;
         let mut latencies = latencies(store, id1, publishers).await?;
@@ -96,6 +105,9 @@ impl Pipeline<'_> {
             broker_dropped,
             per_message,
             duplicates: total(ingestors, "duplicate").await - duplicates_before,
+            load_average,
+            ingestor_cpu: cpu_after.0 - cpu_before.0,
+            database_cpu: cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b),
         })
     }
 }

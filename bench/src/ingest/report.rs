@@ -1,8 +1,24 @@
 //! `bench ingest`'s report as printed.
 
-use super::{IngestReport, PipelineRun};
+use super::drain::{DrainReport, DrainSetting, Measured};
+use super::{IngestReport, PipelineReport, PipelineRun};
+use crate::figures::{median, median_and_range};
 
 impl IngestReport {
+    /// The report as printed by `datastream bench ingest`.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if let Some(p) = &self.pipeline {
+            s.push_str(&p.render());
+        }
+        if let Some(d) = &self.drain {
+            s.push_str(&d.render());
+        }
+        s
+    }
+}
+
+impl PipelineReport {
     /// Every pipeline run, in the order they ran.
     fn runs(&self) -> impl Iterator<Item = &PipelineRun> {
         [&self.naive, &self.full]
@@ -10,12 +26,12 @@ impl IngestReport {
             .chain(self.paced.as_ref())
     }
 
-    /// The report as printed by `datastream bench ingest`.
-    pub fn render(&self) -> String {
+    /// Steps 1 to 4 as printed.
+    fn render(&self) -> String {
         let mut s = String::new();
         let row = |name: &str, r: &PipelineRun| {
             format!(
-                "  {name:<34} {:>9.0}/s published {:>9.0}/s landed   p50 {:>6.1} ms  p99 {:>7.1} ms   lost {}{}  duplicates absorbed {}\n",
+                "  {name:<34} {:>9.0}/s published {:>9.0}/s landed   p50 {:>6.1} ms  p99 {:>7.1} ms   lost {}{}  duplicates absorbed {}   load {:.2}, CPU s: ingestor {:.2}{}\n",
                 r.published_per_sec,
                 r.landed_per_sec,
                 r.p50.as_secs_f64() * 1e3,
@@ -25,7 +41,11 @@ impl IngestReport {
                     " (broker dropped {n} message{})",
                     if n == 1 { "" } else { "s" }
                 )),
-                r.duplicates
+                r.duplicates,
+                r.load_average,
+                r.ingestor_cpu,
+                r.database_cpu
+                    .map_or(String::new(), |c| format!(", database {c:.2}"))
             )
         };
         s.push_str("results\n");
@@ -66,9 +86,6 @@ impl IngestReport {
                 rss as f64 / (1024.0 * 1024.0)
             ));
         }
-        if let Some(d) = &self.drain {
-            s.push_str(&self.render_drain(d));
-        }
         if self.runs().any(|r| r.broker_dropped.unwrap_or(0) > 0) {
             s.push_str(
                 "note: the broker dropped messages, so readings were lost before any ingestor saw them: its\n\
@@ -84,60 +101,117 @@ impl IngestReport {
         }
         s
     }
+}
 
-    /// The drain lines: each writer against both baselines, and rollups.
-    fn render_drain(&self, d: &super::DrainReport) -> String {
-        let (insert, load) = (d.mean("insert", true), d.mean("auto", true));
+impl DrainReport {
+    /// The drain rounds as printed: each figure's median and range, the
+    /// ratios round by round and how many rounds met each target.
+    fn render(&self) -> String {
+        const DEFAULT: Measured = Measured::Drain(DrainSetting::DEFAULT);
         let mut s = format!(
-            "backlog drain ({} readings queued on the broker, ingestor started after)\n\
-             \x20 broker alone (bare subscriber)     {:>9.0}/s\n\
-             \x20 writer insert, rollups on          {insert:>9.0}/s\n\
-             \x20 writer auto (LOAD DATA), rollups on {load:>8.0}/s\n\
-             \x20 writer auto, rollups off           {:>9.0}/s\n\
-             \x20 baseline INSERT IGNORE ×1000       {:>9.0}/s  (between the drains: {})\n",
-            d.count,
-            d.broker_alone,
-            d.mean("auto", false),
-            d.insert_baseline(),
-            rates(&d.insert_baseline)
+            "backlog drain: {} readings queued on the broker, ingestor started after; {} rounds, medians (ranges)\n\
+             \x20 broker alone (bare subscriber)        {:>9.0}/s\n",
+            self.count, self.rounds, self.broker_alone
         );
-        if let Some(file) = d.file_baseline() {
+        let rows = [
+            ("drain, defaults (LOAD DATA, rollups on)", DEFAULT),
+            (
+                "drain, INSERT writer",
+                Measured::Drain(DrainSetting::INSERT_WRITER),
+            ),
+            (
+                "drain, rollups off",
+                Measured::Drain(DrainSetting::ROLLUPS_OFF),
+            ),
+            ("INSERT IGNORE ×1000, straight", Measured::InsertBaseline),
+            ("LOAD DATA from a file (mariadb)", Measured::FileBaseline),
+        ];
+        for (name, what) in rows {
+            let figures = self.of(what);
+            if figures.is_empty() {
+                continue;
+            }
+            let loads: Vec<f64> = figures.iter().map(|f| f.load_average).collect();
+            let writer_cpu = median(figures.iter().map(|f| f.writer_cpu).collect());
+            let database_cpu: Vec<f64> = figures.iter().filter_map(|f| f.database_cpu).collect();
             s.push_str(&format!(
-                "  baseline LOAD DATA from a file     {file:>9.0}/s  (between the drains: {})\n",
-                rates(&d.file_baseline)
+                "  {name:<40} {}/s  load {}  CPU s: writer {writer_cpu:.2}{}\n",
+                median_and_range(&self.rates(what), 0),
+                median_and_range(&loads, 2),
+                if database_cpu.is_empty() {
+                    String::new()
+                } else {
+                    format!(", database {:.2}", median(database_cpu))
+                },
             ));
         }
-        s.push_str(&format!(
-            "  drain (auto) ÷ INSERT IGNORE ×1000  {:>6.2}   (target ≥ 1.0)\n",
-            load / d.insert_baseline()
-        ));
-        if let Some(file) = d.file_baseline() {
-            s.push_str(&format!(
-                "  drain (auto) ÷ LOAD DATA from file  {:>6.2}   (target ≥ 0.6)\n",
-                load / file
-            ));
-        }
-        s.push_str(&format!(
-            "  drain (auto) ÷ broker alone         {:>6.2}\n\
-             \x20 drain, auto ÷ insert writer        {:>6.2}\n\
-             \x20 drain, rollups on ÷ off            {:>6.2}   (target ≥ 0.9; rollups rebuilt {} s after)\n",
-            load / d.broker_alone,
-            load / insert,
-            d.rollups_ratio(),
-            d.caught_up()
-                .map(|c| format!("{:.1}", c.as_secs_f64()))
+        let ratio_line = |name: &str, a: Measured, b: Measured, target: Option<f64>| {
+            let ratios = self.ratios(a, b);
+            if ratios.is_empty() {
+                return String::new();
+            }
+            let per_round = ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
                 .collect::<Vec<_>>()
-                .join(" / ")
+                .join(" ");
+            let met = target.map_or(String::new(), |t| {
+                format!(
+                    "   target ≥ {t} in 4 of 5: met in {} of {}",
+                    ratios.iter().filter(|r| **r >= t).count(),
+                    ratios.len()
+                )
+            });
+            format!(
+                "  {name:<40} {}  [{per_round}]{met}\n",
+                median_and_range(&ratios, 2)
+            )
+        };
+        s.push_str("ratios, same round (median (range) [round by round])\n");
+        s.push_str(&ratio_line(
+            "drain ÷ LOAD DATA from a file",
+            DEFAULT,
+            Measured::FileBaseline,
+            Some(0.9),
+        ));
+        s.push_str(&ratio_line(
+            "drain ÷ INSERT IGNORE ×1000",
+            DEFAULT,
+            Measured::InsertBaseline,
+            Some(1.2),
+        ));
+        s.push_str(&ratio_line(
+            "drain, LOAD DATA ÷ INSERT writer",
+            DEFAULT,
+            Measured::Drain(DrainSetting::INSERT_WRITER),
+            None,
+        ));
+        s.push_str(&ratio_line(
+            "drain, rollups on ÷ off",
+            DEFAULT,
+            Measured::Drain(DrainSetting::ROLLUPS_OFF),
+            None,
+        ));
+        let defaults = self.of(DEFAULT);
+        let caught_up: Vec<f64> = defaults
+            .iter()
+            .filter_map(|f| f.caught_up.map(|c| c.as_secs_f64()))
+            .collect();
+        let batches: Vec<f64> = defaults.iter().filter_map(|f| f.largest_batch).collect();
+        let rss: Vec<f64> = defaults
+            .iter()
+            .filter_map(|f| f.peak_rss.map(|b| b as f64 / (1024.0 * 1024.0)))
+            .collect();
+        s.push_str(&format!(
+            "  drain ÷ broker alone                     {:.2}\n\
+             \x20 hours rebuilt after the last reading     {} s\n\
+             \x20 largest batch                            {}\n\
+             \x20 ingestor peak RSS                        {} MiB (target ≤ 64)\n",
+            median(self.rates(DEFAULT)) / self.broker_alone,
+            median_and_range(&caught_up, 1),
+            median_and_range(&batches, 0),
+            median_and_range(&rss, 1),
         ));
         s
     }
-}
-
-/// Rates as `a / b / c`.
-fn rates(values: &[f64]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:.0}"))
-        .collect::<Vec<_>>()
-        .join(" / ")
 }

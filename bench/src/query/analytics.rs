@@ -7,6 +7,7 @@ use super::timing::{enc, time_http, timing};
 use super::{
     BenchApi, QueryBench, Timing, API_THREADS, DEVICES, ID1, MIN_REQUESTS_FOR_CPU, SPAN_DAYS, TYPES,
 };
+use crate::figures::median;
 use crate::mariadb_cli::{count_lines, sql_time, MariadbCli};
 use crate::thread_cpu::threads_cpu;
 use anyhow::{bail, Context, Result};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 /// Times a plain `GROUP BY` takes: it runs for seconds.
 const GROUP_BY_RUNS: usize = 3;
 /// Times each export is run, alternating with its baseline.
-const EXPORT_RUNS: usize = 2;
+const EXPORT_RUNS: usize = 3;
 /// Requests of a shape's one-client series.
 const ONE_CLIENT_REQUESTS: usize = 2_000;
 
@@ -64,8 +65,14 @@ pub struct ExportResult {
     pub rows: u64,
     /// Through the API, rows per second (mean of the runs).
     pub api_rows_per_sec: f64,
-    /// `mariadb --batch` on the same rows.
+    /// `mariadb --batch --quick` on the same rows, read through the same
+    /// index as the API's pages.
     pub baseline_rows_per_sec: Option<f64>,
+    /// API ÷ baseline of each run (each run times both, alternating).
+    pub ratios: Vec<f64>,
+    /// The index each side reads through, from `EXPLAIN`: the baseline's
+    /// statement and a page of the API's export.
+    pub plans: Option<(String, String)>,
     /// Growth of the process's resident memory during the export, bytes.
     pub rss_growth: Option<u64>,
 }
@@ -215,6 +222,7 @@ async fn time_export(
     );
     let (mut api_rates, mut baseline_rates, mut rows, mut rss_growth) =
         (Vec::new(), Vec::new(), 0, None);
+    let mut ratios = Vec::new();
     for run in 1..=EXPORT_RUNS {
         eprintln!("timing: export as CSV, run {run} of {EXPORT_RUNS}");
         let token = format!("Bearer {}", api.token);
@@ -222,21 +230,29 @@ async fn time_export(
         let (n, took, growth) =
             tokio::task::spawn_blocking(move || export_once(&url, &token)).await??;
         rows = n;
-        api_rates.push(n as f64 / took.as_secs_f64());
+        let api_rate = n as f64 / took.as_secs_f64();
+        api_rates.push(api_rate);
         rss_growth = rss_growth.max(growth);
         if let Some(cli) = cli {
             let (n, took) = cli.time_rows(from, span_end)?;
             if n != rows {
                 bail!("mariadb --batch returned {n} rows, the export {rows}");
             }
-            baseline_rates.push(n as f64 / took.as_secs_f64());
+            let baseline = n as f64 / took.as_secs_f64();
+            baseline_rates.push(baseline);
+            ratios.push(api_rate / baseline);
         }
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let plans = match cli {
+        Some(cli) => Some(cli.export_plans(from, span_end)?),
+        None => None,
+    };
     Ok(ExportResult {
         rows,
-        api_rows_per_sec: mean(&api_rates),
-        baseline_rows_per_sec: (!baseline_rates.is_empty()).then(|| mean(&baseline_rates)),
+        api_rows_per_sec: median(api_rates),
+        baseline_rows_per_sec: (!baseline_rates.is_empty()).then(|| median(baseline_rates)),
+        ratios,
+        plans,
         rss_growth,
     })
 }
@@ -279,6 +295,37 @@ fn export_once(url: &str, authorization: &str) -> Result<(u64, Duration, Option<
     Ok((lines.saturating_sub(1), took, growth))
 }
 
+/// The index the export's baseline is told to read through: the one the
+/// API's pages walk (`ORDER BY timestamp, id` with a limit).
+const EXPORT_INDEX: &str = "idx_sensor_data_timestamp";
+
+/// The export's rows between `from` and `to` in its order, through `index`
+/// when one is named, with `tail` (a limit) appended.
+fn export_rows_sql(from: DateTime<Utc>, to: DateTime<Utc>, index: &str, tail: &str) -> String {
+    let force = if index.is_empty() {
+        String::new()
+    } else {
+        format!(" FORCE INDEX ({index})")
+    };
+    format!(
+        "SELECT id, sensor_value, sensor_type, id1, id2, `timestamp`, created_at, updated_at \
+         FROM sensor_data{force} WHERE id1 = '{ID1}' AND `timestamp` >= '{}' AND `timestamp` < '{}' \
+         ORDER BY `timestamp`, id{tail}",
+        sql_time(from),
+        sql_time(to)
+    )
+}
+
+/// The `key` column of `EXPLAIN`'s first row, as `mariadb --batch` prints
+/// it (tab-separated, a header first).
+fn explained_key(output: &str) -> Option<String> {
+    let mut lines = output.lines();
+    let header: Vec<&str> = lines.next()?.split('\t').collect();
+    let column = header.iter().position(|h| *h == "key")?;
+    let row: Vec<&str> = lines.next()?.split('\t').collect();
+    row.get(column).map(|k| (*k).to_owned())
+}
+
 /// This process's resident memory (VmRSS), on Linux.
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -309,16 +356,44 @@ impl MariadbCli {
         Ok(timing(latencies, started.elapsed()))
     }
 
-    /// The export's rows, as `mariadb --batch` prints them.
+    /// The export's rows, as `mariadb --batch --quick` prints them, read
+    /// in the export's order through the timestamp index, as the API's
+    /// pages are ([`MariadbCli::export_plans`] shows both plans). Left to
+    /// itself, MariaDB scans the whole table and sorts it for this
+    /// statement: a baseline that slow flatters the API.
     fn time_rows(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(u64, Duration)> {
-        let sql = format!(
-            "SELECT id, sensor_value, sensor_type, id1, id2, `timestamp`, created_at, updated_at \
-             FROM sensor_data WHERE id1 = '{ID1}' AND `timestamp` >= '{}' AND `timestamp` < '{}' \
-             ORDER BY `timestamp`, id",
-            sql_time(from),
-            sql_time(to)
-        );
-        let (lines, took) = self.run(&sql)?;
+        let (lines, took) = self.run(&export_rows_sql(from, to, EXPORT_INDEX, ""))?;
         Ok((lines.saturating_sub(1), took))
+    }
+
+    /// The index the baseline reads through, and the one a page of the
+    /// API's export reads through (its statement's shape: the same
+    /// conditions, a page's limit), from `EXPLAIN`.
+    fn export_plans(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(String, String)> {
+        let page = format!(" LIMIT {}", datastream_domain::filter::MAX_LIMIT);
+        let key = |sql: String| -> Result<String> {
+            let out = self.output(&format!("EXPLAIN {sql}"))?;
+            Ok(explained_key(&out).unwrap_or_else(|| "(none)".to_owned()))
+        };
+        Ok((
+            key(export_rows_sql(from, to, EXPORT_INDEX, ""))?,
+            key(export_rows_sql(from, to, "", &page))?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explained_key;
+
+    #[test]
+    fn the_key_is_read_from_explains_first_row() {
+        let out = "id\tselect_type\ttable\ttype\tpossible_keys\tkey\tkey_len\tref\trows\tExtra\n\
+                   1\tSIMPLE\tsensor_data\trange\tidx_sensor_data_timestamp\tidx_sensor_data_timestamp\t7\tNULL\t1000\tUsing where\n";
+        assert_eq!(
+            explained_key(out).as_deref(),
+            Some("idx_sensor_data_timestamp")
+        );
+        assert_eq!(explained_key("nothing"), None);
     }
 }

@@ -5,7 +5,9 @@
 //! later runs) into the configured database, starts the API in-process on a
 //! free port, and times five query shapes with `clients` concurrent
 //! keep-alive connections. Each shape is warmed up first (untimed), so
-//! the figures describe a running service, not its first connections.
+//! the figures describe a running service, not its first connections; the
+//! API and the store then take turns, block by block of requests, so that
+//! their ratio is not moved by the machine's drift between them.
 //! Page 1 and the deep page by cursor are then timed once more together,
 //! every client alternating between them, for the cursor's ratio: two
 //! shapes timed minutes apart on a shared machine differ by its drift.
@@ -31,7 +33,10 @@ use datastream_store::SharedStore;
 use shapes::{page_label, QueryMaker, Shape, PAGE_1};
 use std::sync::Arc;
 use std::time::Duration;
-use timing::{filter, time_http, time_http_interleaved, time_store, READINGS};
+use timing::{
+    filter, http_latencies, store_latencies, time_http, time_http_interleaved, time_store, timing,
+    READINGS,
+};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) const ID1: &str = "QUERYBENCH";
@@ -90,6 +95,9 @@ pub struct ShapeResult {
     /// CPU time the API's workers spent per request over HTTP (None where
     /// `/proc` cannot be read).
     pub api_cpu: Option<Duration>,
+    /// API p50 ÷ SQL p50 of each block of requests, in order: the two sides
+    /// alternate block by block (`BLOCKS`).
+    pub block_ratios: Vec<f64>,
 }
 
 /// Everything `bench query` measured.
@@ -233,8 +241,15 @@ async fn deep_cursor(store: &SharedStore, cursors: &CursorCodec, deep_page: u32)
     ))
 }
 
+/// Blocks a shape's requests are split into, alternating between the API
+/// and the store, so that both see the same machine: timed one after the
+/// other, the same shape's API ÷ SQL came out between 0.66 and 1.47 on a
+/// shared machine.
+const BLOCKS: usize = 10;
+
 /// Times one shape through the API and straight on the store, each after
-/// an untimed warm-up (a slow shape: a few requests, unwarmed).
+/// an untimed warm-up (a slow shape: a few requests, unwarmed), in blocks
+/// that alternate between the two (the first side alternates too).
 async fn time_shape(
     shape: &Shape,
     store: &SharedStore,
@@ -260,23 +275,54 @@ async fn time_shape(
     let addr = api.server.addr();
     if !shape.slow {
         time_http(addr, &api.token, &warm_up, READINGS, make_query).await?;
-    }
-    let cpu_before = threads_cpu(API_THREADS);
-    let api_timing = time_http(addr, &api.token, &shape_bench, READINGS, make_query).await?;
-    // CPU time is counted in 10 ms ticks: a per-request figure needs enough
-    // requests (a slow shape's three are not).
-    let api_cpu = cpu_before
-        .zip(threads_cpu(API_THREADS))
-        .filter(|_| shape_bench.requests >= MIN_REQUESTS_FOR_CPU)
-        .map(|(before, after)| after.saturating_sub(before) / shape_bench.requests as u32);
-    if !shape.slow {
         time_store(store, &api.cursors, &warm_up, make_query).await?;
     }
-    let sql = time_store(store, &api.cursors, &shape_bench, make_query).await?;
+    let blocks = BLOCKS.min(shape_bench.requests).max(1);
+    let block = QueryBench {
+        requests: (shape_bench.requests / blocks).max(shape_bench.clients),
+        ..shape_bench.clone()
+    };
+    let (mut api_latencies, mut api_total) = (Vec::new(), Duration::ZERO);
+    let (mut sql_latencies, mut sql_total) = (Vec::new(), Duration::ZERO);
+    let mut api_cpu = Some(Duration::ZERO);
+    let mut block_ratios = Vec::with_capacity(blocks);
+    for b in 0..blocks {
+        let mut api_block = None;
+        let mut sql_block = None;
+        for side in [b % 2, 1 - b % 2] {
+            if side == 0 {
+                let before = threads_cpu(API_THREADS);
+                let (latencies, took) =
+                    http_latencies(addr, &api.token, &block, READINGS, make_query).await?;
+                api_cpu = api_cpu
+                    .zip(before.zip(threads_cpu(API_THREADS)))
+                    .map(|(sum, (before, after))| sum + after.saturating_sub(before));
+                api_total += took;
+                api_block = Some(timing(latencies.clone(), took));
+                api_latencies.extend(latencies);
+            } else {
+                let (latencies, took) =
+                    store_latencies(store, &api.cursors, &block, make_query).await?;
+                sql_total += took;
+                sql_block = Some(timing(latencies.clone(), took));
+                sql_latencies.extend(latencies);
+            }
+        }
+        if let (Some(a), Some(q)) = (api_block, sql_block) {
+            block_ratios.push(a.p50.as_secs_f64() / q.p50.as_secs_f64().max(1e-9));
+        }
+    }
+    let requests = api_latencies.len();
+    // CPU time is counted in 10 ms ticks: a per-request figure needs enough
+    // requests (a slow shape's three are not).
+    let api_cpu = api_cpu
+        .filter(|_| requests >= MIN_REQUESTS_FOR_CPU)
+        .map(|cpu| cpu / requests as u32);
     Ok(ShapeResult {
         name: shape.name.clone(),
-        api: api_timing,
-        sql,
+        api: timing(api_latencies, api_total),
+        sql: timing(sql_latencies, sql_total),
         api_cpu,
+        block_ratios,
     })
 }

@@ -10,9 +10,13 @@ pub fn render(report: &QueryReport, bench: &QueryBench) -> String {
         bench.rows, bench.clients, bench.requests, bench.api_workers,
         bench.pool_size.map_or("default".to_owned(), |n| n.to_string()), "query", "API p50", "API p99", "API req/s", "SQL p50", "SQL p99", "API÷SQL", "API CPU/req"
     );
+    s.push_str(&format!(
+        "  (the API and the store take turns in blocks of requests; API÷SQL is of the p50s over all blocks, with the median and range of the blocks' own ratios)\n  load average {:.2}\n",
+        crate::figures::load_average()
+    ));
     for r in &report.shapes {
         s.push_str(&format!(
-            "  {:<36} {:>7.2}ms {:>7.2}ms {:>9.0}   {:>7.2}ms {:>7.2}ms   {:>9.2}   {:>11}\n",
+            "  {:<36} {:>7.2}ms {:>7.2}ms {:>9.0}   {:>7.2}ms {:>7.2}ms   {:>9.2}   {:>11}   blocks {}\n",
             r.name,
             r.api.p50.as_secs_f64() * 1e3,
             r.api.p99.as_secs_f64() * 1e3,
@@ -24,6 +28,7 @@ pub fn render(report: &QueryReport, bench: &QueryBench) -> String {
                 "{:.0}µs",
                 cpu.as_secs_f64() * 1e6
             )),
+            crate::figures::median_and_range(&r.block_ratios, 2),
         ));
     }
     let (first, deep) = &report.interleaved;
@@ -104,10 +109,16 @@ fn render_analytics(a: &AnalyticsReport) -> String {
     ));
     match e.baseline_rows_per_sec {
         Some(b) => s.push_str(&format!(
-            ", mariadb --batch {b:.0} rows/s → {:.2}× (target ≥ 0.5)",
-            e.api_rows_per_sec / b
+            ", mariadb --batch --quick {b:.0} rows/s (medians) → {} (target ≥ 0.5)",
+            crate::figures::median_and_range(&e.ratios, 2)
         )),
         None => s.push_str(", mariadb --batch: n/a (needs MariaDB)"),
+    }
+    if let Some((baseline, api)) = &e.plans {
+        s.push_str(&format!(
+            "\n  {:<44} index read: baseline {baseline}, API pages {api}",
+            ""
+        ));
     }
     if let Some(growth) = e.rss_growth {
         s.push_str(&format!(

@@ -66,12 +66,25 @@ pub(super) async fn time_http(
     path: &str,
     make_query: &(dyn Fn() -> String + Send + Sync),
 ) -> Result<Timing> {
+    let (latencies, total) = http_latencies(addr, token, bench, path, make_query).await?;
+    Ok(timing(latencies, total))
+}
+
+/// The latencies of `bench.requests` queries of `path` over HTTP, and how
+/// long they took together.
+pub(super) async fn http_latencies(
+    addr: SocketAddr,
+    token: &str,
+    bench: &QueryBench,
+    path: &str,
+    make_query: &(dyn Fn() -> String + Send + Sync),
+) -> Result<(Vec<Duration>, Duration)> {
     let work = plan(bench, make_query)
         .into_iter()
         .map(|queries| queries.into_iter().map(|q| (0, q)).collect())
         .collect();
     let (mut series, total) = http_series(addr, token, path, work, 1).await?;
-    Ok(timing(series.remove(0), total))
+    Ok((series.remove(0), total))
 }
 
 /// Times two shapes at once, every client alternating between them, so
@@ -154,11 +167,23 @@ pub(super) async fn time_store(
     bench: &QueryBench,
     make_query: &(dyn Fn() -> String + Send + Sync),
 ) -> Result<Timing> {
+    let (latencies, total) = store_latencies(store, cursors, bench, make_query).await?;
+    Ok(timing(latencies, total))
+}
+
+/// The latencies of the same filters straight on the store, and how long
+/// they took together.
+pub(super) async fn store_latencies(
+    store: &SharedStore,
+    cursors: &CursorCodec,
+    bench: &QueryBench,
+    make_query: &(dyn Fn() -> String + Send + Sync),
+) -> Result<(Vec<Duration>, Duration)> {
     let work = plan(bench, make_query)
         .into_iter()
         .map(|queries| queries.iter().map(|q| query_filter(q, cursors)).collect())
         .collect::<Result<Vec<Vec<ReadingFilter>>>>()?;
-    let (latencies, total) = run_clients(work, |filters| {
+    run_clients(work, |filters| {
         let store = store.clone();
         async move {
             let mut latencies = Vec::with_capacity(filters.len());
@@ -170,8 +195,7 @@ pub(super) async fn time_store(
             Ok(latencies)
         }
     })
-    .await?;
-    Ok(timing(latencies, total))
+    .await
 }
 
 /// The store filter a query string means (as the API would build it).
