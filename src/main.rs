@@ -1,5 +1,5 @@
 //! `datastream`: command-line entry point. Parses flags, loads settings,
-//! sets up logging, and hands each subcommand to `commands`.
+//! sets up logging and metrics, and hands each subcommand to `commands`.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -39,6 +39,10 @@ fn main() -> ExitCode {
 fn run_cli() -> Result<()> {
     let cli = Cli::parse();
     init_tracing();
+    // Before any part starts: what is recorded before the recorder exists
+    // is lost (an ingestor started on a backlog commits its first batches
+    // before its /metrics endpoint is up).
+    datastream_http::telemetry::prometheus();
     let mut settings = Settings::load(cli.config.as_deref())?;
     cli.overrides.apply(&mut settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,7 +9,9 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder on first call and returns its handle.
 /// If another recorder was installed first, metrics go there and this
-/// handle renders an empty page rather than failing.
+/// handle renders an empty page rather than failing. Call it before any
+/// part records: `metrics` drops what is recorded while no recorder is
+/// installed (the binary calls it first thing).
 pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {

@@ -33,6 +33,32 @@ async fn largest_target_until(
     largest
 }
 
+/// A standalone ingestor of a group of its own, started after `BACKLOG`
+/// readings were queued for its session; and the backlog's id1.
+async fn ingestor_started_on_a_backlog(
+    db: &TestDb,
+    mosquitto: &OwnMosquitto,
+    settings: &[(&str, &str)],
+) -> (ServiceProcess, String) {
+    let (group, client_id) = (unique_name("grp"), unique_name("ing"));
+    let start = || async {
+        let mut ingestor = spawn_ingestor_with(
+            db.url(),
+            &mosquitto.ingestor_url(),
+            Some(&group),
+            &client_id,
+            settings,
+        );
+        ingestor.wait_ready(READY).await.unwrap();
+        ingestor
+    };
+    // Subscribed once, then stopped: the broker queues the backlog.
+    start().await.terminate().unwrap();
+    let id1 = unique_id1();
+    publish_all_acked(mosquitto.publisher_url(), reading_messages(&id1, BACKLOG)).await;
+    (start().await, id1)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backlog_drains_in_bigger_batches_and_live_readings_go_back_to_the_live_size() {
     let Some(mosquitto) = OwnMosquitto::start() else {
@@ -42,29 +68,12 @@ async fn a_backlog_drains_in_bigger_batches_and_live_readings_go_back_to_the_liv
         return;
     };
     let store = connect(db.url()).await.unwrap();
-    let (group, client_id) = (unique_name("grp"), unique_name("ing"));
     let (live, ceiling) = (LIVE_SIZE.to_string(), DRAIN_CEILING.to_string());
     let settings = [
         ("INGEST_BATCH_MAX", live.as_str()),
         ("INGEST_DRAIN_BATCH_MAX", ceiling.as_str()),
     ];
-    let start = || async {
-        let mut ingestor = spawn_ingestor_with(
-            db.url(),
-            &mosquitto.ingestor_url(),
-            Some(&group),
-            &client_id,
-            &settings,
-        );
-        ingestor.wait_ready(READY).await.unwrap();
-        ingestor
-    };
-    // Subscribed once, then stopped: the broker queues the backlog.
-    start().await.terminate().unwrap();
-    let id1 = unique_id1();
-    publish_all_acked(mosquitto.publisher_url(), reading_messages(&id1, BACKLOG)).await;
-
-    let ingestor = start().await;
+    let (ingestor, id1) = ingestor_started_on_a_backlog(&db, &mosquitto, &settings).await;
     let largest = largest_target_until(&ingestor, async || {
         count_rows(&store, &id1).await >= BACKLOG as u64
     })
@@ -91,5 +100,33 @@ async fn a_backlog_drains_in_bigger_batches_and_live_readings_go_back_to_the_liv
         BACKLOG as u64,
         "none stored twice"
     );
+    ingestor.terminate().unwrap();
+}
+
+/// Its first batches commit while the process is still starting: they are
+/// counted too (they were lost while the metrics recorder was installed
+/// after the ingestor started).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ingestor_started_on_a_backlog_counts_every_reading_from_its_first_batch() {
+    let Some(mosquitto) = OwnMosquitto::start() else {
+        return;
+    };
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    let store = connect(db.url()).await.unwrap();
+    let (ingestor, id1) = ingestor_started_on_a_backlog(&db, &mosquitto, &[]).await;
+    assert_eq!(
+        wait_for_rows(&store, &id1, BACKLOG as u64, LAND).await,
+        BACKLOG as u64
+    );
+    // Counted when each commit is finished, just after its rows are visible.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut counted = ingestor.readings_total("inserted").await;
+    while counted < BACKLOG as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        counted = ingestor.readings_total("inserted").await;
+    }
+    assert_eq!(counted, BACKLOG as u64, "readings counted as inserted");
     ingestor.terminate().unwrap();
 }
