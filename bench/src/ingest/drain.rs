@@ -19,13 +19,13 @@
 //! process that wrote and of the database server. The broker's own figure comes first: a bare subscriber
 //! draining the same backlog, storing nothing.
 
+use super::backlog::Backlog;
 use super::bare_subscriber::BareSubscriber;
 use super::{stop, IngestTarget};
 use crate::figures::{cpu_seconds, database_server_pid, load_average, wait_until_idle};
-use crate::publish::{publish, PublishPlan};
+use crate::publish::publish;
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
-use chrono::Duration as ChronoDuration;
 use chrono::Utc;
 use datastream_domain::{Id1, MqttUrl, ReadingFilter};
 use datastream_store::SharedStore;
@@ -230,23 +230,15 @@ impl Drain<'_> {
                     .await?
             }
             Measured::InsertBaseline => {
+                let readings = self.backlog(tag, hours_back).readings(Utc::now())?;
                 let cpu = cpu_seconds(std::process::id());
-                figure.rate = super::direct_insert_rate(
-                    &self.target.store,
-                    &format!("BENCH{}{tag}", self.run_id),
-                    self.count,
-                    Utc::now() - ChronoDuration::hours(hours_back + 1),
-                )
-                .await?;
+                figure.rate = super::direct_insert_rate(&self.target.store, &readings).await?;
                 figure.writer_cpu = cpu_seconds(std::process::id()) - cpu;
             }
             Measured::FileBaseline => {
-                let Some((rate, client_cpu)) = super::load_data_file_rate(
-                    &self.target.database_url,
-                    &format!("BENCH{}{tag}", self.run_id),
-                    self.count,
-                    Utc::now() - ChronoDuration::hours(hours_back + 1),
-                )?
+                let readings = self.backlog(tag, hours_back).readings(Utc::now())?;
+                let Some((rate, client_cpu)) =
+                    super::load_data_file_rate(&self.target.database_url, &readings)?
                 else {
                     return Ok(None);
                 };
@@ -271,8 +263,7 @@ impl Drain<'_> {
         let filter = format!("$share/{client_id}/sensors/#");
         let bare = BareSubscriber::new(self.mqtt, &client_id, &filter);
         bare.subscribe_and_leave().await?;
-        let id1 = format!("BENCH{}BARE", self.run_id);
-        self.queue_backlog(&id1, 1).await?;
+        self.queue_backlog(&self.backlog("BARE", 1)).await?;
         let started = Instant::now();
         let messages = self.messages();
         let received = bare.drain(messages).await?;
@@ -308,8 +299,8 @@ impl Drain<'_> {
         };
         // Subscribes once, so that the broker keeps a session to queue for.
         self.start(&spec).await?.terminate()?;
-        let id1 = format!("BENCH{}{}", self.run_id, tag.to_ascii_uppercase());
-        self.queue_backlog(&id1, hours_back).await?;
+        let backlog = self.backlog(tag, hours_back);
+        self.queue_backlog(&backlog).await?;
         let database_before = database.map(|pid| (pid, cpu_seconds(pid)));
         let started = Instant::now();
         let ingestor = self.start(&spec).await?;
@@ -326,7 +317,7 @@ impl Drain<'_> {
         }
         figure.peak_rss = ingestor.peak_rss_bytes();
         stop(vec![ingestor], self.mqtt).await;
-        let filter = ReadingFilter::default().with_id1(Id1::parse(&id1)?);
+        let filter = ReadingFilter::default().with_id1(Id1::parse(&backlog.id1)?);
         let stored = self.target.store.count(&filter).await?;
         if !drained {
             bail!(
@@ -365,24 +356,25 @@ impl Drain<'_> {
             .sum()
     }
 
-    /// Publishes the backlog: each publisher a device of its own, stamped
-    /// `hours_back`, one or two more hours back.
-    async fn queue_backlog(&self, id1: &str, hours_back: i64) -> Result<()> {
-        let publishers = self.publishers.clamp(1, self.count.max(1));
-        let mut tasks = Vec::new();
-        for p in 0..publishers {
-            let share = self.count / publishers + usize::from(p < self.count % publishers);
-            tasks.push(tokio::spawn(publish(PublishPlan {
-                mqtt: self.mqtt.clone(),
-                client_id: format!("bench-pub-{id1}-{p}").to_ascii_lowercase(),
-                id1: id1.to_owned(),
-                id2: p as u32,
-                count: share,
-                rate: None,
-                per_message: self.per_message,
-                backdate: ChronoDuration::hours(hours_back + (p % 3) as i64),
-            })));
+    /// The backlog of figure `tag`: a device per publisher, stamped
+    /// `hours_back`, one or two more hours back; the baselines write the
+    /// same readings.
+    fn backlog(&self, tag: &str, hours_back: i64) -> Backlog {
+        Backlog {
+            id1: format!("BENCH{}{}", self.run_id, tag.to_ascii_uppercase()),
+            devices: self.publishers,
+            count: self.count,
+            hours_back,
         }
+    }
+
+    /// Publishes `backlog`, a publisher per device.
+    async fn queue_backlog(&self, backlog: &Backlog) -> Result<()> {
+        let tasks: Vec<_> = backlog
+            .publish_plans(self.mqtt, self.per_message)
+            .into_iter()
+            .map(|plan| tokio::spawn(publish(plan)))
+            .collect();
         for t in tasks {
             t.await??;
         }

@@ -9,6 +9,7 @@
 //! Ingestors run as real child processes (`datastream ingestor`), so their
 //! memory can be read and nothing is shared with the publishers.
 
+mod backlog;
 mod bare_subscriber;
 mod drain;
 mod pipeline;
@@ -19,8 +20,9 @@ pub use drain::DrainReport;
 use crate::broker_drops::BrokerDrops;
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{Context, Result};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use datastream_domain::{Id1, Id2, MqttUrl, Reading, SensorType, TimestampBounds};
+use backlog::Backlog;
+use chrono::Utc;
+use datastream_domain::{MqttUrl, Reading};
 use datastream_store::SharedStore;
 use pipeline::Pipeline;
 use rand::distr::{Alphabetic, SampleString};
@@ -159,7 +161,7 @@ async fn pipeline_steps(
 
     eprintln!("[1/5] storage limit: direct INSERT IGNORE, batches of 1000; LOAD DATA from a file");
     let (storage_rows_per_sec, load_data_file_rows_per_sec) =
-        storage_baselines(target, run_id, bench.count).await?;
+        storage_baselines(target, run_id, bench.count, bench.publishers).await?;
 
     eprintln!("[2/5] naive pipeline: INGEST_BATCH_MAX=1");
     let naive = {
@@ -219,20 +221,25 @@ async fn pipeline_steps(
 }
 
 /// Step 1: `count` readings straight into the table, as multi-row INSERT
-/// IGNOREs and (MySQL) as LOAD DATA from a file; rows/s.
+/// IGNOREs and (MySQL) as LOAD DATA from a file; rows/s. The readings are
+/// laid out as the pipeline publishes them: a device per publisher.
 async fn storage_baselines(
     target: &IngestTarget,
     run_id: &str,
     count: usize,
+    publishers: usize,
 ) -> Result<(f64, Option<f64>)> {
-    let base = Utc::now() - ChronoDuration::hours(2);
-    let insert = direct_insert_rate(&target.store, &format!("BENCH{run_id}D"), count, base).await?;
-    let file = load_data_file_rate(
-        &target.database_url,
-        &format!("BENCH{run_id}L"),
-        count,
-        base,
-    )?;
+    let readings = |tag: &str| {
+        Backlog {
+            id1: format!("BENCH{run_id}{tag}"),
+            devices: publishers,
+            count,
+            hours_back: 2,
+        }
+        .readings(Utc::now())
+    };
+    let insert = direct_insert_rate(&target.store, &readings("D")?).await?;
+    let file = load_data_file_rate(&target.database_url, &readings("L")?)?;
     Ok((insert, file.map(|(rate, _)| rate)))
 }
 
@@ -326,43 +333,21 @@ async fn stop(ingestors: Vec<ServiceProcess>, mqtt: &MqttUrl) {
     }
 }
 
-/// Inserts `count` readings straight into the table in batches of 1,000.
-pub(super) async fn direct_insert_rate(
-    store: &SharedStore,
-    id1: &str,
-    count: usize,
-    base: DateTime<Utc>,
-) -> Result<f64> {
-    let id1 = Id1::parse(id1)?;
-    let sensor_type = SensorType::parse("bench")?;
-    let bounds = TimestampBounds::default();
-    let now = Utc::now();
-    let readings: Vec<Reading> = (0..count)
-        .map(|i| {
-            Reading::builder()
-                .sensor_value(i as f64 * 0.01)
-                .sensor_type(sensor_type.clone())
-                .id1(id1.clone())
-                .id2(Id2::new((i % 16) as i64)?)
-                .timestamp(base + ChronoDuration::microseconds(i as i64))
-                .build(&bounds, now)
-        })
-        .collect::<Result<_, _>>()?;
+/// Inserts `readings` straight into the table in batches of 1,000.
+pub(super) async fn direct_insert_rate(store: &SharedStore, readings: &[Reading]) -> Result<f64> {
     let started = Instant::now();
     for chunk in readings.chunks(1000) {
         store.insert_batch(chunk.into()).await?;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    Ok(readings.len() as f64 / started.elapsed().as_secs_f64())
 }
 
-/// `count` readings written to a file and loaded with `mariadb -e "LOAD
-/// DATA LOCAL INFILE …"`, timed with the client's start: rows/s and the
-/// client's CPU seconds; `None` without MySQL or the client.
+/// `readings` written to a file in their order and loaded with `mariadb -e
+/// "LOAD DATA LOCAL INFILE …"`, timed with the client's start: rows/s and
+/// the client's CPU seconds; `None` without MySQL or the client.
 pub(super) fn load_data_file_rate(
     database_url: &str,
-    id1: &str,
-    count: usize,
-    base: DateTime<Utc>,
+    readings: &[Reading],
 ) -> Result<Option<(f64, f64)>> {
     use std::io::Write as _;
     let Some(cli) = crate::mariadb_cli::MariadbCli::for_url(database_url) else {
@@ -371,14 +356,15 @@ pub(super) fn load_data_file_rate(
     let mut file = tempfile::NamedTempFile::new()?;
     {
         let mut out = std::io::BufWriter::new(&mut file);
-        for i in 0..count {
-            let at = base + ChronoDuration::microseconds(i as i64);
+        for r in readings {
             writeln!(
                 out,
-                "{}\tbench\t{id1}\t{}\t{}",
-                i as f64 * 0.01,
-                i % 16,
-                at.format("%Y-%m-%d %H:%M:%S%.6f")
+                "{}\t{}\t{}\t{}\t{}",
+                r.sensor_value(),
+                r.sensor_type(),
+                r.id1(),
+                r.id2().get(),
+                r.timestamp().format("%Y-%m-%d %H:%M:%S%.6f")
             )?;
         }
         out.flush()?;
@@ -394,7 +380,10 @@ pub(super) fn load_data_file_rate(
          (sensor_value, sensor_type, id1, id2, `timestamp`)"
     ))?;
     let client_cpu = crate::figures::ended_children_cpu_seconds() - children_cpu;
-    Ok(Some((count as f64 / took.as_secs_f64(), client_cpu)))
+    Ok(Some((
+        readings.len() as f64 / took.as_secs_f64(),
+        client_cpu,
+    )))
 }
 
 impl PipelineRun {
