@@ -63,6 +63,47 @@ pub fn database_server_pid() -> Option<u32> {
         })
 }
 
+/// The process on this machine listening on TCP `port` (a broker, say),
+/// for its CPU time: the listening socket's inode from `/proc/net/tcp`
+/// and `tcp6`, then the process holding it. `None` where `/proc` is absent
+/// or the process is another user's.
+pub fn listening_process(port: u16) -> Option<u32> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    // local_address is ADDR:PORT in hex; state 0A is LISTEN.
+                    let local_port = fields.get(1)?.rsplit(':').next()?;
+                    let listening = *fields.get(3)? == "0A";
+                    (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                        .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                        .flatten()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let holds = std::fs::read_dir(entry.path().join("fd"))
+                .ok()?
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()));
+            holds.then_some(pid)
+        })
+}
+
 /// Waits until process `pid` has used under 5 % of a core over half a
 /// second: a database done with the work of the figure before, so that it
 /// is not charged to the next. At most 5 s: a server busy with other
@@ -121,4 +162,18 @@ pub fn median_and_range(values: &[f64], decimals: usize) -> String {
         "{:.decimals$} ({low:.decimals$}–{high:.decimals$})",
         median(values.to_vec())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_listening_on_a_port_is_found_by_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert_eq!(listening_process(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(listening_process(port), None);
+    }
 }

@@ -22,7 +22,9 @@
 use super::backlog::Backlog;
 use super::bare_subscriber::BareSubscriber;
 use super::{stop, IngestTarget};
-use crate::figures::{cpu_seconds, database_server_pid, load_average, wait_until_idle};
+use crate::figures::{
+    cpu_seconds, database_server_pid, listening_process, load_average, wait_until_idle,
+};
 use crate::publish::publish;
 use crate::service_process::{IngestorSpec, ServiceCommand, ServiceProcess};
 use anyhow::{bail, Context, Result};
@@ -86,6 +88,9 @@ pub struct Figure {
     pub writer_cpu: f64,
     /// CPU seconds of the database server, when it runs on this machine.
     pub database_cpu: Option<f64>,
+    /// Drains: CPU seconds of the broker handing out the backlog, when it
+    /// runs on this machine.
+    pub broker_cpu: Option<f64>,
     /// Drains with rollups: how long after the last reading landed the
     /// refresher had rebuilt every hour the backlog touched.
     pub caught_up: Option<Duration>,
@@ -102,6 +107,9 @@ pub struct DrainReport {
     pub count: usize,
     /// A bare subscriber draining the same backlog (the broker's limit).
     pub broker_alone: f64,
+    /// Cores of this machine, which the broker, the ingestor and the
+    /// database share while a drain runs.
+    pub cores: usize,
     /// Rounds run.
     pub rounds: usize,
     /// Every figure, in the order measured.
@@ -135,6 +143,13 @@ impl DrainReport {
     }
 }
 
+/// The servers a drain shares the machine with, where they run on it.
+#[derive(Debug, Clone, Copy)]
+struct Servers {
+    database: Option<u32>,
+    broker: Option<u32>,
+}
+
 /// What every drain shares.
 pub(super) struct Drain<'a> {
     pub(super) target: &'a IngestTarget,
@@ -151,7 +166,10 @@ impl Drain<'_> {
     pub(super) async fn measure(&self) -> Result<DrainReport> {
         let broker_alone = self.broker_alone().await?;
         eprintln!("  broker alone (a bare subscriber): {broker_alone:.0} readings/s");
-        let database = database_server_pid();
+        let servers = Servers {
+            database: database_server_pid(),
+            broker: listening_process(self.mqtt.port()),
+        };
         let mut figures = Vec::new();
         for round in 0..self.rounds {
             let variant = if round % 2 == 0 {
@@ -174,7 +192,7 @@ impl Drain<'_> {
                 // it touched, and should not find another figure's rows in
                 // them (the later in a round, the more it would find).
                 let hours_back = 1 + 3 * (round * steps + step) as i64;
-                let Some(figure) = self.figure(round, &tag, what, hours_back, database).await?
+                let Some(figure) = self.figure(round, &tag, what, hours_back, servers).await?
                 else {
                     continue;
                 };
@@ -186,6 +204,7 @@ impl Drain<'_> {
             count: self.count,
             broker_alone,
             rounds: self.rounds,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
             figures,
         })
     }
@@ -198,8 +217,9 @@ impl Drain<'_> {
         tag: &str,
         what: Measured,
         hours_back: i64,
-        database: Option<u32>,
+        servers: Servers,
     ) -> Result<Option<Figure>> {
+        let database = servers.database;
         // Every drain starts from exact rollups, as a running system has
         // them: the one before may have left its hours dirty, or (off) the
         // rollups stale.
@@ -220,13 +240,14 @@ impl Drain<'_> {
             load_average,
             writer_cpu: 0.0,
             database_cpu: None,
+            broker_cpu: None,
             caught_up: None,
             largest_batch: None,
             peak_rss: None,
         };
         match what {
             Measured::Drain(setting) => {
-                self.drain(tag, setting, hours_back, database, &mut figure)
+                self.drain(tag, setting, hours_back, servers, &mut figure)
                     .await?
             }
             Measured::InsertBaseline => {
@@ -280,7 +301,7 @@ impl Drain<'_> {
         tag: &str,
         setting: DrainSetting,
         hours_back: i64,
-        database: Option<u32>,
+        servers: Servers,
         figure: &mut Figure,
     ) -> Result<()> {
         let group = format!("bench-{}-{tag}", self.run_id).to_ascii_lowercase();
@@ -301,14 +322,17 @@ impl Drain<'_> {
         self.start(&spec).await?.terminate()?;
         let backlog = self.backlog(tag, hours_back);
         self.queue_backlog(&backlog).await?;
-        let database_before = database.map(|pid| (pid, cpu_seconds(pid)));
+        let before = |pid: Option<u32>| pid.map(|pid| (pid, cpu_seconds(pid)));
+        let (database_before, broker_before) = (before(servers.database), before(servers.broker));
         let started = Instant::now();
         let ingestor = self.start(&spec).await?;
         let inserted = wait_inserted(&ingestor, self.count as u64).await;
         let took = started.elapsed();
         let drained = inserted.all;
         figure.writer_cpu = cpu_seconds(ingestor.pid());
-        figure.database_cpu = database_before.map(|(pid, before)| cpu_seconds(pid) - before);
+        let since = |before: Option<(u32, f64)>| before.map(|(pid, at)| cpu_seconds(pid) - at);
+        figure.database_cpu = since(database_before);
+        figure.broker_cpu = since(broker_before);
         figure.largest_batch = inserted.largest_batch;
         if setting.rollups && drained {
             let landed = Instant::now();
@@ -399,10 +423,12 @@ fn describe(f: &Figure) -> String {
         Measured::FileBaseline => "LOAD DATA from a file".to_owned(),
     };
     let mut line = format!(
-        "{what}: {:.0}/s (load {:.2}; CPU s: writer {:.2}{})",
+        "{what}: {:.0}/s (load {:.2}; CPU s: writer {:.2}{}{})",
         f.rate,
         f.load_average,
         f.writer_cpu,
+        f.broker_cpu
+            .map_or(String::new(), |c| format!(", broker {c:.2}")),
         f.database_cpu
             .map_or(String::new(), |c| format!(", database {c:.2}"))
     );

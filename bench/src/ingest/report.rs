@@ -104,6 +104,31 @@ impl PipelineReport {
 }
 
 impl DrainReport {
+    /// What the CPU the default drains took allows on this machine's cores:
+    /// the writer's, the broker's and the database's seconds (medians) run
+    /// side by side on every core at best, so the drain takes at least
+    /// their sum ÷ cores; that rate ÷ the file load's. `None` without the
+    /// broker's or the database's figures (a server elsewhere).
+    fn cpu_floor(&self) -> Option<String> {
+        let defaults = self.of(Measured::Drain(DrainSetting::DEFAULT));
+        let part = |cpu: Vec<f64>| (!cpu.is_empty()).then(|| median(cpu));
+        let writer = part(defaults.iter().map(|f| f.writer_cpu).collect())?;
+        let broker = part(defaults.iter().filter_map(|f| f.broker_cpu).collect())?;
+        let database = part(defaults.iter().filter_map(|f| f.database_cpu).collect())?;
+        let floor = (writer + broker + database) / self.cores.max(1) as f64;
+        let ceiling = self.count as f64 / floor;
+        let file = self.rates(Measured::FileBaseline);
+        let of_file = if file.is_empty() {
+            String::new()
+        } else {
+            format!(" = {:.2}× the file load", ceiling / median(file))
+        };
+        let name = format!("drain's CPU on {} cores", self.cores);
+        Some(format!(
+            "  {name:<40} writer {writer:.2} + broker {broker:.2} + database {database:.2} s: at most {ceiling:.0}/s{of_file}\n"
+        ))
+    }
+
     /// The drain rounds as printed: each figure's median and range, the
     /// ratios round by round and how many rounds met each target.
     fn render(&self) -> String {
@@ -133,16 +158,25 @@ impl DrainReport {
             }
             let loads: Vec<f64> = figures.iter().map(|f| f.load_average).collect();
             let writer_cpu = median(figures.iter().map(|f| f.writer_cpu).collect());
-            let database_cpu: Vec<f64> = figures.iter().filter_map(|f| f.database_cpu).collect();
-            s.push_str(&format!(
-                "  {name:<40} {}/s  load {}  CPU s: writer {writer_cpu:.2}{}\n",
-                median_and_range(&self.rates(what), 0),
-                median_and_range(&loads, 2),
-                if database_cpu.is_empty() {
+            let labelled = |label: &str, cpu: Vec<f64>| {
+                if cpu.is_empty() {
                     String::new()
                 } else {
-                    format!(", database {:.2}", median(database_cpu))
-                },
+                    format!(", {label} {:.2}", median(cpu))
+                }
+            };
+            s.push_str(&format!(
+                "  {name:<40} {}/s  load {}  CPU s: writer {writer_cpu:.2}{}{}\n",
+                median_and_range(&self.rates(what), 0),
+                median_and_range(&loads, 2),
+                labelled(
+                    "broker",
+                    figures.iter().filter_map(|f| f.broker_cpu).collect()
+                ),
+                labelled(
+                    "database",
+                    figures.iter().filter_map(|f| f.database_cpu).collect()
+                ),
             ));
         }
         let ratio_line = |name: &str, a: Measured, b: Measured, target: Option<f64>| {
@@ -202,6 +236,9 @@ impl DrainReport {
             .iter()
             .filter_map(|f| f.peak_rss.map(|b| b as f64 / (1024.0 * 1024.0)))
             .collect();
+        if let Some(floor) = self.cpu_floor() {
+            s.push_str(&floor);
+        }
         s.push_str(&format!(
             "  drain ÷ broker alone                     {:.2}\n\
              \x20 hours rebuilt after the last reading     {} s\n\
@@ -213,5 +250,64 @@ impl DrainReport {
             median_and_range(&rss, 1),
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::drain::Figure;
+
+    fn figure(what: Measured, rate: f64, cpu: [f64; 3]) -> Figure {
+        let [writer, broker, database] = cpu;
+        Figure {
+            what,
+            round: 0,
+            rate,
+            load_average: 1.0,
+            writer_cpu: writer,
+            database_cpu: Some(database),
+            broker_cpu: matches!(what, Measured::Drain(_)).then_some(broker),
+            caught_up: None,
+            largest_batch: None,
+            peak_rss: None,
+        }
+    }
+
+    #[test]
+    fn the_cpu_floor_is_the_drains_cpu_shared_by_the_cores_against_the_file_load() {
+        let report = DrainReport {
+            count: 200_000,
+            broker_alone: 160_000.0,
+            rounds: 1,
+            cores: 2,
+            figures: vec![
+                figure(
+                    Measured::Drain(DrainSetting::DEFAULT),
+                    100_000.0,
+                    [0.5, 1.1, 1.4],
+                ),
+                figure(Measured::FileBaseline, 125_000.0, [0.0, 0.0, 1.4]),
+            ],
+        };
+        // 3.0 CPU-s on 2 cores: at least 1.5 s, at most 133,333/s.
+        assert_eq!(
+            report.cpu_floor().expect("floor").trim(),
+            "drain's CPU on 2 cores                   writer 0.50 + broker 1.10 + database 1.40 s: at most 133333/s = 1.07× the file load"
+        );
+    }
+
+    #[test]
+    fn without_the_brokers_cpu_there_is_no_floor() {
+        let mut drain = figure(Measured::Drain(DrainSetting::DEFAULT), 1.0, [0.5, 1.1, 1.4]);
+        drain.broker_cpu = None;
+        let report = DrainReport {
+            count: 1,
+            broker_alone: 1.0,
+            rounds: 1,
+            cores: 2,
+            figures: vec![drain],
+        };
+        assert_eq!(report.cpu_floor(), None);
     }
 }
