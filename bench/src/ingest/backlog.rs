@@ -41,6 +41,13 @@ impl Backlog {
         ChronoDuration::hours(self.hours_back + (p % 3) as i64)
     }
 
+    /// Messages the publishers send, `per_message` readings to a message.
+    pub fn messages(&self, per_message: usize) -> usize {
+        (0..self.device_count())
+            .map(|p| self.share(p).div_ceil(per_message.max(1)))
+            .sum()
+    }
+
     /// What each device's publisher sends to `mqtt` (readings stamped as
     /// they are published, `per_message` to a message).
     pub fn publish_plans(&self, mqtt: &MqttUrl, per_message: usize) -> Vec<PublishPlan> {
@@ -119,6 +126,8 @@ mod tests {
             assert_eq!(own, plan.count, "device {}", plan.id2);
         }
         assert_eq!(plans.iter().map(|p| p.count).sum::<usize>(), 1_001);
+        // 251 + 3 × 250 readings, 10 to a message.
+        assert_eq!(b.messages(10), 26 + 3 * 25);
     }
 
     #[test]

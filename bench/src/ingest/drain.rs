@@ -12,12 +12,13 @@
 //! Each round measures four things, in an order that rotates from round to
 //! round so that drift of the machine weighs on every side alike: the
 //! drain with the default settings (the figure the targets are about);
-//! `INSERT IGNORE` ×1,000 and `LOAD DATA` of a file of as many readings,
-//! straight into the table; and a variant drain (the INSERT writer in the
-//! first, third and fifth rounds, rollups off in the others). Every figure
-//! carries the load average when it started and the CPU seconds of the
-//! process that wrote and of the database server. The broker's own figure comes first: a bare subscriber
-//! draining the same backlog, storing nothing.
+//! `INSERT IGNORE` ×1,000 and `LOAD DATA` of a file of the same readings
+//! (`backlog.rs`), straight into the table; and a variant drain (the INSERT
+//! writer in the first, third and fifth rounds, rollups off in the others).
+//! Every figure carries the load average when it started and the CPU
+//! seconds of the process that wrote, of the database server and, for
+//! drains, of the broker. The broker's own figure comes first: a bare
+//! subscriber draining the same backlog, storing nothing.
 
 use super::backlog::Backlog;
 use super::bare_subscriber::BareSubscriber;
@@ -284,9 +285,10 @@ impl Drain<'_> {
         let filter = format!("$share/{client_id}/sensors/#");
         let bare = BareSubscriber::new(self.mqtt, &client_id, &filter);
         bare.subscribe_and_leave().await?;
-        self.queue_backlog(&self.backlog("BARE", 1)).await?;
+        let backlog = self.backlog("BARE", 1);
+        self.queue_backlog(&backlog).await?;
         let started = Instant::now();
-        let messages = self.messages();
+        let messages = backlog.messages(self.per_message);
         let received = bare.drain(messages).await?;
         if received < messages {
             bail!("the bare subscriber received {received} of {messages} messages");
@@ -367,17 +369,6 @@ impl Drain<'_> {
         )
         .await
         .context("starting an ingestor")
-    }
-
-    /// Messages the backlog is published as.
-    fn messages(&self) -> usize {
-        let publishers = self.publishers.clamp(1, self.count.max(1));
-        (0..publishers)
-            .map(|p| {
-                let share = self.count / publishers + usize::from(p < self.count % publishers);
-                share.div_ceil(self.per_message.max(1))
-            })
-            .sum()
     }
 
     /// The backlog of figure `tag`: a device per publisher, stamped
