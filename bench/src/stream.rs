@@ -151,11 +151,21 @@ pub async fn run(target: &StreamTarget, bench: &StreamBench) -> Result<StreamRep
     let api_cpu = crate::figures::cpu_seconds(api.pid()) - api_cpu;
     drop(api);
 
-    Ok(StreamReport {
-        load_average,
+    let process = ProcessFigures {
+        api_idle_rss,
+        api_peak_rss,
         api_cpu,
-        ..tally(&results, baseline, &published, api_idle_rss, api_peak_rss)
-    })
+        load_average,
+    };
+    Ok(tally(&results, baseline, &published, process))
+}
+
+/// What was read off the API process and the machine around the run.
+struct ProcessFigures {
+    api_idle_rss: Option<u64>,
+    api_peak_rss: Option<u64>,
+    api_cpu: f64,
+    load_average: f64,
 }
 
 /// The report from what every client and `mosquitto_sub` received.
@@ -163,8 +173,7 @@ fn tally(
     results: &[ClientResult],
     baseline: Option<Received>,
     published: &Published,
-    api_idle_rss: Option<u64>,
-    api_peak_rss: Option<u64>,
+    process: ProcessFigures,
 ) -> StreamReport {
     // What a client should have had: what the broker delivered to
     // mosquitto_sub (so a message the broker or the publisher lost at the
@@ -193,10 +202,10 @@ fn tally(
         clients_overflowed: overflowed,
         stream: percentiles(latencies),
         mosquitto_sub: baseline.map(|b| percentiles(b.latencies_us)),
-        api_idle_rss,
-        api_peak_rss,
-        load_average: 0.0,
-        api_cpu: 0.0,
+        api_idle_rss: process.api_idle_rss,
+        api_peak_rss: process.api_peak_rss,
+        load_average: process.load_average,
+        api_cpu: process.api_cpu,
     }
 }
 
