@@ -24,8 +24,10 @@ pub struct IngestConfig {
     pub batch_max: usize,
     /// Largest batch while a backlog drains (`INGEST_DRAIN_BATCH_MAX`;
     /// `batch_size.rs`): batches grow from `batch_max` towards it while the
-    /// database is the limit. At most a third of `max_backlog` is used, so
-    /// that two batches committing and one filling never pause intake.
+    /// database is the limit. It is capped at `max_backlog` divided by the
+    /// commits in flight plus one (a third on MySQL, where two batches
+    /// commit at once; a half on SQLite), so that the batches committing
+    /// and the one filling never pause intake.
     pub drain_batch_max: usize,
     /// Flush when the oldest reading in the open batch is this old
     /// (`INGEST_FLUSH_MS`).
