@@ -316,21 +316,27 @@ async fn devices_and_aggregates_over_many_devices_are_paged_with_bounded_memory(
         .refresh_rollups(Utc::now() + ChronoDuration::days(1), 100)
         .await
         .unwrap();
-    let api = crate::support::start_api(db.url()).await;
+    // A connection for each of the twenty requests sent at once below, so
+    // that all of them are in flight together (with fewer, the rest wait
+    // for a connection, and on a busy machine past the 5 s checkout: 503).
+    let api = crate::support::start_api_with(db.url(), &[("DATABASE_POOL_SIZE", "20")]).await;
     let base = api.base_url();
     let http = reqwest::Client::new();
     let token = crate::support::admin_token_at(&base).await;
     let get = |path: String| {
         let (http, token, base) = (http.clone(), token.clone(), base.clone());
         async move {
+            let asked = std::time::Instant::now();
             let answer = http
                 .get(format!("{base}{path}"))
                 .bearer_auth(token)
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(answer.status().as_u16(), 200, "{path}");
-            answer.json::<Value>().await.unwrap()
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap();
+            assert_eq!(status, 200, "{path} after {:?}: {body}", asked.elapsed());
+            serde_json::from_str::<Value>(&body).unwrap()
         }
     };
     // Every device once, a page at a time.
@@ -363,7 +369,7 @@ async fn devices_and_aggregates_over_many_devices_are_paged_with_bounded_memory(
     .await;
     assert_eq!(first["data"].as_array().unwrap().len(), 1_000);
     assert!(first["page"]["next_cursor"].is_string());
-    // Ten of each at once: memory for ten pages, not ten catalogs.
+    // Ten of each at once: memory for twenty pages, not twenty catalogs.
     let idle = api.rss_bytes().unwrap();
     let burst = (0..10).flat_map(|_| {
         [
