@@ -329,6 +329,27 @@ impl ServiceProcess {
             .collect()
     }
 
+    /// Polls `series` (as [`ServiceProcess::metric`]) every 200 ms until
+    /// `settled` holds for its value or `timeout` passes; returns the last
+    /// value read. For gauges and counters that trail what they count (a
+    /// commit counted just after its rows are visible, a broker's counts
+    /// published once an interval).
+    pub async fn metric_until(
+        &self,
+        series: &str,
+        settled: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> Option<f64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.metric(series).await;
+            if value.is_some_and(&settled) || Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Peak resident memory (VmHWM) in bytes, on Linux.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
         self.memory_status("VmHWM:")

@@ -121,12 +121,17 @@ async fn an_ingestor_started_on_a_backlog_counts_every_reading_from_its_first_ba
         BACKLOG as u64
     );
     // Counted when each commit is finished, just after its rows are visible.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut counted = ingestor.readings_total("inserted").await;
-    while counted < BACKLOG as u64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        counted = ingestor.readings_total("inserted").await;
-    }
-    assert_eq!(counted, BACKLOG as u64, "readings counted as inserted");
+    let counted = ingestor
+        .metric_until(
+            r#"datastream_ingest_readings_total{outcome="inserted"}"#,
+            |counted| counted >= BACKLOG as f64,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        counted,
+        Some(BACKLOG as f64),
+        "readings counted as inserted"
+    );
     ingestor.terminate().unwrap();
 }

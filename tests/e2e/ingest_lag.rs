@@ -103,24 +103,6 @@ async fn lag_until_near_zero(ingestor: &ServiceProcess, timeout: Duration) -> Ve
     seen
 }
 
-/// Polls `series` of `ingestor` until `settled` holds for its value or
-/// `timeout` passes; returns the last value read.
-async fn metric_until(
-    ingestor: &ServiceProcess,
-    series: &str,
-    settled: impl Fn(f64) -> bool,
-    timeout: Duration,
-) -> Option<f64> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let value = ingestor.metric(series).await;
-        if value.is_some_and(&settled) || Instant::now() >= deadline {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lag_grows_while_the_database_is_cut_off_and_falls_to_near_zero_when_it_returns() {
     let (Some(mosquitto), Some(db)) = (OwnMosquitto::start(), TestDb::mysql().await) else {
@@ -211,13 +193,13 @@ async fn a_stopped_ingestor_comes_back_reporting_the_lag_it_missed_and_drains_it
     let after = lag_until_near_zero(&ingestor, LAND).await;
     // Mosquitto publishes its counts once a `sys_interval` (1 s here), so
     // the gauge trails a drain that took less than that.
-    let queued_after = metric_until(
-        &ingestor,
-        "datastream_ingest_broker_queued_messages",
-        |queued| queued < 500.0,
-        Duration::from_secs(10),
-    )
-    .await;
+    let queued_after = ingestor
+        .metric_until(
+            "datastream_ingest_broker_queued_messages",
+            |queued| queued < 500.0,
+            Duration::from_secs(10),
+        )
+        .await;
     let published = publisher.stop().await;
 
     assert!(
