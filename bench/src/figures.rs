@@ -142,6 +142,11 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     percentile(&values, 0.5)
 }
 
+/// The median of `values`, or `None` when there are none.
+pub fn median_if_any(values: Vec<f64>) -> Option<f64> {
+    (!values.is_empty()).then(|| median(values))
+}
+
 /// The smallest and largest of `values`.
 pub fn range(values: &[f64]) -> (f64, f64) {
     values

@@ -25,6 +25,17 @@ pub(super) struct Backlog {
 }
 
 impl Backlog {
+    /// The backlog of run `run_id`'s figure `tag` (its id1 names both): a
+    /// device per publisher.
+    pub fn of_run(run_id: &str, tag: &str, devices: usize, count: usize, hours_back: i64) -> Self {
+        Backlog {
+            id1: format!("BENCH{run_id}{}", tag.to_ascii_uppercase()),
+            devices,
+            count,
+            hours_back,
+        }
+    }
+
     /// Devices actually used (at least one, at most one per reading).
     fn device_count(&self) -> usize {
         self.devices.clamp(1, self.count.max(1))

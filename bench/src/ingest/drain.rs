@@ -375,12 +375,7 @@ impl Drain<'_> {
     /// `hours_back`, one or two more hours back; the baselines write the
     /// same readings.
     fn backlog(&self, tag: &str, hours_back: i64) -> Backlog {
-        Backlog {
-            id1: format!("BENCH{}{}", self.run_id, tag.to_ascii_uppercase()),
-            devices: self.publishers,
-            count: self.count,
-            hours_back,
-        }
+        Backlog::of_run(self.run_id, tag, self.publishers, self.count, hours_back)
     }
 
     /// Publishes `backlog`, a publisher per device.

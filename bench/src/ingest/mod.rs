@@ -229,15 +229,8 @@ async fn storage_baselines(
     count: usize,
     publishers: usize,
 ) -> Result<(f64, Option<f64>)> {
-    let readings = |tag: &str| {
-        Backlog {
-            id1: format!("BENCH{run_id}{tag}"),
-            devices: publishers,
-            count,
-            hours_back: 2,
-        }
-        .readings(Utc::now())
-    };
+    let readings =
+        |tag: &str| Backlog::of_run(run_id, tag, publishers, count, 2).readings(Utc::now());
     let insert = direct_insert_rate(&target.store, &readings("D")?).await?;
     let file = load_data_file_rate(&target.database_url, &readings("L")?)?;
     Ok((insert, file.map(|(rate, _)| rate)))

@@ -2,7 +2,7 @@
 
 use super::drain::{DrainReport, DrainSetting, Measured};
 use super::{IngestReport, PipelineReport, PipelineRun};
-use crate::figures::{median, median_and_range};
+use crate::figures::{median, median_and_range, median_if_any};
 
 impl IngestReport {
     /// The report as printed by `datastream bench ingest`.
@@ -111,18 +111,15 @@ impl DrainReport {
     /// broker's or the database's figures (a server elsewhere).
     fn cpu_floor(&self) -> Option<String> {
         let defaults = self.of(Measured::Drain(DrainSetting::DEFAULT));
-        let part = |cpu: Vec<f64>| (!cpu.is_empty()).then(|| median(cpu));
-        let writer = part(defaults.iter().map(|f| f.writer_cpu).collect())?;
-        let broker = part(defaults.iter().filter_map(|f| f.broker_cpu).collect())?;
-        let database = part(defaults.iter().filter_map(|f| f.database_cpu).collect())?;
+        let writer = median_if_any(defaults.iter().map(|f| f.writer_cpu).collect())?;
+        let broker = median_if_any(defaults.iter().filter_map(|f| f.broker_cpu).collect())?;
+        let database = median_if_any(defaults.iter().filter_map(|f| f.database_cpu).collect())?;
         let floor = (writer + broker + database) / self.cores.max(1) as f64;
         let ceiling = self.count as f64 / floor;
-        let file = self.rates(Measured::FileBaseline);
-        let of_file = if file.is_empty() {
-            String::new()
-        } else {
-            format!(" = {:.2}× the file load", ceiling / median(file))
-        };
+        let of_file = median_if_any(self.rates(Measured::FileBaseline))
+            .map_or(String::new(), |file| {
+                format!(" = {:.2}× the file load", ceiling / file)
+            });
         let name = format!("drain's CPU on {} cores", self.cores);
         Some(format!(
             "  {name:<40} writer {writer:.2} + broker {broker:.2} + database {database:.2} s: at most {ceiling:.0}/s{of_file}\n"
@@ -159,11 +156,7 @@ impl DrainReport {
             let loads: Vec<f64> = figures.iter().map(|f| f.load_average).collect();
             let writer_cpu = median(figures.iter().map(|f| f.writer_cpu).collect());
             let labelled = |label: &str, cpu: Vec<f64>| {
-                if cpu.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {label} {:.2}", median(cpu))
-                }
+                median_if_any(cpu).map_or(String::new(), |m| format!(", {label} {m:.2}"))
             };
             s.push_str(&format!(
                 "  {name:<40} {}/s  load {}  CPU s: writer {writer_cpu:.2}{}{}\n",
